@@ -1,0 +1,52 @@
+# The C core on its own: static library, C unit tests, sanitizer build.
+# `pip install .` builds the same sources through setup.py; this Makefile is
+# for the core's own tests (make test, make test-asan) and for development.
+
+CC ?= gcc
+SRC_DIR := src/meshcore
+SRCS := $(shell find $(SRC_DIR) -name '*.c' | sort)
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I$(SRC_DIR)/include -I$(SRC_DIR) $(WARN) -g -pthread
+LIBS := -lssl -lcrypto -lpthread
+
+TEST_SRCS := $(sort $(wildcard tests/c/test_*.c))
+
+# Two flavours: release (O2) and sanitized (ASan + UBSan, no recovery).
+RELEASE_DIR := build/c
+ASAN_DIR := build/c-asan
+RELEASE_CFLAGS := $(BASE_CFLAGS) -O2 -fPIC
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+.PHONY: all lib test test-asan clean
+all: lib
+
+define flavour
+$(1)/%.o: %.c $$(shell find $(SRC_DIR) -name '*.h')
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -c $$< -o $$@
+
+$(1)/libmeshcore.a: $$(patsubst %.c,$(1)/%.o,$$(SRCS))
+	ar rcs $$@ $$^
+
+$(1)/tests/%: tests/c/%.c tests/c/check.h $(1)/libmeshcore.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -Itests/c $$< $(1)/libmeshcore.a $(LIBS) $(3) -o $$@
+endef
+
+$(eval $(call flavour,$(RELEASE_DIR),$(RELEASE_CFLAGS),))
+$(eval $(call flavour,$(ASAN_DIR),$(ASAN_CFLAGS),))
+
+lib: $(RELEASE_DIR)/libmeshcore.a
+
+RELEASE_TESTS := $(patsubst tests/c/%.c,$(RELEASE_DIR)/tests/%,$(TEST_SRCS))
+ASAN_TESTS := $(patsubst tests/c/%.c,$(ASAN_DIR)/tests/%,$(TEST_SRCS))
+
+test: $(RELEASE_TESTS)
+	@set -e; for t in $^; do echo "== $$t"; $$t; done
+
+test-asan: $(ASAN_TESTS)
+	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
+
+clean:
+	rm -rf build/c build/c-asan

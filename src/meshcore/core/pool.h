@@ -1,0 +1,30 @@
+/*
+ * Fixed-size object pool: a free list over slabs that are never returned to
+ * the allocator while the pool lives. After warm-up, get/put are a pointer
+ * swap: this is how the hot path avoids malloc per connection. Single owner
+ * (one worker), no locking.
+ */
+#ifndef MESHCORE_POOL_H
+#define MESHCORE_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mc_pool {
+    size_t obj_size;
+    uint32_t per_slab;
+    uint32_t max_objs; /* 0 = unbounded */
+    uint32_t n_objs;   /* allocated in slabs */
+    uint32_t in_use;
+    void *free_list;
+    void **slabs;
+    uint32_t n_slabs, slab_cap;
+} mc_pool_t;
+
+void mc_pool_init(mc_pool_t *p, size_t obj_size, uint32_t per_slab, uint32_t max_objs);
+void mc_pool_destroy(mc_pool_t *p);
+/* Returns zeroed memory, or NULL when max_objs is reached or memory is out. */
+void *mc_pool_get(mc_pool_t *p);
+void mc_pool_put(mc_pool_t *p, void *obj);
+
+#endif

@@ -1,0 +1,89 @@
+/* Load-balancing policies; see include/meshcore/balancer.h. */
+#include "meshcore/balancer.h"
+
+static int all_excluded(uint32_t n, uint64_t exclude)
+{
+    if (n > 64)
+        return 0;
+    uint64_t all = n == 64 ? ~0ull : ((1ull << n) - 1);
+    return (exclude & all) == all;
+}
+
+uint32_t mc_lb_swrr(int64_t *cur, const uint32_t *weights, uint32_t n, uint64_t exclude)
+{
+    if (n == 0)
+        return UINT32_MAX;
+    if (n == 1)
+        return 0;
+    if (all_excluded(n, exclude))
+        exclude = 0;
+    uint32_t best = UINT32_MAX;
+    int64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mc_lb_excluded(exclude, i))
+            continue;
+        cur[i] += weights[i];
+        total += weights[i];
+        if (best == UINT32_MAX || cur[i] > cur[best])
+            best = i;
+    }
+    cur[best] -= total;
+    return best;
+}
+
+static uint32_t pick_weighted(mc_rand_t *r, const uint64_t *cum, uint32_t n)
+{
+    uint64_t x = mc_rand_below(r, cum[n - 1]);
+    uint32_t lo = 0, hi = n - 1; /* first i with cum[i] > x */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (cum[mid] > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static uint32_t pick_allowed(mc_rand_t *r, const uint64_t *cum, uint32_t n, uint64_t exclude)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        uint32_t i = pick_weighted(r, cum, n);
+        if (!mc_lb_excluded(exclude, i))
+            return i;
+    }
+    /* Most weight is excluded: walk from a random start instead. */
+    uint32_t start = (uint32_t)mc_rand_below(r, n);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (start + k) % n;
+        if (!mc_lb_excluded(exclude, i))
+            return i;
+    }
+    return start;
+}
+
+uint32_t mc_lb_random(mc_rand_t *r, const uint64_t *cum, uint32_t n, uint64_t exclude)
+{
+    if (n == 0)
+        return UINT32_MAX;
+    if (all_excluded(n, exclude))
+        exclude = 0;
+    return pick_allowed(r, cum, n, exclude);
+}
+
+uint32_t mc_lb_least_request(mc_rand_t *r, const uint32_t *weights, const uint64_t *cum,
+                             const uint32_t *active, uint32_t n, uint64_t exclude)
+{
+    if (n == 0)
+        return UINT32_MAX;
+    if (n == 1)
+        return 0;
+    if (all_excluded(n, exclude))
+        exclude = 0;
+    uint32_t a = pick_allowed(r, cum, n, exclude);
+    uint32_t b = pick_allowed(r, cum, n, exclude);
+    /* (active_a + 1) / w_a <= (active_b + 1) / w_b, cross-multiplied. */
+    uint64_t lhs = (uint64_t)(active[a] + 1) * weights[b];
+    uint64_t rhs = (uint64_t)(active[b] + 1) * weights[a];
+    return lhs <= rhs ? a : b;
+}

@@ -1,0 +1,405 @@
+/*
+ * Engine: owns the workers, the stats registry, the listen-socket registry
+ * and the current snapshot. Control operations are serialized by the
+ * caller's thread (one at a time, see mc_engine_t) and hand changes to the
+ * workers through the control block + an eventfd wake-up.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "worker/engine_internal.h"
+
+#define ACK_TIMEOUT_S 5
+
+void mc_engine_opts_default(mc_engine_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->splice = MC_SPLICE_AUTO;
+}
+
+mc_engine_t *mc_engine_new(const mc_engine_opts_t *opts, char *err, size_t errlen)
+{
+    mc_engine_t *e = calloc(1, sizeof(*e));
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    mc_engine_opts_default(&e->opts);
+    if (opts)
+        e->opts = *opts;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    e->n_workers = e->opts.concurrency ? e->opts.concurrency : (uint32_t)(ncpu > 0 ? ncpu : 1);
+    e->opts.concurrency = e->n_workers;
+    pthread_mutex_init(&e->ctl, NULL);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->acked, NULL);
+    e->stats = mc_stats_new(e->n_workers);
+    e->workers = calloc(e->n_workers, sizeof(*e->workers));
+    if (!e->stats || !e->workers) {
+        snprintf(err, errlen, "out of memory");
+        mc_engine_free(e);
+        return NULL;
+    }
+    e->server_scope = mc_stats_scope(e->stats, MC_SCOPE_SERVER, "server");
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        e->workers[i] = mc_worker_new(e, i, err, errlen);
+        if (!e->workers[i]) {
+            mc_engine_free(e);
+            return NULL;
+        }
+    }
+    /* A peer closing mid-write must be an EPIPE, not a process kill. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    return e;
+}
+
+static void wake_all(mc_engine_t *e)
+{
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        mc_worker_wake(e->workers[i]);
+}
+
+/* Waits (bounded) until every worker has seen generation gen. */
+static void wait_acked(mc_engine_t *e, uint64_t gen)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ACK_TIMEOUT_S;
+    pthread_mutex_lock(&e->lock);
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        while (e->workers[i]->acked_gen < gen) {
+            if (pthread_cond_timedwait(&e->acked, &e->lock, &until) == ETIMEDOUT)
+                goto out;
+        }
+    }
+out:
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Bumps the generation, wakes the workers and waits for them. */
+static void publish(mc_engine_t *e, mc_snapshot_t *s, mc_snapshot_t **old)
+{
+    pthread_mutex_lock(&e->lock);
+    uint64_t gen = ++e->generation;
+    if (s) {
+        s->generation = gen;
+        *old = e->current;
+        e->current = s;
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (e->started) {
+        wake_all(e);
+        wait_acked(e, gen);
+    }
+}
+
+int mc_engine_start(mc_engine_t *e, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&e->ctl);
+    int rc = 0;
+    if (e->started) {
+        snprintf(err, errlen, "engine already started");
+        rc = -1;
+        goto out;
+    }
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        if (mc_worker_start(e->workers[i]) < 0) {
+            snprintf(err, errlen, "cannot start worker thread: %s", strerror(errno));
+            /* Stop the ones that did start. */
+            pthread_mutex_lock(&e->lock);
+            e->stopping = 1;
+            e->generation++;
+            pthread_mutex_unlock(&e->lock);
+            for (uint32_t j = 0; j < i; j++) {
+                mc_worker_wake(e->workers[j]);
+                mc_worker_join(e->workers[j]);
+            }
+            e->joined = 1;
+            rc = -1;
+            goto out;
+        }
+    }
+    e->started = 1;
+    /* Workers adopt a snapshot applied before start. */
+    publish(e, NULL, NULL);
+out:
+    pthread_mutex_unlock(&e->ctl);
+    return rc;
+}
+
+static int same_socket(const mc_lsock_t *ls, const mc_listener_t *l)
+{
+    if (!mc_addr_equal(&ls->addr, &l->addr))
+        return 0;
+    /* Port 0 means "any free port": only the same listener may keep it. */
+    return mc_addr_port(&l->addr) != 0 || strcmp(ls->name, l->name) == 0;
+}
+
+static mc_lsock_t *registry_find(mc_engine_t *e, const mc_listener_t *l)
+{
+    for (uint32_t i = 0; i < e->n_registry; i++)
+        if (same_socket(e->registry[i], l))
+            return e->registry[i];
+    return NULL;
+}
+
+static void listener_scope(mc_engine_t *e, mc_listener_t *l)
+{
+    char name[MC_STATS_NAME_MAX];
+    if (l->stat_prefix) {
+        snprintf(name, sizeof(name), "%s", l->stat_prefix);
+    } else {
+        /* Envoy names listener stats after the address, ':' as '_'. */
+        mc_addr_format(l->ls ? &l->ls->bound : &l->addr, name, sizeof(name));
+        char *colon = strrchr(name, ':');
+        if (colon)
+            *colon = '_';
+    }
+    l->scope = mc_stats_scope(e->stats, MC_SCOPE_LISTENER, name);
+}
+
+/* Gives every listener of s a socket set: the registry's when the address
+ * is already bound, a new one otherwise. Rolls back on failure. */
+static int bind_listeners(mc_engine_t *e, mc_snapshot_t *s, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < s->n_listeners; i++) {
+        mc_listener_t *l = &s->listeners[i];
+        if (e->drained)
+            continue;
+        mc_lsock_t *ls = registry_find(e, l);
+        if (ls) {
+            mc_lsock_ref(ls);
+        } else {
+            char msg[200];
+            ls = mc_lsock_open(l->name, &l->addr, e->n_workers, (int)l->backlog, msg, sizeof(msg));
+            if (!ls) {
+                snprintf(err, errlen, "listener \"%s\": %s", l->name, msg);
+                for (uint32_t j = 0; j < i; j++) {
+                    mc_lsock_unref(s->listeners[j].ls);
+                    s->listeners[j].ls = NULL;
+                }
+                return -1;
+            }
+        }
+        l->ls = ls;
+    }
+    for (uint32_t i = 0; i < s->n_listeners; i++)
+        listener_scope(e, &s->listeners[i]);
+    return 0;
+}
+
+/* Replaces the registry with the socket sets of s; returns (in *gone) the
+ * old entries s does not use, to be closed once workers let go of them. */
+static int swap_registry(mc_engine_t *e, mc_snapshot_t *s, mc_lsock_t ***gone, uint32_t *n_gone)
+{
+    mc_lsock_t **next = calloc(s->n_listeners + 1, sizeof(*next));
+    mc_lsock_t **old = calloc(e->n_registry + 1, sizeof(*old));
+    if (!next || !old) {
+        free(next);
+        free(old);
+        return -1;
+    }
+    uint32_t n = 0, k = 0;
+    for (uint32_t i = 0; i < s->n_listeners; i++) {
+        if (s->listeners[i].ls) {
+            mc_lsock_ref(s->listeners[i].ls);
+            next[n++] = s->listeners[i].ls;
+        }
+    }
+    for (uint32_t i = 0; i < e->n_registry; i++) {
+        int kept = 0;
+        for (uint32_t j = 0; j < n; j++)
+            kept |= next[j] == e->registry[i];
+        if (kept)
+            mc_lsock_unref(e->registry[i]); /* next[] holds its own ref */
+        else
+            old[k++] = e->registry[i];
+    }
+    free(e->registry);
+    e->registry = next;
+    e->n_registry = e->cap_registry = n;
+    *gone = old;
+    *n_gone = k;
+    return 0;
+}
+
+static void close_gone(mc_lsock_t **gone, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        mc_lsock_close(gone[i]);
+        mc_lsock_unref(gone[i]);
+    }
+    free(gone);
+}
+
+int mc_engine_apply(mc_engine_t *e, mc_snapshot_builder_t *b, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&e->ctl);
+    int rc = -1;
+    mc_snapshot_t *s = b->snap;
+    if (!s) {
+        snprintf(err, errlen, "snapshot builder already used");
+        goto out;
+    }
+    if (e->joined) {
+        snprintf(err, errlen, "engine is stopped");
+        goto out;
+    }
+    if (mc_snapshot_finalize(s, e->stats, err, errlen) < 0)
+        goto out;
+    if (bind_listeners(e, s, err, errlen) < 0)
+        goto out;
+    mc_lsock_t **gone;
+    uint32_t n_gone;
+    if (swap_registry(e, s, &gone, &n_gone) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    b->snap = NULL; /* the engine's reference now */
+    mc_snapshot_t *old = NULL;
+    publish(e, s, &old);
+    close_gone(gone, n_gone); /* every worker has stopped polling them */
+    mc_snapshot_unref(old);
+    rc = 0;
+out:
+    pthread_mutex_unlock(&e->ctl);
+    return rc;
+}
+
+int mc_engine_drain_listeners(mc_engine_t *e)
+{
+    pthread_mutex_lock(&e->ctl);
+    pthread_mutex_lock(&e->lock);
+    e->drained = 1;
+    pthread_mutex_unlock(&e->lock);
+    publish(e, NULL, NULL);
+    mc_lsock_t **gone = e->registry;
+    uint32_t n = e->n_registry;
+    e->registry = NULL;
+    e->n_registry = e->cap_registry = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        mc_lsock_close(gone[i]);
+        mc_lsock_unref(gone[i]);
+    }
+    free(gone);
+    pthread_mutex_unlock(&e->ctl);
+    return 0;
+}
+
+int mc_engine_stop(mc_engine_t *e, uint32_t drain_timeout_ms)
+{
+    pthread_mutex_lock(&e->ctl);
+    if (!e->started || e->joined) {
+        pthread_mutex_unlock(&e->ctl);
+        return 0;
+    }
+    pthread_mutex_lock(&e->lock);
+    e->stopping = 1;
+    e->stop_deadline_ns = mc_now_ns() + (uint64_t)drain_timeout_ms * 1000000ull;
+    e->generation++;
+    pthread_mutex_unlock(&e->lock);
+    wake_all(e);
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        mc_worker_join(e->workers[i]);
+    e->joined = 1;
+    for (uint32_t i = 0; i < e->n_registry; i++) {
+        mc_lsock_close(e->registry[i]);
+        mc_lsock_unref(e->registry[i]);
+    }
+    free(e->registry);
+    e->registry = NULL;
+    e->n_registry = e->cap_registry = 0;
+    pthread_mutex_unlock(&e->ctl);
+    return 0;
+}
+
+void mc_engine_free(mc_engine_t *e)
+{
+    if (!e)
+        return;
+    mc_engine_stop(e, 0);
+    if (e->workers) {
+        for (uint32_t i = 0; i < e->n_workers; i++)
+            mc_worker_free(e->workers[i]);
+    }
+    free(e->workers);
+    for (uint32_t i = 0; i < e->n_registry; i++)
+        mc_lsock_unref(e->registry[i]);
+    free(e->registry);
+    mc_snapshot_unref(e->current);
+    mc_stats_free(e->stats);
+    pthread_cond_destroy(&e->acked);
+    pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->ctl);
+    free(e);
+}
+
+uint32_t mc_engine_concurrency(const mc_engine_t *e)
+{
+    return e->n_workers;
+}
+
+uint64_t mc_engine_generation(mc_engine_t *e)
+{
+    pthread_mutex_lock(&e->lock);
+    uint64_t g = e->generation;
+    pthread_mutex_unlock(&e->lock);
+    return g;
+}
+
+mc_stats_t *mc_engine_stats(mc_engine_t *e)
+{
+    return e->stats;
+}
+
+uint64_t mc_engine_active_sessions(mc_engine_t *e)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        n += __atomic_load_n(&e->workers[i]->n_sessions, __ATOMIC_RELAXED);
+    return n;
+}
+
+static mc_snapshot_t *current_ref(mc_engine_t *e)
+{
+    pthread_mutex_lock(&e->lock);
+    mc_snapshot_t *s = e->current;
+    if (s)
+        mc_snapshot_ref(s);
+    pthread_mutex_unlock(&e->lock);
+    return s;
+}
+
+uint32_t mc_engine_listener_count(mc_engine_t *e)
+{
+    mc_snapshot_t *s = current_ref(e);
+    uint32_t n = s ? s->n_listeners : 0;
+    mc_snapshot_unref(s);
+    return n;
+}
+
+int mc_engine_listener_info(mc_engine_t *e, uint32_t i, char *name, size_t namelen, char *addr,
+                            size_t addrlen, uint16_t *port)
+{
+    mc_snapshot_t *s = current_ref(e);
+    if (!s || i >= s->n_listeners) {
+        mc_snapshot_unref(s);
+        return -1;
+    }
+    const mc_listener_t *l = &s->listeners[i];
+    snprintf(name, namelen, "%s", l->name);
+    /* Drained listeners report their configured address and port 0. */
+    const mc_addr_t *a = l->ls && l->ls->fds[0] >= 0 ? &l->ls->bound : &l->addr;
+    mc_addr_format(a, addr, addrlen);
+    *port = l->ls && l->ls->fds[0] >= 0 ? mc_addr_port(&l->ls->bound) : 0;
+    mc_snapshot_unref(s);
+    return 0;
+}

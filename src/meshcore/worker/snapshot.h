@@ -1,0 +1,80 @@
+/*
+ * A compiled config snapshot: listeners, clusters and endpoints in flat
+ * arrays, referring to each other by index. Immutable once applied, shared
+ * by all workers, freed when its reference count drops to zero (the engine
+ * holds one reference while it is current, each worker one while it uses it).
+ */
+#ifndef MESHCORE_WORKER_SNAPSHOT_H
+#define MESHCORE_WORKER_SNAPSHOT_H
+
+#include <stdint.h>
+
+#include "meshcore/snapshot.h"
+#include "meshcore/stats.h"
+#include "net/listener.h"
+#include "net/sock.h"
+
+typedef struct mc_endpoint {
+    mc_addr_t addr;
+    uint32_t host_scope;
+    char name[64]; /* ip:port */
+} mc_endpoint_t;
+
+typedef struct mc_cluster {
+    char *name;
+    uint32_t lb_policy;
+    uint64_t connect_timeout_ns;
+    uint32_t n_endpoints, cap_endpoints;
+    mc_endpoint_t *endpoints;
+    uint32_t *weights;
+    uint64_t *cum_weights;
+    uint32_t scope;
+} mc_cluster_t;
+
+typedef struct mc_tcp_proxy {
+    int present;
+    char *stat_prefix;
+    uint32_t scope;
+    uint64_t idle_timeout_ns;
+    uint32_t max_connect_attempts;
+    uint32_t n_clusters, cap_clusters;
+    char **cluster_names;
+    uint32_t *cluster_idx;
+    uint32_t *weights;
+} mc_tcp_proxy_t;
+
+typedef struct mc_listener {
+    char *name;
+    char *stat_prefix;
+    mc_addr_t addr;
+    uint32_t backlog;
+    uint32_t scope;
+    uint32_t conn_limit; /* 0 = none */
+    char *conn_limit_prefix;
+    uint32_t conn_limit_scope;
+    mc_tcp_proxy_t tcp;
+    mc_lsock_t *ls; /* NULL while listeners are drained */
+} mc_listener_t;
+
+typedef struct mc_snapshot {
+    int refcnt;
+    uint64_t generation;
+    uint32_t n_listeners, cap_listeners;
+    mc_listener_t *listeners;
+    uint32_t n_clusters, cap_clusters;
+    mc_cluster_t *clusters;
+} mc_snapshot_t;
+
+struct mc_snapshot_builder {
+    mc_snapshot_t *snap;
+    char error[256];
+};
+
+/* Resolves cluster names, computes cumulative weights and registers the
+ * cluster/tcp/host stats scopes. -1 with a message on a dangling name. */
+int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, char *err, size_t errlen);
+
+void mc_snapshot_ref(mc_snapshot_t *s);
+void mc_snapshot_unref(mc_snapshot_t *s);
+
+#endif

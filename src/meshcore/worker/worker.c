@@ -1,0 +1,339 @@
+/*
+ * Worker thread: runs its loop, accepts on its listen sockets, and adopts
+ * new snapshots when the engine wakes it. See worker/worker.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "proxy/tcp_proxy.h"
+#include "worker/engine_internal.h"
+
+#define ACCEPT_BATCH 64
+
+/* ---- per-snapshot context --------------------------------------------- */
+
+static void ctx_free(mc_wctx_t *c)
+{
+    mc_snapshot_t *s = c->snap;
+    for (uint32_t i = 0; i < s->n_clusters; i++) {
+        free(c->clusters[i].swrr);
+        free(c->clusters[i].active);
+    }
+    for (uint32_t i = 0; i < s->n_listeners; i++)
+        free(c->tcp_swrr[i]);
+    free(c->clusters);
+    free(c->tcp_swrr);
+    free(c->listeners);
+    mc_snapshot_unref(s);
+    free(c);
+}
+
+static void on_accept(mc_io_t *io, uint32_t ev);
+
+/* Takes over the caller's snapshot reference. */
+static mc_wctx_t *ctx_new(mc_worker_t *w, mc_snapshot_t *s)
+{
+    mc_wctx_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->snap = s;
+    c->w = w;
+    c->clusters = calloc(s->n_clusters ? s->n_clusters : 1, sizeof(*c->clusters));
+    c->tcp_swrr = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*c->tcp_swrr));
+    c->listeners = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*c->listeners));
+    if (!c->clusters || !c->tcp_swrr || !c->listeners)
+        goto fail;
+    for (uint32_t i = 0; i < s->n_clusters; i++) {
+        uint32_t n = s->clusters[i].n_endpoints ? s->clusters[i].n_endpoints : 1;
+        c->clusters[i].swrr = calloc(n, sizeof(int64_t));
+        c->clusters[i].active = calloc(n, sizeof(uint32_t));
+        if (!c->clusters[i].swrr || !c->clusters[i].active)
+            goto fail;
+    }
+    for (uint32_t i = 0; i < s->n_listeners; i++) {
+        uint32_t n = s->listeners[i].tcp.n_clusters ? s->listeners[i].tcp.n_clusters : 1;
+        c->tcp_swrr[i] = calloc(n, sizeof(int64_t));
+        if (!c->tcp_swrr[i])
+            goto fail;
+        c->listeners[i] = (mc_wlistener_t){.io = {.fd = -1, .cb = on_accept}, .ctx = c, .index = i};
+    }
+    return c;
+fail:
+    mc_snapshot_ref(s); /* ctx_free drops one; the caller keeps its own */
+    ctx_free(c);
+    return NULL;
+}
+
+static void retire(mc_worker_t *w, mc_wctx_t *c)
+{
+    if (!c)
+        return;
+    if (c->users == 0) {
+        ctx_free(c);
+        return;
+    }
+    c->next_retired = w->retired;
+    w->retired = c;
+}
+
+void mc_wctx_unpin(mc_wctx_t *c)
+{
+    mc_worker_t *w = c->w;
+    if (--c->users > 0 || c == w->ctx)
+        return;
+    for (mc_wctx_t **p = &w->retired; *p; p = &(*p)->next_retired) {
+        if (*p == c) {
+            *p = c->next_retired;
+            break;
+        }
+    }
+    ctx_free(c);
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+static void on_accept(mc_io_t *io, uint32_t ev)
+{
+    (void)ev;
+    mc_wlistener_t *wl = mc_container_of(io, mc_wlistener_t, io);
+    mc_wctx_t *c = wl->ctx;
+    mc_worker_t *w = c->w;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if ((errno == EMFILE || errno == ENFILE) && w->reserve_fd >= 0) {
+                /* Out of descriptors: the queued connection would keep the
+                 * listener readable forever. Free the spare descriptor,
+                 * accept and close the connection, take the spare back. */
+                close(w->reserve_fd);
+                fd = accept4(io->fd, NULL, NULL, SOCK_CLOEXEC);
+                if (fd >= 0)
+                    close(fd);
+                w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                mc_stat_inc(w->stats, c->snap->listeners[wl->index].scope,
+                            MC_LISTENER_DOWNSTREAM_CX_OVERFLOW);
+            }
+            return;
+        }
+        mc_tcp_proxy_accept(w, c, wl->index, fd);
+    }
+}
+
+static void unregister_ctx(mc_worker_t *w, mc_wctx_t *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; i < c->snap->n_listeners; i++) {
+        mc_wlistener_t *wl = &c->listeners[i];
+        if (wl->registered) {
+            mc_loop_del(&w->loop, &wl->io);
+            wl->registered = 0;
+        }
+    }
+}
+
+static void unregister_all(mc_worker_t *w)
+{
+    unregister_ctx(w, w->ctx);
+}
+
+/* Moves listener registrations from the old context to the new one: an fd
+ * kept by both is re-pointed (never dropped, so no accept is missed), old
+ * ones are removed, new ones added. */
+static void adopt(mc_worker_t *w, mc_snapshot_t *s)
+{
+    mc_wctx_t *nc = ctx_new(w, s);
+    if (!nc) {
+        mc_snapshot_unref(s);
+        return; /* keep serving the old snapshot */
+    }
+    mc_wctx_t *oc = w->ctx;
+    for (uint32_t i = 0; w->listening && i < s->n_listeners; i++) {
+        mc_lsock_t *ls = s->listeners[i].ls;
+        if (!ls || ls->fds[w->id] < 0)
+            continue;
+        mc_wlistener_t *nl = &nc->listeners[i];
+        nl->io.fd = ls->fds[w->id];
+        int moved = 0;
+        for (uint32_t j = 0; oc && j < oc->snap->n_listeners; j++) {
+            mc_wlistener_t *ol = &oc->listeners[j];
+            if (ol->registered && ol->io.fd == nl->io.fd) {
+                moved = mc_loop_repoint(&w->loop, &nl->io, 1) == 0;
+                ol->registered = 0;
+                break;
+            }
+        }
+        if (!moved)
+            moved = mc_loop_add_lt(&w->loop, &nl->io) == 0;
+        nl->registered = moved;
+    }
+    unregister_ctx(w, oc); /* what was not moved */
+    w->ctx = nc;
+    retire(w, oc);
+}
+
+/* ---- control ------------------------------------------------------------ */
+
+static void on_wake(mc_io_t *io, uint32_t ev)
+{
+    (void)ev;
+    mc_worker_t *w = mc_container_of(io, mc_worker_t, wake);
+    mc_engine_t *e = w->engine;
+    uint64_t v;
+    while (read(io->fd, &v, sizeof(v)) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_lock(&e->lock);
+    uint64_t gen = e->generation;
+    mc_snapshot_t *s = e->current;
+    if (s && (!w->ctx || w->ctx->snap != s))
+        mc_snapshot_ref(s);
+    else
+        s = NULL;
+    int stop = e->stopping, drained = e->drained;
+    uint64_t deadline = e->stop_deadline_ns;
+    pthread_mutex_unlock(&e->lock);
+
+    if (stop || drained) {
+        unregister_all(w);
+        w->listening = 0;
+    }
+    if (s)
+        adopt(w, s);
+    if (stop && !w->stopping) {
+        w->stopping = 1;
+        w->stop_deadline = deadline;
+    }
+    pthread_mutex_lock(&e->lock);
+    w->acked_gen = gen;
+    pthread_cond_broadcast(&e->acked);
+    pthread_mutex_unlock(&e->lock);
+}
+
+void mc_worker_wake(mc_worker_t *w)
+{
+    uint64_t one = 1;
+    while (write(w->wake.fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+}
+
+void mc_worker_session_add(mc_worker_t *w, mc_session_t *s)
+{
+    mc_list_push(&w->sessions_list, &s->link);
+    __atomic_store_n(&w->n_sessions, w->n_sessions + 1, __ATOMIC_RELAXED);
+}
+
+void mc_worker_session_remove(mc_worker_t *w, mc_session_t *s)
+{
+    mc_list_remove(&s->link);
+    __atomic_store_n(&w->n_sessions, w->n_sessions - 1, __ATOMIC_RELAXED);
+}
+
+static void *worker_main(void *arg)
+{
+    mc_worker_t *w = arg;
+    /* Signals belong to the embedding program's main thread. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    char name[16];
+    snprintf(name, sizeof(name), "mc-worker-%u", w->id);
+    pthread_setname_np(pthread_self(), name);
+    mc_stat_inc(w->stats, w->server_scope, MC_SERVER_WORKERS_STARTED);
+
+    for (;;) {
+        mc_loop_turn(&w->loop, w->stopping ? 50 : -1);
+        if (!w->stopping)
+            continue;
+        if (mc_list_empty(&w->sessions_list))
+            break;
+        if (w->loop.now >= w->stop_deadline) {
+            while (!mc_list_empty(&w->sessions_list)) {
+                mc_session_t *s = mc_container_of(w->sessions_list.next, mc_session_t, link);
+                s->abort(s);
+            }
+        }
+    }
+    /* Run the deferred frees the last closes posted. */
+    while (w->loop.tasks_head)
+        mc_loop_turn(&w->loop, 0);
+    return NULL;
+}
+
+mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, char *err, size_t errlen)
+{
+    mc_worker_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->id = id;
+    w->engine = e;
+    w->reserve_fd = -1;
+    w->wake.fd = -1;
+    if (mc_loop_init(&w->loop) < 0) {
+        snprintf(err, errlen, "epoll: %s", strerror(errno));
+        free(w);
+        return NULL;
+    }
+    w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->wake.cb = on_wake;
+    if (w->wake.fd < 0 || mc_loop_add_lt(&w->loop, &w->wake) < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        mc_worker_free(w);
+        return NULL;
+    }
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    w->stats = mc_stats_shard(e->stats, id);
+    w->server_scope = e->server_scope;
+    mc_rand_seed(&w->rand, mc_now_ns() ^ ((uint64_t)(id + 1) * 0x9E3779B97F4A7C15ull));
+    w->splice = e->opts.splice;
+    mc_pool_init(&w->sessions, mc_tcp_proxy_session_size(), 256, e->opts.max_connections_per_worker);
+    mc_pool_init(&w->bufs, MC_WORKER_SCRATCH, 16, 0);
+    mc_pipe_pool_init(&w->pipes);
+    mc_list_init(&w->sessions_list);
+    w->listening = 1;
+    return w;
+}
+
+int mc_worker_start(mc_worker_t *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void mc_worker_join(mc_worker_t *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void mc_worker_free(mc_worker_t *w)
+{
+    if (!w)
+        return;
+    unregister_all(w);
+    retire(w, w->ctx);
+    w->ctx = NULL;
+    while (w->retired) { /* only if sessions were leaked; free anyway */
+        mc_wctx_t *c = w->retired;
+        w->retired = c->next_retired;
+        ctx_free(c);
+    }
+    mc_pipe_pool_destroy(&w->pipes);
+    mc_pool_destroy(&w->sessions);
+    mc_pool_destroy(&w->bufs);
+    if (w->wake.fd >= 0)
+        close(w->wake.fd);
+    if (w->reserve_fd >= 0)
+        close(w->reserve_fd);
+    mc_loop_destroy(&w->loop);
+    free(w);
+}
