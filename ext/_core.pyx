@@ -1,0 +1,211 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""meshcore._core: the only place where Python meets the C core.
+
+Thin, typed wrappers over include/meshcore/*.h: the snapshot builder, the
+engine (start / apply / stats / stop) and read-only views of the core's
+policies for tests. Every call that can block (apply waits for workers to
+switch snapshots, stop joins them) releases the GIL; no C code here or below
+ever calls back into Python.
+"""
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+from includes.balancer cimport *
+from includes.engine cimport *
+from includes.histogram cimport *
+from includes.snapshot cimport *
+from includes.stats cimport *
+
+include "compile.pxi"
+
+LB_ROUND_ROBIN = MC_LB_ROUND_ROBIN
+LB_LEAST_REQUEST = MC_LB_LEAST_REQUEST
+LB_RANDOM = MC_LB_RANDOM
+
+DEF ERRLEN = 512
+
+
+class CoreError(Exception):
+    """An operation the C core refused; the message is the core's."""
+
+
+cdef bytes _b(s):
+    return s.encode() if isinstance(s, str) else s
+
+
+cdef class SnapshotBuilder:
+    """Describes one config snapshot to the core (see meshcore/snapshot.h).
+
+    Methods return the index of what they added; a bad value raises
+    CoreError with the core's message. Consumed by Engine.apply().
+    """
+    cdef mc_snapshot_builder_t *b
+
+    def __cinit__(self):
+        self.b = mc_sb_new()
+        if self.b == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        mc_sb_free(self.b)
+
+    cdef int _check(self, int rc) except -1:
+        if rc < 0:
+            raise CoreError(mc_sb_error(self.b).decode())
+        return rc
+
+    def add_cluster(self, name, int lb_policy, uint32_t connect_timeout_ms):
+        return self._check(mc_sb_add_cluster(self.b, _b(name), lb_policy, connect_timeout_ms))
+
+    def add_endpoint(self, int cluster, ip, uint16_t port, uint32_t weight=1):
+        return self._check(mc_sb_add_endpoint(self.b, cluster, _b(ip), port, weight))
+
+    def add_listener(self, name, ip, uint16_t port, stat_prefix=None, uint32_t backlog=0):
+        cdef bytes sp = _b(stat_prefix or "")
+        return self._check(mc_sb_add_listener(self.b, _b(name), _b(ip), port, sp, backlog))
+
+    def set_connection_limit(self, int listener, stat_prefix, uint32_t max_connections):
+        return self._check(mc_sb_set_connection_limit(self.b, listener, _b(stat_prefix),
+                                                      max_connections))
+
+    def set_tcp_proxy(self, int listener, stat_prefix, uint32_t idle_timeout_ms,
+                      uint32_t max_connect_attempts):
+        return self._check(mc_sb_set_tcp_proxy(self.b, listener, _b(stat_prefix),
+                                               idle_timeout_ms, max_connect_attempts))
+
+    def add_tcp_proxy_cluster(self, int listener, cluster, uint32_t weight=1):
+        return self._check(mc_sb_add_tcp_proxy_cluster(self.b, listener, _b(cluster), weight))
+
+
+_SPLICE = {"auto": MC_SPLICE_AUTO, "always": MC_SPLICE_ALWAYS, "never": MC_SPLICE_NEVER}
+
+
+cdef class Engine:
+    """The data-plane engine: worker threads with their own event loops."""
+    cdef mc_engine_t *e
+
+    def __cinit__(self, uint32_t concurrency=0, splice="auto",
+                  uint32_t max_connections_per_worker=0):
+        cdef mc_engine_opts_t o
+        cdef char err[ERRLEN]
+        if splice not in _SPLICE:
+            raise ValueError(f"splice must be one of {sorted(_SPLICE)}, not {splice!r}")
+        mc_engine_opts_default(&o)
+        o.concurrency = concurrency
+        o.splice = _SPLICE[splice]
+        o.max_connections_per_worker = max_connections_per_worker
+        err[0] = 0
+        self.e = mc_engine_new(&o, err, ERRLEN)
+        if self.e == NULL:
+            raise CoreError(err.decode())
+
+    def __dealloc__(self):
+        if self.e != NULL:
+            with nogil:
+                mc_engine_free(self.e)
+            self.e = NULL
+
+    def start(self):
+        cdef char err[ERRLEN]
+        cdef int rc
+        with nogil:
+            rc = mc_engine_start(self.e, err, ERRLEN)
+        if rc < 0:
+            raise CoreError(err.decode())
+
+    def apply(self, SnapshotBuilder b not None):
+        """Publishes b's snapshot; returns once every worker runs it."""
+        cdef char err[ERRLEN]
+        cdef int rc
+        with nogil:
+            rc = mc_engine_apply(self.e, b.b, err, ERRLEN)
+        if rc < 0:
+            raise CoreError(err.decode())
+
+    def drain_listeners(self):
+        with nogil:
+            mc_engine_drain_listeners(self.e)
+
+    def stop(self, uint32_t drain_timeout_ms=0):
+        with nogil:
+            mc_engine_stop(self.e, drain_timeout_ms)
+
+    @property
+    def concurrency(self):
+        return mc_engine_concurrency(self.e)
+
+    @property
+    def generation(self):
+        return mc_engine_generation(self.e)
+
+    @property
+    def active_sessions(self):
+        return mc_engine_active_sessions(self.e)
+
+    def listeners(self):
+        """[(name, bound address "ip:port", port)] of the current snapshot."""
+        cdef char name[256]
+        cdef char addr[128]
+        cdef uint16_t port
+        out = []
+        for i in range(mc_engine_listener_count(self.e)):
+            if mc_engine_listener_info(self.e, i, name, sizeof(name), addr, sizeof(addr), &port) == 0:
+                out.append((name.decode(), addr.decode(), port))
+        return out
+
+    def stats(self):
+        """Every scope, summed over workers:
+        [(kind, name, [(slot, value, is_gauge)], {hist: (count, sum, [(upper, n)])})].
+        Histogram values are microseconds; buckets are sparse (upper bound,
+        count) pairs in increasing order."""
+        cdef mc_stats_t *st = mc_engine_stats(self.e)
+        cdef uint32_t n = mc_stats_scope_count(st)
+        cdef mc_scope_kind_t kind
+        cdef char name[MC_STATS_NAME_MAX]
+        cdef int64_t vals[MC_STATS_SLOTS]
+        cdef mc_hist_t *hist = <mc_hist_t *>calloc(1, sizeof(mc_hist_t))
+        cdef uint32_t i, s, h, b
+        if hist == NULL:
+            raise MemoryError()
+        out = []
+        try:
+            for i in range(1, n):  # scope 0 is the overflow sink
+                if mc_stats_scope_info(st, i, &kind, name, sizeof(name)) < 0:
+                    continue
+                mc_stats_sum(st, i, vals)
+                slots = [(mc_stats_slot_name(kind, s).decode(), vals[s],
+                          bool(mc_stats_slot_is_gauge(kind, s)))
+                         for s in range(mc_stats_slot_count(kind))]
+                hists = {}
+                for h in range(mc_stats_hist_count(kind)):
+                    if mc_stats_sum_hist(st, i, h, hist) < 0:
+                        continue
+                    buckets = [(mc_hist_bucket_upper(b), hist.buckets[b])
+                               for b in range(MC_HIST_BUCKETS) if hist.buckets[b]]
+                    hists[mc_stats_hist_name(kind, h).decode()] = (hist.count, hist.sum, buckets)
+                out.append((mc_stats_kind_name(kind).decode(), name.decode(), slots, hists))
+        finally:
+            free(hist)
+        return out
+
+
+# ---- the core's policies, exposed for reference tests -------------------
+
+def lb_swrr_sequence(weights, int picks, uint64_t exclude=0):
+    """Indices chosen by the core's smooth weighted round robin."""
+    cdef uint32_t n = len(weights)
+    cdef uint32_t *w = <uint32_t *>calloc(n or 1, sizeof(uint32_t))
+    cdef int64_t *cur = <int64_t *>calloc(n or 1, sizeof(int64_t))
+    try:
+        for i in range(n):
+            w[i] = weights[i]
+        return [mc_lb_swrr(cur, w, n, exclude) for _ in range(picks)]
+    finally:
+        free(w)
+        free(cur)
+
+
+def hist_bucket(uint64_t value):
+    """(index, lower, upper) of the histogram bucket holding value."""
+    cdef uint32_t b = mc_hist_bucket(value)
+    return b, mc_hist_bucket_lower(b), mc_hist_bucket_upper(b)

@@ -1,0 +1,69 @@
+# Compilation: validated xDS v3 resources -> SnapshotBuilder calls.
+#
+# The one place where xDS messages become the core's structs. Inputs have
+# already been validated by meshcore.config (which names file, resource and
+# field in its errors); a CoreError here means a validator gap, not user
+# error. Envoy's defaults are applied here, where the field is read.
+
+_TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+_CONN_LIMIT = ("type.googleapis.com/"
+               "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit")
+
+# envoy.config.cluster.v3.Cluster.LbPolicy -> MC_LB_*
+_LB_POLICY = {0: MC_LB_ROUND_ROBIN, 1: MC_LB_LEAST_REQUEST, 3: MC_LB_RANDOM}
+
+_DEFAULT_CONNECT_TIMEOUT_MS = 5000      # Cluster.connect_timeout
+_DEFAULT_IDLE_TIMEOUT_MS = 3600 * 1000  # TcpProxy.idle_timeout; 0s disables
+
+
+def _ms(msg, field, default_ms):
+    # Same rounding as meshcore.config.duration_ms: a positive duration
+    # below 1 ms is 1 ms, never 0 (which means "disabled" for timeouts).
+    if not msg.HasField(field):
+        return default_ms
+    d = getattr(msg, field)
+    ns = d.seconds * 1_000_000_000 + d.nanos
+    return -((-ns) // 1_000_000) if ns > 0 else 0
+
+
+def _u32(msg, field, default):
+    return getattr(msg, field).value if msg.HasField(field) else default
+
+
+def compile_snapshot(listeners, clusters):
+    """Listener and Cluster messages -> a SnapshotBuilder ready to apply."""
+    from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
+    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+    b = SnapshotBuilder()
+    for c in clusters:
+        if c.lb_policy not in _LB_POLICY:
+            raise CoreError(f"cluster {c.name!r}: lb_policy {c.lb_policy} cannot be compiled")
+        ci = b.add_cluster(c.name, _LB_POLICY[c.lb_policy],
+                           _ms(c, "connect_timeout", _DEFAULT_CONNECT_TIMEOUT_MS))
+        for locality in c.load_assignment.endpoints:
+            for lbe in locality.lb_endpoints:
+                sa = lbe.endpoint.address.socket_address
+                b.add_endpoint(ci, sa.address, sa.port_value, _u32(lbe, "load_balancing_weight", 1))
+    for l in listeners:
+        sa = l.address.socket_address
+        li = b.add_listener(l.name, sa.address, sa.port_value, l.stat_prefix,
+                            _u32(l, "tcp_backlog_size", 0))
+        for f in l.filter_chains[0].filters:
+            url = f.typed_config.type_url
+            if url == _CONN_LIMIT:
+                cl = connection_limit_pb2.ConnectionLimit()
+                f.typed_config.Unpack(cl)
+                b.set_connection_limit(li, cl.stat_prefix, cl.max_connections.value)
+            elif url == _TCP_PROXY:
+                tp = tcp_proxy_pb2.TcpProxy()
+                f.typed_config.Unpack(tp)
+                b.set_tcp_proxy(li, tp.stat_prefix, _ms(tp, "idle_timeout", _DEFAULT_IDLE_TIMEOUT_MS),
+                                _u32(tp, "max_connect_attempts", 1))
+                if tp.cluster:
+                    b.add_tcp_proxy_cluster(li, tp.cluster, 1)
+                for wc in tp.weighted_clusters.clusters:
+                    b.add_tcp_proxy_cluster(li, wc.name, wc.weight)
+            else:
+                raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
+    return b
