@@ -1,0 +1,485 @@
+"""Envoy v3 bootstrap YAML -> a validated envoy.config.bootstrap.v3.Bootstrap message.
+
+The pipeline (STYLE.md, "Config"): YAML -> typed messages via json_format (so
+field names, both snake_case and camelCase, and value types are Envoy's) ->
+the supported-subset walk (support.py) -> cross-resource checks. Every
+failure is a ConfigError reading "<file>: <resource>: <field path>: <what>".
+
+Listeners and clusters are parsed one by one, so that an error can name the
+resource it is in. json_format's own messages lose the path on scalar errors
+and carry Python wording, so when it fails we walk the dict against the
+descriptors ourselves (`_Locator`) to find the exact field and say what is
+wrong in our words; its message is only the fallback.
+"""
+
+import difflib
+import ipaddress
+import os
+import re
+
+import yaml
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_pb2
+from google.protobuf import json_format, message_factory
+
+from ..errors import ConfigError
+from . import support
+
+Bootstrap = bootstrap_pb2.Bootstrap
+
+
+# ---- public API ----------------------------------------------------------------------
+
+
+def load_bootstrap(path) -> Bootstrap:
+    """Read and validate a bootstrap file; errors name the file by its basename."""
+    filename = os.path.basename(os.fspath(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{filename}: not UTF-8 text: {e.reason} at byte {e.start}") from None
+    return parse_bootstrap(text, filename)
+
+
+def parse_bootstrap(text: str, filename: str = "<string>") -> Bootstrap:
+    """Parse and validate bootstrap YAML text."""
+    doc = _load_yaml(text, filename)
+    bootstrap = _parse_document(doc, filename)
+    _cross_check(bootstrap, filename)
+    return bootstrap
+
+
+def validate_bootstrap(bootstrap: Bootstrap, filename: str = "<config>") -> None:
+    """Check an already-parsed Bootstrap against the supported subset and itself.
+
+    Separate from parsing so a Bootstrap built another way (tests, translation)
+    gets the same checks.
+    """
+    rest = Bootstrap()
+    rest.CopyFrom(bootstrap)
+    del rest.static_resources.listeners[:]
+    del rest.static_resources.clusters[:]
+    _walk(rest, filename, None)
+    for i, listener in enumerate(bootstrap.static_resources.listeners):
+        _walk(listener, filename, _label("listener", listener.name, i))
+    for i, cluster in enumerate(bootstrap.static_resources.clusters):
+        _walk(cluster, filename, _label("cluster", cluster.name, i))
+    _cross_check(bootstrap, filename)
+
+
+def duration_ms(parent, field: str, default_ms: int) -> int:
+    """parent.<field> (a google.protobuf.Duration) in whole milliseconds, or default_ms if unset.
+
+    A positive duration below 1 ms rounds up to 1: for timeouts 0 means
+    "disabled", which a user asking for 0.5ms did not mean.
+    """
+    if not parent.HasField(field):
+        return default_ms
+    d = getattr(parent, field)
+    ns = d.seconds * 1_000_000_000 + d.nanos
+    return -((-ns) // 1_000_000) if ns > 0 else ns // 1_000_000
+
+
+def listener_address(listener) -> tuple:
+    """(host, port) a Listener binds to; host is the IP literal as written."""
+    sa = listener.address.socket_address
+    return sa.address, sa.port_value
+
+
+# ---- YAML -----------------------------------------------------------------------------
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~10x faster on big files
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # "<<: *anchor" keys are allowed to be overridden
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f'duplicate key "{key}"', key_node.start_mark
+                        )
+                    seen.add(key)
+                except TypeError:  # unhashable key: let PyYAML report it
+                    pass
+        return super().construct_mapping(node, deep)
+
+
+def _load_yaml(text, filename):
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        where = f"line {e.problem_mark.line + 1}: " if e.problem_mark else ""
+        what = e.problem or e.context or "invalid YAML"
+        if e.problem and e.context and e.context_mark:
+            what += f" ({e.context} at line {e.context_mark.line + 1})"
+        raise ConfigError(f"{filename}: {where}{what}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{filename}: {e}") from None
+
+
+# ---- document -> messages --------------------------------------------------------------
+
+
+def _error(filename, label, path, text):
+    return ConfigError(": ".join(p for p in (filename, label, path, text) if p))
+
+
+def _label(kind, name, index):
+    return f'{kind} "{name}"' if isinstance(name, str) and name else f"static_resources.{kind}s[{index}]"
+
+
+def _top_label(path):
+    """Errors outside listeners/clusters: admin and node read as resources, the rest as top level."""
+    head, _, rest = path.partition(".")
+    if head in ("admin", "node"):
+        return head, rest
+    return "top level", path
+
+
+def _pop(mapping, snake, filename, where):
+    """Remove and return the value under snake_case or camelCase `snake` (None if absent)."""
+    camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), snake)
+    keys = [k for k in dict.fromkeys((snake, camel)) if k in mapping]
+    if len(keys) == 2:
+        raise _error(filename, "top level", where, f'"{snake}" is given twice (as "{snake}" and "{camel}")')
+    return mapping.pop(keys[0]) if keys else None
+
+
+def _parse_document(doc, filename):
+    if doc is None:
+        raise _error(filename, "top level", "", "the document is empty")
+    if not isinstance(doc, dict):
+        raise _error(filename, "top level", "", f"expected a mapping, got {_show(doc)}")
+    doc = dict(doc)
+    static = _pop(doc, "static_resources", filename, "")
+    resources = {"listeners": [], "clusters": []}
+    if static is not None:
+        if not isinstance(static, dict):
+            got = f"expected a mapping, got {_show(static)}"
+            raise _error(filename, "top level", "static_resources", got)
+        static = dict(static)
+        for kind in resources:
+            items = _pop(static, kind, filename, "static_resources")
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                got = f"expected a list, got {_show(items)}"
+                raise _error(filename, "top level", f"static_resources.{kind}", got)
+            resources[kind] = items
+        doc["static_resources"] = static  # what is left (e.g. secrets) is judged as top level
+
+    # Each part is parsed and then walked before the next, so that the error
+    # reported is the first one in the file's usual order.
+    bootstrap = _to_message(doc, Bootstrap, filename, _top_label)
+    _walk(bootstrap, filename, None)
+    for kind, cls, out in (
+        ("listener", listener_pb2.Listener, bootstrap.static_resources.listeners),
+        ("cluster", cluster_pb2.Cluster, bootstrap.static_resources.clusters),
+    ):
+        for i, item in enumerate(resources[kind + "s"]):
+            label = _label(kind, item.get("name") if isinstance(item, dict) else None, i)
+            msg = _to_message(item, cls, filename, lambda path, label=label: (label, path))
+            _walk(msg, filename, label)
+            out.append(msg)
+    return bootstrap
+
+
+def _to_message(value, cls, filename, where):
+    """json_format.ParseDict with our error messages; where(path) -> (resource label, path)."""
+    problem = _Locator(probe_values=False).message(value, cls.DESCRIPTOR, "")
+    if problem is None:
+        msg = cls()
+        try:
+            json_format.ParseDict(value, msg)
+            return msg
+        except _PARSE_ERRORS as e:
+            problem = _Locator(probe_values=True).message(value, cls.DESCRIPTOR, "") or _from_parse_error(e)
+    path, text = problem
+    raise _error(filename, *where(path), text) from None
+
+
+# ---- finding what does not fit ---------------------------------------------------------
+
+_INT_RANGES = {
+    "TYPE_INT32": (-(2**31), 2**31 - 1),
+    "TYPE_SINT32": (-(2**31), 2**31 - 1),
+    "TYPE_SFIXED32": (-(2**31), 2**31 - 1),
+    "TYPE_UINT32": (0, 2**32 - 1),
+    "TYPE_FIXED32": (0, 2**32 - 1),
+    "TYPE_INT64": (-(2**63), 2**63 - 1),
+    "TYPE_SINT64": (-(2**63), 2**63 - 1),
+    "TYPE_SFIXED64": (-(2**63), 2**63 - 1),
+    "TYPE_UINT64": (0, 2**64 - 1),
+    "TYPE_FIXED64": (0, 2**64 - 1),
+}
+_KINDS = {
+    "TYPE_STRING": "a string",
+    "TYPE_BOOL": "true or false",
+    "TYPE_BYTES": "base64 bytes",
+    "TYPE_DOUBLE": "a number",
+    "TYPE_FLOAT": "a number",
+}
+_PARSE_ERRORS = (json_format.ParseError, TypeError, ValueError)
+
+
+class _Locator:
+    """Walks a YAML value against a message descriptor; message() returns (path, text) for
+    the first thing that does not fit, or None.
+
+    The structural pass (probe_values=False) runs before every ParseDict: it
+    catches what json_format lets through (it accepts "lbPolicy" and
+    "lb_policy" together and keeps one) and names fields and filters the way
+    our messages do. The value pass (probe_values=True) also parses each
+    scalar and well-known value on its own; it only runs once json_format has
+    failed, to find which value it choked on.
+    """
+
+    def __init__(self, probe_values):
+        self.probe_values = probe_values
+
+    def message(self, value, desc, path):
+        full = desc.full_name
+        if full.startswith("google.protobuf."):  # Duration, wrappers, Struct: JSON-special values
+            return self._well_known(value, desc, path)
+        if not isinstance(value, dict):
+            return path, f"expected a mapping, got {_show(value)}"
+        seen, oneofs = {}, {}
+        for key, item in value.items():
+            fd = _field_by_key(desc, key)
+            if fd is None:
+                return path, _unknown_field(desc, key)
+            if fd.name in seen:
+                return path, f'"{fd.name}" is given twice (as "{seen[fd.name]}" and "{key}")'
+            seen[fd.name] = key
+            if item is None:  # null means unset to json_format
+                continue
+            oneof = fd.containing_oneof
+            if oneof is not None:
+                if oneof.name in oneofs:
+                    choices = ", ".join(f.name for f in oneof.fields)
+                    both = f'"{oneofs[oneof.name]}" and "{fd.name}"'
+                    return path, f"{both} cannot both be set (only one of: {choices})"
+                oneofs[oneof.name] = fd.name
+            found = self._field(fd, item, _join(path, fd.name), value, path)
+            if found:
+                return found
+        return None
+
+    def _field(self, fd, item, path, parent, parent_path):
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            if not isinstance(item, dict):
+                return path, f"expected a mapping, got {_show(item)}"
+            value_fd = fd.message_type.fields_by_name["value"]
+            items = [(f'{path}["{k}"]', v) for k, v in item.items()]
+        elif fd.is_repeated:
+            if not isinstance(item, list):
+                return path, f"expected a list, got {_show(item)}"
+            value_fd = fd
+            items = [(f"{path}[{i}]", v) for i, v in enumerate(item)]
+        else:
+            value_fd = fd
+            items = [(path, item)]
+        for ipath, v in items:
+            if v is None and (fd.is_repeated or value_fd is not fd):
+                return ipath, "null is not allowed here"
+            found = self._value(value_fd, v, ipath, parent, parent_path)
+            if found:
+                return found
+        return None
+
+    def _value(self, fd, value, path, parent, parent_path):
+        if fd.message_type is None:
+            return self._scalar(fd, value, path) if self.probe_values else None
+        if fd.message_type.full_name == "google.protobuf.Any":
+            slot = support.any_slot(fd.containing_type.full_name, fd.name)
+            return self._any(value, slot, parent, path, parent_path)
+        return self.message(value, fd.message_type, path)
+
+    def _any(self, value, slot, parent, path, parent_path):
+        if not isinstance(value, dict):
+            return path, f"expected a mapping, got {_show(value)}"
+        url = value.get("@type")
+        if not url:
+            return path, '"@type" is required'
+        if not isinstance(url, str):
+            return path, f'"@type" must be a string, got {_show(url)}'
+        desc = support.find_type(url)
+        if slot is not None and (desc is None or desc.full_name not in slot.types):
+            name = parent.get(slot.name_field)
+            name = name if isinstance(name, str) else ""
+            return parent_path, support.unsupported_extension(slot, name, url, desc is not None)
+        if desc is None:
+            return path, f"unknown type {url}"
+        rest = {k: v for k, v in value.items() if k != "@type"}
+        if desc.full_name.startswith("google.protobuf."):
+            return self.message(rest.get("value"), desc, path)
+        return self.message(rest, desc, path)
+
+    def _well_known(self, value, desc, path):
+        if not self.probe_values:
+            return None
+        try:
+            json_format.ParseDict(value, _new(desc))
+            return None
+        except _PARSE_ERRORS as e:
+            if desc.full_name == "google.protobuf.Duration":
+                return path, f'expected a duration such as "1s" or "0.25s", got {_show(value)}'
+            if desc.full_name.endswith("Value") and "value" in desc.fields_by_name:  # wrappers
+                return self._scalar_error(desc.fields_by_name["value"], value, path)
+            return path, _from_parse_error(e)[1]
+
+    def _scalar(self, fd, value, path):
+        try:
+            json_format.ParseDict({fd.name: [value] if fd.is_repeated else value}, _new(fd.containing_type))
+            return None
+        except _PARSE_ERRORS:
+            return self._scalar_error(fd, value, path)
+
+    @staticmethod
+    def _scalar_error(fd, value, path):
+        shown = value if isinstance(value, str) else _show(value)
+        if fd.enum_type is not None:
+            rule = support.SCHEMA.get(fd.containing_type.full_name)
+            allowed = rule.enums.get(fd.name) if rule else None
+            if allowed:
+                return path, f"unsupported value {shown} (supported: {', '.join(allowed)})"
+            return path, f"unknown value {shown} (one of: {', '.join(v.name for v in fd.enum_type.values)})"
+        for tname, (lo, hi) in _INT_RANGES.items():
+            if fd.type == getattr(fd, tname):
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return path, f"{value} is out of range ({lo}..{hi})"
+                return path, f"expected an integer, got {_show(value)}"
+        kind = next((k for t, k in _KINDS.items() if fd.type == getattr(fd, t)), "a scalar")
+        return path, f"expected {kind}, got {_show(value)}"
+
+
+def _show(value):
+    """A value as the user wrote it, roughly (YAML spelling, not Python's)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def _field_by_key(desc, key):
+    if not isinstance(key, str):
+        return None
+    return desc.fields_by_name.get(key) or next((f for f in desc.fields if f.json_name == key), None)
+
+
+def _unknown_field(desc, key):
+    names = [f.name for f in desc.fields] + [f.json_name for f in desc.fields]
+    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.75)
+    hint = f' (did you mean "{_field_by_key(desc, close[0]).name}"?)' if close else ""
+    return f'unknown field "{key}"{hint}'
+
+
+def _new(desc):
+    return message_factory.GetMessageClass(desc)()
+
+
+def _join(path, name):
+    return f"{path}.{name}" if path else name
+
+
+_AT = re.compile(r'\s+at\s+"?([A-Za-z0-9_]+)\.?([^"\n]*?)"?\.*$')
+
+
+def _from_parse_error(e):
+    """(path, text) from a json_format message, for anything _Locator did not pin down."""
+    text = str(e).split("\n", 1)[0]
+    text = re.sub(r"(Failed to parse \w+ field: )+", "", text)
+    path = ""
+    m = _AT.search(text)
+    if m:
+        path = m.group(2)
+        text = text[: m.start()]
+    return path, text.rstrip(".") or "invalid value"
+
+
+# ---- walking and cross checks ------------------------------------------------------------
+
+
+def _walk(msg, filename, label):
+    try:
+        support.walk(msg)
+    except support.Violation as v:
+        if label is None:
+            raise _error(filename, *_top_label(v.path), v.text) from None
+        raise _error(filename, label, v.path, v.text) from None
+
+
+def _host_port(host, port):
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _cross_check(bootstrap, filename):
+    static = bootstrap.static_resources
+
+    clusters = {}
+    for i, c in enumerate(static.clusters):
+        if c.name in clusters:
+            raise _error(
+                filename,
+                _label("cluster", c.name, i),
+                "name",
+                f"duplicate cluster name (static_resources.clusters[{clusters[c.name]}] has it too)",
+            )
+        clusters[c.name] = i
+
+    names, addresses = {}, {}
+    for i, ls in enumerate(static.listeners):
+        label = _label("listener", ls.name, i)
+        if ls.name in names:
+            raise _error(
+                filename,
+                label,
+                "name",
+                f"duplicate listener name (static_resources.listeners[{names[ls.name]}] has it too)",
+            )
+        names[ls.name] = i
+
+        host, port = listener_address(ls)
+        if port != 0:  # port 0: the kernel picks a free port for each
+            key = (ipaddress.ip_address(host), port)
+            if key in addresses:
+                raise _error(
+                    filename,
+                    label,
+                    "address",
+                    f"{_host_port(host, port)} is already used by {addresses[key]}",
+                )
+            addresses[key] = label
+
+        for c, chain in enumerate(ls.filter_chains):
+            for f, flt in enumerate(chain.filters):
+                refs = support.CLUSTER_REFS.get(support.type_name(flt.typed_config.type_url))
+                if refs is None:
+                    continue
+                for rel, name in refs(support.unpack(flt.typed_config)):
+                    if name not in clusters:
+                        close = difflib.get_close_matches(name, list(clusters), n=1)
+                        hint = f' (did you mean "{close[0]}"?)' if close else ""
+                        raise _error(
+                            filename,
+                            label,
+                            f"filter_chains[{c}].filters[{f}].typed_config.{rel}",
+                            f'unknown cluster "{name}"{hint}',
+                        )
