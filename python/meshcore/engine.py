@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import threading
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from meshcore import _core
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
 from meshcore.errors import ConfigError, EngineError
@@ -35,8 +37,9 @@ class Engine:
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
-        self.bootstrap = None  # the Bootstrap message last applied
-        self.source = None     # where it came from (file name or "<...>")
+        self.bootstrap = None   # the Bootstrap message last applied
+        self.source = None      # where it came from (file name or "<...>")
+        self.applied_at = None  # google.protobuf.Timestamp of that apply
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -85,6 +88,8 @@ class Engine:
             except _core.CoreError as e:
                 raise EngineError(f"{source}: {e}") from None
             self.bootstrap, self.source = bootstrap, source
+            self.applied_at = Timestamp()
+            self.applied_at.GetCurrentTime()
 
     @staticmethod
     def _load(config, filename):
