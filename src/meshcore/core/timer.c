@@ -66,7 +66,7 @@ int mc_timer_arm(mc_timer_heap_t *h, mc_timer_t *t, uint64_t deadline)
         return 0;
     }
     if (h->len == h->cap) {
-        uint32_t cap = h->cap * 2;
+        uint32_t cap = h->cap ? h->cap * 2 : 64;
         mc_timer_t **items = realloc(h->items, sizeof(*items) * cap);
         if (!items)
             return -1;

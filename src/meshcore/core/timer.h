@@ -56,7 +56,8 @@ static inline uint64_t mc_timer_next(const mc_timer_heap_t *h)
 }
 
 /* Fires (in deadline order) every timer whose deadline <= now; a callback
- * may arm or cancel any timer. Returns how many fired. */
+ * may arm or cancel any timer, but re-arming one for a deadline <= now makes
+ * it fire again in this same run. Returns how many fired. */
 uint32_t mc_timer_run(mc_timer_heap_t *h, uint64_t now);
 
 #endif

@@ -83,7 +83,7 @@ uint32_t mc_lb_least_request(mc_rand_t *r, const uint32_t *weights, const uint64
     uint32_t a = pick_allowed(r, cum, n, exclude);
     uint32_t b = pick_allowed(r, cum, n, exclude);
     /* (active_a + 1) / w_a <= (active_b + 1) / w_b, cross-multiplied. */
-    uint64_t lhs = (uint64_t)(active[a] + 1) * weights[b];
-    uint64_t rhs = (uint64_t)(active[b] + 1) * weights[a];
+    uint64_t lhs = ((uint64_t)active[a] + 1) * weights[b];
+    uint64_t rhs = ((uint64_t)active[b] + 1) * weights[a];
     return lhs <= rhs ? a : b;
 }

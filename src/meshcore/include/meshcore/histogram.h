@@ -17,7 +17,7 @@
 
 #define MC_HIST_SUB_BITS 4
 #define MC_HIST_SUB (1u << MC_HIST_SUB_BITS)
-#define MC_HIST_MAX_EXP 40 /* 2^40 us ~ 12.7 days; larger values clamp */
+#define MC_HIST_MAX_EXP 40 /* exact up to 2^41-1 us (~25 days); larger values clamp */
 #define MC_HIST_BUCKETS (MC_HIST_SUB + (MC_HIST_MAX_EXP - MC_HIST_SUB_BITS + 1) * MC_HIST_SUB)
 
 typedef struct mc_hist {
