@@ -24,6 +24,10 @@ def _cmd_proxy(args) -> int:
     proxy = Proxy(args.config, concurrency=args.concurrency, admin_address=args.admin_address,
                   drain_timeout=args.drain_timeout, splice=args.splice)
     proxy.start()
+    if args.admin_address_path:  # as Envoy's flag: where tests find a port-0 admin API
+        host, port = proxy.admin.address
+        with open(args.admin_address_path, "w") as f:
+            f.write(f"{host}:{port}\n")
     proxy.serve_forever()
     return 0
 
@@ -45,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     px.add_argument("--concurrency", type=int, default=0, help="worker threads (default: CPU count)")
     px.add_argument("--admin-address", help="HOST:PORT of the admin API "
                     "(default: the bootstrap's admin.address, else 127.0.0.1:15000)")
+    px.add_argument("--admin-address-path", help="write the admin API's bound HOST:PORT to this file")
     px.add_argument("--drain-timeout", type=float, default=5.0,
                     help="seconds connections get to finish on shutdown (default 5)")
     px.add_argument("--splice", default="auto", choices=["auto", "always", "never"],

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh Debian 12 machine (as root, or with sudo):
+# the Debian packages meshcore builds against and tests with, a virtualenv in
+# .venv, the Python dependencies, and meshcore itself built from this tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build: gcc + OpenSSL 3 headers. Tests: curl, promtool (prometheus),
+# real peers (haproxy, nginx), wrk for the benchmarks.
+APT_PACKAGES=(gcc make libssl-dev pkg-config curl ca-certificates prometheus haproxy nginx-light wrk)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+PY=${PYTHON:-python3}
+if ! "$PY" -m venv --help >/dev/null 2>&1; then
+    missing+=(python3-venv python3-dev)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "setup: installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -q
+    # The prometheus package would start a server we do not want; tests run their own.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+    pkill -x prometheus 2>/dev/null || true
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools wheel "Cython>=3.0"
+# The extension is built against this tree (editable), with the core at -Werror.
+.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
+echo "setup: ready (.venv/bin/meshcore)"
