@@ -20,17 +20,15 @@ cannot trigger them by accident.
 """
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import urllib.parse
 
 from google.protobuf import json_format
-
-from meshcore import metrics
 
 log = logging.getLogger("meshcore.admin")
 
@@ -193,106 +191,54 @@ def render_listeners(engine, fmt: str | None) -> str:
     return "".join(f"{name}::{addr}\n" for name, addr, _ in listeners)
 
 
-# ---- HTTP plumbing -------------------------------------------------------------------
+# ---- endpoints: (ctx, query) -> (status, body, content type) ------------------------
+
+TEXT = "text/plain; charset=UTF-8"
+JSON = "application/json"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    ctx: AdminContext  # set on the subclass made per server
-    server_version = "meshcore-admin"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):  # route to logging, quietly
-        log.debug("admin: " + fmt, *args)
-
-    def _send(self, code: int, body: str, ctype: str = "text/plain; charset=UTF-8"):
-        data = body.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-cache, max-age=0")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _route(self, method: str):
-        url = urllib.parse.urlsplit(self.path)
-        query = dict(urllib.parse.parse_qsl(url.query))
-        path = url.path.rstrip("/") or "/"
-        handler = _GET.get(path) if method in ("GET", "HEAD") else _POST.get(path)
-        if handler is None:
-            if path in _POST and method in ("GET", "HEAD"):
-                return self._send(405, f"{path} requires POST\n")
-            if path in _GET and method == "POST":
-                return self._send(405, f"{path} requires GET\n")
-            return self._send(404, f"no admin endpoint {path}; see /\n")
-        try:
-            handler(self, query)
-        except re.error as e:
-            self._send(400, f"bad filter regex: {e}\n")
-        except Exception:  # the admin API must never take the proxy down
-            log.exception("admin endpoint %s failed", path)
-            self._send(500, "internal error; see the proxy log\n")
-
-    def do_GET(self):
-        self._route("GET")
-
-    def do_HEAD(self):
-        self._route("HEAD")
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(min(length, 1 << 20))
-        self._route("POST")
-
-
-def _index(h, q):
+def _index(ctx, q):
     paths = sorted(set(_GET) | set(_POST))
-    h._send(200, "meshcore admin\n" + "".join(f"  {p}\n" for p in paths))
+    return 200, "meshcore admin\n" + "".join(f"  {p}\n" for p in paths), TEXT
 
 
-def _ready(h, q):
-    if h.ctx.draining:
-        h._send(503, "DRAINING\n")
-    else:
-        h._send(200, "LIVE\n")
+def _ready(ctx, q):
+    return (503, "DRAINING\n", TEXT) if ctx.draining else (200, "LIVE\n", TEXT)
 
 
-def _stats(h, q):
-    stats = h.ctx.stats()
+def _stats(ctx, q):
+    if q.get("format") == "prometheus":
+        return _prometheus(ctx, q)
+    stats = ctx.stats()
     if q.get("format") == "json":
-        h._send(200, render_stats_json(stats, q.get("filter")), "application/json")
-    elif q.get("format") == "prometheus":
-        _prometheus(h, q)
-    else:
-        h._send(200, render_stats_text(stats, q.get("filter")))
+        return 200, render_stats_json(stats, q.get("filter")), JSON
+    return 200, render_stats_text(stats, q.get("filter")), TEXT
 
 
-def _prometheus(h, q):
-    body, ctype = metrics.exposition(h.ctx.stats())
-    h._send(200, body, ctype)
+def _prometheus(ctx, q):
+    from meshcore import metrics  # prometheus_client is loaded on the first scrape only
+
+    body, ctype = metrics.exposition(ctx.stats())
+    return 200, body, ctype
 
 
-def _config_dump(h, q):
-    h._send(200, json.dumps(config_dump(h.ctx.engine), indent=2) + "\n", "application/json")
+def _config_dump(ctx, q):
+    return 200, json.dumps(config_dump(ctx.engine), indent=2) + "\n", JSON
 
 
-def _clusters(h, q):
-    stats = h.ctx.stats()
+def _clusters(ctx, q):
+    stats = ctx.stats()
     if q.get("format") == "json":
-        h._send(200, render_clusters_json(h.ctx.engine, stats), "application/json")
-    else:
-        h._send(200, render_clusters_text(h.ctx.engine, stats))
+        return 200, render_clusters_json(ctx.engine, stats), JSON
+    return 200, render_clusters_text(ctx.engine, stats), TEXT
 
 
-def _listeners(h, q):
-    ctype = "application/json" if q.get("format") == "json" else "text/plain; charset=UTF-8"
-    h._send(200, render_listeners(h.ctx.engine, q.get("format")), ctype)
+def _listeners(ctx, q):
+    fmt = q.get("format")
+    return 200, render_listeners(ctx.engine, fmt), JSON if fmt == "json" else TEXT
 
 
-def _server_info(h, q):
-    ctx = h.ctx
+def _server_info(ctx, q):
     info = {
         "version": ctx.version,
         "state": "DRAINING" if ctx.draining else "LIVE",
@@ -300,27 +246,27 @@ def _server_info(h, q):
         "concurrency": ctx.engine.concurrency,
         "config_source": ctx.engine.source,
     }
-    h._send(200, json.dumps(info, indent=2) + "\n", "application/json")
+    return 200, json.dumps(info, indent=2) + "\n", JSON
 
 
-def _drain_listeners(h, q):
-    h.ctx.engine.drain_listeners()
-    h.ctx.draining = True
-    h._send(200, "OK\n")
+def _drain_listeners(ctx, q):
+    ctx.engine.drain_listeners()
+    ctx.draining = True
+    return 200, "OK\n", TEXT
 
 
-def _reload(h, q):
-    if h.ctx.reload is None:
-        return h._send(501, "this process has no config file to reload\n")
-    ok, message = h.ctx.reload()
-    h._send(200 if ok else 400, message.rstrip("\n") + "\n")
+def _reload(ctx, q):
+    if ctx.reload is None:
+        return 501, "this process has no config file to reload\n", TEXT
+    ok, message = ctx.reload()
+    return (200 if ok else 400), message.rstrip("\n") + "\n", TEXT
 
 
-def _quit(h, q):
-    if h.ctx.quit is None:
-        return h._send(501, "shutdown is not available here\n")
-    h._send(200, "OK\n")
-    h.ctx.quit()
+def _quit(ctx, q):
+    if ctx.quit is None:
+        return 501, "shutdown is not available here\n", TEXT
+    ctx.quit()
+    return 200, "OK\n", TEXT
 
 
 _GET = {
@@ -340,25 +286,153 @@ _POST = {
 }
 
 
+def dispatch(ctx: AdminContext, method: str, target: str) -> tuple[int, str, str]:
+    """Routes one admin request; never raises."""
+    url = urllib.parse.urlsplit(target)
+    query = dict(urllib.parse.parse_qsl(url.query))
+    path = url.path.rstrip("/") or "/"
+    table = _GET if method in ("GET", "HEAD") else _POST if method == "POST" else None
+    if table is None:
+        return 405, f"method {method} not allowed\n", TEXT
+    handler = table.get(path)
+    if handler is None:
+        if path in _POST:
+            return 405, f"{path} requires POST\n", TEXT
+        if path in _GET:
+            return 405, f"{path} requires GET\n", TEXT
+        return 404, f"no admin endpoint {path}; see /\n", TEXT
+    try:
+        return handler(ctx, query)
+    except re.error as e:
+        return 400, f"bad filter regex: {e}\n", TEXT
+    except Exception:  # the admin API must never take the proxy down
+        log.exception("admin endpoint %s failed", path)
+        return 500, "internal error; see the proxy log\n", TEXT
+
+
+# ---- HTTP/1.1 server -----------------------------------------------------------------
+#
+# Hand-written on purpose: http.server pulls in http.client, ssl and email, about
+# 6 MiB of resident memory in every sidecar for an API that serves a dozen GETs.
+# This serves HTTP/1.1 with keep-alive, Content-Length bodies and nothing else.
+
+_MAX_HEAD = 64 * 1024
+_MAX_BODY = 1 << 20
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            413: "Payload Too Large", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+
+
+def _read_head(conn, buf: bytearray):
+    while b"\r\n\r\n" not in buf:
+        if len(buf) > _MAX_HEAD:
+            return None, 431
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None, None
+        buf += chunk
+    end = buf.index(b"\r\n\r\n")
+    head = bytes(buf[:end]).decode("latin-1")
+    del buf[:end + 4]
+    return head, 200
+
+
+def _serve_connection(ctx: AdminContext, conn) -> None:
+    buf = bytearray()
+    with conn:
+        conn.settimeout(60)
+        while True:
+            try:
+                head, code = _read_head(conn, buf)
+            except OSError:
+                return
+            if head is None:
+                if code:
+                    _write(conn, "GET", code, "request head too large\n", TEXT, close=True)
+                return
+            lines = head.split("\r\n")
+            parts = lines[0].split(" ")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+                _write(conn, "GET", 400, "bad request line\n", TEXT, close=True)
+                return
+            method, target, version = parts
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                length = -1
+            if length < 0 or length > _MAX_BODY or "transfer-encoding" in headers:
+                _write(conn, method, 413 if length > _MAX_BODY else 400, "unsupported body\n", TEXT, close=True)
+                return
+            try:
+                while len(buf) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+            except OSError:
+                return
+            del buf[:length]
+            close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+            status, body, ctype = dispatch(ctx, method, target)
+            try:
+                _write(conn, method, status, body, ctype, close)
+            except OSError:
+                return
+            if close:
+                return
+
+
+def _write(conn, method, status, body, ctype, close):
+    data = body.encode()
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {len(data)}\r\n"
+            "Cache-Control: no-cache, max-age=0\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Server: meshcore-admin\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n")
+    conn.sendall(head.encode() + (b"" if method == "HEAD" else data))
+
+
 class AdminServer:
-    """The admin HTTP server on its own daemon thread."""
+    """The admin HTTP server: an accept thread and a thread per connection."""
 
     def __init__(self, ctx: AdminContext, host: str = "127.0.0.1", port: int = 15000):
-        handler = type("Handler", (_Handler,), {"ctx": ctx})
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self.httpd = http.server.ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host, port))
+            self.sock.listen(64)
+        except OSError:
+            self.sock.close()
+            raise
         self.ctx = ctx
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="mc-admin", daemon=True)
+        self._closing = False
+        self._thread = threading.Thread(target=self._accept_loop, name="mc-admin", daemon=True)
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.httpd.server_address[:2]
+        return self.sock.getsockname()[:2]
 
     def start(self) -> AdminServer:
         self._thread.start()
         return self
 
+    def _accept_loop(self) -> None:
+        while not self._closing:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=_serve_connection, args=(self.ctx, conn), daemon=True).start()
+
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(timeout=5)
