@@ -9,8 +9,10 @@ find what they expect:
         ->  envoy_listener_downstream_cx_active{envoy_listener_address="127.0.0.1_10000"}
 
 Counters always end in _total (prometheus_client adds it where Envoy's name
-lacks it, which `promtool check metrics` requires). Histograms are
-re-bucketed from the core's log-linear buckets to Envoy's default bounds.
+lacks it) and duration histograms are in seconds (`upstream_cx_connect_ms` ->
+`envoy_cluster_upstream_cx_connect_seconds`), both of which
+`promtool check metrics` requires. Histograms are re-bucketed from the
+core's log-linear buckets to Envoy's default bounds.
 """
 from __future__ import annotations
 
@@ -32,6 +34,12 @@ SCOPE_LABELS = {
 }
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
+
+
+def _seconds(stat: str) -> str:
+    # Envoy's "_ms" histograms in base units: promtool rejects abbreviated
+    # units and any unit but seconds for durations.
+    return stat[:-3] + "_seconds" if stat.endswith("_ms") else stat
 
 
 def _metric_name(*parts: str) -> str:
@@ -62,9 +70,10 @@ class StatsCollector:
             for stat, v in scope.gauges.items():
                 family(GaugeMetricFamily, _metric_name(scope.kind, stat), stat, labels).add_metric(values, v)
             for stat, h in scope.histograms.items():
-                buckets = [(floatToGoString(le), n) for le, n in h.cumulative()]
-                family(HistogramMetricFamily, _metric_name(scope.kind, stat), stat, labels).add_metric(
-                    values, buckets, h.sum)
+                scale = 1000.0 if stat.endswith("_ms") else 1.0
+                buckets = [(floatToGoString(le / scale), n) for le, n in h.cumulative()]
+                family(HistogramMetricFamily, _metric_name(scope.kind, _seconds(stat)), stat, labels).add_metric(
+                    values, buckets, h.sum / scale)
         # Counters kept outside the core (config reloads...), named like "server.x".
         core_names = {f"{s.prefix}.{k}" for s in self.stats.scopes for k in s.counters}
         for name, v in self.stats.counters.items():

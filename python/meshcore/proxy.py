@@ -9,6 +9,7 @@ connections get drain_timeout seconds to finish, then the process exits.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -52,7 +53,7 @@ class Proxy:
         bootstrap = load_bootstrap(self.config_path)
         self.engine.start()
         try:
-            self.engine.apply(bootstrap, self.config_path)
+            self.engine.apply(bootstrap, os.path.basename(self.config_path))
             host, port = self._admin_address(bootstrap)
             ctx = AdminContext(self.engine, reload=self.reload, quit=self.request_stop,
                                counters=lambda: dict(self._counters), version=f"meshcore/{__version__}")

@@ -33,15 +33,15 @@ static void test_empty(void)
     CHECK(mc_lb_swrr(cur, w, 0, 0) == UINT32_MAX);
     CHECK(mc_lb_swrr(cur, w, 0, ~0ull) == UINT32_MAX);
     CHECK(mc_lb_random(&r, cum, 0, 0) == UINT32_MAX);
-    CHECK(mc_lb_least_request(&r, w, cum, active, 0, 0) == UINT32_MAX);
+    CHECK(mc_lb_least_request(&r, cur, w, active, 0, 0) == UINT32_MAX);
 
     /* A single entry is always picked, excluded or not. */
     CHECK_EQ(mc_lb_swrr(cur, w, 1, 0), 0);
     CHECK_EQ(mc_lb_swrr(cur, w, 1, 1), 0);
     CHECK_EQ(mc_lb_random(&r, cum, 1, 0), 0);
     CHECK_EQ(mc_lb_random(&r, cum, 1, 1), 0);
-    CHECK_EQ(mc_lb_least_request(&r, w, cum, active, 1, 0), 0);
-    CHECK_EQ(mc_lb_least_request(&r, w, cum, active, 1, 1), 0);
+    CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 1, 0), 0);
+    CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 1, 1), 0);
 }
 
 static void test_swrr_nginx_sequence(void)
@@ -221,17 +221,16 @@ static void test_least_request(void)
     mc_rand_t r;
     mc_rand_seed(&r, 77);
     enum { N = 100000 };
+    int64_t cur[4] = {0, 0, 0, 0};
 
-    /* Two entries, one busy: the idle one wins every comparison it is in.
-     * With two independent (with-replacement) candidates, the busy one is
-     * only picked when drawn twice: 1/4 of the time. */
+    /* Equal weights: power of two choices. Two entries, one busy: the idle
+     * one wins every comparison it is in, so the busy one is only picked
+     * when drawn twice (with replacement): 1/4 of the time. */
     static const uint32_t w[2] = {1, 1};
-    uint64_t cum[2];
-    make_cum(w, cum, 2);
     static const uint32_t active[2] = {100, 0};
-    uint32_t count[2] = {0, 0};
+    uint32_t count[3] = {0, 0, 0};
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_least_request(&r, w, cum, active, 2, 0);
+        uint32_t got = mc_lb_least_request(&r, cur, w, active, 2, 0);
         CHECK(got < 2);
         if (got < 2)
             count[got]++;
@@ -242,12 +241,10 @@ static void test_least_request(void)
     /* Four entries, one busy: picked only when both draws land on it
      * (1/16); each idle entry gets 5/16. */
     static const uint32_t w4[4] = {1, 1, 1, 1};
-    uint64_t cum4[4];
-    make_cum(w4, cum4, 4);
     static const uint32_t active4[4] = {0, 0, 50, 0};
     uint32_t count4[4] = {0, 0, 0, 0};
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_least_request(&r, w4, cum4, active4, 4, 0);
+        uint32_t got = mc_lb_least_request(&r, cur, w4, active4, 4, 0);
         if (got < 4)
             count4[got]++;
     }
@@ -259,35 +256,49 @@ static void test_least_request(void)
     /* Exclusion: the idle entry excluded (it just failed), the busy one is
      * the only candidate. */
     for (uint32_t i = 0; i < 1000; i++)
-        CHECK_EQ(mc_lb_least_request(&r, w, cum, active, 2, 1ull << 1), 0);
+        CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 2, 1ull << 1), 0);
     /* Excluding the busy one: always the idle one. */
     for (uint32_t i = 0; i < 1000; i++)
-        CHECK_EQ(mc_lb_least_request(&r, w, cum, active, 2, 1ull << 0), 1);
+        CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 2, 1ull << 0), 1);
     /* All excluded: ignored, same preference for the idle entry. */
     count[0] = count[1] = 0;
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_least_request(&r, w, cum, active, 2, 0x3);
+        uint32_t got = mc_lb_least_request(&r, cur, w, active, 2, 0x3);
         if (got < 2)
             count[got]++;
     }
     CHECK(count[1] > count[0] * 2);
 
-    /* Weighted: load is compared per unit of weight. Entry 1 has 4x the
-     * weight and 2x the active requests, so it is the less loaded one:
-     * (2+1)/1 = 3 vs (5+1)/4 = 1.5. */
+    /* Unequal weights, all idle: exactly the weight shares (smooth WRR over
+     * weight / (active + 1)), as Envoy splits idle traffic by weight. */
+    static const uint32_t w3[3] = {1, 2, 7};
+    static const uint32_t idle3[3] = {0, 0, 0};
+    int64_t cur3[3] = {0, 0, 0};
+    count[0] = count[1] = count[2] = 0;
+    for (uint32_t i = 0; i < 10000; i++) {
+        uint32_t got = mc_lb_least_request(&r, cur3, w3, idle3, 3, 0);
+        if (got < 3)
+            count[got]++;
+    }
+    CHECK_EQ(count[0], 1000);
+    CHECK_EQ(count[1], 2000);
+    CHECK_EQ(count[2], 7000);
+
+    /* Unequal weights under load: effective weight is weight / (active + 1).
+     * Entry 0: 1 / 3; entry 1: 4 / 6 = 2 / 3, so entry 0 gets a third. */
     static const uint32_t ww[2] = {1, 4};
-    uint64_t cw[2];
-    make_cum(ww, cw, 2);
     static const uint32_t aw[2] = {2, 5};
+    int64_t cur2[2] = {0, 0};
     count[0] = count[1] = 0;
-    for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_least_request(&r, ww, cw, aw, 2, 0);
+    for (uint32_t i = 0; i < 30000; i++) {
+        uint32_t got = mc_lb_least_request(&r, cur2, ww, aw, 2, 0);
         if (got < 2)
             count[got]++;
     }
-    /* Entry 0 only when drawn twice: (1/5)^2 = 4%. */
-    CHECK(count[0] < N / 25 + 1000);
-    CHECK(count[0] > N / 25 - 1000);
+    CHECK(count[0] > 9990 && count[0] < 10010);
+    /* Excluded entries are skipped in the weighted path too. */
+    for (uint32_t i = 0; i < 100; i++)
+        CHECK_EQ(mc_lb_least_request(&r, cur2, ww, aw, 2, 1ull << 1), 0);
 }
 
 int main(void)

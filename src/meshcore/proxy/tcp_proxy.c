@@ -416,8 +416,8 @@ static uint32_t pick_endpoint(tcp_session_t *s)
     case MC_LB_RANDOM:
         return mc_lb_random(&s->w->rand, c->cum_weights, c->n_endpoints, s->tried);
     case MC_LB_LEAST_REQUEST:
-        return mc_lb_least_request(&s->w->rand, c->weights, c->cum_weights, wc->active,
-                                   c->n_endpoints, s->tried);
+        return mc_lb_least_request(&s->w->rand, wc->swrr, c->weights, wc->active, c->n_endpoints,
+                                   s->tried);
     default:
         return mc_lb_swrr(wc->swrr, c->weights, c->n_endpoints, s->tried);
     }

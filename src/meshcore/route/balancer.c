@@ -71,8 +71,34 @@ uint32_t mc_lb_random(mc_rand_t *r, const uint64_t *cum, uint32_t n, uint64_t ex
     return pick_allowed(r, cum, n, exclude);
 }
 
-uint32_t mc_lb_least_request(mc_rand_t *r, const uint32_t *weights, const uint64_t *cum,
-                             const uint32_t *active, uint32_t n, uint64_t exclude)
+static int equal_weights(const uint32_t *weights, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++)
+        if (weights[i] != weights[0])
+            return 0;
+    return 1;
+}
+
+static uint32_t pick_uniform(mc_rand_t *r, uint32_t n, uint64_t exclude)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        uint32_t i = (uint32_t)mc_rand_below(r, n);
+        if (!mc_lb_excluded(exclude, i))
+            return i;
+    }
+    uint32_t start = (uint32_t)mc_rand_below(r, n);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (start + k) % n;
+        if (!mc_lb_excluded(exclude, i))
+            return i;
+    }
+    return start;
+}
+
+#define LR_SCALE 1000000 /* fixed point for weight / (active + 1) */
+
+uint32_t mc_lb_least_request(mc_rand_t *r, int64_t *cur, const uint32_t *weights, const uint32_t *active,
+                             uint32_t n, uint64_t exclude)
 {
     if (n == 0)
         return UINT32_MAX;
@@ -80,10 +106,22 @@ uint32_t mc_lb_least_request(mc_rand_t *r, const uint32_t *weights, const uint64
         return 0;
     if (all_excluded(n, exclude))
         exclude = 0;
-    uint32_t a = pick_allowed(r, cum, n, exclude);
-    uint32_t b = pick_allowed(r, cum, n, exclude);
-    /* (active_a + 1) / w_a <= (active_b + 1) / w_b, cross-multiplied. */
-    uint64_t lhs = ((uint64_t)active[a] + 1) * weights[b];
-    uint64_t rhs = ((uint64_t)active[b] + 1) * weights[a];
-    return lhs <= rhs ? a : b;
+    if (equal_weights(weights, n)) {
+        uint32_t a = pick_uniform(r, n, exclude);
+        uint32_t b = pick_uniform(r, n, exclude);
+        return active[b] < active[a] ? b : a;
+    }
+    uint32_t best = UINT32_MAX;
+    int64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mc_lb_excluded(exclude, i))
+            continue;
+        int64_t eff = (int64_t)weights[i] * LR_SCALE / ((int64_t)active[i] + 1);
+        cur[i] += eff;
+        total += eff;
+        if (best == UINT32_MAX || cur[i] > cur[best])
+            best = i;
+    }
+    cur[best] -= total;
+    return best;
 }

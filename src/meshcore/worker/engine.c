@@ -304,12 +304,12 @@ int mc_engine_stop(mc_engine_t *e, uint32_t drain_timeout_ms)
     pthread_mutex_lock(&e->lock);
     e->stopping = 1;
     e->stop_deadline_ns = mc_now_ns() + (uint64_t)drain_timeout_ms * 1000000ull;
-    e->generation++;
+    uint64_t gen = ++e->generation;
     pthread_mutex_unlock(&e->lock);
     wake_all(e);
-    for (uint32_t i = 0; i < e->n_workers; i++)
-        mc_worker_join(e->workers[i]);
-    e->joined = 1;
+    /* Once every worker has stopped polling them, close the listen sockets
+     * so new connections are refused now, not at the end of the drain. */
+    wait_acked(e, gen);
     for (uint32_t i = 0; i < e->n_registry; i++) {
         mc_lsock_close(e->registry[i]);
         mc_lsock_unref(e->registry[i]);
@@ -317,6 +317,9 @@ int mc_engine_stop(mc_engine_t *e, uint32_t drain_timeout_ms)
     free(e->registry);
     e->registry = NULL;
     e->n_registry = e->cap_registry = 0;
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        mc_worker_join(e->workers[i]);
+    e->joined = 1;
     pthread_mutex_unlock(&e->ctl);
     return 0;
 }

@@ -29,9 +29,11 @@ uint32_t mc_lb_swrr(int64_t *cur, const uint32_t *weights, uint32_t n, uint64_t 
 /* Weighted random; cum[i] = weights[0] + ... + weights[i]. */
 uint32_t mc_lb_random(mc_rand_t *r, const uint64_t *cum, uint32_t n, uint64_t exclude);
 
-/* Power of two choices: two weighted-random candidates, the one with fewer
- * active requests per unit of weight wins. */
-uint32_t mc_lb_least_request(mc_rand_t *r, const uint32_t *weights, const uint64_t *cum,
-                             const uint32_t *active, uint32_t n, uint64_t exclude);
+/* Least request, as Envoy's: with equal weights, power of two choices (two
+ * uniform candidates, fewer active requests wins); with unequal weights, a
+ * smooth weighted round robin over weight / (active + 1) in cur[], so idle
+ * endpoints share by weight and busy ones are avoided in proportion. */
+uint32_t mc_lb_least_request(mc_rand_t *r, int64_t *cur, const uint32_t *weights, const uint32_t *active,
+                             uint32_t n, uint64_t exclude);
 
 #endif

@@ -1,0 +1,47 @@
+/*
+ * Retry policy (route.retry_policy): which outcomes are retried and how long
+ * to back off between tries. Pure functions over a compiled policy and the
+ * worker's PRNG, so the tests can check them against a Python reference.
+ */
+#ifndef MESHCORE_RETRY_H
+#define MESHCORE_RETRY_H
+
+#include <stdint.h>
+
+#include "meshcore/rand.h"
+
+enum {
+    MC_RETRY_ON_5XX = 1u << 0,
+    MC_RETRY_ON_GATEWAY_ERROR = 1u << 1,
+    MC_RETRY_ON_RESET = 1u << 2,
+    MC_RETRY_ON_CONNECT_FAILURE = 1u << 3,
+    MC_RETRY_ON_RETRIABLE_4XX = 1u << 4,
+    MC_RETRY_ON_RETRIABLE_STATUS_CODES = 1u << 5,
+};
+
+/* How a try ended when it produced no response head. */
+enum { MC_TRY_OK = 0, MC_TRY_CONNECT_FAILURE, MC_TRY_RESET, MC_TRY_TIMEOUT };
+
+#define MC_RETRY_MAX_CODES 16
+
+typedef struct mc_retry_policy {
+    uint32_t retry_on;        /* MC_RETRY_ON_* bits; 0 = no retries */
+    uint32_t num_retries;     /* Envoy default 1 when a policy is present */
+    uint64_t per_try_timeout_ns; /* 0 = only the route timeout */
+    uint64_t base_interval_ns;   /* default 25 ms */
+    uint64_t max_interval_ns;    /* default 10 x base */
+    uint16_t codes[MC_RETRY_MAX_CODES];
+    uint32_t n_codes;
+    uint8_t previous_hosts;   /* envoy.retry_host_predicates.previous_hosts */
+    uint32_t host_selection_max_attempts;
+} mc_retry_policy_t;
+
+/* 1 if a try that ended with `status` (an HTTP status, or 0 when there was
+ * no response) and `failure` (MC_TRY_*) should be retried under p. */
+int mc_retry_wanted(const mc_retry_policy_t *p, int status, int failure);
+
+/* Back-off before retry number `n` (1 for the first retry): Envoy's jittered
+ * exponential back-off, uniform in [0, min(max, base * (2^n - 1))). */
+uint64_t mc_retry_backoff(const mc_retry_policy_t *p, uint32_t n, mc_rand_t *r);
+
+#endif
