@@ -34,7 +34,9 @@ ext = Extension(
     "meshcore._core",
     sources=["ext/_core.pyx"],
     include_dirs=INCLUDE_DIRS + ["ext"],
-    libraries=["ssl", "crypto", "pthread"],
+    # The core first: with --as-needed, a shared library listed before the
+    # static core that needs it would be dropped.
+    libraries=["meshcore_core", "ssl", "crypto", "pcre2-8", "pthread"],
     extra_compile_args=["-O2"] + SAN_FLAGS,
     extra_link_args=SAN_FLAGS,
 )

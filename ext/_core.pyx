@@ -16,7 +16,6 @@ from includes.histogram cimport *
 from includes.snapshot cimport *
 from includes.stats cimport *
 
-include "compile.pxi"
 
 LB_ROUND_ROBIN = MC_LB_ROUND_ROBIN
 LB_LEAST_REQUEST = MC_LB_LEAST_REQUEST
@@ -187,6 +186,10 @@ cdef class Engine:
         finally:
             free(hist)
         return out
+
+
+include "compile_http.pxi"
+include "compile.pxi"
 
 
 # ---- the core's policies, exposed for reference tests -------------------

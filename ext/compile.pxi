@@ -10,7 +10,7 @@ _CONN_LIMIT = ("type.googleapis.com/"
                "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit")
 
 # envoy.config.cluster.v3.Cluster.LbPolicy -> MC_LB_*
-_LB_POLICY = {0: MC_LB_ROUND_ROBIN, 1: MC_LB_LEAST_REQUEST, 3: MC_LB_RANDOM}
+_LB_POLICY = {0: MC_LB_ROUND_ROBIN, 1: MC_LB_LEAST_REQUEST, 2: MC_LB_RING_HASH, 3: MC_LB_RANDOM}
 
 _DEFAULT_CONNECT_TIMEOUT_MS = 5000      # Cluster.connect_timeout
 _DEFAULT_IDLE_TIMEOUT_MS = 3600 * 1000  # TcpProxy.idle_timeout; 0s disables
@@ -45,6 +45,7 @@ def compile_snapshot(listeners, clusters):
             for lbe in locality.lb_endpoints:
                 sa = lbe.endpoint.address.socket_address
                 b.add_endpoint(ci, sa.address, sa.port_value, _u32(lbe, "load_balancing_weight", 1))
+        _compile_cluster_http(b, ci, c)
     for l in listeners:
         sa = l.address.socket_address
         li = b.add_listener(l.name, sa.address, sa.port_value, l.stat_prefix,
@@ -64,6 +65,8 @@ def compile_snapshot(listeners, clusters):
                     b.add_tcp_proxy_cluster(li, tp.cluster, 1)
                 for wc in tp.weighted_clusters.clusters:
                     b.add_tcp_proxy_cluster(li, wc.name, wc.weight)
+            elif url == _HCM:
+                _compile_hcm(b, li, f.typed_config)
             else:
                 raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
     return b

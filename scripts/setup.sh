@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Build: gcc + OpenSSL 3 headers. Tests: curl, promtool (prometheus),
 # real peers (haproxy, nginx), wrk for the benchmarks.
-APT_PACKAGES=(gcc make libssl-dev pkg-config curl ca-certificates prometheus haproxy nginx-light wrk)
+APT_PACKAGES=(gcc make libssl-dev libpcre2-dev pkg-config curl ca-certificates prometheus haproxy nginx-light wrk)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,4 +1,5 @@
 from libc.stdint cimport uint16_t, uint32_t
+from libc.stddef cimport size_t
 
 cdef extern from "meshcore/snapshot.h" nogil:
     ctypedef struct mc_snapshot_builder_t:
@@ -18,3 +19,153 @@ cdef extern from "meshcore/snapshot.h" nogil:
                             uint32_t idle_timeout_ms, uint32_t max_connect_attempts)
     int mc_sb_add_tcp_proxy_cluster(mc_snapshot_builder_t *b, int listener, const char *cluster,
                                     uint32_t weight)
+
+    enum:
+        MC_STR_EXACT
+        MC_STR_PREFIX
+        MC_STR_SUFFIX
+        MC_STR_CONTAINS
+        MC_STR_REGEX
+        MC_STR_PRESENT
+    enum:
+        MC_HDR_APPEND_OR_ADD
+        MC_HDR_ADD_IF_ABSENT
+        MC_HDR_OVERWRITE_OR_ADD
+        MC_HDR_OVERWRITE_IF_EXISTS
+    enum:
+        MC_SB_RETRY_5XX
+        MC_SB_RETRY_GATEWAY_ERROR
+        MC_SB_RETRY_RESET
+        MC_SB_RETRY_CONNECT_FAILURE
+        MC_SB_RETRY_RETRIABLE_4XX
+        MC_SB_RETRY_RETRIABLE_STATUS_CODES
+    enum:
+        MC_PATH_PREFIX
+        MC_PATH_EXACT
+        MC_PATH_REGEX
+        MC_PATH_SEPARATED_PREFIX
+    enum:
+        MC_ACTION_ROUTE
+        MC_ACTION_REDIRECT
+        MC_ACTION_DIRECT
+    enum:
+        MC_HASH_HEADER
+        MC_HASH_COOKIE
+        MC_HASH_SOURCE_IP
+
+    ctypedef struct mc_sb_matcher_t:
+        const char *name
+        int kind
+        const char *value
+        int ignore_case
+        int invert
+    ctypedef struct mc_sb_header_op_t:
+        const char *name
+        const char *value
+        int action
+    ctypedef struct mc_sb_header_ops_t:
+        const mc_sb_header_op_t *add
+        uint32_t n_add
+        const char *const *remove
+        uint32_t n_remove
+    ctypedef struct mc_sb_fault_t:
+        int present
+        uint32_t delay_ms
+        uint32_t delay_ppm
+        uint32_t abort_status
+        uint32_t abort_ppm
+    ctypedef struct mc_sb_retry_t:
+        uint32_t retry_on
+        uint32_t num_retries
+        uint32_t per_try_timeout_ms
+        uint32_t base_interval_ms
+        uint32_t max_interval_ms
+        const uint16_t *codes
+        uint32_t n_codes
+        int previous_hosts
+        uint32_t host_selection_max_attempts
+    ctypedef struct mc_sb_hash_policy_t:
+        int kind
+        const char *name
+        int terminal
+    ctypedef struct mc_sb_mirror_t:
+        const char *cluster
+        uint32_t ppm
+    ctypedef struct mc_sb_route_t:
+        const char *name
+        int path_kind
+        const char *path
+        int case_sensitive
+        const mc_sb_matcher_t *headers
+        uint32_t n_headers
+        const mc_sb_matcher_t *query
+        uint32_t n_query
+        int action
+        const char *const *clusters
+        const uint32_t *weights
+        uint32_t n_clusters
+        uint32_t timeout_ms
+        int has_retry
+        mc_sb_retry_t retry
+        const char *prefix_rewrite
+        const char *regex_rewrite
+        const char *regex_substitution
+        const char *host_rewrite
+        const mc_sb_mirror_t *mirrors
+        uint32_t n_mirrors
+        const mc_sb_hash_policy_t *hash
+        uint32_t n_hash
+        mc_sb_fault_t fault
+        const char *redirect_scheme
+        const char *redirect_host
+        uint32_t redirect_port
+        const char *redirect_path
+        const char *redirect_prefix
+        uint32_t redirect_code
+        int strip_query
+        uint32_t direct_status
+        const char *direct_body
+        size_t direct_body_len
+        mc_sb_header_ops_t request_ops
+        mc_sb_header_ops_t response_ops
+    ctypedef struct mc_sb_hcm_t:
+        const char *stat_prefix
+        uint32_t idle_timeout_ms
+        uint32_t stream_idle_timeout_ms
+        uint32_t request_timeout_ms
+        uint32_t request_headers_timeout_ms
+        uint32_t max_requests_per_connection
+        uint32_t max_request_headers_kb
+        uint32_t max_headers_count
+        int generate_request_id
+        int preserve_external_request_id
+        int use_remote_address
+        uint32_t xff_num_trusted_hops
+        const char *server_name
+        mc_sb_fault_t fault
+        mc_sb_header_ops_t request_ops
+        mc_sb_header_ops_t response_ops
+    ctypedef struct mc_sb_cluster_http_t:
+        uint32_t max_connections
+        uint32_t max_pending_requests
+        uint32_t max_requests
+        uint32_t max_retries
+        int outlier
+        uint32_t consecutive_5xx
+        uint32_t consecutive_gateway_failure
+        uint32_t interval_ms
+        uint32_t base_ejection_ms
+        uint32_t max_ejection_ms
+        uint32_t max_ejection_percent
+        uint32_t idle_timeout_ms
+        uint32_t max_requests_per_connection
+        uint32_t ring_min
+        uint32_t ring_max
+
+    int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm)
+    int mc_sb_add_vhost(mc_snapshot_builder_t *b, int listener, const char *name, const char *const *domains,
+                        uint32_t n_domains, const mc_sb_header_ops_t *request_ops,
+                        const mc_sb_header_ops_t *response_ops, const mc_sb_retry_t *retry)
+    int mc_sb_add_route(mc_snapshot_builder_t *b, int listener, int vhost, const mc_sb_route_t *route)
+    int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cluster_http_t *h)
+    int mc_regex_check(const char *pattern, char *err, size_t errlen)

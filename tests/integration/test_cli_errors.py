@@ -52,7 +52,8 @@ BAD = [
      'l4.yaml: listener "ingress": filter_chains[0].filters[1].typed_config.cluster: '
      'unknown cluster "backedn" (did you mean "backend"?)'),
     (with_maglev,
-     'l4.yaml: cluster "backend": lb_policy: unsupported value MAGLEV (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)'),
+     'l4.yaml: cluster "backend": lb_policy: unsupported value MAGLEV '
+     '(supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH)'),
     (with_typo, 'l4.yaml: cluster "backend": unknown field "conect_timeout" (did you mean "connect_timeout"?)'),
     (with_bad_duration, 'l4.yaml: cluster "backend": connect_timeout: expected a duration'),
 ]

@@ -286,7 +286,9 @@ def test_unknown_type_url_names_filter_and_type():
     )
 
 
-def test_http_connection_manager_not_supported_yet():
+def test_http_connection_manager_is_a_terminal_filter_now():
+    # Supported since the HTTP data plane (test_config_http.py); an HCM without
+    # a route table is told what is missing rather than "unsupported filter".
     def change(doc):
         filters(doc)[1] = {
             "name": "envoy.filters.network.http_connection_manager",
@@ -299,8 +301,8 @@ def test_http_connection_manager_not_supported_yet():
 
     msg = error_of(change)
     assert msg == (
-        'l4.yaml: listener "ingress": filter_chains[0].filters[1]: '
-        "unsupported filter envoy.filters.network.http_connection_manager"
+        'l4.yaml: listener "ingress": filter_chains[0].filters[1].typed_config.route_config: '
+        "required (an inline RouteConfiguration; rds is not supported)"
     )
 
 
@@ -560,7 +562,7 @@ def test_port_zero_listeners_may_share_an_address():
 def test_lb_policy_maglev_rejected_with_exact_message():
     msg = error_of(lambda d: cluster(d).update(lb_policy="MAGLEV"))
     expected = 'l4.yaml: cluster "backend": lb_policy: '
-    assert msg == expected + "unsupported value MAGLEV (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"
+    assert msg == expected + "unsupported value MAGLEV (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH)"
 
 
 def test_misspelt_field_in_lb_endpoint_with_exact_message():
@@ -582,7 +584,7 @@ def test_misspelt_field_in_lb_endpoint_with_exact_message():
         (lambda c: c.update(type="NOPE"), "type", "unsupported value NOPE (supported: STATIC)"),
         (lambda c: c.update(connect_timeout="0s"), "connect_timeout", "must be greater than 0"),
         (lambda c: c.update(connect_timeout="soon"), "connect_timeout", "expected a duration"),
-        (lambda c: c.update(circuit_breakers={}), "", 'unsupported field "circuit_breakers"'),
+        (lambda c: c.update(common_lb_config={}), "", 'unsupported field "common_lb_config"'),
         (lambda c: c["load_assignment"].pop("cluster_name"), "load_assignment.cluster_name", "required"),
         (
             lambda c: c["load_assignment"]["endpoints"][0].update(locality={"zone": "a"}),
@@ -700,14 +702,12 @@ def test_duration_ms_rounds_sub_millisecond_up():
 def test_validate_bootstrap_checks_a_message_built_in_code():
     bs = load_bootstrap(EXAMPLE)
     validate_bootstrap(bs, "built")
-    bs.static_resources.clusters[0].lb_policy = bs.static_resources.clusters[0].RING_HASH
-    with pytest.raises(
-        ConfigError, match=r'^built: cluster "backend": lb_policy: unsupported value RING_HASH'
-    ):
+    bs.static_resources.clusters[0].lb_policy = bs.static_resources.clusters[0].MAGLEV
+    with pytest.raises(ConfigError, match=r'^built: cluster "backend": lb_policy: unsupported value MAGLEV'):
         validate_bootstrap(bs, "built")
 
 
 def test_supported_summary_names_the_subset():
     assert "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy: stat_prefix, cluster" in SUPPORTED
-    assert "lb_policy (ROUND_ROBIN | LEAST_REQUEST | RANDOM)" in SUPPORTED
+    assert "lb_policy (ROUND_ROBIN | LEAST_REQUEST | RANDOM | RING_HASH)" in SUPPORTED
     assert "TcpProxy [terminal]" in SUPPORTED

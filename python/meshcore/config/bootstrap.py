@@ -276,36 +276,46 @@ class _Locator:
         return None
 
     def _field(self, fd, item, path, parent, parent_path):
+        # An Any is named, in errors, by its parent's name field (a filter) or,
+        # in a map (typed_per_filter_config), by its key.
+        slot = support.any_slot(fd.containing_type.full_name, fd.name)
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             if not isinstance(item, dict):
                 return path, f"expected a mapping, got {_show(item)}"
+            allowed = support.allowed_keys(fd.containing_type.full_name, fd.name)
+            for k in item:
+                if allowed is not None and k not in allowed:
+                    return path, support.unsupported_key(k, allowed)
             value_fd = fd.message_type.fields_by_name["value"]
-            items = [(f'{path}["{k}"]', v) for k, v in item.items()]
-        elif fd.is_repeated:
-            if not isinstance(item, list):
-                return path, f"expected a list, got {_show(item)}"
-            value_fd = fd
-            items = [(f"{path}[{i}]", v) for i, v in enumerate(item)]
+            items = [(f'{path}["{k}"]', v, k, f'{path}["{k}"]', False) for k, v in item.items()]
         else:
-            value_fd = fd
-            items = [(path, item)]
-        for ipath, v in items:
+            name = parent.get(slot.name_field) if slot else None
+            if fd.is_repeated:
+                if not isinstance(item, list):
+                    return path, f"expected a list, got {_show(item)}"
+                value_fd = fd
+                items = [(f"{path}[{i}]", v, name, parent_path, True) for i, v in enumerate(item)]
+            else:
+                value_fd = fd
+                items = [(path, item, name, parent_path, True)]
+        for ipath, v, name, where, by_name in items:
             if v is None and (fd.is_repeated or value_fd is not fd):
                 return ipath, "null is not allowed here"
-            found = self._value(value_fd, v, ipath, parent, parent_path)
+            found = self._value(value_fd, v, ipath, (slot, name, where, by_name))
             if found:
                 return found
         return None
 
-    def _value(self, fd, value, path, parent, parent_path):
+    def _value(self, fd, value, path, any_context):
         if fd.message_type is None:
             return self._scalar(fd, value, path) if self.probe_values else None
         if fd.message_type.full_name == "google.protobuf.Any":
-            slot = support.any_slot(fd.containing_type.full_name, fd.name)
-            return self._any(value, slot, parent, path, parent_path)
+            return self._any(value, path, *any_context)
         return self.message(value, fd.message_type, path)
 
-    def _any(self, value, slot, parent, path, parent_path):
+    def _any(self, value, path, slot, name, where, by_name):
+        """value: an Any; slot: what it may hold; name, where: what and where errors call it
+        (by_name: name is the extension's own name, not a map key)."""
         if not isinstance(value, dict):
             return path, f"expected a mapping, got {_show(value)}"
         url = value.get("@type")
@@ -315,9 +325,8 @@ class _Locator:
             return path, f'"@type" must be a string, got {_show(url)}'
         desc = support.find_type(url)
         if slot is not None and (desc is None or desc.full_name not in slot.types):
-            name = parent.get(slot.name_field)
             name = name if isinstance(name, str) else ""
-            return parent_path, support.unsupported_extension(slot, name, url, desc is not None)
+            return where, support.unsupported_extension(slot, name, url, by_name and desc is not None)
         if desc is None:
             return path, f"unknown type {url}"
         rest = {k: v for k, v in value.items() if k != "@type"}

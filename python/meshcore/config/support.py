@@ -17,13 +17,14 @@ import importlib
 import ipaddress
 import pkgutil
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from envoy.config.cluster.v3 import cluster_pb2
+
 # Import every message type that may appear inside an Any, so that json_format
-# can resolve "@type" while parsing. HTTP types are registered even though no
-# HTTP filter is supported yet: a config using them then fails with
-# "unsupported filter ..." rather than an unresolvable type.
+# can resolve "@type" while parsing.
 from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2  # noqa: F401
 from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
@@ -33,10 +34,25 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noq
     http_connection_manager_pb2,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import any_pb2, descriptor_pool, message_factory
 
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 CONNECTION_LIMIT = "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
+HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+HTTP_FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
+ROUTER = "envoy.extensions.filters.http.router.v3.Router"
+UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+
+# The key of the fault filter's entry in a route's typed_per_filter_config;
+# as in Envoy it must also be the name of the fault filter in http_filters.
+FAULT_FILTER_NAME = "envoy.filters.http.fault"
+
+_ROUTE = "envoy.config.route.v3."
+_HCM_PKG = "envoy.extensions.filters.network.http_connection_manager.v3."
+_CLUSTER = "envoy.config.cluster.v3."
 
 
 class Violation(Exception):
@@ -54,7 +70,8 @@ class AnyOf:
 
     `types` maps a message full name to True when that filter is terminal
     (must be the last in its chain), False otherwise. `name_field` is the
-    sibling field that names the extension, used in error messages.
+    sibling field that names the extension, used in error messages; in a map
+    (typed_per_filter_config) the entry's key names it instead.
     """
 
     noun: str
@@ -69,16 +86,24 @@ class Rule:
     fields: the field names that may be set.
     enums:  field name -> the enum value names supported (others rejected);
             an enum field listed in `fields` but not here takes any value.
-    anys:   field name -> AnyOf for google.protobuf.Any fields.
+    anys:   field name -> AnyOf for google.protobuf.Any fields (also map
+            fields whose values are Any).
     check:  value rules for the message; yields (relative path, text). Runs
             after the fields below it have been walked, so a child's
             "unsupported" is reported before a parent's consequence of it.
+    keys:   map field name -> the keys it may have (others rejected).
+    nested: field name -> the Rule for the message in that field, where it
+            differs from its type's row in SCHEMA (the same message type
+            supports different fields in different places, e.g.
+            core.v3.Http1ProtocolOptions in a listener vs. in a cluster).
     """
 
     fields: tuple
     enums: dict = field(default_factory=dict)
     anys: dict = field(default_factory=dict)
     check: Callable[[object], Iterator[tuple]] | None = None
+    keys: dict = field(default_factory=dict)
+    nested: dict = field(default_factory=dict)
 
 
 # Messages whose content is free-form (Struct) or a single value (Duration,
@@ -97,7 +122,10 @@ LEAVES = frozenset(
 )
 
 # typed_config types allowed in a listener's filter chain (True = terminal).
-NETWORK_FILTERS = {CONNECTION_LIMIT: False, TCP_PROXY: True}
+NETWORK_FILTERS = {CONNECTION_LIMIT: False, TCP_PROXY: True, HCM: True}
+
+# typed_config types allowed in an http_connection_manager's http_filters.
+HTTP_FILTERS = {HTTP_FAULT: False, ROUTER: True}
 
 ACCESS_LOGGERS = {
     "envoy.extensions.access_loggers.file.v3.FileAccessLog": False,
@@ -105,12 +133,79 @@ ACCESS_LOGGERS = {
     "envoy.extensions.access_loggers.stream.v3.StderrAccessLog": False,
 }
 
+# Retry conditions (RetryPolicy.retry_on). refused-stream is an HTTP/2 stream
+# error and unavailable, cancelled, deadline-exceeded and resource-exhausted
+# are gRPC statuses (grpc-status, which needs HTTP/2): they are accepted so
+# that Envoy and Istio configs load, but can never trigger on the HTTP/1.1
+# data plane.
+RETRY_ON = (
+    "5xx",
+    "gateway-error",
+    "reset",
+    "connect-failure",
+    "retriable-4xx",
+    "retriable-status-codes",
+    "refused-stream",
+    "unavailable",
+    "cancelled",
+    "deadline-exceeded",
+    "resource-exhausted",
+)
+
+# Envoy's default RouteConfiguration.max_direct_response_body_size_bytes.
+MAX_DIRECT_RESPONSE_BODY = 4096
+MAX_RING_SIZE = 8 * 1024 * 1024  # Envoy's limit on RingHashLbConfig.*_ring_size (8M)
+
 
 # ---- value rules -------------------------------------------------------------
 
 
 def _ms(d) -> float:
     return d.seconds * 1000 + d.nanos / 1e6
+
+
+def _show_ms(ms: float) -> str:
+    return f"{ms / 1000:g}s"
+
+
+def _durations(msg, *names, positive=False):
+    """Problems with the Duration fields `names` of msg: negative, or not positive."""
+    for name in names:
+        if msg.HasField(name):
+            ms = _ms(getattr(msg, name))
+            if positive and ms <= 0:
+                yield name, "must be greater than 0"
+            elif ms < 0:
+                yield name, "must not be negative"
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+_BAD_VALUE = re.compile(r"[\r\n\x00]")  # what Envoy's HTTP_HEADER_VALUE (non-strict) rejects
+_UNMODIFIABLE = 'Envoy does not let header lists change pseudo-headers (":...") or host'
+
+
+def _header_name_problem(name, pseudo_ok=False):
+    if not name:
+        return "required"
+    bare = name[1:] if pseudo_ok and name.startswith(":") else name
+    if not _TOKEN.fullmatch(bare):
+        return f'"{name}" is not a valid header name'
+    return None
+
+
+def _modifiable(name):
+    return not name.startswith(":") and name.lower() != "host"
+
+
+def _header_removals(msg):
+    """request/response_headers_to_remove of msg (RouteConfiguration, VirtualHost, Route)."""
+    for list_name in ("request_headers_to_remove", "response_headers_to_remove"):
+        for i, name in enumerate(getattr(msg, list_name)):
+            problem = _header_name_problem(name, pseudo_ok=True)
+            if problem is None and not _modifiable(name):
+                problem = f'"{name}" cannot be removed ({_UNMODIFIABLE})'
+            if problem:
+                yield f"{list_name}[{i}]", problem
 
 
 def _check_socket_address(sa):
@@ -139,34 +234,46 @@ def _check_listener(ls):
         yield "filter_chains", f"exactly one filter chain is supported, got {len(ls.filter_chains)}"
 
 
-def _check_filter_chain(fc):
-    # Filter types were vetted by the walk below this message already.
-    if not fc.filters:
-        yield "filters", "required (the chain must end in a terminal filter such as tcp_proxy)"
+def _chain(filters, table, list_name, empty_text):
+    """Order rules of a filter list: one filter of each type, the terminal one last.
+
+    Filter types were vetted by the walk below the message already.
+    """
+    if not filters:
+        yield list_name, empty_text
         return
     seen = {}
-    last = len(fc.filters) - 1
-    for i, f in enumerate(fc.filters):
+    last = len(filters) - 1
+    for i, f in enumerate(filters):
         kind = type_name(f.typed_config.type_url)
         if kind in seen:
             yield (
-                f"filters[{i}]",
-                f"filter {f.name or kind} is already at filters[{seen[kind]}] (one of each type)",
+                f"{list_name}[{i}]",
+                f"filter {f.name or kind} is already at {list_name}[{seen[kind]}] (one of each type)",
             )
         seen[kind] = i
-        terminal = NETWORK_FILTERS.get(kind, False)
+        terminal = table.get(kind, False)
         if terminal and i != last:
-            yield f"filters[{i}]", f"terminal filter {f.name or kind} must be the last filter"
+            yield f"{list_name}[{i}]", f"terminal filter {f.name or kind} must be the last filter"
         if not terminal and i == last:
-            terminals = ", ".join(t.rsplit(".", 1)[-1] for t, term in NETWORK_FILTERS.items() if term)
-            yield f"filters[{i}]", f"the last filter must be terminal ({terminals}), not {f.name or kind}"
+            terminals = ", ".join(t.rsplit(".", 1)[-1] for t, term in table.items() if term)
+            yield f"{list_name}[{i}]", f"the last filter must be terminal ({terminals}), not {f.name or kind}"
 
 
-def _check_filter(f):
-    if not f.name:
-        yield "name", "required"
-    if not f.HasField("typed_config"):
-        yield "", f"filter {f.name} has no typed_config (meshcore picks a filter by its typed_config @type)"
+def _check_filter_chain(fc):
+    yield from _chain(
+        fc.filters, NETWORK_FILTERS, "filters", "required (the chain must end in tcp_proxy or http_connection_manager)"
+    )
+
+
+def _needs_typed_config(noun):
+    def check(f):
+        if not f.name:
+            yield "name", "required"
+        if not f.HasField("typed_config"):
+            yield "", f"{noun} {f.name} has no typed_config (meshcore picks {noun}s by their typed_config @type)"
+
+    return check
 
 
 def _check_connection_limit(cl):
@@ -186,8 +293,7 @@ def _check_tcp_proxy(tp):
         yield "", "one of cluster or weighted_clusters is required"
     elif which == "cluster" and not tp.cluster:
         yield "cluster", "must not be empty"
-    if tp.HasField("idle_timeout") and _ms(tp.idle_timeout) < 0:
-        yield "idle_timeout", "must not be negative"
+    yield from _durations(tp, "idle_timeout")
     if tp.HasField("max_connect_attempts") and tp.max_connect_attempts.value < 1:
         yield "max_connect_attempts", "must be at least 1"
 
@@ -204,11 +310,379 @@ def _check_cluster_weight(cw):
         yield "weight", "must be greater than 0"
 
 
+# -- http_connection_manager
+
+
+def _routes(route_config):
+    """(path relative to the RouteConfiguration, Route) for every route."""
+    for v, vh in enumerate(route_config.virtual_hosts):
+        for r, route in enumerate(vh.routes):
+            yield f"virtual_hosts[{v}].routes[{r}]", route
+
+
+def _check_hcm(hcm):
+    if not hcm.stat_prefix:
+        yield "stat_prefix", "required"
+    if not hcm.HasField("route_config"):
+        yield "route_config", "required (an inline RouteConfiguration; rds is not supported)"
+    yield from _chain(hcm.http_filters, HTTP_FILTERS, "http_filters", "required (it must end in the router filter)")
+    if hcm.HasField("max_request_headers_kb") and not 1 <= hcm.max_request_headers_kb.value <= 8192:
+        yield "max_request_headers_kb", f"{hcm.max_request_headers_kb.value} is out of range (1..8192)"
+    yield from _durations(hcm, "stream_idle_timeout", "request_timeout", "request_headers_timeout")
+    if _BAD_VALUE.search(hcm.server_name):
+        yield "server_name", "must not contain CR, LF or NUL"
+    # A route's fault settings apply through the fault filter of that name, as in
+    # Envoy; without it they would be accepted and never take effect.
+    has_fault = any(
+        f.name == FAULT_FILTER_NAME and type_name(f.typed_config.type_url) == HTTP_FAULT for f in hcm.http_filters
+    )
+    if not has_fault:
+        for path, route in _routes(hcm.route_config):
+            if FAULT_FILTER_NAME in route.typed_per_filter_config:
+                yield (
+                    f'route_config.{path}.typed_per_filter_config["{FAULT_FILTER_NAME}"]',
+                    f"has no effect: http_filters has no fault filter named {FAULT_FILTER_NAME}",
+                )
+
+
+def _check_http_options(o):  # core.v3.HttpProtocolOptions, in a listener or a cluster
+    yield from _durations(o, "idle_timeout")
+    if o.HasField("max_headers_count") and o.max_headers_count.value < 1:
+        yield "max_headers_count", "must be at least 1"
+
+
+_DENOMINATORS = {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}
+
+
+def _check_fractional_percent(fp):
+    name = fp.DESCRIPTOR.fields_by_name["denominator"].enum_type.values_by_number[fp.denominator].name
+    whole = _DENOMINATORS[name]
+    if fp.numerator > whole:
+        yield "numerator", f"{fp.numerator} is more than the whole ({name} = {whole})"
+
+
+def _check_fault_delay(d):
+    if d.WhichOneof("fault_delay_secifier") is None:  # sic: Envoy's spelling
+        yield "fixed_delay", "required"
+    else:
+        yield from _durations(d, "fixed_delay", positive=True)
+
+
+def _check_fault_abort(a):
+    if a.WhichOneof("error_type") is None:
+        yield "http_status", "required (200..599)"
+    elif not 200 <= a.http_status <= 599:
+        yield "http_status", f"{a.http_status} is out of range (200..599)"
+
+
+# -- routes
+
+
+def _domain_problem(domain):
+    if not domain:
+        return "must not be empty"
+    if re.search(r"[\x00-\x20\x7f]", domain):
+        return f'"{domain}" contains whitespace or control characters'
+    if "*" in domain and (domain.count("*") > 1 or not (domain[0] == "*" or domain[-1] == "*")):
+        # Envoy's forms: "*", a suffix wildcard ("*.example.com", "*-bar.example.com")
+        # and a prefix wildcard ("example.*", "example-*").
+        return f'"{domain}": "*" may only be the whole domain, its first character or its last'
+    return None
+
+
+def _check_route_config(rc):
+    first = {}
+    for v, vh in enumerate(rc.virtual_hosts):
+        for d, domain in enumerate(vh.domains):
+            here = f"virtual_hosts[{v}].domains[{d}]"
+            where = first.setdefault(domain.lower(), here)  # host matching ignores case
+            if where != here:
+                text = f'duplicate domain "{domain}" ({where} has it too; domains must be unique across virtual hosts)'
+                yield here, text
+    yield from _header_removals(rc)
+
+
+def _check_virtual_host(vh):
+    if not vh.name:
+        yield "name", "required"
+    if not vh.domains:
+        yield "domains", 'required (at least one domain; "*" matches any)'
+    for i, domain in enumerate(vh.domains):
+        problem = _domain_problem(domain)
+        if problem:
+            yield f"domains[{i}]", problem
+    yield from _header_removals(vh)
+
+
+def _check_route(r):
+    if not r.HasField("match"):
+        yield "match", "required"
+    if r.WhichOneof("action") is None:
+        yield "", "one of route, redirect or direct_response is required"
+    yield from _header_removals(r)
+
+
+def _check_route_match(m):
+    which = m.WhichOneof("path_specifier")
+    if which is None:
+        yield "", "one of prefix, path, safe_regex or path_separated_prefix is required"
+    elif which == "path_separated_prefix" and not re.fullmatch(r"[^?#]+[^?#/]", m.path_separated_prefix):
+        text = 'is not a path prefix such as "/api" (no "?" or "#", no trailing "/")'
+        yield "path_separated_prefix", f'"{m.path_separated_prefix}" {text}'
+
+
+# Regexes. Envoy compiles them with RE2; meshcore's core compiles them with
+# PCRE2, whose syntax is a superset of RE2's. Here Python's `re` (also close to
+# a superset) is the first approximation of "RE2 accepts it": the constructs
+# RE2 lacks are refused first (Envoy would reject them and PCRE2 would not), RE2
+# spellings Python lacks (\z, \pL, \p{Greek}) are translated, then it must
+# compile. Still refused although RE2 takes them: \Q...\E, \C and inline flags
+# after the start, e.g. "a(?i)b".
+_RE2_ESCAPE = re.compile(r"\\(?:[pP](?:\{[^}]*\}|[A-Za-z])|.)", re.S)
+
+
+def _python_spelling(m):
+    text = m.group(0)
+    if text == "\\z":
+        return "\\Z"
+    if text[1] in "pP":
+        return "."  # a one-character class; only compiling matters here
+    return text
+
+
+def _non_re2(regex):
+    """The name of a construct RE2 does not have (lookaround, backreference, ...) used in regex, or None."""
+    i, n, in_class = 0, len(regex), False
+    while i < n:
+        c = regex[i]
+        if c == "\\":
+            nxt = regex[i + 1 : i + 2]
+            if not in_class and nxt.isdigit() and nxt != "0":
+                return "backreferences"
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            i += 1
+            if regex[i : i + 1] == "^":
+                i += 1
+            if regex[i : i + 1] == "]":  # a "]" first in a class is literal
+                i += 1
+            continue
+        elif regex.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
+            return "lookaround assertions"
+        elif regex.startswith("(?>", i):
+            return "atomic groups"
+        elif regex.startswith("(?P=", i):
+            return "backreferences"
+        elif c in "*+?}" and regex[i + 1 : i + 2] == "+":
+            return "possessive quantifiers"
+        i += 1
+    return None
+
+
+def _regex_problem(regex):
+    if not regex:
+        return "required"
+    construct = _non_re2(regex)
+    if construct:
+        return f'"{regex}": {construct} are not RE2 syntax (Envoy would reject the regex)'
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FutureWarning for RE2's "[[:alpha:]]"
+            re.compile(_RE2_ESCAPE.sub(_python_spelling, regex))
+    except re.error as e:
+        return f'"{regex}" is not a valid regex: {e}'
+    return None
+
+
+def _check_regex_matcher(rm):
+    problem = _regex_problem(rm.regex)
+    if problem:
+        yield "regex", problem
+
+
+def _check_regex_substitution(rs):
+    if not rs.HasField("pattern"):
+        yield "pattern", "required"
+
+
+def _check_header_matcher(hm):
+    problem = _header_name_problem(hm.name, pseudo_ok=True)  # ":authority", ":method" are matchable
+    if problem:
+        yield "name", problem
+    which = hm.WhichOneof("header_match_specifier")
+    if which in ("prefix_match", "suffix_match", "contains_match") and not getattr(hm, which):
+        yield which, "must not be empty"
+
+
+def _check_string_matcher(sm):
+    which = sm.WhichOneof("match_pattern")
+    if which is None:
+        yield "", "one of exact, prefix, suffix, contains or safe_regex is required"
+    elif which in ("prefix", "suffix", "contains") and not getattr(sm, which):
+        yield which, "must not be empty"
+    elif which == "safe_regex" and sm.ignore_case:
+        yield "ignore_case", 'has no effect on safe_regex (Envoy rejects it; use "(?i)" in the regex)'
+
+
+def _check_query_parameter_matcher(qm):
+    if not qm.name:
+        yield "name", "required"
+
+
+def _check_route_action(ra):
+    which = ra.WhichOneof("cluster_specifier")
+    if which is None:
+        yield "", "one of cluster or weighted_clusters is required"
+    elif which == "cluster" and not ra.cluster:
+        yield "cluster", "must not be empty"
+    if ra.prefix_rewrite and ra.HasField("regex_rewrite"):
+        yield "regex_rewrite", "cannot be used together with prefix_rewrite"
+    if ra.WhichOneof("host_rewrite_specifier") == "host_rewrite_literal" and (
+        not ra.host_rewrite_literal or _BAD_VALUE.search(ra.host_rewrite_literal)
+    ):
+        yield "host_rewrite_literal", "must be a non-empty host without CR, LF or NUL"
+    yield from _durations(ra, "timeout")
+
+
+def _check_route_weighted_clusters(wc):
+    if not wc.clusters:
+        yield "clusters", "at least one cluster is required"
+    first = {}
+    for i, cw in enumerate(wc.clusters):
+        where = first.setdefault(cw.name, i)
+        if where != i:
+            yield f"clusters[{i}].name", f'cluster "{cw.name}" is already at clusters[{where}]'
+    total = sum(cw.weight.value for cw in wc.clusters)
+    if total > 2**32 - 1:
+        yield "clusters", f"the weights add up to {total}, more than 4294967295"
+
+
+def _check_route_cluster_weight(cw):
+    if not cw.name:
+        yield "name", "required"
+    if not cw.HasField("weight"):
+        yield "weight", "required (at least 1)"
+    elif cw.weight.value < 1:
+        yield "weight", "must be greater than 0"
+
+
+def _check_retry_policy(rp):
+    conditions = [c.strip() for c in rp.retry_on.split(",") if c.strip()]
+    for c in conditions:
+        if c not in RETRY_ON:
+            yield "retry_on", f'unsupported retry condition "{c}" (supported: {", ".join(RETRY_ON)})'
+    yield from _durations(rp, "per_try_timeout")
+    if rp.host_selection_retry_max_attempts < 0:
+        yield "host_selection_retry_max_attempts", "must not be negative"
+    for i, code in enumerate(rp.retriable_status_codes):
+        if not 100 <= code <= 599:
+            yield f"retriable_status_codes[{i}]", f"{code} is not an HTTP status (100..599)"
+    if rp.retriable_status_codes and "retriable-status-codes" not in conditions:
+        yield "retriable_status_codes", 'has no effect unless retry_on includes "retriable-status-codes"'
+
+
+def _check_retry_back_off(bo):
+    if not bo.HasField("base_interval"):
+        yield "base_interval", "required"
+    yield from _durations(bo, "base_interval", "max_interval", positive=True)
+    if bo.HasField("base_interval") and bo.HasField("max_interval"):
+        base, most = _ms(bo.base_interval), _ms(bo.max_interval)
+        if most < base:
+            yield "max_interval", f"{_show_ms(most)} is less than base_interval ({_show_ms(base)})"
+
+
+def _check_mirror_policy(mp):
+    if not mp.cluster:
+        yield "cluster", "required"
+
+
+def _check_runtime_fraction(rf):
+    if not rf.HasField("default_value"):
+        yield "default_value", "required"
+
+
+def _check_hash_policy(hp):
+    if hp.WhichOneof("policy_specifier") is None:
+        yield "", "one of header, cookie or connection_properties is required"
+
+
+def _check_hash_header(h):
+    problem = _header_name_problem(h.header_name, pseudo_ok=True)
+    if problem:
+        yield "header_name", problem
+
+
+def _check_hash_cookie(c):
+    if not c.name:
+        yield "name", "required"
+    yield from _durations(c, "ttl")
+
+
+def _check_redirect(r):
+    if r.port_redirect > 65535:
+        yield "port_redirect", f"{r.port_redirect} is out of range (0..65535)"
+    for name in ("scheme_redirect", "host_redirect", "path_redirect", "prefix_rewrite"):
+        if _BAD_VALUE.search(getattr(r, name)):
+            yield name, "must not contain CR, LF or NUL"
+
+
+def _check_direct_response(dr):
+    if dr.status == 0:
+        yield "status", "required (100..599)"
+    elif not 100 <= dr.status <= 599:
+        yield "status", f"{dr.status} is out of range (100..599)"
+    which = dr.body.WhichOneof("specifier")
+    size = len(dr.body.inline_string.encode()) if which == "inline_string" else len(dr.body.inline_bytes)
+    if size > MAX_DIRECT_RESPONSE_BODY:
+        yield "body", f"{size} bytes is more than {MAX_DIRECT_RESPONSE_BODY} (Envoy's default limit)"
+
+
+def _check_header_value_option(o):
+    if not o.HasField("header"):
+        yield "header", "required"
+    if o.HasField("append") and o.append_action != 0:  # 0: APPEND_IF_EXISTS_OR_ADD, what append means
+        yield "append_action", 'cannot be used together with the deprecated "append" (as in Envoy)'
+
+
+def _check_header_value(hv):
+    problem = _header_name_problem(hv.key, pseudo_ok=True)
+    if problem is None and not _modifiable(hv.key):
+        problem = f'"{hv.key}" cannot be set ({_UNMODIFIABLE})'
+    if problem:
+        yield "key", problem
+    if _BAD_VALUE.search(hv.value):
+        yield "value", "must not contain CR, LF or NUL"
+    elif "%" in hv.value:
+        # Envoy reads %...% as a substitution command (%DOWNSTREAM_REMOTE_ADDRESS%);
+        # meshcore has none, and would otherwise send the text literally.
+        yield "value", 'substitution commands ("%...%") are not supported, so "%" may not appear in a value'
+
+
+# -- clusters
+
+
 def _check_cluster(c):
     if not c.name:
         yield "name", "required"
     if c.HasField("connect_timeout") and _ms(c.connect_timeout) <= 0:
         yield "connect_timeout", "must be greater than 0"
+    if c.HasField("ring_hash_lb_config") and c.lb_policy != cluster_pb2.Cluster.RING_HASH:
+        yield "ring_hash_lb_config", "is only used with lb_policy RING_HASH"
+    options = c.typed_extension_protocol_options.get(UPSTREAM_HTTP_OPTIONS)
+    if (
+        c.HasField("max_requests_per_connection")
+        and options is not None
+        and unpack(options).common_http_protocol_options.HasField("max_requests_per_connection")
+    ):
+        yield (
+            "max_requests_per_connection",
+            f'cannot be set together with typed_extension_protocol_options["{UPSTREAM_HTTP_OPTIONS}"]'
+            ".common_http_protocol_options.max_requests_per_connection (as in Envoy)",
+        )
 
 
 def _check_load_assignment(la):
@@ -230,12 +704,62 @@ def _check_endpoint(ep):
         yield "address.socket_address.port_value", "required (1..65535)"
 
 
+def _check_ring_hash(rh):
+    low = rh.minimum_ring_size.value if rh.HasField("minimum_ring_size") else 1024  # Envoy's defaults
+    high = rh.maximum_ring_size.value if rh.HasField("maximum_ring_size") else MAX_RING_SIZE
+    for name, value in (("minimum_ring_size", low), ("maximum_ring_size", high)):
+        if value > MAX_RING_SIZE:
+            yield name, f"{value} is more than {MAX_RING_SIZE} (8M)"
+    if low > high:
+        yield "minimum_ring_size", f"{low} is more than maximum_ring_size ({high})"
+
+
+def _check_circuit_breakers(cb):
+    first = {}
+    for i, t in enumerate(cb.thresholds):
+        where = first.setdefault(t.priority, i)
+        if where != i:
+            name = t.DESCRIPTOR.fields_by_name["priority"].enum_type.values_by_number[t.priority].name
+            yield f"thresholds[{i}]", f"priority {name} already has thresholds[{where}] (one per priority)"
+
+
+_PERCENTS = ("max_ejection_percent", "enforcing_consecutive_5xx", "enforcing_consecutive_gateway_failure")
+
+
+def _check_outlier_detection(od):
+    for name in _PERCENTS:
+        if od.HasField(name) and getattr(od, name).value > 100:
+            yield name, f"{getattr(od, name).value} is out of range (0..100)"
+    yield from _durations(od, "interval", "base_ejection_time", "max_ejection_time", positive=True)
+    base = _ms(od.base_ejection_time) if od.HasField("base_ejection_time") else 30_000  # Envoy's defaults
+    most = _ms(od.max_ejection_time) if od.HasField("max_ejection_time") else 300_000
+    if base > most:
+        yield "base_ejection_time", f"{_show_ms(base)} is longer than max_ejection_time ({_show_ms(most)})"
+
+
+def _check_upstream_http_options(o):
+    if o.WhichOneof("upstream_protocol_options") is None:
+        yield "", "one of explicit_http_config or use_downstream_protocol_config is required"
+
+
+def _check_explicit_http_config(e):
+    if e.WhichOneof("protocol_config") is None:
+        yield "http_protocol_options", "required (meshcore speaks HTTP/1.1 to upstreams)"
+
+
 def _check_file_access_log(fal):
     if not fal.path:
         yield "path", "required"
 
 
 # ---- the table -------------------------------------------------------------------
+
+_HEADER_OPS = (
+    "request_headers_to_add",
+    "request_headers_to_remove",
+    "response_headers_to_add",
+    "response_headers_to_remove",
+)
 
 SCHEMA = {
     "envoy.config.bootstrap.v3.Bootstrap": Rule(("node", "static_resources", "admin")),
@@ -259,7 +783,9 @@ SCHEMA = {
     ),
     "envoy.config.listener.v3.FilterChain": Rule(("filters",), check=_check_filter_chain),
     "envoy.config.listener.v3.Filter": Rule(
-        ("name", "typed_config"), anys={"typed_config": AnyOf("filter", NETWORK_FILTERS)}, check=_check_filter
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("filter", NETWORK_FILTERS)},
+        check=_needs_typed_config("filter"),
     ),
     CONNECTION_LIMIT: Rule(("stat_prefix", "max_connections"), check=_check_connection_limit),
     TCP_PROXY: Rule(
@@ -268,12 +794,219 @@ SCHEMA = {
     ),
     TCP_PROXY + ".WeightedCluster": Rule(("clusters",), check=_check_weighted_clusters),
     TCP_PROXY + ".WeightedCluster.ClusterWeight": Rule(("name", "weight"), check=_check_cluster_weight),
+    # -- http_connection_manager (access_log: not yet)
+    HCM: Rule(
+        (
+            "stat_prefix",
+            "codec_type",
+            "route_config",
+            "http_filters",
+            "common_http_protocol_options",
+            "stream_idle_timeout",
+            "request_timeout",
+            "request_headers_timeout",
+            "max_request_headers_kb",
+            "generate_request_id",
+            "preserve_external_request_id",
+            "use_remote_address",
+            "xff_num_trusted_hops",
+            "server_name",
+            "http_protocol_options",
+        ),
+        enums={"codec_type": ("AUTO", "HTTP1")},
+        nested={
+            "common_http_protocol_options": Rule(
+                ("idle_timeout", "max_requests_per_connection", "max_headers_count"), check=_check_http_options
+            ),
+            "http_protocol_options": Rule(("accept_http_10",)),
+        },
+        check=_check_hcm,
+    ),
+    _HCM_PKG + "HttpFilter": Rule(
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("http filter", HTTP_FILTERS)},
+        check=_needs_typed_config("http filter"),
+    ),
+    ROUTER: Rule(()),  # any router setting is one we do not implement
+    HTTP_FAULT: Rule(("delay", "abort")),  # empty is fine: Istio's filter-level config, routes set the faults
+    "envoy.extensions.filters.common.fault.v3.FaultDelay": Rule(
+        ("fixed_delay", "percentage"), check=_check_fault_delay
+    ),
+    "envoy.extensions.filters.http.fault.v3.FaultAbort": Rule(("http_status", "percentage"), check=_check_fault_abort),
+    "envoy.type.v3.FractionalPercent": Rule(
+        ("numerator", "denominator"),
+        enums={"denominator": tuple(_DENOMINATORS)},
+        check=_check_fractional_percent,
+    ),
+    # -- routes
+    _ROUTE + "RouteConfiguration": Rule(
+        ("name", "virtual_hosts", *_HEADER_OPS, "validate_clusters"),  # validate_clusters: we always do
+        check=_check_route_config,
+    ),
+    _ROUTE + "VirtualHost": Rule(
+        ("name", "domains", "routes", *_HEADER_OPS, "retry_policy"), check=_check_virtual_host
+    ),
+    _ROUTE + "Route": Rule(
+        ("name", "match", "route", "redirect", "direct_response", *_HEADER_OPS, "typed_per_filter_config"),
+        anys={"typed_per_filter_config": AnyOf("per-filter config", {HTTP_FAULT: False})},
+        keys={"typed_per_filter_config": (FAULT_FILTER_NAME,)},
+        check=_check_route,
+    ),
+    _ROUTE + "RouteMatch": Rule(
+        (
+            "prefix",
+            "path",
+            "safe_regex",
+            "path_separated_prefix",
+            "case_sensitive",
+            "headers",
+            "query_parameters",
+        ),
+        check=_check_route_match,
+    ),
+    "envoy.type.matcher.v3.RegexMatcher": Rule(("google_re2", "regex"), check=_check_regex_matcher),
+    "envoy.type.matcher.v3.RegexMatcher.GoogleRE2": Rule(()),
+    "envoy.type.matcher.v3.RegexMatchAndSubstitute": Rule(
+        ("pattern", "substitution"), check=_check_regex_substitution
+    ),
+    _ROUTE + "HeaderMatcher": Rule(
+        (
+            "name",
+            "string_match",
+            "present_match",
+            "invert_match",
+            # deprecated, still written by Istio and older configs
+            "exact_match",
+            "prefix_match",
+            "suffix_match",
+            "contains_match",
+            "safe_regex_match",
+        ),
+        check=_check_header_matcher,
+    ),
+    _ROUTE + "QueryParameterMatcher": Rule(
+        ("name", "string_match", "present_match"), check=_check_query_parameter_matcher
+    ),
+    "envoy.type.matcher.v3.StringMatcher": Rule(
+        ("exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"), check=_check_string_matcher
+    ),
+    _ROUTE + "RouteAction": Rule(
+        (
+            "cluster",
+            "weighted_clusters",
+            "timeout",
+            "retry_policy",
+            "prefix_rewrite",
+            "regex_rewrite",
+            "host_rewrite_literal",
+            "request_mirror_policies",
+            "hash_policy",
+        ),
+        check=_check_route_action,
+    ),
+    _ROUTE + "WeightedCluster": Rule(("clusters",), check=_check_route_weighted_clusters),
+    _ROUTE + "WeightedCluster.ClusterWeight": Rule(("name", "weight"), check=_check_route_cluster_weight),
+    _ROUTE + "RetryPolicy": Rule(
+        (
+            "retry_on",
+            "num_retries",
+            "per_try_timeout",
+            "retry_back_off",
+            "retry_host_predicate",
+            "host_selection_retry_max_attempts",
+            "retriable_status_codes",
+        ),
+        check=_check_retry_policy,
+    ),
+    _ROUTE + "RetryPolicy.RetryBackOff": Rule(("base_interval", "max_interval"), check=_check_retry_back_off),
+    _ROUTE + "RetryPolicy.RetryHostPredicate": Rule(
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("retry host predicate", {PREVIOUS_HOSTS: False})},
+        check=_needs_typed_config("retry host predicate"),
+    ),
+    PREVIOUS_HOSTS: Rule(()),
+    _ROUTE + "RouteAction.RequestMirrorPolicy": Rule(("cluster", "runtime_fraction"), check=_check_mirror_policy),
+    "envoy.config.core.v3.RuntimeFractionalPercent": Rule(("default_value",), check=_check_runtime_fraction),
+    _ROUTE + "RouteAction.HashPolicy": Rule(
+        ("header", "cookie", "connection_properties", "terminal"), check=_check_hash_policy
+    ),
+    _ROUTE + "RouteAction.HashPolicy.Header": Rule(("header_name",), check=_check_hash_header),
+    _ROUTE + "RouteAction.HashPolicy.Cookie": Rule(("name", "ttl", "path"), check=_check_hash_cookie),
+    _ROUTE + "RouteAction.HashPolicy.ConnectionProperties": Rule(("source_ip",)),
+    _ROUTE + "RedirectAction": Rule(
+        (
+            "scheme_redirect",
+            "https_redirect",
+            "host_redirect",
+            "port_redirect",
+            "path_redirect",
+            "prefix_rewrite",
+            "response_code",
+            "strip_query",
+        ),
+        check=_check_redirect,
+    ),
+    _ROUTE + "DirectResponseAction": Rule(("status", "body"), check=_check_direct_response),
+    "envoy.config.core.v3.DataSource": Rule(("inline_string", "inline_bytes")),
+    "envoy.config.core.v3.HeaderValueOption": Rule(
+        ("header", "append", "append_action"), check=_check_header_value_option
+    ),
+    "envoy.config.core.v3.HeaderValue": Rule(("key", "value"), check=_check_header_value),
     # -- clusters
-    "envoy.config.cluster.v3.Cluster": Rule(
-        ("name", "type", "connect_timeout", "lb_policy", "load_assignment"),
-        enums={"type": ("STATIC",), "lb_policy": ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM")},
+    _CLUSTER + "Cluster": Rule(
+        (
+            "name",
+            "type",
+            "connect_timeout",
+            "lb_policy",
+            "load_assignment",
+            "ring_hash_lb_config",
+            "circuit_breakers",
+            "outlier_detection",
+            "typed_extension_protocol_options",
+            "max_requests_per_connection",  # deprecated; or in typed_extension_protocol_options
+        ),
+        enums={"type": ("STATIC",), "lb_policy": ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH")},
+        anys={"typed_extension_protocol_options": AnyOf("protocol options", {UPSTREAM_HTTP_OPTIONS: False})},
+        keys={"typed_extension_protocol_options": (UPSTREAM_HTTP_OPTIONS,)},
         check=_check_cluster,
     ),
+    _CLUSTER + "Cluster.RingHashLbConfig": Rule(
+        ("minimum_ring_size", "maximum_ring_size", "hash_function"),
+        enums={"hash_function": ("XX_HASH",)},
+        check=_check_ring_hash,
+    ),
+    _CLUSTER + "CircuitBreakers": Rule(("thresholds",), check=_check_circuit_breakers),
+    _CLUSTER + "CircuitBreakers.Thresholds": Rule(
+        ("priority", "max_connections", "max_pending_requests", "max_requests", "max_retries"),
+        enums={"priority": ("DEFAULT",)},
+    ),
+    _CLUSTER + "OutlierDetection": Rule(
+        (
+            "consecutive_5xx",
+            "consecutive_gateway_failure",
+            "interval",
+            "base_ejection_time",
+            "max_ejection_percent",
+            "max_ejection_time",
+            "enforcing_consecutive_5xx",
+            "enforcing_consecutive_gateway_failure",
+        ),
+        check=_check_outlier_detection,
+    ),
+    UPSTREAM_HTTP_OPTIONS: Rule(
+        ("common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"),
+        check=_check_upstream_http_options,
+    ),
+    UPSTREAM_HTTP_OPTIONS + ".ExplicitHttpConfig": Rule(
+        ("http_protocol_options",), check=_check_explicit_http_config
+    ),
+    UPSTREAM_HTTP_OPTIONS + ".UseDownstreamHttpConfig": Rule(("http_protocol_options",)),
+    # In a cluster; the http_connection_manager's own rows are in its `nested`.
+    "envoy.config.core.v3.HttpProtocolOptions": Rule(
+        ("idle_timeout", "max_requests_per_connection"), check=_check_http_options
+    ),
+    "envoy.config.core.v3.Http1ProtocolOptions": Rule(()),  # HTTP/1.1 with its defaults: set as {}
     "envoy.config.endpoint.v3.ClusterLoadAssignment": Rule(
         ("cluster_name", "endpoints"), check=_check_load_assignment
     ),
@@ -295,9 +1028,22 @@ def _tcp_proxy_clusters(tp):
         yield f"weighted_clusters.clusters[{i}].name", cw.name
 
 
+def _hcm_clusters(hcm):
+    for path, route in _routes(hcm.route_config):
+        if route.WhichOneof("action") != "route":
+            continue
+        ra, base = route.route, f"route_config.{path}.route"
+        if ra.WhichOneof("cluster_specifier") == "cluster":
+            yield f"{base}.cluster", ra.cluster
+        for i, cw in enumerate(ra.weighted_clusters.clusters):
+            yield f"{base}.weighted_clusters.clusters[{i}].name", cw.name
+        for i, mirror in enumerate(ra.request_mirror_policies):
+            yield f"{base}.request_mirror_policies[{i}].cluster", mirror.cluster
+
+
 # typed_config type -> function yielding (relative path, cluster name) for each
 # cluster the filter refers to; used to check that those clusters exist.
-CLUSTER_REFS = {TCP_PROXY: _tcp_proxy_clusters}
+CLUSTER_REFS = {TCP_PROXY: _tcp_proxy_clusters, HCM: _hcm_clusters}
 
 
 # ---- Any resolution ------------------------------------------------------------------
@@ -363,12 +1109,22 @@ def any_slot(message_full_name: str, field_name: str) -> AnyOf | None:
     return rule.anys.get(field_name) if rule else None
 
 
+def allowed_keys(message_full_name: str, field_name: str) -> tuple | None:
+    rule = SCHEMA.get(message_full_name)
+    return rule.keys.get(field_name) if rule else None
+
+
+def unsupported_key(key, allowed) -> str:
+    return f'unsupported key "{key}" (supported: {", ".join(allowed)})'
+
+
 def unsupported_extension(slot: AnyOf, name: str, type_url: str, known: bool) -> str:
     """The message for a typed_config we do not accept.
 
     A real Envoy type is named by its extension name alone (the user knows
     what it is); an unresolvable @type also shows the URL, which is likely
-    the mistake.
+    the mistake. So does a map entry (known=False), whose key names the
+    filter the config is for rather than its type.
     """
     if known and name:
         return f"unsupported {slot.noun} {name}"
@@ -386,12 +1142,20 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}"
 
 
-def walk(msg, path: str = "") -> None:
-    """Raise Violation for the first field of `msg` (recursively) outside the supported subset."""
+def _is_map(fd) -> bool:
+    return fd.message_type is not None and fd.message_type.GetOptions().map_entry
+
+
+def walk(msg, path: str = "", rule: Rule | None = None) -> None:
+    """Raise Violation for the first field of `msg` (recursively) outside the supported subset.
+
+    `rule` overrides SCHEMA's row for msg's type (a parent's Rule.nested).
+    """
     full = msg.DESCRIPTOR.full_name
     if full in LEAVES:
         return
-    rule = SCHEMA.get(full, Rule(()))  # unknown message type: nothing in it is supported
+    if rule is None:
+        rule = SCHEMA.get(full, Rule(()))  # unknown message type: nothing in it is supported
     listed = msg.ListFields()
     for fd, _ in listed:
         if fd.name not in rule.fields:
@@ -399,56 +1163,77 @@ def walk(msg, path: str = "") -> None:
             raise Violation(path, f'unsupported field "{fd.name}" (supported: {supported})')
     for fd, value in listed:
         fpath = _join(path, fd.name)
-        if fd.is_repeated:
-            items = [(_join(fpath, f"[{i}]"), v) for i, v in enumerate(value)]
+        if _is_map(fd):
+            allowed = rule.keys.get(fd.name)
+            for key in sorted(value):
+                if allowed is not None and key not in allowed:
+                    raise Violation(fpath, unsupported_key(key, allowed))
+            value_fd = fd.message_type.fields_by_name["value"]
+            items = [(f'{fpath}["{key}"]', value[key], key) for key in sorted(value)]
         else:
-            items = [(fpath, value)]
-        for ipath, item in items:
-            if fd.enum_type is not None and fd.name in rule.enums:
+            value_fd = fd
+            if fd.is_repeated:
+                items = [(_join(fpath, f"[{i}]"), v, None) for i, v in enumerate(value)]
+            else:
+                items = [(fpath, value, None)]
+        for ipath, item, key in items:
+            if value_fd.enum_type is not None and fd.name in rule.enums:
                 allowed = rule.enums[fd.name]
-                known = fd.enum_type.values_by_number.get(item)
+                known = value_fd.enum_type.values_by_number.get(item)
                 vname = known.name if known else str(item)
                 if vname not in allowed:
                     raise Violation(ipath, f"unsupported value {vname} (supported: {', '.join(allowed)})")
-            elif fd.message_type is not None and fd.message_type.full_name == "google.protobuf.Any":
-                _walk_any(msg, fd.name, rule.anys.get(fd.name), item, path, ipath)
-            elif fd.message_type is not None:
-                walk(item, ipath)
+            elif value_fd.message_type is not None and value_fd.message_type.full_name == "google.protobuf.Any":
+                slot = rule.anys.get(fd.name)
+                if slot is None:  # an Any field the table lets through must say what it may hold
+                    raise Violation(path, f'unsupported field "{fd.name}"')
+                if key is None:  # a filter: named by a sibling field; errors name the filter
+                    _walk_any(slot, getattr(msg, slot.name_field, ""), item, path, ipath, True)
+                else:  # a map entry: named by its key; errors name the entry
+                    _walk_any(slot, key, item, ipath, ipath, False)
+            elif value_fd.message_type is not None:
+                walk(item, ipath, rule.nested.get(fd.name))
     if rule.check:
         for rel, text in rule.check(msg):
             raise Violation(_join(path, rel), text)
 
 
-def _walk_any(parent, field_name, slot, any_msg, parent_path, path):
-    if slot is None:  # an Any field the table lets through must say what it may hold
-        raise Violation(parent_path, f'unsupported field "{field_name}"')
+def _walk_any(slot, name, any_msg, where, path, by_name):
     desc = find_type(any_msg.type_url)
     if desc is None or desc.full_name not in slot.types:
-        name = getattr(parent, slot.name_field, "")
-        raise Violation(parent_path, unsupported_extension(slot, name, any_msg.type_url, desc is not None))
+        known = by_name and desc is not None
+        raise Violation(where, unsupported_extension(slot, name, any_msg.type_url, known))
     walk(unpack(any_msg), path)
 
 
 # ---- documentation -------------------------------------------------------------------
 
 
+def _describe(rule: Rule) -> str:
+    parts = []
+    for name in rule.fields:
+        label = name
+        if name in rule.keys:
+            label += f" [{' | '.join(rule.keys[name])}]"
+        if name in rule.enums:
+            label += f" ({' | '.join(rule.enums[name])})"
+        elif name in rule.anys:
+            slot = rule.anys[name]
+            kinds = ", ".join(
+                t.rsplit(".", 1)[-1] + (" [terminal]" if terminal else "") for t, terminal in slot.types.items()
+            )
+            label += f" ({slot.noun}: {kinds})"
+        parts.append(label)
+    return ", ".join(parts) if parts else "(no fields)"
+
+
 def describe_supported() -> str:
     """The supported subset as text, one message per line, generated from SCHEMA."""
     lines = []
     for full, rule in SCHEMA.items():
-        parts = []
-        for name in rule.fields:
-            if name in rule.enums:
-                name += f" ({' | '.join(rule.enums[name])})"
-            elif name in rule.anys:
-                slot = rule.anys[name]
-                kinds = ", ".join(
-                    t.rsplit(".", 1)[-1] + (" [terminal]" if terminal else "")
-                    for t, terminal in slot.types.items()
-                )
-                name += f" ({slot.noun}: {kinds})"
-            parts.append(name)
-        lines.append(f"{full}: {', '.join(parts) if parts else '(no fields)'}")
+        lines.append(f"{full}: {_describe(rule)}")
+        for name, inner in rule.nested.items():
+            lines.append(f"{full}, in {name}: {_describe(inner)}")
     return "\n".join(lines)
 
 

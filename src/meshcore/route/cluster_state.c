@@ -6,12 +6,20 @@
 
 #include "route/cluster_state.h"
 
-mc_cluster_state_t *mc_cluster_state_new(const char *name)
+mc_cluster_state_t *mc_cluster_state_new(const char *name, uint32_t n_workers)
 {
     mc_cluster_state_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->refcnt = 1;
+    c->n_workers = n_workers;
+    c->wpending = calloc(n_workers ? n_workers : 1, sizeof(*c->wpending));
+    if (!c->wpending) {
+        free(c);
+        return NULL;
+    }
+    for (uint32_t w = 0; w < n_workers; w++)
+        mc_list_init(&c->wpending[w]);
     snprintf(c->name, sizeof(c->name), "%s", name);
     pthread_mutex_init(&c->lock, NULL);
     return c;
@@ -24,8 +32,10 @@ void mc_cluster_state_ref(mc_cluster_state_t *c)
 
 void mc_host_state_unref(mc_host_state_t *h)
 {
-    if (h && __atomic_sub_fetch(&h->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+    if (h && __atomic_sub_fetch(&h->refcnt, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(h->wpools);
         free(h);
+    }
 }
 
 void mc_cluster_state_unref(mc_cluster_state_t *c)
@@ -35,6 +45,7 @@ void mc_cluster_state_unref(mc_cluster_state_t *c)
     for (uint32_t i = 0; i < c->n_hosts; i++)
         mc_host_state_unref(c->hosts[i]);
     free(c->hosts);
+    free(c->wpending);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -61,6 +72,14 @@ mc_host_state_t *mc_cluster_state_host(mc_cluster_state_t *c, const mc_addr_t *a
         h = calloc(1, sizeof(*h));
         if (!h)
             goto out;
+        h->wpools = calloc(c->n_workers ? c->n_workers : 1, sizeof(*h->wpools));
+        if (!h->wpools) {
+            free(h);
+            h = NULL;
+            goto out;
+        }
+        for (uint32_t w = 0; w < c->n_workers; w++)
+            mc_list_init(&h->wpools[w].idle);
         h->refcnt = 1; /* the cluster state's */
         h->addr = *addr;
         c->hosts[c->n_hosts++] = h;
@@ -148,4 +167,49 @@ int mc_outlier_ejected(mc_cluster_state_t *c, mc_host_state_t *h, uint64_t now)
     if (__atomic_compare_exchange_n(&h->ejected_until_ns, &until, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
         __atomic_sub_fetch(&c->n_ejected, 1, __ATOMIC_RELAXED);
     return 0;
+}
+
+mc_cluster_state_t *mc_cluster_registry_get(mc_cluster_registry_t *r, const char *name)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (strcmp(r->states[i]->name, name) == 0) {
+            mc_cluster_state_ref(r->states[i]);
+            return r->states[i];
+        }
+    }
+    if (r->n == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 8;
+        mc_cluster_state_t **p = realloc(r->states, sizeof(*p) * cap);
+        if (!p)
+            return NULL;
+        r->states = p;
+        r->cap = cap;
+    }
+    mc_cluster_state_t *c = mc_cluster_state_new(name, r->n_workers);
+    if (!c)
+        return NULL;
+    r->states[r->n++] = c;
+    mc_cluster_state_ref(c);
+    return c;
+}
+
+void mc_cluster_registry_prune(mc_cluster_registry_t *r)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (__atomic_load_n(&r->states[i]->refcnt, __ATOMIC_ACQUIRE) == 1)
+            mc_cluster_state_unref(r->states[i]);
+        else
+            r->states[k++] = r->states[i];
+    }
+    r->n = k;
+}
+
+void mc_cluster_registry_destroy(mc_cluster_registry_t *r)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        mc_cluster_state_unref(r->states[i]);
+    free(r->states);
+    r->states = NULL;
+    r->n = r->cap = 0;
 }

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "core/list.h"
 #include "net/sock.h"
 
 typedef struct mc_outlier_cfg {
@@ -25,9 +26,17 @@ typedef struct mc_outlier_cfg {
     uint32_t max_ejection_percent;        /* Envoy default 10 */
 } mc_outlier_cfg_t;
 
+/* A worker's idle upstream connections to one host. Touched only by that
+ * worker. */
+typedef struct mc_host_wpool {
+    mc_list_t idle;
+    uint32_t n_idle;
+} mc_host_wpool_t;
+
 typedef struct mc_host_state {
     int refcnt;
     mc_addr_t addr;
+    mc_host_wpool_t *wpools; /* [n_workers] */
     uint32_t consecutive_5xx;  /* atomics from here on */
     uint32_t consecutive_gw;
     uint32_t num_ejections;
@@ -45,13 +54,29 @@ typedef struct mc_cluster_state {
     int64_t rq_active;
     int64_t rq_retry_active;
     uint32_t n_ejected;
+    /* per worker: requests waiting for a connection (circuit breaker full) */
+    mc_list_t *wpending;
     /* hosts currently configured (control thread writes, under lock) */
+    uint32_t n_workers;
     pthread_mutex_t lock;
     mc_host_state_t **hosts;
     uint32_t n_hosts, cap_hosts;
 } mc_cluster_state_t;
 
-mc_cluster_state_t *mc_cluster_state_new(const char *name);
+/* The engine's registry of cluster states, by name. Control thread only. */
+typedef struct mc_cluster_registry {
+    mc_cluster_state_t **states;
+    uint32_t n, cap;
+    uint32_t n_workers;
+} mc_cluster_registry_t;
+
+/* The state for a cluster name (created if new), with a reference. */
+mc_cluster_state_t *mc_cluster_registry_get(mc_cluster_registry_t *r, const char *name);
+/* Forgets states no snapshot refers to any more. */
+void mc_cluster_registry_prune(mc_cluster_registry_t *r);
+void mc_cluster_registry_destroy(mc_cluster_registry_t *r);
+
+mc_cluster_state_t *mc_cluster_state_new(const char *name, uint32_t n_workers);
 void mc_cluster_state_ref(mc_cluster_state_t *c);
 void mc_cluster_state_unref(mc_cluster_state_t *c);
 /* The host state for addr (created if new), with a reference for the caller. */

@@ -36,13 +36,43 @@ static const slot_def_t cluster_slots[MC_CLUSTER__SLOTS] = {
     {"upstream_cx_connect_attempts_exceeded", 0}, {"upstream_cx_connect_retry", 0},
     {"upstream_cx_none_healthy", 0}, {"upstream_cx_destroy", 0},
     {"upstream_cx_rx_bytes_total", 0}, {"upstream_cx_tx_bytes_total", 0},
+    {"upstream_cx_overflow", 0}, {"upstream_cx_idle_timeout", 0},
+    {"upstream_rq_total", 0}, {"upstream_rq_active", 1},
+    {"upstream_rq_pending_total", 0}, {"upstream_rq_pending_active", 1},
+    {"upstream_rq_pending_overflow", 0},
+    {"upstream_rq_1xx", 0}, {"upstream_rq_2xx", 0}, {"upstream_rq_3xx", 0},
+    {"upstream_rq_4xx", 0}, {"upstream_rq_5xx", 0},
+    {"upstream_rq_timeout", 0}, {"upstream_rq_per_try_timeout", 0},
+    {"upstream_rq_retry", 0}, {"upstream_rq_retry_success", 0},
+    {"upstream_rq_retry_overflow", 0}, {"upstream_rq_retry_limit_exceeded", 0},
+    {"upstream_rq_overflow", 0}, {"upstream_rq_rx_reset", 0}, {"upstream_rq_tx_reset", 0},
+    {"upstream_cx_protocol_error", 0}, {"upstream_cx_reused", 0},
+    {"outlier_detection.ejections_enforced_total", 0}, {"upstream_rq_mirrored", 0},
 };
 static const char *cluster_hists[MC_CLUSTER__HISTS] = {
-    "upstream_cx_connect_ms", "upstream_cx_length_ms",
+    "upstream_cx_connect_ms", "upstream_cx_length_ms", "upstream_rq_time",
 };
 static const slot_def_t host_slots[MC_HOST__SLOTS] = {
-    {"cx_total", 0}, {"cx_active", 1}, {"cx_connect_fail", 0},
+    {"cx_total", 0}, {"cx_active", 1}, {"cx_connect_fail", 0}, {"rq_total", 0}, {"rq_active", 1},
+    {"rq_error", 0}, {"rq_success", 0},
 };
+static const slot_def_t http_slots[MC_HTTP__SLOTS] = {
+    {"downstream_cx_total", 0}, {"downstream_cx_active", 1},
+    {"downstream_cx_rx_bytes_total", 0}, {"downstream_cx_tx_bytes_total", 0},
+    {"downstream_cx_protocol_error", 0}, {"downstream_cx_idle_timeout", 0},
+    {"downstream_rq_total", 0}, {"downstream_rq_active", 1},
+    {"downstream_rq_1xx", 0}, {"downstream_rq_2xx", 0}, {"downstream_rq_3xx", 0},
+    {"downstream_rq_4xx", 0}, {"downstream_rq_5xx", 0},
+    {"downstream_rq_timeout", 0}, {"downstream_rq_rx_reset", 0}, {"downstream_rq_tx_reset", 0},
+    {"downstream_rq_idle_timeout", 0}, {"no_route", 0}, {"rq_direct_response", 0}, {"rq_redirect", 0},
+    {"fault.delays_injected", 0}, {"fault.aborts_injected", 0},
+    /* response flags, MC_RF_* order (proxy/response_flags.h) */
+    {"response_flag_UH", 0}, {"response_flag_UF", 0}, {"response_flag_UO", 0}, {"response_flag_NR", 0},
+    {"response_flag_URX", 0}, {"response_flag_UT", 0}, {"response_flag_DC", 0}, {"response_flag_UC", 0},
+    {"response_flag_DI", 0}, {"response_flag_FI", 0}, {"response_flag_UPE", 0}, {"response_flag_DPE", 0},
+    {"response_flag_LR", 0}, {"response_flag_UR", 0}, {"response_flag_SI", 0}, {"response_flag_UAEX", 0},
+};
+static const char *http_hists[MC_HTTP__HISTS] = {"downstream_rq_time"};
 
 static const struct kind_def {
     const char *name;
@@ -58,7 +88,9 @@ static const struct kind_def {
     [MC_SCOPE_CONN_LIMIT] = {"connection_limit", conn_limit_slots, MC_CONN_LIMIT__SLOTS, NULL, 0},
     [MC_SCOPE_CLUSTER] = {"cluster", cluster_slots, MC_CLUSTER__SLOTS, cluster_hists, MC_CLUSTER__HISTS},
     [MC_SCOPE_HOST] = {"host", host_slots, MC_HOST__SLOTS, NULL, 0},
+    [MC_SCOPE_HTTP] = {"http", http_slots, MC_HTTP__SLOTS, http_hists, MC_HTTP__HISTS},
 };
+_Static_assert(MC_HTTP__SLOTS <= MC_STATS_SLOTS, "http slots fit");
 
 _Static_assert(MC_CLUSTER__SLOTS <= MC_STATS_SLOTS, "cluster slots fit");
 _Static_assert(MC_CLUSTER__HISTS <= MC_STATS_HISTS, "cluster hists fit");

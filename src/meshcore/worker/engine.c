@@ -47,6 +47,7 @@ mc_engine_t *mc_engine_new(const mc_engine_opts_t *opts, char *err, size_t errle
         return NULL;
     }
     e->server_scope = mc_stats_scope(e->stats, MC_SCOPE_SERVER, "server");
+    e->clusters.n_workers = e->n_workers;
     for (uint32_t i = 0; i < e->n_workers; i++) {
         e->workers[i] = mc_worker_new(e, i, err, errlen);
         if (!e->workers[i]) {
@@ -253,7 +254,7 @@ int mc_engine_apply(mc_engine_t *e, mc_snapshot_builder_t *b, char *err, size_t 
         snprintf(err, errlen, "engine is stopped");
         goto out;
     }
-    if (mc_snapshot_finalize(s, e->stats, err, errlen) < 0)
+    if (mc_snapshot_finalize(s, e->stats, &e->clusters, err, errlen) < 0)
         goto out;
     if (bind_listeners(e, s, err, errlen) < 0)
         goto out;
@@ -268,6 +269,7 @@ int mc_engine_apply(mc_engine_t *e, mc_snapshot_builder_t *b, char *err, size_t 
     publish(e, s, &old);
     close_gone(gone, n_gone); /* every worker has stopped polling them */
     mc_snapshot_unref(old);
+    mc_cluster_registry_prune(&e->clusters);
     rc = 0;
 out:
     pthread_mutex_unlock(&e->ctl);
@@ -338,6 +340,7 @@ void mc_engine_free(mc_engine_t *e)
         mc_lsock_unref(e->registry[i]);
     free(e->registry);
     mc_snapshot_unref(e->current);
+    mc_cluster_registry_destroy(&e->clusters);
     mc_stats_free(e->stats);
     pthread_cond_destroy(&e->acked);
     pthread_mutex_destroy(&e->lock);

@@ -24,6 +24,8 @@ struct mc_engine {
     mc_worker_t **workers;
     mc_stats_t *stats;
     uint32_t server_scope;
+    /* Shared cluster/host runtime state, by cluster name (control thread). */
+    mc_cluster_registry_t clusters;
     /* Listen socket sets by address; each holds one registry reference. */
     mc_lsock_t **registry;
     uint32_t n_registry, cap_registry;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "meshcore/balancer.h"
 #include "worker/snapshot.h"
 
@@ -67,7 +68,7 @@ int mc_sb_add_cluster(mc_snapshot_builder_t *b, const char *name, int lb_policy,
                       uint32_t connect_timeout_ms)
 {
     mc_snapshot_t *s = b->snap;
-    if (lb_policy < MC_LB_ROUND_ROBIN || lb_policy > MC_LB_RANDOM)
+    if (lb_policy < MC_LB_ROUND_ROBIN || lb_policy > MC_LB_RING_HASH)
         return fail(b, "cluster \"%s\": unknown lb policy %d", name, lb_policy);
     for (uint32_t i = 0; i < s->n_clusters; i++)
         if (strcmp(s->clusters[i].name, name) == 0)
@@ -78,6 +79,12 @@ int mc_sb_add_cluster(mc_snapshot_builder_t *b, const char *name, int lb_policy,
     c->name = strdup(name);
     c->lb_policy = (uint32_t)lb_policy;
     c->connect_timeout_ns = (uint64_t)(connect_timeout_ms ? connect_timeout_ms : 5000) * 1000000ull;
+    /* Envoy's defaults, for clusters the compiler says nothing more about. */
+    c->max_connections = c->max_pending_requests = c->max_requests = 1024;
+    c->max_retries = 3;
+    c->idle_timeout_ns = 3600ull * 1000000000ull;
+    c->ring_min = 1024;
+    c->ring_max = 8u << 20;
     return (int)s->n_clusters++;
 }
 
@@ -165,6 +172,8 @@ int mc_sb_set_tcp_proxy(mc_snapshot_builder_t *b, int listener, const char *stat
         return -1;
     if (!stat_prefix || !*stat_prefix)
         return fail(b, "listener \"%s\": tcp_proxy stat_prefix is required", l->name);
+    if (l->hcm.present)
+        return fail(b, "listener \"%s\": has an http_connection_manager already", l->name);
     free(l->tcp.stat_prefix);
     l->tcp.present = 1;
     l->tcp.stat_prefix = strdup(stat_prefix);
@@ -195,6 +204,80 @@ int mc_sb_add_tcp_proxy_cluster(mc_snapshot_builder_t *b, int listener, const ch
     return (int)t->n_clusters++;
 }
 
+int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cluster_http_t *h)
+{
+    mc_snapshot_t *s = b->snap;
+    if (cluster < 0 || (uint32_t)cluster >= s->n_clusters)
+        return fail(b, "no cluster %d", cluster);
+    mc_cluster_t *c = &s->clusters[cluster];
+    c->max_connections = h->max_connections;
+    c->max_pending_requests = h->max_pending_requests;
+    c->max_requests = h->max_requests;
+    c->max_retries = h->max_retries;
+    c->outlier.enabled = (uint32_t)(h->outlier != 0);
+    c->outlier.consecutive_5xx = h->consecutive_5xx;
+    c->outlier.consecutive_gateway_failure = h->consecutive_gateway_failure;
+    c->outlier.base_ejection_ns = (uint64_t)h->base_ejection_ms * 1000000ull;
+    c->outlier.max_ejection_ns = (uint64_t)h->max_ejection_ms * 1000000ull;
+    c->outlier.max_ejection_percent = h->max_ejection_percent;
+    c->idle_timeout_ns = (uint64_t)h->idle_timeout_ms * 1000000ull;
+    c->max_requests_per_connection = h->max_requests_per_connection;
+    if (h->ring_min)
+        c->ring_min = h->ring_min;
+    if (h->ring_max)
+        c->ring_max = h->ring_max;
+    if (c->ring_min > c->ring_max)
+        return fail(b, "cluster \"%s\": ring hash minimum_ring_size exceeds maximum_ring_size", c->name);
+    return 0;
+}
+
+int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    if (l->tcp.present)
+        return fail(b, "listener \"%s\": has a tcp_proxy already", l->name);
+    mc_hcm_destroy(&l->hcm);
+    char err[200];
+    if (mc_hcm_init(&l->hcm, hcm, err, sizeof(err)) < 0) {
+        mc_hcm_destroy(&l->hcm);
+        return fail(b, "listener \"%s\": %s", l->name, err);
+    }
+    return 0;
+}
+
+int mc_sb_add_vhost(mc_snapshot_builder_t *b, int listener, const char *name, const char *const *domains,
+                    uint32_t n_domains, const mc_sb_header_ops_t *request_ops,
+                    const mc_sb_header_ops_t *response_ops, const mc_sb_retry_t *retry)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    if (!l->hcm.present)
+        return fail(b, "listener \"%s\": no http_connection_manager", l->name);
+    char err[200];
+    int v = mc_route_table_add_vhost(&l->hcm.rt, name, domains, n_domains, request_ops, response_ops, retry, err,
+                                     sizeof(err));
+    if (v < 0)
+        return fail(b, "listener \"%s\": virtual host \"%s\": %s", l->name, name, err);
+    return v;
+}
+
+int mc_sb_add_route(mc_snapshot_builder_t *b, int listener, int vhost, const mc_sb_route_t *route)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    if (!l->hcm.present || vhost < 0)
+        return fail(b, "listener \"%s\": no such virtual host", l->name);
+    char err[256];
+    int r = mc_route_table_add_route(&l->hcm.rt, (uint32_t)vhost, route, err, sizeof(err));
+    if (r < 0)
+        return fail(b, "listener \"%s\": %s", l->name, err);
+    return r;
+}
+
 static int find_cluster(const mc_snapshot_t *s, const char *name)
 {
     for (uint32_t i = 0; i < s->n_clusters; i++)
@@ -203,24 +286,141 @@ static int find_cluster(const mc_snapshot_t *s, const char *name)
     return -1;
 }
 
-int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, char *err, size_t errlen)
+typedef struct ring_point {
+    uint64_t hash;
+    uint32_t endpoint;
+} ring_point_t;
+
+static int cmp_point(const void *a, const void *b)
+{
+    const ring_point_t *x = a, *y = b;
+    return x->hash < y->hash ? -1 : x->hash > y->hash ? 1 : (int)x->endpoint - (int)y->endpoint;
+}
+
+/* Envoy's ring: each endpoint gets points in proportion to its weight, at
+ * least ring_min in all (capped at ring_max); a point is xxHash64 of
+ * "ip:port_i". */
+static int build_ring(mc_cluster_t *c, uint64_t total_weight)
+{
+    if (c->n_endpoints == 0 || total_weight == 0)
+        return 0;
+    uint64_t min_w = UINT64_MAX;
+    for (uint32_t e = 0; e < c->n_endpoints; e++)
+        if (c->weights[e] < min_w)
+            min_w = c->weights[e];
+    /* As Envoy: scale so the lightest endpoint gets at least one point. */
+    double scale = (double)c->ring_min / (double)total_weight;
+    if (scale * (double)min_w < 1.0)
+        scale = 1.0 / (double)min_w;
+    if (scale * (double)total_weight > (double)c->ring_max)
+        scale = (double)c->ring_max / (double)total_weight;
+    uint64_t n = 0;
+    for (uint32_t e = 0; e < c->n_endpoints; e++) {
+        uint64_t k = (uint64_t)(scale * c->weights[e] + 0.5);
+        n += k ? k : 1;
+    }
+    ring_point_t *pts = malloc(sizeof(*pts) * n);
+    c->ring_hashes = malloc(sizeof(uint64_t) * n);
+    c->ring_endpoints = malloc(sizeof(uint32_t) * n);
+    if (!pts || !c->ring_hashes || !c->ring_endpoints) {
+        free(pts);
+        return -1;
+    }
+    uint64_t k = 0;
+    char key[96];
+    for (uint32_t e = 0; e < c->n_endpoints; e++) {
+        uint64_t reps = (uint64_t)(scale * c->weights[e] + 0.5);
+        if (!reps)
+            reps = 1;
+        for (uint64_t r = 0; r < reps; r++) {
+            int len = snprintf(key, sizeof(key), "%s_%llu", c->endpoints[e].name, (unsigned long long)r);
+            pts[k].hash = mc_xxh64(key, (size_t)len, 0);
+            pts[k].endpoint = e;
+            k++;
+        }
+    }
+    qsort(pts, n, sizeof(*pts), cmp_point);
+    for (uint64_t i = 0; i < n; i++) {
+        c->ring_hashes[i] = pts[i].hash;
+        c->ring_endpoints[i] = pts[i].endpoint;
+    }
+    c->ring_size = (uint32_t)n;
+    free(pts);
+    return 0;
+}
+
+/* Resolves the cluster names routes refer to. */
+static int resolve_routes(mc_snapshot_t *s, mc_listener_t *l, char *err, size_t errlen)
+{
+    mc_route_table_t *rt = &l->hcm.rt;
+    for (uint32_t v = 0; v < rt->n_vhosts; v++) {
+        for (uint32_t i = 0; i < rt->vhosts[v].n_routes; i++) {
+            mc_route_t *r = &rt->vhosts[v].routes[i];
+            for (uint32_t k = 0; k < r->n_clusters; k++) {
+                int idx = find_cluster(s, r->cluster_names[k]);
+                if (idx < 0) {
+                    snprintf(err, errlen, "listener \"%s\": virtual host \"%s\": unknown cluster \"%s\"",
+                             l->name, rt->vhosts[v].name, r->cluster_names[k]);
+                    return -1;
+                }
+                r->cluster_idx[k] = (uint32_t)idx;
+            }
+            for (uint32_t k = 0; k < r->n_mirrors; k++) {
+                int idx = find_cluster(s, r->mirrors[k].cluster);
+                if (idx < 0) {
+                    snprintf(err, errlen, "listener \"%s\": virtual host \"%s\": unknown mirror cluster \"%s\"",
+                             l->name, rt->vhosts[v].name, r->mirrors[k].cluster);
+                    return -1;
+                }
+                r->mirrors[k].cluster_idx = (uint32_t)idx;
+            }
+        }
+    }
+    mc_route_table_seal(rt);
+    return 0;
+}
+
+int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, mc_cluster_registry_t *clusters, char *err,
+                         size_t errlen)
 {
     char name[MC_STATS_NAME_MAX];
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         mc_cluster_t *c = &s->clusters[i];
         uint64_t sum = 0;
+        c->state = mc_cluster_registry_get(clusters, c->name);
+        if (!c->state) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
         for (uint32_t e = 0; e < c->n_endpoints; e++) {
             sum += c->weights[e];
             c->cum_weights[e] = sum;
             snprintf(name, sizeof(name), "%s::%s", c->name, c->endpoints[e].name);
             c->endpoints[e].host_scope = mc_stats_scope(stats, MC_SCOPE_HOST, name);
+            c->endpoints[e].host = mc_cluster_state_host(c->state, &c->endpoints[e].addr);
+            if (!c->endpoints[e].host) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+        }
+        if (c->lb_policy == MC_LB_RING_HASH && build_ring(c, sum) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
         }
         c->scope = mc_stats_scope(stats, MC_SCOPE_CLUSTER, c->name);
     }
     for (uint32_t i = 0; i < s->n_listeners; i++) {
         mc_listener_t *l = &s->listeners[i];
+        if (l->hcm.present) {
+            if (resolve_routes(s, l, err, errlen) < 0)
+                return -1;
+            l->hcm.scope = mc_stats_scope(stats, MC_SCOPE_HTTP, l->hcm.stat_prefix);
+            if (l->conn_limit)
+                l->conn_limit_scope = mc_stats_scope(stats, MC_SCOPE_CONN_LIMIT, l->conn_limit_prefix);
+            continue;
+        }
         if (!l->tcp.present) {
-            snprintf(err, errlen, "listener \"%s\": no tcp_proxy filter", l->name);
+            snprintf(err, errlen, "listener \"%s\": no tcp_proxy or http_connection_manager filter", l->name);
             return -1;
         }
         if (l->tcp.n_clusters == 0) {
@@ -252,6 +452,11 @@ static void free_snapshot(mc_snapshot_t *s)
 {
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         mc_cluster_t *c = &s->clusters[i];
+        for (uint32_t e = 0; e < c->n_endpoints; e++)
+            mc_host_state_unref(c->endpoints[e].host);
+        mc_cluster_state_unref(c->state);
+        free(c->ring_hashes);
+        free(c->ring_endpoints);
         free(c->name);
         free(c->endpoints);
         free(c->weights);
@@ -269,6 +474,7 @@ static void free_snapshot(mc_snapshot_t *s)
         free(l->tcp.cluster_names);
         free(l->tcp.cluster_idx);
         free(l->tcp.weights);
+        mc_hcm_destroy(&l->hcm);
         mc_lsock_unref(l->ls);
     }
     free(s->listeners);

@@ -13,9 +13,12 @@
 #include "meshcore/stats.h"
 #include "net/listener.h"
 #include "net/sock.h"
+#include "route/cluster_state.h"
+#include "route/route_config.h"
 
 typedef struct mc_endpoint {
     mc_addr_t addr;
+    mc_host_state_t *host; /* shared runtime state (outlier, pools) */
     uint32_t host_scope;
     char name[64]; /* ip:port */
 } mc_endpoint_t;
@@ -29,6 +32,16 @@ typedef struct mc_cluster {
     uint32_t *weights;
     uint64_t *cum_weights;
     uint32_t scope;
+    mc_cluster_state_t *state; /* shared runtime state (circuit breakers) */
+    /* HTTP: circuit breakers, outlier detection, connection pool */
+    uint32_t max_connections, max_pending_requests, max_requests, max_retries;
+    mc_outlier_cfg_t outlier;
+    uint64_t idle_timeout_ns;
+    uint32_t max_requests_per_connection;
+    uint32_t ring_min, ring_max;
+    uint64_t *ring_hashes; /* RING_HASH: sorted points and their endpoints */
+    uint32_t *ring_endpoints;
+    uint32_t ring_size;
 } mc_cluster_t;
 
 typedef struct mc_tcp_proxy {
@@ -52,7 +65,8 @@ typedef struct mc_listener {
     uint32_t conn_limit; /* 0 = none */
     char *conn_limit_prefix;
     uint32_t conn_limit_scope;
-    mc_tcp_proxy_t tcp;
+    mc_tcp_proxy_t tcp; /* exactly one of tcp and hcm is present */
+    mc_hcm_t hcm;
     mc_lsock_t *ls; /* NULL while listeners are drained */
 } mc_listener_t;
 
@@ -70,9 +84,11 @@ struct mc_snapshot_builder {
     char error[256];
 };
 
-/* Resolves cluster names, computes cumulative weights and registers the
- * cluster/tcp/host stats scopes. -1 with a message on a dangling name. */
-int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, char *err, size_t errlen);
+/* Resolves cluster names, computes cumulative weights and rings, links
+ * clusters and endpoints to their shared runtime state and registers the
+ * stats scopes. -1 with a message on a dangling name. */
+int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, mc_cluster_registry_t *clusters, char *err,
+                         size_t errlen);
 
 void mc_snapshot_ref(mc_snapshot_t *s);
 void mc_snapshot_unref(mc_snapshot_t *s);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "proxy/http_session.h"
 #include "proxy/tcp_proxy.h"
 #include "worker/engine_internal.h"
 
@@ -27,10 +28,17 @@ static void ctx_free(mc_wctx_t *c)
         free(c->clusters[i].swrr);
         free(c->clusters[i].active);
     }
-    for (uint32_t i = 0; i < s->n_listeners; i++)
+    for (uint32_t i = 0; i < s->n_listeners; i++) {
         free(c->tcp_swrr[i]);
+        if (c->route_swrr[i]) {
+            for (uint32_t k = 0; k < s->listeners[i].hcm.rt.n_swrr_slots; k++)
+                free(c->route_swrr[i][k]);
+            free(c->route_swrr[i]);
+        }
+    }
     free(c->clusters);
     free(c->tcp_swrr);
+    free(c->route_swrr);
     free(c->listeners);
     mc_snapshot_unref(s);
     free(c);
@@ -48,8 +56,9 @@ static mc_wctx_t *ctx_new(mc_worker_t *w, mc_snapshot_t *s)
     c->w = w;
     c->clusters = calloc(s->n_clusters ? s->n_clusters : 1, sizeof(*c->clusters));
     c->tcp_swrr = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*c->tcp_swrr));
+    c->route_swrr = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*c->route_swrr));
     c->listeners = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*c->listeners));
-    if (!c->clusters || !c->tcp_swrr || !c->listeners)
+    if (!c->clusters || !c->tcp_swrr || !c->route_swrr || !c->listeners)
         goto fail;
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         uint32_t n = s->clusters[i].n_endpoints ? s->clusters[i].n_endpoints : 1;
@@ -63,6 +72,17 @@ static mc_wctx_t *ctx_new(mc_worker_t *w, mc_snapshot_t *s)
         c->tcp_swrr[i] = calloc(n, sizeof(int64_t));
         if (!c->tcp_swrr[i])
             goto fail;
+        const mc_route_table_t *rt = &s->listeners[i].hcm.rt;
+        if (rt->n_swrr_slots) {
+            c->route_swrr[i] = calloc(rt->n_swrr_slots, sizeof(int64_t *));
+            if (!c->route_swrr[i])
+                goto fail;
+            for (uint32_t k = 0; k < rt->n_swrr_slots; k++) {
+                c->route_swrr[i][k] = calloc(rt->swrr_slot_size[k], sizeof(int64_t));
+                if (!c->route_swrr[i][k])
+                    goto fail;
+            }
+        }
         c->listeners[i] = (mc_wlistener_t){.io = {.fd = -1, .cb = on_accept}, .ctx = c, .index = i};
     }
     return c;
@@ -106,8 +126,11 @@ static void on_accept(mc_io_t *io, uint32_t ev)
     mc_wlistener_t *wl = mc_container_of(io, mc_wlistener_t, io);
     mc_wctx_t *c = wl->ctx;
     mc_worker_t *w = c->w;
+    const mc_listener_t *l = &c->snap->listeners[wl->index];
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        mc_addr_t peer;
+        peer.len = sizeof(peer.ss);
+        int fd = accept4(io->fd, (struct sockaddr *)&peer.ss, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -125,7 +148,10 @@ static void on_accept(mc_io_t *io, uint32_t ev)
             }
             return;
         }
-        mc_tcp_proxy_accept(w, c, wl->index, fd);
+        if (l->hcm.present)
+            mc_http_accept(w, c, wl->index, fd, &peer);
+        else
+            mc_tcp_proxy_accept(w, c, wl->index, fd);
     }
 }
 
@@ -298,7 +324,11 @@ mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, char *err, size_t errlen
     mc_rand_seed(&w->rand, mc_now_ns() ^ ((uint64_t)(id + 1) * 0x9E3779B97F4A7C15ull));
     w->splice = e->opts.splice;
     mc_pool_init(&w->sessions, mc_tcp_proxy_session_size(), 256, e->opts.max_connections_per_worker);
+    mc_pool_init(&w->http_sessions, mc_http_session_size(), 64, e->opts.max_connections_per_worker);
+    mc_pool_init(&w->upconns, sizeof(mc_upconn_t), 64, 0);
     mc_pool_init(&w->bufs, MC_WORKER_SCRATCH, 16, 0);
+    /* Room for 31 capture groups: more than any route regex needs. */
+    w->match_data = pcre2_match_data_create(32, NULL);
     mc_pipe_pool_init(&w->pipes);
     mc_list_init(&w->sessions_list);
     w->listening = 1;
@@ -329,7 +359,11 @@ void mc_worker_free(mc_worker_t *w)
     }
     mc_pipe_pool_destroy(&w->pipes);
     mc_pool_destroy(&w->sessions);
+    mc_pool_destroy(&w->http_sessions);
+    mc_pool_destroy(&w->upconns);
     mc_pool_destroy(&w->bufs);
+    if (w->match_data)
+        pcre2_match_data_free(w->match_data);
     if (w->wake.fd >= 0)
         close(w->wake.fd);
     if (w->reserve_fd >= 0)

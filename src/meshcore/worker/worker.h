@@ -15,6 +15,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "core/list.h"
 #include "core/loop.h"
 #include "core/pool.h"
@@ -56,6 +59,7 @@ struct mc_wctx {
     mc_wlistener_t *listeners;
     mc_wcluster_t *clusters;
     int64_t **tcp_swrr; /* per listener: weighted_clusters state */
+    int64_t ***route_swrr; /* per listener, per route split slot: weighted cluster state */
     mc_wctx_t *next_retired;
 };
 
@@ -70,8 +74,11 @@ struct mc_worker {
     uint32_t server_scope;
     mc_rand_t rand;
     mc_splice_mode_t splice;
-    mc_pool_t sessions;
-    mc_pool_t bufs;
+    mc_pool_t sessions;      /* TCP proxy sessions */
+    mc_pool_t http_sessions; /* HTTP downstream connections */
+    mc_pool_t upconns;       /* HTTP upstream connections */
+    mc_pool_t bufs;          /* 16 KiB buffers */
+    pcre2_match_data *match_data;
     mc_pipe_pool_t pipes;
     mc_wctx_t *ctx;
     mc_wctx_t *retired;

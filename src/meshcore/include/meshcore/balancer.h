@@ -15,7 +15,7 @@
 
 #include "meshcore/rand.h"
 
-enum { MC_LB_ROUND_ROBIN = 0, MC_LB_LEAST_REQUEST = 1, MC_LB_RANDOM = 2 };
+enum { MC_LB_ROUND_ROBIN = 0, MC_LB_LEAST_REQUEST = 1, MC_LB_RANDOM = 2, MC_LB_RING_HASH = 3 };
 
 static inline int mc_lb_excluded(uint64_t exclude, uint32_t i)
 {

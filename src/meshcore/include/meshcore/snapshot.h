@@ -10,6 +10,7 @@
 #ifndef MESHCORE_SNAPSHOT_H
 #define MESHCORE_SNAPSHOT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct mc_snapshot_builder mc_snapshot_builder_t;
@@ -36,5 +37,175 @@ int mc_sb_set_tcp_proxy(mc_snapshot_builder_t *b, int listener, const char *stat
 /* One entry for `cluster`, several (with weights) for `weighted_clusters`. */
 int mc_sb_add_tcp_proxy_cluster(mc_snapshot_builder_t *b, int listener, const char *cluster,
                                 uint32_t weight);
+
+/* ---- HTTP: envoy.filters.network.http_connection_manager -----------------
+ *
+ * Plain structs the compiler fills in; every pointer is only read during the
+ * call (strings and arrays are copied). Durations are milliseconds with
+ * Envoy's defaults already applied by the caller; 0 disables a timeout. */
+
+/* String matchers (type.matcher.v3.StringMatcher) and presence. */
+enum { MC_STR_EXACT, MC_STR_PREFIX, MC_STR_SUFFIX, MC_STR_CONTAINS, MC_STR_REGEX, MC_STR_PRESENT };
+
+typedef struct mc_sb_matcher {
+    const char *name; /* header (":method", ":authority", ":path" allowed) or query parameter */
+    int kind;         /* MC_STR_* */
+    const char *value;
+    int ignore_case;
+    int invert;
+} mc_sb_matcher_t;
+
+/* HeaderValueOption.append_action */
+enum { MC_HDR_APPEND_OR_ADD, MC_HDR_ADD_IF_ABSENT, MC_HDR_OVERWRITE_OR_ADD, MC_HDR_OVERWRITE_IF_EXISTS };
+
+typedef struct mc_sb_header_op {
+    const char *name;
+    const char *value;
+    int action; /* MC_HDR_* */
+} mc_sb_header_op_t;
+
+typedef struct mc_sb_header_ops {
+    const mc_sb_header_op_t *add;
+    uint32_t n_add;
+    const char *const *remove;
+    uint32_t n_remove;
+} mc_sb_header_ops_t;
+
+/* envoy.filters.http.fault; ppm = parts per million. */
+typedef struct mc_sb_fault {
+    int present;
+    uint32_t delay_ms;
+    uint32_t delay_ppm;
+    uint32_t abort_status;
+    uint32_t abort_ppm;
+} mc_sb_fault_t;
+
+/* route.v3.RetryPolicy; retry_on is a mask of MC_RETRY_ON_* (route/retry.h
+ * values, repeated here for the compiler). */
+enum {
+    MC_SB_RETRY_5XX = 1u << 0,
+    MC_SB_RETRY_GATEWAY_ERROR = 1u << 1,
+    MC_SB_RETRY_RESET = 1u << 2,
+    MC_SB_RETRY_CONNECT_FAILURE = 1u << 3,
+    MC_SB_RETRY_RETRIABLE_4XX = 1u << 4,
+    MC_SB_RETRY_RETRIABLE_STATUS_CODES = 1u << 5,
+};
+
+typedef struct mc_sb_retry {
+    uint32_t retry_on;
+    uint32_t num_retries;
+    uint32_t per_try_timeout_ms;
+    uint32_t base_interval_ms;
+    uint32_t max_interval_ms;
+    const uint16_t *codes;
+    uint32_t n_codes;
+    int previous_hosts;
+    uint32_t host_selection_max_attempts;
+} mc_sb_retry_t;
+
+enum { MC_PATH_PREFIX, MC_PATH_EXACT, MC_PATH_REGEX, MC_PATH_SEPARATED_PREFIX };
+enum { MC_ACTION_ROUTE, MC_ACTION_REDIRECT, MC_ACTION_DIRECT };
+enum { MC_HASH_HEADER, MC_HASH_COOKIE, MC_HASH_SOURCE_IP };
+
+typedef struct mc_sb_hash_policy {
+    int kind; /* MC_HASH_* */
+    const char *name; /* header or cookie name */
+    int terminal;
+} mc_sb_hash_policy_t;
+
+typedef struct mc_sb_mirror {
+    const char *cluster;
+    uint32_t ppm;
+} mc_sb_mirror_t;
+
+typedef struct mc_sb_route {
+    const char *name;
+    /* match */
+    int path_kind; /* MC_PATH_* */
+    const char *path;
+    int case_sensitive;
+    const mc_sb_matcher_t *headers;
+    uint32_t n_headers;
+    const mc_sb_matcher_t *query;
+    uint32_t n_query;
+    /* action */
+    int action; /* MC_ACTION_* */
+    const char *const *clusters; /* ROUTE: one, or a weighted split */
+    const uint32_t *weights;
+    uint32_t n_clusters;
+    uint32_t timeout_ms;
+    int has_retry;
+    mc_sb_retry_t retry;
+    const char *prefix_rewrite;
+    const char *regex_rewrite; /* pattern */
+    const char *regex_substitution; /* RE2 style: \1 refers to a group */
+    const char *host_rewrite;
+    const mc_sb_mirror_t *mirrors;
+    uint32_t n_mirrors;
+    const mc_sb_hash_policy_t *hash;
+    uint32_t n_hash;
+    mc_sb_fault_t fault; /* typed_per_filter_config override */
+    const char *redirect_scheme;
+    const char *redirect_host;
+    uint32_t redirect_port;
+    const char *redirect_path;
+    const char *redirect_prefix;
+    uint32_t redirect_code;
+    int strip_query;
+    uint32_t direct_status;
+    const char *direct_body;
+    size_t direct_body_len;
+    mc_sb_header_ops_t request_ops, response_ops;
+} mc_sb_route_t;
+
+typedef struct mc_sb_hcm {
+    const char *stat_prefix;
+    uint32_t idle_timeout_ms;            /* no request in flight; Envoy default 1 h */
+    uint32_t stream_idle_timeout_ms;     /* no bytes during a request; default 5 min */
+    uint32_t request_timeout_ms;         /* whole downstream request; default off */
+    uint32_t request_headers_timeout_ms; /* request head; default off */
+    uint32_t max_requests_per_connection; /* 0 = unlimited */
+    uint32_t max_request_headers_kb;     /* default 60 */
+    uint32_t max_headers_count;          /* default 100 */
+    int generate_request_id;
+    int preserve_external_request_id;
+    int use_remote_address;
+    uint32_t xff_num_trusted_hops;
+    const char *server_name; /* NULL: keep the upstream's Server header */
+    mc_sb_fault_t fault;     /* the fault filter's own config (present = filter configured) */
+    mc_sb_header_ops_t request_ops, response_ops; /* route_config level */
+} mc_sb_hcm_t;
+
+int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm);
+/* vhost-level retry policy: NULL for none. Returns the vhost's index. */
+int mc_sb_add_vhost(mc_snapshot_builder_t *b, int listener, const char *name, const char *const *domains,
+                    uint32_t n_domains, const mc_sb_header_ops_t *request_ops,
+                    const mc_sb_header_ops_t *response_ops, const mc_sb_retry_t *retry);
+int mc_sb_add_route(mc_snapshot_builder_t *b, int listener, int vhost, const mc_sb_route_t *route);
+
+/* Cluster options the HTTP data plane uses (circuit breakers, outlier
+ * detection, connection pool, ring hash). */
+typedef struct mc_sb_cluster_http {
+    uint32_t max_connections;      /* Envoy defaults: 1024 */
+    uint32_t max_pending_requests; /* 1024 */
+    uint32_t max_requests;         /* 1024 */
+    uint32_t max_retries;          /* 3 */
+    int outlier;                   /* outlier_detection present */
+    uint32_t consecutive_5xx;      /* 0 = off */
+    uint32_t consecutive_gateway_failure;
+    uint32_t interval_ms;
+    uint32_t base_ejection_ms;
+    uint32_t max_ejection_ms;
+    uint32_t max_ejection_percent;
+    uint32_t idle_timeout_ms;      /* pooled upstream connections; default 1 h */
+    uint32_t max_requests_per_connection; /* 0 = unlimited */
+    uint32_t ring_min, ring_max;   /* RING_HASH sizes; defaults 1024, 8M */
+} mc_sb_cluster_http_t;
+
+int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cluster_http_t *h);
+
+/* Checks a regular expression the way routes compile it (PCRE2); 0 if it
+ * compiles, else -1 with the reason in err. */
+int mc_regex_check(const char *pattern, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,901 @@
+/*
+ * The router filter: forwarding one request upstream in tries.
+ *
+ * Theory of operation. mc_http_forward() runs once the route is known: it
+ * picks the cluster (a weighted split is a smooth WRR per worker), takes the
+ * circuit breaker's request slot, applies fault injection, serializes the
+ * upstream request head into `replay` and starts the first try. A try picks
+ * an endpoint (skipping ejected hosts, and hosts already tried when the
+ * retry policy has previous_hosts), takes a pooled connection or opens one
+ * (or waits when the cluster's max_connections is reached), writes `replay`
+ * and then streams any body that did not fit, and reads the response head.
+ *
+ * A try fails on a refused or timed-out connect, a reset before the response
+ * head, its per-try timeout, or a retriable status. Then, if the policy,
+ * the retry budget (num_retries, the cluster's max_retries breaker) and the
+ * body (nothing streamed that `replay` cannot resend) allow, the next try
+ * starts after a jittered exponential back-off; otherwise the client gets
+ * the failure: the upstream's response, or a local 503/504 with Envoy's
+ * response flag and wording.
+ *
+ * meshcore extension of previous_hosts: when every host of the chosen split
+ * member has been tried, the retry moves to another member of the split
+ * (Envoy would retry the same cluster again). This is what lets a 90/10
+ * canary whose v2 fails still answer from v1.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/hash.h"
+#include "meshcore/balancer.h"
+#include "proxy/http_session.h"
+
+#define STATS(s) ((s)->w->stats)
+
+static void start_try(mc_http_session_t *s);
+static void try_failed(mc_http_session_t *s, int failure, int status);
+static void send_upstream(mc_http_session_t *s);
+static void read_response_head(mc_http_session_t *s);
+static void arm_route_timeout(mc_http_session_t *s);
+
+static const mc_retry_policy_t *retry_policy(const mc_http_session_t *s)
+{
+    if (s->shadow)
+        return NULL; /* a mirror is fire-and-forget */
+    if (s->route && s->route->has_retry)
+        return &s->route->retry;
+    if (s->vhost && s->vhost->has_retry)
+        return &s->vhost->retry;
+    return NULL;
+}
+
+/* ---- resources held by a request ---------------------------------------------- */
+
+static void leave_pending(mc_http_session_t *s)
+{
+    if (s->try_state == TRY_PENDING) {
+        mc_list_remove(&s->pending_link);
+        mc_stat_add(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_ACTIVE, -1);
+        s->try_state = TRY_NONE;
+    }
+    if (s->pending_slot) {
+        mc_cb_release(&s->c->state->rq_pending);
+        s->pending_slot = 0;
+    }
+}
+
+/* Ends the current try: the connection goes back to the pool if the
+ * exchange completed cleanly, else it is closed. */
+static void end_try(mc_http_session_t *s, int reusable)
+{
+    leave_pending(s);
+    mc_timer_cancel(&s->w->loop.timers, &s->try_timer);
+    if (s->retry_cs) {
+        mc_cb_release(&s->retry_cs->rq_retry_active);
+        s->retry_cs = NULL;
+    }
+    if (s->up) {
+        mc_upconn_t *u = s->up;
+        s->up = NULL;
+        mc_stat_add(STATS(s), u->host_scope, MC_HOST_RQ_ACTIVE, -1);
+        if (u->state == UP_CONNECTING)
+            mc_upconn_close(u);
+        else
+            mc_upconn_release(u, reusable);
+    }
+    if (s->c && s->ep != UINT32_MAX && s->ep < s->c->n_endpoints) {
+        s->ctx->clusters[s->cidx].active[s->ep]--;
+        s->ep = UINT32_MAX;
+    }
+}
+
+void mc_http_forward_abort(mc_http_session_t *s)
+{
+    int clean = s->try_state == TRY_RESPONDING && s->resp_done && s->resp_ready == 0 && s->resp_keep_upstream &&
+                s->req_done && s->req_ready == 0 && !s->early_response;
+    if (s->c)
+        end_try(s, clean);
+    if (s->rq_slot) {
+        mc_cb_release(&s->c->state->rq_active);
+        mc_stat_add(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE, -1);
+        s->rq_slot = 0;
+    }
+}
+
+/* ---- choosing ------------------------------------------------------------------- */
+
+static uint32_t pick_split(mc_http_session_t *s)
+{
+    const mc_route_t *r = s->route;
+    if (r->n_clusters == 1)
+        return r->cluster_idx[0];
+    int64_t *cur = s->ctx->route_swrr[s->l - s->ctx->snap->listeners][r->swrr_slot];
+    uint32_t k = mc_lb_swrr(cur, r->weights, r->n_clusters, s->tried_clusters);
+    return r->cluster_idx[k];
+}
+
+static void set_cluster(mc_http_session_t *s, uint32_t cidx)
+{
+    s->cidx = cidx;
+    s->c = &s->ctx->snap->clusters[cidx];
+}
+
+/* The ring hash key from the route's hash policies (first that applies,
+ * combined as Envoy does when several apply and none is terminal). */
+static void compute_hash(mc_http_session_t *s)
+{
+    const mc_route_t *r = s->route;
+    const mc_h1_request_t *q = &s->req;
+    uint64_t h = 0;
+    int have = 0;
+    for (uint32_t i = 0; i < r->n_hash; i++) {
+        const mc_hash_policy_t *p = &r->hash[i];
+        uint64_t x;
+        if (p->kind == MC_HASH_HEADER) {
+            const mc_h1_header_t *hd = mc_h1_find_header(q->headers, q->n_headers, p->name, p->name_len);
+            if (!hd)
+                continue;
+            x = mc_xxh64(hd->value, hd->value_len, 0);
+        } else if (p->kind == MC_HASH_COOKIE) {
+            const mc_h1_header_t *hd = mc_h1_find_header(q->headers, q->n_headers, "cookie", 6);
+            if (!hd)
+                continue;
+            const char *v = hd->value, *end = v + hd->value_len, *found = NULL;
+            size_t flen = 0;
+            while (v < end && !found) {
+                while (v < end && (*v == ' ' || *v == ';'))
+                    v++;
+                const char *eq = memchr(v, '=', (size_t)(end - v));
+                const char *semi = memchr(v, ';', (size_t)(end - v));
+                if (!semi)
+                    semi = end;
+                if (eq && eq < semi && (size_t)(eq - v) == p->name_len && memcmp(v, p->name, p->name_len) == 0) {
+                    found = eq + 1;
+                    flen = (size_t)(semi - found);
+                }
+                v = semi;
+            }
+            if (!found)
+                continue;
+            x = mc_xxh64(found, flen, 0);
+        } else {
+            char ip[64];
+            mc_addr_format(&s->peer, ip, sizeof(ip));
+            char *colon = strrchr(ip, ':');
+            size_t n = colon ? (size_t)(colon - ip) : strlen(ip);
+            x = mc_xxh64(ip, n, 0);
+        }
+        h = have ? ((h << 1) | (h >> 63)) ^ x : x;
+        have = 1;
+        if (p->terminal)
+            break;
+    }
+    s->hash = h;
+    s->has_hash = (uint8_t)have;
+}
+
+static uint32_t ring_pick(const mc_cluster_t *c, uint64_t hash, uint64_t exclude)
+{
+    uint32_t lo = 0, hi = c->ring_size;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (c->ring_hashes[mid] < hash)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (uint32_t k = 0; k < c->ring_size; k++) {
+        uint32_t ep = c->ring_endpoints[(lo + k) % c->ring_size];
+        if (!mc_lb_excluded(exclude, ep))
+            return ep;
+    }
+    return c->ring_endpoints[lo % c->ring_size];
+}
+
+/* Picks an endpoint of s->c; UINT32_MAX when the cluster is empty. */
+static uint32_t pick_endpoint(mc_http_session_t *s)
+{
+    const mc_cluster_t *c = s->c;
+    mc_wcluster_t *wc = &s->ctx->clusters[s->cidx];
+    uint32_t n = c->n_endpoints;
+    if (n == 0)
+        return UINT32_MAX;
+    uint64_t exclude = 0;
+    const mc_retry_policy_t *rp = retry_policy(s);
+    if (rp && rp->previous_hosts)
+        exclude = s->tried;
+    /* Ejected hosts are skipped unless half or more are ejected: then,
+     * like Envoy's panic threshold, balance over all of them. */
+    uint32_t ejected = 0;
+    uint64_t ejected_mask = 0;
+    if (c->outlier.enabled) {
+        for (uint32_t i = 0; i < n && i < 64; i++) {
+            if (mc_outlier_ejected(c->state, c->endpoints[i].host, s->w->loop.now)) {
+                ejected++;
+                ejected_mask |= 1ull << i;
+            }
+        }
+        if (ejected * 2 < n)
+            exclude |= ejected_mask;
+    }
+    switch (c->lb_policy) {
+    case MC_LB_RANDOM:
+        return mc_lb_random(&s->w->rand, c->cum_weights, n, exclude);
+    case MC_LB_LEAST_REQUEST:
+        return mc_lb_least_request(&s->w->rand, wc->swrr, c->weights, wc->active, n, exclude);
+    case MC_LB_RING_HASH:
+        if (s->has_hash && c->ring_size)
+            return ring_pick(c, s->hash, exclude);
+        return mc_lb_random(&s->w->rand, c->cum_weights, n, exclude);
+    default:
+        return mc_lb_swrr(wc->swrr, c->weights, n, exclude);
+    }
+}
+
+static int all_tried(const mc_http_session_t *s)
+{
+    uint32_t n = s->c->n_endpoints;
+    if (n == 0 || n > 64)
+        return n == 0;
+    uint64_t all = n == 64 ? ~0ull : (1ull << n) - 1;
+    return (s->tried & all) == all;
+}
+
+/* ---- the request body -------------------------------------------------------- */
+
+/* Scans downstream bytes for body: sets req_ready / req_done. */
+static int scan_body(mc_http_session_t *s)
+{
+    if (s->req_ready || s->req_done)
+        return 0;
+    uint32_t avail = mc_hbuf_len(&s->in);
+    if (!avail)
+        return 0;
+    if (s->req_body == MC_H1_BODY_LENGTH) {
+        uint64_t n = avail < s->req_remaining ? avail : s->req_remaining;
+        s->req_ready = (uint32_t)n;
+        s->req_remaining -= n;
+        s->req_done = s->req_remaining == 0;
+        return 0;
+    }
+    int done = 0;
+    const char *reason = NULL;
+    ssize_t n = mc_h1_chunked_scan(&s->req_chunked, s->in.data + s->in.start, avail, &done, &reason);
+    if (n < 0)
+        return -1;
+    s->req_ready = (uint32_t)n;
+    s->req_done = (uint8_t)done;
+    return 0;
+}
+
+/* Moves scanned body bytes into `replay` while they fit (they can then be
+ * resent by a retry); what does not fit is streamed from `in`. */
+static int take_body(mc_http_session_t *s)
+{
+    for (;;) {
+        if (scan_body(s) < 0)
+            return -1;
+        if (!s->req_ready || !s->buffered)
+            return 0;
+        uint32_t room = s->replay.cap - s->replay.end;
+        if (room < s->req_ready || s->replay.cap != MC_HTTP_BUF) {
+            s->buffered = 0; /* too big to keep: stream the rest */
+            return 0;
+        }
+        memcpy(s->replay.data + s->replay.end, s->in.data + s->in.start, s->req_ready);
+        s->replay.end += s->req_ready;
+        s->in.start += s->req_ready;
+        s->req_ready = 0;
+    }
+}
+
+static void maybe_mirror(mc_http_session_t *s)
+{
+    if (!s->mirror.data || s->mirrored || !s->req_done)
+        return;
+    s->mirrored = 1;
+    if (s->buffered) /* the whole body is in replay: the shadow can have it */
+        mc_http_mirror(s);
+    mc_hbuf_release(s->w, &s->mirror);
+}
+
+void mc_http_forward_shadow(mc_http_session_t *sh)
+{
+    mc_stats_shard_t *st = STATS(sh);
+    sh->ep = UINT32_MAX;
+    if (mc_cb_acquire(&sh->c->state->rq_active, sh->c->max_requests) < 0) {
+        mc_stat_inc(st, sh->c->scope, MC_CLUSTER_UPSTREAM_RQ_OVERFLOW);
+        mc_http_session_close(sh);
+        return;
+    }
+    sh->rq_slot = 1;
+    mc_stat_inc(st, sh->c->scope, MC_CLUSTER_UPSTREAM_RQ_TOTAL);
+    mc_stat_inc(st, sh->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE);
+    mc_stat_inc(st, sh->c->scope, MC_CLUSTER_UPSTREAM_RQ_MIRRORED);
+    arm_route_timeout(sh);
+    start_try(sh);
+}
+
+static void body_error(mc_http_session_t *s)
+{
+    mc_stat_inc(STATS(s), s->hcm->scope, MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR);
+    if (s->try_state >= TRY_SENDING && s->body_sent) {
+        mc_http_session_close(s);
+        return;
+    }
+    mc_http_local_reply(s, 400, "bad request: malformed chunked body\n", MC_RF_DPE);
+}
+
+/* ---- starting ---------------------------------------------------------------- */
+
+static void arm_route_timeout(mc_http_session_t *s)
+{
+    if (s->route && s->route->timeout_ns)
+        mc_timer_arm(&s->w->loop.timers, &s->timer, s->rq_start_ns + s->route->timeout_ns);
+}
+
+static int roll(mc_http_session_t *s, uint32_t ppm)
+{
+    return ppm && mc_rand_below(&s->w->rand, 1000000) < ppm;
+}
+
+void mc_http_forward(mc_http_session_t *s)
+{
+    mc_worker_t *w = s->w;
+    mc_stats_shard_t *st = STATS(s);
+    const mc_route_t *r = s->route;
+    s->ep = UINT32_MAX;
+    set_cluster(s, pick_split(s));
+    if (r->n_hash)
+        compute_hash(s);
+
+    /* The whole upstream request head, serialized while the parsed views
+     * are valid; retries resend it from here. */
+    if (mc_hbuf_reserve(w, &s->replay, MC_HTTP_BUF) < 0) {
+        mc_http_session_close(s);
+        return;
+    }
+    long n = mc_http_write_request_head(s, s->replay.data, s->replay.cap, NULL);
+    if (n < 0) { /* head larger than a buffer: one-off buffer, streamed body */
+        mc_hbuf_release(w, &s->replay);
+        uint32_t big = s->head_len * 2 + 4096;
+        if (mc_hbuf_reserve(w, &s->replay, big) < 0) {
+            mc_http_session_close(s);
+            return;
+        }
+        n = mc_http_write_request_head(s, s->replay.data, s->replay.cap, NULL);
+        if (n < 0) {
+            mc_http_local_reply(s, 431, "request head too large after rewriting\n", 0);
+            return;
+        }
+    }
+    s->replay.end = (uint32_t)n;
+    s->replay_head = (uint32_t)n;
+    s->buffered = 1;
+    for (uint32_t i = 0; i < r->n_mirrors && !s->mirror.data; i++) {
+        if (!roll(s, r->mirrors[i].ppm))
+            continue;
+        if (mc_hbuf_reserve(w, &s->mirror, MC_HTTP_BUF) == 0) {
+            long m = mc_http_write_request_head(s, s->mirror.data, s->mirror.cap, "-shadow");
+            if (m < 0) {
+                mc_hbuf_release(w, &s->mirror);
+            } else {
+                s->mirror.end = (uint32_t)m;
+                s->mirror_cluster = r->mirrors[i].cluster_idx;
+            }
+        }
+    }
+    /* From here on the request head in `in` is not needed. */
+    if (take_body(s) < 0) {
+        body_error(s);
+        return;
+    }
+
+    /* max_requests: a circuit breaker on requests in flight per cluster. */
+    if (mc_cb_acquire(&s->c->state->rq_active, s->c->max_requests) < 0) {
+        mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_OVERFLOW);
+        mc_http_local_reply(s, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                            MC_RF_UO);
+        return;
+    }
+    s->rq_slot = 1;
+    mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_TOTAL);
+    mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE);
+    if (s->req_done)
+        arm_route_timeout(s);
+
+    /* envoy.filters.http.fault: the route's override, else the filter's. */
+    const mc_fault_t *f = r->fault.present ? &r->fault : s->hcm->fault.present ? &s->hcm->fault : NULL;
+    if (f && f->abort_status && roll(s, f->abort_ppm)) {
+        mc_stat_inc(st, s->hcm->scope, MC_HTTP_FAULT_ABORTS_INJECTED);
+        mc_http_local_reply(s, f->abort_status, "fault filter abort", MC_RF_FI);
+        return;
+    }
+    maybe_mirror(s);
+    if (f && f->delay_ns && roll(s, f->delay_ppm)) {
+        mc_stat_inc(st, s->hcm->scope, MC_HTTP_FAULT_DELAYS_INJECTED);
+        s->flags |= MC_RF_DI;
+        s->try_state = TRY_BACKOFF;
+        mc_timer_arm(&w->loop.timers, &s->try_timer, w->loop.now + f->delay_ns);
+        return;
+    }
+    start_try(s);
+}
+
+/* Gets a connection for the current try: pooled, new, or wait. */
+static void acquire(mc_http_session_t *s)
+{
+    mc_worker_t *w = s->w;
+    mc_stats_shard_t *st = STATS(s);
+    const mc_cluster_t *c = s->c;
+    const mc_endpoint_t *e = &c->endpoints[s->ep];
+    mc_upconn_t *u = mc_upconn_take_idle(w, e->host);
+    if (!u) {
+        if (__atomic_load_n(&c->state->cx_active, __ATOMIC_RELAXED) >= (int64_t)c->max_connections &&
+            !mc_upconn_shed_idle(w, c)) {
+            /* At max_connections: wait for one, within max_pending_requests. */
+            if (!s->pending_slot) {
+                if (mc_cb_acquire(&c->state->rq_pending, c->max_pending_requests) < 0) {
+                    mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW);
+                    mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_CX_OVERFLOW);
+                    end_try(s, 0);
+                    mc_http_local_reply(
+                        s, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                        MC_RF_UO);
+                    return;
+                }
+                s->pending_slot = 1;
+                mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_TOTAL);
+            }
+            s->try_state = TRY_PENDING;
+            mc_list_push(&c->state->wpending[w->id], &s->pending_link);
+            mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_ACTIVE);
+            return;
+        }
+        if (!s->pending_slot) {
+            /* Envoy counts a request waiting for its connection as pending. */
+            if (mc_cb_acquire(&c->state->rq_pending, c->max_pending_requests) < 0) {
+                mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW);
+                end_try(s, 0);
+                mc_http_local_reply(
+                    s, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                    MC_RF_UO);
+                return;
+            }
+            s->pending_slot = 1;
+            mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_TOTAL);
+        }
+        u = mc_upconn_open(w, c, s->ep, s);
+        if (!u) {
+            end_try(s, 0);
+            mc_http_local_reply(s, 503, "upstream connect error or disconnect/reset before headers. reset reason: "
+                                        "local resource exhaustion", MC_RF_UF);
+            return;
+        }
+        s->up = u;
+        s->try_state = TRY_CONNECTING;
+        return;
+    }
+    leave_pending(s);
+    u->owner = s;
+    s->up = u;
+    s->try_state = TRY_SENDING;
+    u->requests++;
+    send_upstream(s);
+}
+
+static void start_try(mc_http_session_t *s)
+{
+    mc_worker_t *w = s->w;
+    mc_stats_shard_t *st = STATS(s);
+    const mc_retry_policy_t *rp = retry_policy(s);
+    /* previous_hosts: once this split member has no untried host, move on
+     * to another member (see the top of this file). */
+    if (s->tries && rp && rp->previous_hosts && all_tried(s) && s->route->n_clusters > 1) {
+        for (uint32_t k = 0; k < s->route->n_clusters && k < 64; k++)
+            if (s->route->cluster_idx[k] == s->cidx)
+                s->tried_clusters |= 1ull << k;
+        uint32_t next = pick_split(s);
+        if (next != s->cidx) {
+            mc_cb_release(&s->c->state->rq_active);
+            mc_stat_add(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE, -1);
+            s->rq_slot = 0;
+            set_cluster(s, next);
+            s->tried = 0;
+            if (mc_cb_acquire(&s->c->state->rq_active, s->c->max_requests) == 0) {
+                s->rq_slot = 1;
+                mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE);
+            }
+            mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_TOTAL);
+        }
+    }
+    uint32_t ep = pick_endpoint(s);
+    if (ep == UINT32_MAX) {
+        mc_http_local_reply(s, 503, "no healthy upstream", MC_RF_UH);
+        return;
+    }
+    s->ep = ep;
+    if (ep < 64)
+        s->tried |= 1ull << ep;
+    s->tries++;
+    s->try_start_ns = mc_now_ns();
+    s->replay_sent = 0;
+    s->early_response = 0;
+    s->ctx->clusters[s->cidx].active[ep]++;
+    mc_stat_inc(st, s->c->endpoints[ep].host_scope, MC_HOST_RQ_TOTAL);
+    mc_stat_inc(st, s->c->endpoints[ep].host_scope, MC_HOST_RQ_ACTIVE);
+    if (rp && rp->per_try_timeout_ns)
+        mc_timer_arm(&w->loop.timers, &s->try_timer, w->loop.now + rp->per_try_timeout_ns);
+    acquire(s);
+}
+
+void mc_http_pending_wake(mc_http_session_t *s)
+{
+    /* Off the wait list (keeping the pending slot until connected), and
+     * re-run from the loop, not from inside the pool's own call. */
+    mc_list_remove(&s->pending_link);
+    mc_stat_add(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_ACTIVE, -1);
+    s->try_state = TRY_WOKEN;
+    mc_loop_post(&s->w->loop, &s->task, s->task.cb);
+}
+
+void mc_http_forward_resume(mc_http_session_t *s)
+{
+    if (s->state == DS_ACTIVE && s->try_state == TRY_WOKEN)
+        acquire(s);
+}
+
+/* ---- sending -------------------------------------------------------------------- */
+
+static void send_upstream(mc_http_session_t *s)
+{
+    mc_upconn_t *u = s->up;
+    mc_stats_shard_t *st = STATS(s);
+    for (;;) {
+        if (!u->writable)
+            return;
+        const char *p;
+        uint32_t len;
+        int from_in = 0;
+        if (s->replay_sent < mc_hbuf_len(&s->replay)) {
+            p = s->replay.data + s->replay.start + s->replay_sent;
+            len = mc_hbuf_len(&s->replay) - s->replay_sent;
+        } else {
+            if (take_body(s) < 0) {
+                body_error(s);
+                return;
+            }
+            if (s->replay_sent < mc_hbuf_len(&s->replay))
+                continue; /* more went into replay */
+            if (!s->req_ready) {
+                if (s->req_done) {
+                    s->try_state = TRY_WAITING;
+                    arm_route_timeout(s);
+                    maybe_mirror(s);
+                    read_response_head(s);
+                    return;
+                }
+                /* Wait for the client's next body bytes. */
+                mc_http_pump_request(s);
+                if (s->state != DS_ACTIVE)
+                    return;
+                if (!mc_hbuf_len(&s->in) || s->req_ready)
+                    return;
+                continue;
+            }
+            p = s->in.data + s->in.start;
+            len = s->req_ready;
+            from_in = 1;
+        }
+        ssize_t n = send(u->io.fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            mc_stat_add(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, n);
+            if (from_in) {
+                s->in.start += (uint32_t)n;
+                s->req_ready -= (uint32_t)n;
+                s->body_sent = 1; /* not in replay: no retry from here on */
+            } else {
+                s->replay_sent += (uint32_t)n;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            u->writable = 0;
+            return;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* The upstream reset the connection: a response may still be there
+         * (it answered early and closed); otherwise the try failed. */
+        if (u->readable) {
+            s->early_response = 1;
+            read_response_head(s);
+            return;
+        }
+        try_failed(s, MC_TRY_RESET, 0);
+        return;
+    }
+}
+
+void mc_http_forward_progress(mc_http_session_t *s)
+{
+    mc_http_pump_request(s);
+    if (s->state != DS_ACTIVE)
+        return;
+    if (s->try_state == TRY_SENDING && s->up) {
+        send_upstream(s);
+    } else if (s->try_state != TRY_RESPONDING) {
+        if (take_body(s) < 0)
+            body_error(s);
+        else
+            maybe_mirror(s);
+    }
+}
+
+/* ---- the response head ----------------------------------------------------------- */
+
+static void count_upstream_status(mc_http_session_t *s, int status)
+{
+    static const int slots[6] = {0, MC_CLUSTER_UPSTREAM_RQ_1XX, MC_CLUSTER_UPSTREAM_RQ_2XX,
+                                 MC_CLUSTER_UPSTREAM_RQ_3XX, MC_CLUSTER_UPSTREAM_RQ_4XX, MC_CLUSTER_UPSTREAM_RQ_5XX};
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        mc_stat_inc(STATS(s), s->c->scope, (uint32_t)slots[cls]);
+}
+
+static int outcome_of(int status)
+{
+    if (status == 502 || status == 503 || status == 504)
+        return MC_OUTCOME_GATEWAY;
+    return status >= 500 ? MC_OUTCOME_5XX : MC_OUTCOME_SUCCESS;
+}
+
+static void report_outlier(mc_http_session_t *s, int outcome)
+{
+    const mc_cluster_t *c = s->c;
+    if (!c->outlier.enabled || s->ep == UINT32_MAX)
+        return;
+    mc_host_state_t *h = c->endpoints[s->ep].host;
+    mc_stat_inc(STATS(s), c->endpoints[s->ep].host_scope,
+                outcome == MC_OUTCOME_SUCCESS ? MC_HOST_RQ_SUCCESS : MC_HOST_RQ_ERROR);
+    if (mc_outlier_report(c->state, h, &c->outlier, outcome, c->n_endpoints, s->w->loop.now))
+        mc_stat_inc(STATS(s), c->scope, MC_CLUSTER_OUTLIER_EJECTIONS_ENFORCED_TOTAL);
+}
+
+/* Whether a retry may start now; takes the retry circuit-breaker slot. */
+static int may_retry(mc_http_session_t *s, int failure, int status)
+{
+    const mc_retry_policy_t *rp = retry_policy(s);
+    if (!rp || s->retries >= rp->num_retries || s->body_sent || !mc_retry_wanted(rp, status, failure))
+        return 0;
+    if (mc_cb_acquire(&s->c->state->rq_retry_active, s->c->max_retries) < 0) {
+        mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY_OVERFLOW);
+        return 0;
+    }
+    return 1;
+}
+
+static void schedule_retry(mc_http_session_t *s)
+{
+    const mc_retry_policy_t *rp = retry_policy(s);
+    s->retries++;
+    s->retry_cs = s->c->state;
+    mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY);
+    s->try_state = TRY_BACKOFF;
+    uint64_t wait = mc_retry_backoff(rp, s->retries, &s->w->rand);
+    mc_timer_arm(&s->w->loop.timers, &s->try_timer, s->w->loop.now + wait);
+}
+
+static void try_failed(mc_http_session_t *s, int failure, int status)
+{
+    mc_stats_shard_t *st = STATS(s);
+    report_outlier(s, MC_OUTCOME_GATEWAY);
+    int retry = may_retry(s, failure, status);
+    end_try(s, 0);
+    if (retry) {
+        schedule_retry(s);
+        return;
+    }
+    const mc_retry_policy_t *rp = retry_policy(s);
+    uint32_t urx = (rp && s->retries && s->retries >= rp->num_retries) ? MC_RF_URX : 0;
+    if (urx)
+        mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED);
+    switch (failure) {
+    case MC_TRY_CONNECT_FAILURE:
+        mc_http_local_reply(s, 503, "upstream connect error or disconnect/reset before headers. reset reason: "
+                                    "connection failure", MC_RF_UF | urx);
+        break;
+    case MC_TRY_TIMEOUT:
+        mc_stat_inc(st, s->hcm->scope, MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
+        mc_http_local_reply(s, 504, "upstream request timeout", MC_RF_UT | urx);
+        break;
+    default:
+        mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
+        mc_http_local_reply(s, 503, "upstream connect error or disconnect/reset before headers. reset reason: "
+                                    "connection termination", MC_RF_UC | urx);
+        break;
+    }
+}
+
+static void commit_response(mc_http_session_t *s, int head_len)
+{
+    mc_worker_t *w = s->w;
+    mc_upconn_t *u = s->up;
+    const mc_h1_response_t *r = &s->resp;
+    mc_timer_cancel(&w->loop.timers, &s->try_timer);
+    if (s->retry_cs) {
+        mc_cb_release(&s->retry_cs->rq_retry_active);
+        s->retry_cs = NULL;
+        mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY_SUCCESS);
+    }
+    s->try_state = TRY_RESPONDING;
+    s->status = (uint16_t)r->status;
+    s->resp_body = r->body;
+    s->resp_remaining = r->content_length;
+    mc_h1_chunked_init(&s->resp_chunked);
+    s->resp_keep_upstream = r->keep_alive && r->body != MC_H1_BODY_UNTIL_CLOSE;
+    s->resp_done = r->body == MC_H1_BODY_NONE || (r->body == MC_H1_BODY_LENGTH && r->content_length == 0);
+    s->resp_ready = 0;
+    if (r->body == MC_H1_BODY_UNTIL_CLOSE || s->early_response)
+        s->close_after = 1; /* the client cannot tell where it ends otherwise */
+    mc_stat_hist(STATS(s), s->c->scope, MC_CLUSTER_H_UPSTREAM_RQ_TIME, (mc_now_ns() - s->try_start_ns) / 1000);
+    uint64_t service_ms = (mc_now_ns() - s->try_start_ns) / 1000000;
+    char head[MC_HTTP_BUF];
+    long n = mc_http_write_response_head(s, head, sizeof(head), service_ms);
+    u->in.start += (uint32_t)head_len; /* the views are no longer needed */
+    if (n < 0 || mc_hbuf_reserve(w, &s->out, (uint32_t)n) < 0) {
+        s->flags |= MC_RF_UPE;
+        mc_http_session_close(s);
+        return;
+    }
+    memcpy(s->out.data + s->out.end, head, (size_t)n);
+    s->out.end += (uint32_t)n;
+    mc_http_pump_response(s);
+}
+
+static void on_response_head(mc_http_session_t *s, int head_len)
+{
+    mc_stats_shard_t *st = STATS(s);
+    mc_upconn_t *u = s->up;
+    int status = s->resp.status;
+    if (status < 200) {
+        /* 1xx: we answered Expect ourselves; drop interim responses. */
+        u->in.start += (uint32_t)head_len;
+        read_response_head(s);
+        return;
+    }
+    count_upstream_status(s, status);
+    report_outlier(s, outcome_of(status));
+    if (may_retry(s, MC_TRY_OK, status)) {
+        /* Discard this response: close the connection rather than read a
+         * body nobody wants. */
+        end_try(s, 0);
+        schedule_retry(s);
+        return;
+    }
+    const mc_retry_policy_t *rp = retry_policy(s);
+    if (rp && s->retries && s->retries >= rp->num_retries && mc_retry_wanted(rp, status, MC_TRY_OK)) {
+        s->flags |= MC_RF_URX;
+        mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED);
+    }
+    commit_response(s, head_len);
+}
+
+static void read_response_head(mc_http_session_t *s)
+{
+    mc_upconn_t *u = s->up;
+    for (;;) {
+        if (mc_hbuf_len(&u->in)) {
+            s->resp.headers = s->resp_headers;
+            s->resp.n_headers = MC_HTTP_MAX_HEADERS;
+            const char *reason = NULL;
+            unsigned flags = s->head_request ? MC_H1_TO_HEAD : 0;
+            int rc = mc_h1_parse_response(u->in.data + u->in.start, mc_hbuf_len(&u->in), &s->resp, flags, NULL, &reason);
+            if (rc > 0) {
+                on_response_head(s, rc);
+                return;
+            }
+            if (rc == MC_H1_ERROR) {
+                mc_stat_inc(STATS(s), u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR);
+                end_try(s, 0);
+                mc_http_local_reply(s, 502, "upstream sent a malformed response", MC_RF_UPE);
+                return;
+            }
+        }
+        if (!u->readable)
+            return;
+        if (u->in.data && u->in.cap - u->in.end == 0 && u->in.cap > MC_H1_DEFAULT_MAX_HEAD_BYTES) {
+            end_try(s, 0);
+            mc_http_local_reply(s, 502, "upstream response head too large", MC_RF_UPE);
+            return;
+        }
+        if (mc_hbuf_reserve(s->w, &u->in, mc_hbuf_len(&u->in) + 4096 > MC_HTTP_BUF ? mc_hbuf_len(&u->in) : 4096) < 0) {
+            mc_http_session_close(s);
+            return;
+        }
+        uint32_t room = u->in.cap - u->in.end;
+        ssize_t n = recv(u->io.fd, u->in.data + u->in.end, room, 0);
+        if (n > 0) {
+            u->in.end += (uint32_t)n;
+            mc_stat_add(STATS(s), u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL, n);
+            if ((uint32_t)n < room && !u->rdhup)
+                u->readable = 0;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            u->readable = 0;
+            return;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* Closed or reset before a response head. A reused connection that
+         * the upstream closed while idle is retried once on a new one, as
+         * the request never reached an application. */
+        if (s->tries == 1 && u->requests > 1 && !s->body_sent && s->replay_sent == mc_hbuf_len(&s->replay) &&
+            n == 0 && mc_hbuf_len(&u->in) == 0) {
+            end_try(s, 0);
+            s->tries = 0;
+            start_try(s);
+            return;
+        }
+        try_failed(s, MC_TRY_RESET, 0);
+        return;
+    }
+}
+
+/* ---- events ----------------------------------------------------------------------- */
+
+void mc_http_upstream_event(mc_http_session_t *s, mc_upconn_t *u, int event)
+{
+    if (s->state != DS_ACTIVE || s->up != u)
+        return;
+    mc_stats_shard_t *st = STATS(s);
+    switch (event) {
+    case UPEV_CONNECTED:
+        leave_pending(s);
+        s->try_state = TRY_SENDING;
+        u->requests++;
+        send_upstream(s);
+        break;
+    case UPEV_CONNECT_TIMEOUT:
+        mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_CX_CONNECT_TIMEOUT);
+        /* fall through */
+    case UPEV_CONNECT_FAILED:
+        mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_CX_CONNECT_FAIL);
+        mc_stat_inc(st, s->c->endpoints[s->ep].host_scope, MC_HOST_CX_CONNECT_FAIL);
+        try_failed(s, MC_TRY_CONNECT_FAILURE, 0);
+        break;
+    default:
+        if (s->try_state == TRY_SENDING) {
+            send_upstream(s);
+            if (s->state == DS_ACTIVE && s->try_state == TRY_SENDING && s->up && s->up->readable) {
+                /* An early response (e.g. 413 before the body is done). */
+                s->early_response = 1;
+                read_response_head(s);
+            }
+        } else if (s->try_state == TRY_WAITING) {
+            read_response_head(s);
+        } else if (s->try_state == TRY_RESPONDING) {
+            mc_http_pump_response(s);
+        }
+        break;
+    }
+}
+
+void mc_http_try_timer(mc_timer_t *t)
+{
+    mc_http_session_t *s = mc_container_of(t, mc_http_session_t, try_timer);
+    if (s->state != DS_ACTIVE)
+        return;
+    if (s->try_state == TRY_BACKOFF) {
+        start_try(s); /* after a retry back-off or an injected delay */
+        return;
+    }
+    if (s->try_state >= TRY_PENDING && s->try_state < TRY_RESPONDING) {
+        mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_PER_TRY_TIMEOUT);
+        try_failed(s, MC_TRY_TIMEOUT, 0);
+    }
+}

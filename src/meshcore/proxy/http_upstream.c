@@ -1,0 +1,286 @@
+/*
+ * Upstream HTTP/1.1 connections and the worker's per-host pools.
+ *
+ * A connection is owned by one request while busy; between requests it sits
+ * in its host's idle list (newest first, so the warmest connection is
+ * reused) with the cluster's idle timeout armed. An idle connection that
+ * becomes readable was closed (or spoke out of turn) upstream, so it is
+ * closed here before anyone picks it. The circuit breaker's max_connections
+ * counts every open connection of the cluster, across workers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "proxy/http_session.h"
+
+/* ---- buffers ------------------------------------------------------------- */
+
+int mc_hbuf_reserve(mc_worker_t *w, mc_hbuf_t *b, uint32_t need)
+{
+    if (b->data && b->cap - b->end >= need)
+        return 0;
+    if (b->data && b->start > 0) {
+        mc_hbuf_compact(b);
+        if (b->cap - b->end >= need)
+            return 0;
+    }
+    uint32_t len = b->data ? b->end - b->start : 0;
+    if (!b->data && need <= MC_HTTP_BUF) {
+        b->data = mc_pool_get(&w->bufs);
+        if (!b->data)
+            return -1;
+        b->cap = MC_HTTP_BUF;
+        b->start = b->end = 0;
+        return 0;
+    }
+    /* Grow past the pool size: a one-off allocation (large heads only). */
+    uint32_t cap = len + need;
+    char *p = malloc(cap);
+    if (!p)
+        return -1;
+    if (len)
+        memcpy(p, b->data + b->start, len);
+    mc_hbuf_release(w, b);
+    b->data = p;
+    b->cap = cap;
+    b->start = 0;
+    b->end = len;
+    return 0;
+}
+
+void mc_hbuf_release(mc_worker_t *w, mc_hbuf_t *b)
+{
+    if (b->data) {
+        if (b->cap == MC_HTTP_BUF)
+            mc_pool_put(&w->bufs, b->data);
+        else
+            free(b->data);
+    }
+    b->data = NULL;
+    b->cap = b->start = b->end = 0;
+}
+
+void mc_hbuf_compact(mc_hbuf_t *b)
+{
+    if (b->start == 0)
+        return;
+    uint32_t len = b->end - b->start;
+    if (len)
+        memmove(b->data, b->data + b->start, len);
+    b->start = 0;
+    b->end = len;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+/* A connection slot or an idle connection just appeared: let the oldest
+ * request waiting on this cluster try again. */
+static void wake_pending(mc_worker_t *w, mc_cluster_state_t *cs)
+{
+    mc_list_t *l = &cs->wpending[w->id];
+    if (!mc_list_empty(l))
+        mc_http_pending_wake(mc_container_of(l->next, mc_http_session_t, pending_link));
+}
+
+static void free_task(mc_task_t *t)
+{
+    mc_upconn_t *u = mc_container_of(t, mc_upconn_t, task);
+    mc_pool_put(&u->w->upconns, u);
+}
+
+void mc_upconn_close(mc_upconn_t *u)
+{
+    if (u->state == UP_CLOSED)
+        return;
+    mc_worker_t *w = u->w;
+    mc_stats_shard_t *st = w->stats;
+    if (u->state == UP_IDLE) {
+        mc_list_remove(&u->link);
+        u->host->wpools[w->id].n_idle--;
+    }
+    u->state = UP_CLOSED;
+    u->owner = NULL;
+    mc_timer_cancel(&w->loop.timers, &u->timer);
+    if (u->io.fd >= 0)
+        close(u->io.fd);
+    u->io.fd = -1;
+    mc_hbuf_release(w, &u->in);
+    mc_cb_release(&u->cstate->cx_active);
+    mc_stat_add(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_ACTIVE, -1);
+    mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_DESTROY);
+    mc_stat_add(st, u->host_scope, MC_HOST_CX_ACTIVE, -1);
+    wake_pending(w, u->cstate);
+    mc_host_state_unref(u->host);
+    mc_cluster_state_unref(u->cstate);
+    u->host = NULL;
+    u->cstate = NULL;
+    mc_loop_post(&w->loop, &u->task, free_task);
+}
+
+static void on_timer(mc_timer_t *t)
+{
+    mc_upconn_t *u = mc_container_of(t, mc_upconn_t, timer);
+    if (u->state == UP_CONNECTING) {
+        mc_http_session_t *s = u->owner;
+        if (s)
+            mc_http_upstream_event(s, u, u->failed ? UPEV_CONNECT_FAILED : UPEV_CONNECT_TIMEOUT);
+        else
+            mc_upconn_close(u);
+        return;
+    }
+    if (u->state == UP_IDLE) {
+        uint64_t deadline = u->last_used + u->idle_timeout_ns;
+        if (deadline > u->w->loop.now) {
+            mc_timer_arm(&u->w->loop.timers, &u->timer, deadline);
+            return;
+        }
+        mc_stat_inc(u->w->stats, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_IDLE_TIMEOUT);
+        mc_upconn_close(u);
+    }
+}
+
+static void on_io(mc_io_t *io, uint32_t ev)
+{
+    mc_upconn_t *u = mc_container_of(io, mc_upconn_t, io);
+    if (u->state == UP_CLOSED)
+        return;
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->readable = 1;
+    if (ev & (EPOLLRDHUP | EPOLLHUP))
+        u->rdhup = 1;
+    if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+        u->writable = 1;
+    if (u->state == UP_CONNECTING) {
+        if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int ok = !(ev & EPOLLERR) && mc_sock_error(io->fd) == 0;
+        mc_timer_cancel(&u->w->loop.timers, &u->timer);
+        mc_http_session_t *s = u->owner;
+        if (ok) {
+            u->state = UP_BUSY;
+            mc_stat_hist(u->w->stats, u->cluster_scope, MC_CLUSTER_H_UPSTREAM_CX_CONNECT_MS,
+                         (mc_now_ns() - u->connect_start) / 1000);
+        }
+        if (s)
+            mc_http_upstream_event(s, u, ok ? UPEV_CONNECTED : UPEV_CONNECT_FAILED);
+        else
+            mc_upconn_close(u);
+        return;
+    }
+    if (u->state == UP_IDLE) {
+        /* Nothing is expected from an idle connection: EOF or stray bytes
+         * both mean it cannot carry another request. */
+        mc_upconn_close(u);
+        return;
+    }
+    if (u->owner)
+        mc_http_upstream_event(u->owner, u, UPEV_IO);
+}
+
+mc_upconn_t *mc_upconn_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t endpoint, mc_http_session_t *owner)
+{
+    const mc_endpoint_t *e = &c->endpoints[endpoint];
+    mc_upconn_t *u = mc_pool_get(&w->upconns);
+    if (!u)
+        return NULL;
+    int in_progress;
+    int fd = mc_sock_connect(&e->addr, &in_progress);
+    u->w = w;
+    u->io.fd = fd;
+    u->io.cb = on_io;
+    mc_list_init(&u->link);
+    mc_timer_init(&u->timer, on_timer);
+    u->host = e->host;
+    u->cstate = c->state;
+    __atomic_add_fetch(&u->host->refcnt, 1, __ATOMIC_RELAXED);
+    mc_cluster_state_ref(u->cstate);
+    __atomic_add_fetch(&u->cstate->cx_active, 1, __ATOMIC_RELAXED);
+    u->cluster_scope = c->scope;
+    u->host_scope = e->host_scope;
+    u->idle_timeout_ns = c->idle_timeout_ns;
+    u->max_requests = c->max_requests_per_connection;
+    u->owner = owner;
+    u->connect_start = mc_now_ns();
+    u->state = UP_CONNECTING;
+    mc_stats_shard_t *st = w->stats;
+    mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_CX_TOTAL);
+    mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_CX_ACTIVE);
+    mc_stat_inc(st, e->host_scope, MC_HOST_CX_TOTAL);
+    mc_stat_inc(st, e->host_scope, MC_HOST_CX_ACTIVE);
+    if (fd < 0 || mc_loop_add_et(&w->loop, &u->io) < 0) {
+        /* Reported to the owner as a failed connect from the timer, so the
+         * caller's own state is settled first (refused at once on loopback). */
+        u->failed = 1;
+        if (fd >= 0) {
+            close(fd);
+            u->io.fd = -1;
+        }
+        mc_timer_arm(&w->loop.timers, &u->timer, w->loop.now);
+        return u;
+    }
+    /* A connect that completed at once is reported like any other: adding
+     * the socket edge-triggered raises EPOLLOUT right away. */
+    (void)in_progress;
+    mc_timer_arm(&w->loop.timers, &u->timer, w->loop.now + c->connect_timeout_ns);
+    return u;
+}
+
+mc_upconn_t *mc_upconn_take_idle(mc_worker_t *w, mc_host_state_t *h)
+{
+    mc_host_wpool_t *p = &h->wpools[w->id];
+    while (!mc_list_empty(&p->idle)) {
+        mc_upconn_t *u = mc_container_of(p->idle.next, mc_upconn_t, link);
+        mc_list_remove(&u->link);
+        p->n_idle--;
+        u->state = UP_BUSY;
+        mc_timer_cancel(&w->loop.timers, &u->timer);
+        if (u->rdhup) { /* closed upstream since it was pooled */
+            mc_upconn_close(u);
+            continue;
+        }
+        mc_stat_inc(w->stats, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_REUSED);
+        return u;
+    }
+    return NULL;
+}
+
+void mc_upconn_release(mc_upconn_t *u, int reusable)
+{
+    mc_worker_t *w = u->w;
+    u->owner = NULL;
+    if (!reusable || u->rdhup || (u->max_requests && u->requests >= u->max_requests) ||
+        mc_hbuf_len(&u->in) != 0) {
+        mc_upconn_close(u); /* wakes a pending request itself */
+        return;
+    }
+    mc_hbuf_release(w, &u->in);
+    mc_host_wpool_t *p = &u->host->wpools[w->id];
+    u->state = UP_IDLE;
+    u->last_used = w->loop.now;
+    /* newest first, so the warmest connection is reused */
+    u->link.next = p->idle.next;
+    u->link.prev = &p->idle;
+    p->idle.next->prev = &u->link;
+    p->idle.next = &u->link;
+    p->n_idle++;
+    if (u->idle_timeout_ns)
+        mc_timer_arm(&w->loop.timers, &u->timer, w->loop.now + u->idle_timeout_ns);
+    wake_pending(w, u->cstate);
+}
+
+int mc_upconn_shed_idle(mc_worker_t *w, const mc_cluster_t *c)
+{
+    for (uint32_t i = 0; i < c->n_endpoints; i++) {
+        mc_host_wpool_t *p = &c->endpoints[i].host->wpools[w->id];
+        if (!mc_list_empty(&p->idle)) {
+            /* the oldest: it is the least likely to be wanted soon */
+            mc_upconn_close(mc_container_of(p->idle.prev, mc_upconn_t, link));
+            return 1;
+        }
+    }
+    return 0;
+}

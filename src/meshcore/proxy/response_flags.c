@@ -1,0 +1,30 @@
+/* Response flag names; see proxy/response_flags.h. */
+#include <string.h>
+
+#include "proxy/response_flags.h"
+
+static const char *const names[MC_RF__COUNT] = {
+    "UH", "UF", "UO", "NR", "URX", "UT", "DC", "UC", "DI", "FI", "UPE", "DPE", "LR", "UR", "SI", "UAEX",
+};
+
+size_t mc_response_flags_format(uint32_t flags, char *buf, size_t len)
+{
+    size_t n = 0;
+    if (len == 0)
+        return 0;
+    for (uint32_t i = 0; i < MC_RF__COUNT; i++) {
+        if (!(flags & (1u << i)))
+            continue;
+        size_t k = strlen(names[i]);
+        if (n + k + 2 > len)
+            break;
+        if (n)
+            buf[n++] = ',';
+        memcpy(buf + n, names[i], k);
+        n += k;
+    }
+    if (n == 0 && len > 1)
+        buf[n++] = '-';
+    buf[n] = '\0';
+    return n;
+}
