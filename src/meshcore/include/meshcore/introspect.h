@@ -1,0 +1,34 @@
+/*
+ * Entry points for tests and micro-benchmarks: the core's parser, router and
+ * policies run on inputs from Python, outside any worker. Nothing here is on
+ * the data path.
+ */
+#ifndef MESHCORE_INTROSPECT_H
+#define MESHCORE_INTROSPECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meshcore/snapshot.h"
+
+/* Parses the request head `iterations` times; returns ns per parse, or -1
+ * if it is not one complete, valid head (then *status is its error). */
+double mc_bench_h1_parse(const char *buf, size_t len, uint64_t iterations, int *status);
+
+/* Route matching against listener `listener` of a builder (its
+ * http_connection_manager as added so far). Returns the index of the
+ * matched route within its virtual host (-1: no route) and sets *vhost
+ * (-1: no virtual host). When iterations > 0, also times the lookup
+ * (virtual host + route) and stores ns per match in *ns. */
+int mc_route_probe(mc_snapshot_builder_t *b, int listener, const char *authority, const char *method,
+                   const char *path, const char *const *header_names, const char *const *header_values,
+                   size_t n_headers, uint64_t iterations, int *vhost, double *ns);
+
+/* The retry back-off the core would wait before retry n (1-based), with a
+ * PRNG in state *rng (xorshift64*, advanced). ns. */
+uint64_t mc_probe_retry_backoff(uint64_t *rng, uint64_t base_ns, uint64_t max_ns, uint32_t n);
+
+/* Next value of the core's per-worker PRNG from state *rng (advanced). */
+uint64_t mc_probe_rand_next(uint64_t *rng);
+
+#endif
