@@ -1,4 +1,4 @@
-"""Shared machinery for the benchmarks in this folder (L4 now; HTTP and mTLS next).
+"""Shared machinery for the benchmarks in this folder (L4, HTTP; mTLS next).
 
 Every benchmark here has the same shape: an nginx upstream and the wrk load
 generator share one core, the proxy under test gets the other core to
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import http.client
 import os
 import re
 import shutil
@@ -239,14 +240,25 @@ http {{
         location / {{
             default_type text/plain;
             return 200 "ok\\n";
-        }}
+        }}{extra_locations}
     }}
 }}
 """
 
+# Where start_nginx(status=True) serves nginx's stub_status page, whose
+# "accepts" counter tells how many connections a proxy opened to the upstream.
+NGINX_STATUS_PATH = "/__nginx_status"
+_NGINX_STATUS_LOCATION = f"""
+        location = {NGINX_STATUS_PATH} {{
+            stub_status;
+        }}"""
 
-def start_nginx(workdir: Path, core: int = LOAD_CORE) -> tuple[Proc, int]:
-    """Starts the upstream on a free port, pinned to `core`; returns (proc, port)."""
+
+def start_nginx(workdir: Path, core: int = LOAD_CORE, status: bool = False) -> tuple[Proc, int]:
+    """Starts the upstream on a free port, pinned to `core`; returns (proc, port).
+
+    status=True also serves stub_status at NGINX_STATUS_PATH (read it with
+    nginx_accepts); wrk's path "/" is served the same either way."""
     nginx = which("nginx")
     if not nginx:
         raise BenchError("nginx not found: run benchmarks/setup.sh")
@@ -254,10 +266,99 @@ def start_nginx(workdir: Path, core: int = LOAD_CORE) -> tuple[Proc, int]:
     ngx_dir = workdir / "nginx"
     ngx_dir.mkdir(exist_ok=True)
     conf = ngx_dir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=ngx_dir, port=port))
+    conf.write_text(NGINX_CONF.format(dir=ngx_dir, port=port,
+                                      extra_locations=_NGINX_STATUS_LOCATION if status else ""))
     proc = start_pinned("nginx", [nginx, "-p", str(ngx_dir), "-c", str(conf)], core, workdir)
     wait_port(port, proc=proc)
     return proc, port
+
+
+def http_get(port: int, path: str = "/", host: str = "127.0.0.1",
+             timeout: float = 5.0) -> tuple[int, bytes]:
+    """One HTTP/1.1 GET on a fresh connection: (status, body). Raises OSError
+    (or http.client.HTTPException) when nothing sane comes back."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def nginx_accepts(port: int) -> int:
+    """The upstream's count of accepted connections (start_nginx(status=True)),
+    including the one this reading is made on."""
+    status, body = http_get(port, NGINX_STATUS_PATH)
+    m = re.search(rb"^\s*(\d+)\s+\d+\s+\d+\s*$", body, re.M)
+    if status != 200 or not m:
+        raise BenchError(f"unexpected nginx stub_status reply ({status}): {body[:200]!r}")
+    return int(m.group(1))
+
+
+def admin_counters(port: int, host: str = "127.0.0.1") -> dict[str, int]:
+    """The counters and gauges of an Envoy-style admin API (`GET /stats`, lines
+    "name: integer"; histogram lines are skipped). meshcore's admin API and
+    Envoy's both serve this."""
+    status, body = http_get(port, "/stats", host)
+    if status != 200:
+        raise BenchError(f"admin /stats on {host}:{port} answered {status}")
+    out = {}
+    for line in body.decode(errors="replace").splitlines():
+        name, sep, value = line.rpartition(": ")
+        if sep and value.strip().isdigit():
+            out[name.strip()] = int(value)
+    return out
+
+
+# ---- meshcore as a process -------------------------------------------------------------
+
+# Used when the `meshcore` console script cannot run: the same engine, one
+# worker, configured from the same bootstrap. SIGTERM's default action ends
+# it. (The bootstrap's admin block is accepted but not served here.)
+MESHCORE_INLINE = (
+    "import sys, threading, meshcore\n"
+    "e = meshcore.Engine(concurrency=1).start()\n"
+    "e.apply(sys.argv[1])\n"
+    "threading.Event().wait()\n"
+)
+
+
+def meshcore_python() -> str:
+    """The project's venv interpreter if there is one, else this one."""
+    venv_py = REPO_DIR / ".venv" / "bin" / "python"
+    return str(venv_py) if venv_py.exists() else sys.executable
+
+
+def pick_meshcore_launcher(choice: str, python: str) -> str:
+    """auto picks `meshcore proxy` ("cli") once meshcore.cli imports: the console
+    script can be installed before its module exists, so the module is probed.
+    Otherwise "inline" (MESHCORE_INLINE)."""
+    if choice != "auto":
+        return choice
+    script = Path(python).parent / "meshcore"
+    probe = subprocess.run([python, "-c", "import meshcore.cli"], capture_output=True)
+    return "cli" if script.exists() and probe.returncode == 0 else "inline"
+
+
+def meshcore_command(launcher: str, python: str, bootstrap: Path, admin_port: int,
+                     concurrency: int = 1) -> list[str]:
+    """The command line that runs meshcore on `bootstrap` with `concurrency` workers."""
+    if launcher == "cli":
+        return [str(Path(python).parent / "meshcore"), "proxy", "-c", str(bootstrap),
+                "--concurrency", str(concurrency), "--admin-address", f"127.0.0.1:{admin_port}"]
+    inline = MESHCORE_INLINE.replace("concurrency=1", f"concurrency={concurrency}")
+    return [python, "-c", inline, str(bootstrap)]
+
+
+def first_line(cmd: list[str]) -> str | None:
+    """The first line a command prints (stdout, else stderr): for version strings."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = (out.stdout + out.stderr).strip()
+    return text.splitlines()[0].strip() if text else None
 
 
 # ---- wrk ------------------------------------------------------------------------------
@@ -271,6 +372,8 @@ class WrkResult:
     p50_ms: float | None = None   # only with --latency
     p99_ms: float | None = None
     errors: int = 0               # socket errors (connect/read/write/timeout) + non-2xx/3xx
+    socket_errors: int = 0        # the two parts of `errors`
+    non2xx: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -299,10 +402,11 @@ def parse_wrk(text: str) -> WrkResult:
             setattr(res, attr, _ms(val.group(1), val.group(2)))
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if sock:
-        res.errors += sum(int(g) for g in sock.groups())
+        res.socket_errors = sum(int(g) for g in sock.groups())
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if non2xx:
-        res.errors += int(non2xx.group(1))
+        res.non2xx = int(non2xx.group(1))
+    res.errors = res.socket_errors + res.non2xx
     return res
 
 
@@ -397,6 +501,14 @@ def measure(url: str, connections: int, duration: float, latency: bool,
     ours = wrk_used + sum(proc_used.values())
     return Measurement(res, wall, proc_used.get(proxy_pid) if proxy_pid else None,
                        max(0.0, cores_used - ours))
+
+
+def measurement_dict(m: Measurement | None) -> dict | None:
+    """A Measurement as JSON-ready data."""
+    if m is None:
+        return None
+    return {**m.wrk.to_dict(), "wall_s": m.wall_s, "proxy_cpu_s": m.proxy_cpu_s,
+            "others_cpu_s": m.others_cpu_s}
 
 
 # ---- reporting --------------------------------------------------------------------------

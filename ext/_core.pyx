@@ -10,6 +10,7 @@ ever calls back into Python.
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
+from includes.access_log cimport *
 from includes.balancer cimport *
 from includes.engine cimport *
 from includes.histogram cimport *
@@ -80,9 +81,29 @@ cdef class SnapshotBuilder:
 _SPLICE = {"auto": MC_SPLICE_AUTO, "always": MC_SPLICE_ALWAYS, "never": MC_SPLICE_NEVER}
 
 
+cdef str _s(const char *p):
+    return p.decode("utf-8", "replace")
+
+
+cdef dict _record(mc_alog_record_t *r):
+    return {
+        "log_id": r.log_id, "kind": "http" if r.kind == MC_ALOG_HTTP else "tcp", "http_minor": r.http_minor,
+        "status": r.status, "flags": r.flags, "attempts": r.attempts, "start_us": r.start_us,
+        "duration_us": r.duration_us, "upstream_service_us": r.upstream_service_us,
+        "bytes_rx": r.bytes_rx, "bytes_tx": r.bytes_tx,
+        "method": _s(r.method), "authority": _s(r.authority), "path": _s(r.path),
+        "user_agent": _s(r.user_agent), "request_id": _s(r.request_id), "forwarded_for": _s(r.forwarded_for),
+        "route": _s(r.route), "upstream_cluster": _s(r.upstream_cluster), "upstream_host": _s(r.upstream_host),
+        "downstream_peer": _s(r.downstream_peer), "trace_id": _s(r.trace_id), "span_id": _s(r.span_id),
+        "parent_span_id": _s(r.parent_span_id), "sampled": bool(r.sampled),
+        "downstream_principal": _s(r.downstream_principal), "upstream_principal": _s(r.upstream_principal),
+    }
+
+
 cdef class Engine:
     """The data-plane engine: worker threads with their own event loops."""
     cdef mc_engine_t *e
+    cdef public object _alog_dropped
 
     def __cinit__(self, uint32_t concurrency=0, splice="auto",
                   uint32_t max_connections_per_worker=0):
@@ -141,6 +162,28 @@ cdef class Engine:
     @property
     def active_sessions(self):
         return mc_engine_active_sessions(self.e)
+
+    def drain_access_log(self, uint32_t max_records=4096):
+        """Access-log records taken from the workers' rings (oldest first per
+        worker), as dicts; see meshcore/access_log.h for the fields."""
+        cdef mc_alog_record_t *buf = <mc_alog_record_t *>calloc(max_records or 1, sizeof(mc_alog_record_t))
+        cdef uint32_t n
+        cdef uint64_t dropped = 0
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                n = mc_engine_drain_access_log(self.e, buf, max_records, &dropped)
+            self._alog_dropped = dropped
+            return [_record(&buf[i]) for i in range(n)]
+        finally:
+            free(buf)
+
+    @property
+    def access_log_dropped(self):
+        cdef uint64_t dropped = 0
+        mc_engine_drain_access_log(self.e, NULL, 0, &dropped)
+        return dropped
 
     def listeners(self):
         """[(name, bound address "ip:port", port)] of the current snapshot."""
@@ -246,7 +289,7 @@ def route_probe(listener, authority, method, path, headers=None, uint64_t iterat
     cdef int route
     for f in listener.filter_chains[0].filters:
         if f.typed_config.type_url == _HCM:
-            _compile_hcm(b, li, f.typed_config)
+            _compile_hcm(b, li, f.typed_config, 0)
     if headers:
         names = <const char **>a.alloc(len(headers), sizeof(char *))
         values = <const char **>a.alloc(len(headers), sizeof(char *))

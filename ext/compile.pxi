@@ -30,8 +30,10 @@ def _u32(msg, field, default):
     return getattr(msg, field).value if msg.HasField(field) else default
 
 
-def compile_snapshot(listeners, clusters):
-    """Listener and Cluster messages -> a SnapshotBuilder ready to apply."""
+def compile_snapshot(listeners, clusters, log_ids=None):
+    """Listener and Cluster messages -> a SnapshotBuilder ready to apply.
+    log_ids: listener name -> access-log id for its records (0 / absent: none)."""
+    log_ids = log_ids or {}
     from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
     from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
@@ -61,12 +63,14 @@ def compile_snapshot(listeners, clusters):
                 f.typed_config.Unpack(tp)
                 b.set_tcp_proxy(li, tp.stat_prefix, _ms(tp, "idle_timeout", _DEFAULT_IDLE_TIMEOUT_MS),
                                 _u32(tp, "max_connect_attempts", 1))
+                if log_ids.get(l.name):
+                    b._check(mc_sb_set_tcp_access_log(b.b, li, log_ids[l.name]))
                 if tp.cluster:
                     b.add_tcp_proxy_cluster(li, tp.cluster, 1)
                 for wc in tp.weighted_clusters.clusters:
                     b.add_tcp_proxy_cluster(li, wc.name, wc.weight)
             elif url == _HCM:
-                _compile_hcm(b, li, f.typed_config)
+                _compile_hcm(b, li, f.typed_config, log_ids.get(l.name, 0))
             else:
                 raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
     return b

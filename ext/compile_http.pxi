@@ -291,7 +291,7 @@ cdef void _fill_route(_Arena a, mc_sb_route_t *r, route) except *:
     _fill_ops(a, &r.response_ops, route.response_headers_to_add, route.response_headers_to_remove)
 
 
-cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any) except *:
+cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any, uint32_t log_id) except *:
     from envoy.extensions.filters.http.fault.v3 import fault_pb2
     from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
@@ -306,6 +306,7 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any) except *:
     hcm_any.Unpack(hcm)
     memset(&h, 0, sizeof(h))
     h.stat_prefix = a.s(hcm.stat_prefix)
+    h.access_log_id = log_id
     cp = hcm.common_http_protocol_options
     h.idle_timeout_ms = _ms(cp, "idle_timeout", _DEFAULT_HCM_IDLE_TIMEOUT_MS)
     h.max_requests_per_connection = _u32(cp, "max_requests_per_connection", 0)

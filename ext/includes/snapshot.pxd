@@ -145,6 +145,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
         mc_sb_fault_t fault
         mc_sb_header_ops_t request_ops
         mc_sb_header_ops_t response_ops
+        uint32_t access_log_id
     ctypedef struct mc_sb_cluster_http_t:
         uint32_t max_connections
         uint32_t max_pending_requests
@@ -163,6 +164,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
         uint32_t ring_max
 
     int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm)
+    int mc_sb_set_tcp_access_log(mc_snapshot_builder_t *b, int listener, uint32_t log_id)
     int mc_sb_add_vhost(mc_snapshot_builder_t *b, int listener, const char *name, const char *const *domains,
                         uint32_t n_domains, const mc_sb_header_ops_t *request_ops,
                         const mc_sb_header_ops_t *response_ops, const mc_sb_retry_t *retry)

@@ -19,6 +19,7 @@ import threading
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore import _core
+from meshcore.accesslog import AccessLogs
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
 from meshcore.errors import ConfigError, EngineError
 from meshcore.stats import Stats, scopes_from_core
@@ -34,6 +35,7 @@ class Engine:
     def __init__(self, concurrency: int = 0, splice: str = "auto",
                  max_connections_per_worker: int = 0):
         self._core = _core.Engine(concurrency, splice, max_connections_per_worker)
+        self._access_logs = AccessLogs(self._core)
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
@@ -57,6 +59,7 @@ class Engine:
             if self._started and not self._stopped:
                 self._core.stop(int(drain_timeout * 1000))
                 self._stopped = True
+                self._access_logs.stop()  # after the workers: their last records get written
 
     def drain_listeners(self) -> None:
         """Stops accepting new connections; existing ones continue."""
@@ -78,8 +81,10 @@ class Engine:
         for error messages). Raises ConfigError (nothing applied) or
         EngineError (e.g. address in use; nothing applied either)."""
         bootstrap, source = self._load(config, filename)
+        log_ids = {listener.name: self._access_logs.register(access_logs_of(listener))
+                   for listener in bootstrap.static_resources.listeners}
         builder = _core.compile_snapshot(bootstrap.static_resources.listeners,
-                                         bootstrap.static_resources.clusters)
+                                         bootstrap.static_resources.clusters, log_ids)
         with self._lock:
             if self._stopped:
                 raise EngineError("engine is stopped")
@@ -136,4 +141,28 @@ class Engine:
 
     def stats(self, extra_counters: dict | None = None) -> Stats:
         """Every counter, gauge and histogram, summed over workers."""
-        return Stats(scopes_from_core(self._core.stats()), extra_counters)
+        extra = {"server.access_log_dropped": self._core.access_log_dropped, **(extra_counters or {})}
+        return Stats(scopes_from_core(self._core.stats()), extra)
+
+    def flush_access_logs(self) -> int:
+        """Writes the access-log records waiting in the workers' rings now
+        (the drain thread does it every 100 ms); returns how many."""
+        return self._access_logs.drain()
+
+
+def access_logs_of(listener) -> list:
+    """The access_log entries of a listener's terminal filter (HCM or tcp_proxy)."""
+    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+    for f in listener.filter_chains[0].filters if listener.filter_chains else ():
+        url = f.typed_config.type_url
+        if url.endswith(".HttpConnectionManager"):
+            msg = hcm_pb2.HttpConnectionManager()
+        elif url.endswith(".TcpProxy"):
+            msg = tcp_proxy_pb2.TcpProxy()
+        else:
+            continue
+        f.typed_config.Unpack(msg)
+        return list(msg.access_log)
+    return []

@@ -747,6 +747,34 @@ def _check_explicit_http_config(e):
         yield "http_protocol_options", "required (meshcore speaks HTTP/1.1 to upstreams)"
 
 
+def _check_log_format(f):
+    from meshcore.accesslog import check_format
+    from google.protobuf import json_format
+
+    which = f.WhichOneof("format")
+    texts = []
+    if which == "text_format_source":
+        if f.text_format_source.WhichOneof("specifier") != "inline_string":
+            yield "text_format_source", "only inline_string is supported"
+        texts.append(("text_format_source.inline_string", f.text_format_source.inline_string))
+    elif which == "text_format":
+        texts.append(("text_format", f.text_format))
+    elif which == "json_format":
+
+        def strings(v, path):
+            if isinstance(v, str):
+                yield path, v
+            elif isinstance(v, dict):
+                for k, x in v.items():
+                    yield from strings(x, f"{path}.{k}")
+
+        texts.extend(strings(json_format.MessageToDict(f.json_format), "json_format"))
+    for path, text in texts:
+        problem = check_format(text)
+        if problem:
+            yield path, problem
+
+
 def _check_file_access_log(fal):
     if not fal.path:
         yield "path", "required"
@@ -769,9 +797,14 @@ SCHEMA = {
     "envoy.config.accesslog.v3.AccessLog": Rule(
         ("name", "typed_config"), anys={"typed_config": AnyOf("access logger", ACCESS_LOGGERS)}
     ),
-    "envoy.extensions.access_loggers.file.v3.FileAccessLog": Rule(("path",), check=_check_file_access_log),
-    "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog": Rule(()),
-    "envoy.extensions.access_loggers.stream.v3.StderrAccessLog": Rule(()),
+    "envoy.extensions.access_loggers.file.v3.FileAccessLog": Rule(
+        ("path", "log_format"), check=_check_file_access_log
+    ),
+    "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog": Rule(("log_format",)),
+    "envoy.extensions.access_loggers.stream.v3.StderrAccessLog": Rule(("log_format",)),
+    "envoy.config.core.v3.SubstitutionFormatString": Rule(
+        ("text_format_source", "json_format", "text_format"), check=_check_log_format
+    ),
     "envoy.config.core.v3.Address": Rule(("socket_address",), check=_check_address),
     "envoy.config.core.v3.SocketAddress": Rule(
         ("address", "port_value", "protocol"), enums={"protocol": ("TCP",)}, check=_check_socket_address
@@ -789,7 +822,7 @@ SCHEMA = {
     ),
     CONNECTION_LIMIT: Rule(("stat_prefix", "max_connections"), check=_check_connection_limit),
     TCP_PROXY: Rule(
-        ("stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts"),
+        ("stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts", "access_log"),
         check=_check_tcp_proxy,
     ),
     TCP_PROXY + ".WeightedCluster": Rule(("clusters",), check=_check_weighted_clusters),
@@ -812,6 +845,7 @@ SCHEMA = {
             "xff_num_trusted_hops",
             "server_name",
             "http_protocol_options",
+            "access_log",
         ),
         enums={"codec_type": ("AUTO", "HTTP1")},
         nested={

@@ -287,6 +287,7 @@ static int take_body(mc_http_session_t *s)
         }
         memcpy(s->replay.data + s->replay.end, s->in.data + s->in.start, s->req_ready);
         s->replay.end += s->req_ready;
+        s->bytes_rx += s->req_ready;
         s->in.start += s->req_ready;
         s->req_ready = 0;
     }
@@ -518,6 +519,7 @@ static void start_try(mc_http_session_t *s)
         return;
     }
     s->ep = ep;
+    s->last_ep = ep;
     if (ep < 64)
         s->tried |= 1ull << ep;
     s->tries++;
@@ -594,6 +596,7 @@ static void send_upstream(mc_http_session_t *s)
         if (n > 0) {
             mc_stat_add(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, n);
             if (from_in) {
+                s->bytes_rx += (uint64_t)n;
                 s->in.start += (uint32_t)n;
                 s->req_ready -= (uint32_t)n;
                 s->body_sent = 1; /* not in replay: no retry from here on */
@@ -732,6 +735,7 @@ static void commit_response(mc_http_session_t *s, int head_len)
         mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY_SUCCESS);
     }
     s->try_state = TRY_RESPONDING;
+    s->resp_head_ns = mc_now_ns();
     s->status = (uint16_t)r->status;
     s->resp_body = r->body;
     s->resp_remaining = r->content_length;

@@ -58,6 +58,7 @@ void mc_http_session_close(mc_http_session_t *s)
     if (s->state == DS_ACTIVE) {
         /* The client leaves (or we give up) mid-request. */
         s->flags |= MC_RF_DC;
+        mc_http_alog_end(s);
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_RX_RESET);
         mc_stat_add(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_ACTIVE, -1);
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + 6);
@@ -101,7 +102,6 @@ static int flush_out(mc_http_session_t *s)
         ssize_t n = send(s->io.fd, s->out.data + s->out.start, mc_hbuf_len(&s->out), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             s->out.start += (uint32_t)n;
-            s->bytes_tx += (uint64_t)n;
             mc_stat_add(STATS(s), HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, n);
         } else if (n < 0 && errno == EAGAIN) {
             s->writable = 0;
@@ -147,6 +147,7 @@ void mc_http_local_reply(mc_http_session_t *s, int status, const char *body, uin
         s->close_after = 1;
     char buf[1024];
     size_t body_len = body ? strlen(body) : 0;
+    s->bytes_tx = body_len;
     long n = mc_http_write_local_reply(buf, sizeof(buf), status, body ? body : "", body_len, s->close_after,
                                        s->request_id, s->request_id_len);
     if (n < 0 || queue_out(s, buf, (size_t)n) < 0) {
@@ -342,6 +343,7 @@ static void finish_exchange(mc_http_session_t *s)
     for (uint32_t i = 0; i < MC_RF__COUNT; i++)
         if (s->flags & (1u << i))
             mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + i);
+    mc_http_alog_end(s);
     mc_http_forward_abort(s); /* returns the upstream connection (reused when clean) */
     s->state = DS_READ_HEAD;
     mc_timer_cancel(&w->loop.timers, &s->timer);
@@ -476,6 +478,8 @@ static void start_request(mc_http_session_t *s, int head_len)
     mc_timer_cancel(&w->loop.timers, &s->timer);
     mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TOTAL);
     mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_ACTIVE);
+    s->last_ep = UINT32_MAX;
+    s->resp_head_ns = 0;
 
     const mc_h1_header_t *rid = mc_h1_find_header(q->headers, q->n_headers, "x-request-id", 12);
     if (rid && rid->value_len && rid->value_len < sizeof(s->request_id)) {
@@ -487,6 +491,7 @@ static void start_request(mc_http_session_t *s, int head_len)
     s->close_after = !q->keep_alive ||
                      (s->hcm->max_requests_per_connection && s->requests >= s->hcm->max_requests_per_connection);
     s->head_request = q->method_len == 4 && memcmp(q->method, "HEAD", 4) == 0;
+    mc_http_alog_begin(s);
     s->req_body = q->body;
     s->req_remaining = q->content_length;
     mc_h1_chunked_init(&s->req_chunked);
@@ -615,7 +620,6 @@ void mc_http_pump_request(mc_http_session_t *s)
     ssize_t n = recv(s->io.fd, s->in.data + s->in.end, room, 0);
     if (n > 0) {
         s->in.end += (uint32_t)n;
-        s->bytes_rx += (uint64_t)n;
         s->last_activity = s->w->loop.now;
         mc_stat_add(STATS(s), HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
         if ((uint32_t)n < room && !s->rdhup)

@@ -51,6 +51,17 @@ void mc_hbuf_compact(mc_hbuf_t *b);
 typedef struct mc_http_session mc_http_session_t;
 typedef struct mc_upconn mc_upconn_t;
 
+/* Request fields an access log needs after the head's bytes are gone:
+ * copied at the start of a request, only when the listener logs. */
+typedef struct mc_http_logreq {
+    char method[16];
+    char authority[128];
+    char path[256];
+    char user_agent[128];
+    char forwarded_for[64];
+    uint64_t start_us;
+} mc_http_logreq_t;
+
 /* ---- upstream connections (proxy/http_upstream.c) ---------------------- */
 
 enum { UP_CONNECTING = 1, UP_IDLE, UP_BUSY, UP_CLOSED };
@@ -180,7 +191,10 @@ struct mc_http_session {
     char request_id[40];
     uint8_t request_id_len;
     uint64_t rq_start_ns, try_start_ns, rq_done_ns;
+    uint64_t resp_head_ns;        /* when the committed response head arrived */
+    uint32_t last_ep;             /* endpoint of the last try (access log) */
     uint64_t bytes_rx, bytes_tx;
+    mc_http_logreq_t logreq;
 };
 
 /* proxy/http_session.c */
@@ -215,6 +229,10 @@ long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t c
 long mc_http_write_local_reply(char *buf, size_t cap, int status, const char *body, size_t body_len,
                                int close, const char *request_id, size_t request_id_len);
 const char *mc_http_reason(int status);
+
+/* proxy/http_alog.c: access-log records (no-ops unless the listener logs) */
+void mc_http_alog_begin(mc_http_session_t *s);
+void mc_http_alog_end(mc_http_session_t *s);
 
 /* proxy/http_mirror.c */
 void mc_http_mirror(mc_http_session_t *s);

@@ -27,12 +27,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "meshcore/balancer.h"
+#include "proxy/response_flags.h"
 #include "proxy/tcp_proxy.h"
 
 #define PUMP_BUDGET (1u << 20) /* bytes per direction per call */
@@ -75,6 +78,10 @@ struct tcp_session {
     end_t down, up;
     dir_t d2u, u2d;
     uint64_t start_ns, connect_start_ns, last_activity;
+    uint64_t start_us;          /* wall clock, for the access log */
+    uint64_t rx_bytes, tx_bytes; /* downstream bytes in / out */
+    uint32_t last_ep;
+    mc_addr_t peer;
 };
 
 size_t mc_tcp_proxy_session_size(void)
@@ -127,10 +134,39 @@ static void release_upstream(tcp_session_t *s)
     s->ep = UINT32_MAX;
 }
 
+static void log_session(tcp_session_t *s)
+{
+    const mc_tcp_proxy_t *t = &s->l->tcp;
+    if (!t->access_log_id)
+        return;
+    mc_alog_record_t *r = mc_alog_reserve(&s->w->alog);
+    if (!r)
+        return;
+    memset(r, 0, sizeof(*r));
+    r->log_id = t->access_log_id;
+    r->kind = MC_ALOG_TCP;
+    r->start_us = s->start_us;
+    r->duration_us = (s->w->loop.now - s->start_ns) / 1000;
+    r->upstream_service_us = -1;
+    r->attempts = s->attempts;
+    r->bytes_rx = s->rx_bytes;
+    r->bytes_tx = s->tx_bytes;
+    if (s->state != ESTABLISHED)
+        r->flags = MC_RF_UF;
+    if (s->c) {
+        snprintf(r->upstream_cluster, sizeof(r->upstream_cluster), "%s", s->c->name);
+        if (s->last_ep < s->c->n_endpoints)
+            snprintf(r->upstream_host, sizeof(r->upstream_host), "%s", s->c->endpoints[s->last_ep].name);
+    }
+    mc_addr_format(&s->peer, r->downstream_peer, sizeof(r->downstream_peer));
+    mc_alog_commit(&s->w->alog);
+}
+
 static void close_session(tcp_session_t *s)
 {
     if (s->state == CLOSED)
         return;
+    log_session(s);
     mc_worker_t *w = s->w;
     mc_stats_shard_t *st = STATS(s);
     release_upstream(s);
@@ -167,9 +203,11 @@ static void count_written(tcp_session_t *s, dir_t *d, size_t n, int spliced)
     mc_stats_shard_t *st = STATS(s);
     uint32_t tcp = s->l->tcp.scope, cl = s->c->scope;
     if (d->upstream_bound) {
+        s->rx_bytes += n;
         mc_stat_add(st, tcp, MC_TCP_DOWNSTREAM_CX_RX_BYTES_TOTAL, (int64_t)n);
         mc_stat_add(st, cl, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, (int64_t)n);
     } else {
+        s->tx_bytes += n;
         mc_stat_add(st, tcp, MC_TCP_DOWNSTREAM_CX_TX_BYTES_TOTAL, (int64_t)n);
         mc_stat_add(st, cl, MC_CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL, (int64_t)n);
     }
@@ -436,6 +474,7 @@ static void connect_next(tcp_session_t *s)
     uint32_t ep = pick_endpoint(s);
     const mc_endpoint_t *e = &c->endpoints[ep];
     s->ep = ep;
+    s->last_ep = ep;
     if (ep < 64)
         s->tried |= 1ull << ep;
     s->attempts++;
@@ -532,7 +571,7 @@ static void on_up(mc_io_t *io, uint32_t ev)
 
 /* ---- accept ------------------------------------------------------------- */
 
-void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd)
+void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd, const mc_addr_t *peer)
 {
     const mc_listener_t *l = &ctx->snap->listeners[li];
     mc_stats_shard_t *st = w->stats;
@@ -567,8 +606,16 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd)
     s->l = l;
     s->limited = (uint8_t)limited;
     s->ep = UINT32_MAX;
+    s->last_ep = UINT32_MAX;
     s->state = CONNECTING;
     s->start_ns = w->loop.now;
+    if (peer)
+        s->peer = *peer;
+    if (l->tcp.access_log_id) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s->start_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    }
     mc_timer_init(&s->timer, on_timer);
     s->down = (end_t){.io = {.fd = fd, .cb = on_down}, .s = s, .writable = 1};
     s->up = (end_t){.io = {.fd = -1, .cb = on_up}, .s = s};

@@ -241,6 +241,7 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     if (s->server_name && *s->server_name)
         h->server_name = dupn(s->server_name, &h->server_name_len);
     fault_init(&h->fault, &s->fault);
+    h->access_log_id = s->access_log_id;
     if (header_ops_init(&h->req_ops, &s->request_ops, err, errlen) < 0 ||
         header_ops_init(&h->resp_ops, &s->response_ops, err, errlen) < 0)
         return -1;

@@ -163,6 +163,7 @@ typedef struct mc_hcm {
     size_t server_name_len;
     mc_fault_t fault;
     mc_header_ops_t req_ops, resp_ops;
+    uint32_t access_log_id;
     mc_route_table_t rt;
 } mc_hcm_t;
 

@@ -374,6 +374,21 @@ uint64_t mc_engine_active_sessions(mc_engine_t *e)
     return n;
 }
 
+uint32_t mc_engine_drain_access_log(mc_engine_t *e, mc_alog_record_t *out, uint32_t max, uint64_t *dropped)
+{
+    uint32_t n = 0;
+    uint64_t drops = 0;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        mc_alog_ring_t *r = &e->workers[i]->alog;
+        drops += __atomic_load_n(&r->dropped, __ATOMIC_RELAXED);
+        if (n < max && __atomic_load_n(&r->slots, __ATOMIC_ACQUIRE))
+            n += mc_alog_drain(r, out + n, max - n);
+    }
+    if (dropped)
+        *dropped = drops;
+    return n;
+}
+
 static mc_snapshot_t *current_ref(mc_engine_t *e)
 {
     pthread_mutex_lock(&e->lock);

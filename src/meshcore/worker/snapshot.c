@@ -278,6 +278,15 @@ int mc_sb_add_route(mc_snapshot_builder_t *b, int listener, int vhost, const mc_
     return r;
 }
 
+int mc_sb_set_tcp_access_log(mc_snapshot_builder_t *b, int listener, uint32_t log_id)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    l->tcp.access_log_id = log_id;
+    return 0;
+}
+
 static int find_cluster(const mc_snapshot_t *s, const char *name)
 {
     for (uint32_t i = 0; i < s->n_clusters; i++)
@@ -411,6 +420,8 @@ int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, mc_cluster_registr
     }
     for (uint32_t i = 0; i < s->n_listeners; i++) {
         mc_listener_t *l = &s->listeners[i];
+        if (l->hcm.access_log_id || l->tcp.access_log_id)
+            s->access_logs = 1;
         if (l->hcm.present) {
             if (resolve_routes(s, l, err, errlen) < 0)
                 return -1;

@@ -50,6 +50,7 @@ typedef struct mc_tcp_proxy {
     uint32_t scope;
     uint64_t idle_timeout_ns;
     uint32_t max_connect_attempts;
+    uint32_t access_log_id;
     uint32_t n_clusters, cap_clusters;
     char **cluster_names;
     uint32_t *cluster_idx;
@@ -73,6 +74,7 @@ typedef struct mc_listener {
 typedef struct mc_snapshot {
     int refcnt;
     uint64_t generation;
+    uint8_t access_logs; /* some listener logs: workers need their rings */
     uint32_t n_listeners, cap_listeners;
     mc_listener_t *listeners;
     uint32_t n_clusters, cap_clusters;

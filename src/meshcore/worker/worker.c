@@ -151,7 +151,7 @@ static void on_accept(mc_io_t *io, uint32_t ev)
         if (l->hcm.present)
             mc_http_accept(w, c, wl->index, fd, &peer);
         else
-            mc_tcp_proxy_accept(w, c, wl->index, fd);
+            mc_tcp_proxy_accept(w, c, wl->index, fd, &peer);
     }
 }
 
@@ -178,6 +178,12 @@ static void unregister_all(mc_worker_t *w)
  * ones are removed, new ones added. */
 static void adopt(mc_worker_t *w, mc_snapshot_t *s)
 {
+    if (s->access_logs && !w->alog.slots) {
+        /* First config that logs: the ring, once (published to the drainer). */
+        mc_alog_record_t *slots = calloc(MC_ALOG_RING, sizeof(*slots));
+        if (slots)
+            __atomic_store_n(&w->alog.slots, slots, __ATOMIC_RELEASE);
+    }
     mc_wctx_t *nc = ctx_new(w, s);
     if (!nc) {
         mc_snapshot_unref(s);
@@ -264,6 +270,22 @@ void mc_worker_session_remove(mc_worker_t *w, mc_session_t *s)
     __atomic_store_n(&w->n_sessions, w->n_sessions - 1, __ATOMIC_RELAXED);
 }
 
+/* Pooled upstream connections are not sessions: close them on the way out
+ * so upstreams see the FIN now, not when the process exits. */
+static void close_idle_upstreams(mc_worker_t *w, mc_wctx_t *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; i < c->snap->n_clusters; i++) {
+        const mc_cluster_t *cl = &c->snap->clusters[i];
+        for (uint32_t e = 0; e < cl->n_endpoints; e++) {
+            mc_host_wpool_t *p = &cl->endpoints[e].host->wpools[w->id];
+            while (!mc_list_empty(&p->idle))
+                mc_upconn_close(mc_container_of(p->idle.next, mc_upconn_t, link));
+        }
+    }
+}
+
 static void *worker_main(void *arg)
 {
     mc_worker_t *w = arg;
@@ -289,6 +311,9 @@ static void *worker_main(void *arg)
             }
         }
     }
+    close_idle_upstreams(w, w->ctx);
+    for (mc_wctx_t *c = w->retired; c; c = c->next_retired)
+        close_idle_upstreams(w, c);
     /* Run the deferred frees the last closes posted. */
     while (w->loop.tasks_head)
         mc_loop_turn(&w->loop, 0);
@@ -364,6 +389,7 @@ void mc_worker_free(mc_worker_t *w)
     mc_pool_destroy(&w->bufs);
     if (w->match_data)
         pcre2_match_data_free(w->match_data);
+    free(w->alog.slots);
     if (w->wake.fd >= 0)
         close(w->wake.fd);
     if (w->reserve_fd >= 0)

@@ -24,6 +24,7 @@
 #include "meshcore/engine.h"
 #include "meshcore/rand.h"
 #include "net/pipe_pool.h"
+#include "stats/alog_ring.h"
 #include "stats/shard.h"
 #include "worker/snapshot.h"
 
@@ -79,6 +80,7 @@ struct mc_worker {
     mc_pool_t upconns;       /* HTTP upstream connections */
     mc_pool_t bufs;          /* 16 KiB buffers */
     pcre2_match_data *match_data;
+    mc_alog_ring_t alog;
     mc_pipe_pool_t pipes;
     mc_wctx_t *ctx;
     mc_wctx_t *retired;

@@ -37,6 +37,8 @@ int mc_sb_set_tcp_proxy(mc_snapshot_builder_t *b, int listener, const char *stat
 /* One entry for `cluster`, several (with weights) for `weighted_clusters`. */
 int mc_sb_add_tcp_proxy_cluster(mc_snapshot_builder_t *b, int listener, const char *cluster,
                                 uint32_t weight);
+/* tcp_proxy access_log: records of this listener's connections carry log_id. */
+int mc_sb_set_tcp_access_log(mc_snapshot_builder_t *b, int listener, uint32_t log_id);
 
 /* ---- HTTP: envoy.filters.network.http_connection_manager -----------------
  *
@@ -174,6 +176,7 @@ typedef struct mc_sb_hcm {
     const char *server_name; /* NULL: keep the upstream's Server header */
     mc_sb_fault_t fault;     /* the fault filter's own config (present = filter configured) */
     mc_sb_header_ops_t request_ops, response_ops; /* route_config level */
+    uint32_t access_log_id;  /* 0: no access log; else records carry this id */
 } mc_sb_hcm_t;
 
 int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm);

@@ -1,0 +1,86 @@
+/*
+ * HTTP access-log records. The request's fields are copied when its head is
+ * parsed (the head's bytes are reused later) and the record is written to
+ * the worker's ring when the request ends, however it ends. Only listeners
+ * with an access_log pay for any of it.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "proxy/http_session.h"
+
+/* Copies a view into a fixed field, truncated, NUL-terminated. */
+static void copy(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (!src)
+        len = 0;
+    if (len >= cap)
+        len = cap - 1;
+    if (len)
+        memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+static void copy_header(char *dst, size_t cap, const mc_h1_request_t *q, const char *name)
+{
+    const mc_h1_header_t *h = mc_h1_find_header(q->headers, q->n_headers, name, strlen(name));
+    copy(dst, cap, h ? h->value : NULL, h ? h->value_len : 0);
+}
+
+void mc_http_alog_begin(mc_http_session_t *s)
+{
+    if (!s->hcm->access_log_id)
+        return;
+    const mc_h1_request_t *q = &s->req;
+    mc_http_logreq_t *l = &s->logreq;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    l->start_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    copy(l->method, sizeof(l->method), q->method, q->method_len);
+    copy(l->authority, sizeof(l->authority), q->authority, q->authority_len);
+    copy(l->path, sizeof(l->path), q->target, q->target_len);
+    copy_header(l->user_agent, sizeof(l->user_agent), q, "user-agent");
+    copy_header(l->forwarded_for, sizeof(l->forwarded_for), q, "x-forwarded-for");
+}
+
+void mc_http_alog_end(mc_http_session_t *s)
+{
+    if (!s->hcm->access_log_id || s->shadow || !s->logreq.start_us)
+        return;
+    mc_alog_record_t *r = mc_alog_reserve(&s->w->alog);
+    if (!r)
+        return;
+    const mc_http_logreq_t *l = &s->logreq;
+    memset(r, 0, sizeof(*r));
+    r->log_id = s->hcm->access_log_id;
+    r->kind = MC_ALOG_HTTP;
+    r->http_minor = (uint8_t)s->req.minor_version;
+    r->status = s->status;
+    r->flags = s->flags;
+    r->attempts = s->tries;
+    r->start_us = l->start_us;
+    r->duration_us = (mc_now_ns() - s->rq_start_ns) / 1000;
+    r->upstream_service_us = s->resp_head_ns ? (int64_t)((s->resp_head_ns - s->try_start_ns) / 1000) : -1;
+    r->bytes_rx = s->bytes_rx;
+    r->bytes_tx = s->bytes_tx;
+    memcpy(r->method, l->method, sizeof(r->method));
+    memcpy(r->authority, l->authority, sizeof(r->authority));
+    memcpy(r->path, l->path, sizeof(r->path));
+    memcpy(r->user_agent, l->user_agent, sizeof(r->user_agent));
+    memcpy(r->forwarded_for, l->forwarded_for, sizeof(r->forwarded_for));
+    copy(r->request_id, sizeof(r->request_id), s->request_id, s->request_id_len);
+    if (s->route && s->route->name)
+        copy(r->route, sizeof(r->route), s->route->name, strlen(s->route->name));
+    if (s->c) {
+        copy(r->upstream_cluster, sizeof(r->upstream_cluster), s->c->name, strlen(s->c->name));
+        if (s->last_ep < s->c->n_endpoints) {
+            const char *h = s->c->endpoints[s->last_ep].name;
+            copy(r->upstream_host, sizeof(r->upstream_host), h, strlen(h));
+        }
+    }
+    mc_addr_format(&s->peer, r->downstream_peer, sizeof(r->downstream_peer));
+    mc_alog_commit(&s->w->alog);
+    s->logreq.start_us = 0;
+}
