@@ -748,8 +748,9 @@ def _check_explicit_http_config(e):
 
 
 def _check_log_format(f):
-    from meshcore.accesslog import check_format
     from google.protobuf import json_format
+
+    from meshcore.accesslog import check_format
 
     which = f.WhichOneof("format")
     texts = []
