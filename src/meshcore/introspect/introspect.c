@@ -30,9 +30,13 @@ int mc_route_probe(mc_snapshot_builder_t *b, int listener, const char *authority
                    size_t n_headers, uint64_t iterations, int *vhost, double *ns)
 {
     *vhost = -1;
-    if (listener < 0 || (uint32_t)listener >= b->snap->n_listeners || !b->snap->listeners[listener].hcm.present)
+    if (listener < 0 || (uint32_t)listener >= b->snap->n_listeners)
         return -1;
-    mc_route_table_t *rt = &b->snap->listeners[listener].hcm.rt;
+    mc_listener_t *l = &b->snap->listeners[listener];
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    if (!ch->hcm.present)
+        return -1;
+    mc_route_table_t *rt = &ch->hcm.rt;
     mc_route_table_seal(rt);
     mc_h1_header_t *hs = calloc(n_headers ? n_headers : 1, sizeof(*hs));
     pcre2_match_data *md = pcre2_match_data_create(32, NULL);

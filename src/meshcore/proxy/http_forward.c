@@ -592,7 +592,7 @@ static void send_upstream(mc_http_session_t *s)
             len = s->req_ready;
             from_in = 1;
         }
-        ssize_t n = send(u->io.fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = mc_stream_write(&u->st, p, len);
         if (n > 0) {
             mc_stat_add(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, n);
             if (from_in) {
@@ -605,12 +605,10 @@ static void send_upstream(mc_http_session_t *s)
             }
             continue;
         }
-        if (n < 0 && errno == EAGAIN) {
+        if (n == MC_IO_AGAIN) {
             u->writable = 0;
             return;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         /* The upstream reset the connection: a response may still be there
          * (it answered early and closed); otherwise the try failed. */
         if (u->readable) {
@@ -821,20 +819,18 @@ static void read_response_head(mc_http_session_t *s)
             return;
         }
         uint32_t room = u->in.cap - u->in.end;
-        ssize_t n = recv(u->io.fd, u->in.data + u->in.end, room, 0);
+        ssize_t n = mc_stream_read(&u->st, u->in.data + u->in.end, room);
         if (n > 0) {
             u->in.end += (uint32_t)n;
             mc_stat_add(STATS(s), u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL, n);
-            if ((uint32_t)n < room && !u->rdhup)
+            if ((uint32_t)n < room && !u->rdhup && mc_stream_short_read_drains(&u->st))
                 u->readable = 0;
             continue;
         }
-        if (n < 0 && errno == EAGAIN) {
+        if (n == MC_IO_AGAIN) {
             u->readable = 0;
             return;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         /* Closed or reset before a response head. A reused connection that
          * the upstream closed while idle is retried once on a new one, as
          * the request never reached an application. */

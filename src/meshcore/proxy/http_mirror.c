@@ -35,6 +35,7 @@ void mc_http_mirror(mc_http_session_t *s)
     sh->l = s->l;
     sh->hcm = s->hcm;
     sh->io.fd = -1;
+    sh->st.fd = -1;
     sh->writable = 1;
     sh->state = DS_ACTIVE;
     sh->peer = s->peer;

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "core/clock.h"
 #include "meshcore/balancer.h"
 #include "proxy/http_session.h"
@@ -67,7 +69,7 @@ void mc_http_session_close(mc_http_session_t *s)
     s->state = DS_CLOSED;
     mc_timer_cancel(&w->loop.timers, &s->timer);
     mc_timer_cancel(&w->loop.timers, &s->try_timer);
-    close(s->io.fd);
+    mc_stream_close(&s->st);
     s->io.fd = -1;
     mc_hbuf_release(w, &s->in);
     mc_hbuf_release(w, &s->out);
@@ -99,15 +101,13 @@ static int flush_out(mc_http_session_t *s)
     while (mc_hbuf_len(&s->out)) {
         if (!s->writable)
             return 0;
-        ssize_t n = send(s->io.fd, s->out.data + s->out.start, mc_hbuf_len(&s->out), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = mc_stream_write(&s->st, s->out.data + s->out.start, mc_hbuf_len(&s->out));
         if (n > 0) {
             s->out.start += (uint32_t)n;
             mc_stat_add(STATS(s), HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, n);
-        } else if (n < 0 && errno == EAGAIN) {
+        } else if (n == MC_IO_AGAIN) {
             s->writable = 0;
             return 0;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
         } else {
             return -1;
         }
@@ -188,7 +188,7 @@ static void flush_closing(mc_http_session_t *s)
     if (r == 0)
         return;
     if (r > 0)
-        shutdown(s->io.fd, SHUT_WR);
+        mc_stream_shutdown(&s->st);
     mc_http_session_close(s);
 }
 
@@ -258,7 +258,7 @@ void mc_http_pump_response(mc_http_session_t *s)
              * does not take waits there; the upstream is not read meanwhile. */
             if (!s->writable)
                 return;
-            ssize_t n = send(s->io.fd, u->in.data + u->in.start, s->resp_ready, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t n = mc_stream_write(&s->st, u->in.data + u->in.start, s->resp_ready);
             if (n > 0) {
                 u->in.start += (uint32_t)n;
                 s->resp_ready -= (uint32_t)n;
@@ -271,12 +271,10 @@ void mc_http_pump_response(mc_http_session_t *s)
                 budget -= (size_t)n;
                 continue;
             }
-            if (n < 0 && errno == EAGAIN) {
+            if (n == MC_IO_AGAIN) {
                 s->writable = 0;
                 return;
             }
-            if (n < 0 && errno == EINTR)
-                continue;
             mc_stat_inc(STATS(s), HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TX_RESET);
             mc_http_session_close(s);
             return;
@@ -301,19 +299,17 @@ void mc_http_pump_response(mc_http_session_t *s)
             return;
         }
         uint32_t room = u->in.cap - u->in.end;
-        ssize_t n = recv(u->io.fd, u->in.data + u->in.end, room, 0);
+        ssize_t n = mc_stream_read(&u->st, u->in.data + u->in.end, room);
         if (n > 0) {
             u->in.end += (uint32_t)n;
-            if ((uint32_t)n < room && !u->rdhup)
+            if ((uint32_t)n < room && !u->rdhup && mc_stream_short_read_drains(&u->st))
                 u->readable = 0;
             continue;
         }
-        if (n < 0 && errno == EAGAIN) {
+        if (n == MC_IO_AGAIN) {
             u->readable = 0;
             return;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n == 0 && s->resp_body == MC_H1_BODY_UNTIL_CLOSE) {
             s->resp_done = 1;
             s->resp_keep_upstream = 0;
@@ -574,23 +570,21 @@ static void read_head(mc_http_session_t *s)
             return;
         }
         uint32_t room = s->in.cap - s->in.end;
-        ssize_t n = recv(s->io.fd, s->in.data + s->in.end, room, 0);
+        ssize_t n = mc_stream_read(&s->st, s->in.data + s->in.end, room);
         if (n > 0) {
             s->in.end += (uint32_t)n;
             s->last_activity = s->w->loop.now;
             mc_stat_add(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
-            if ((uint32_t)n < room && !s->rdhup)
+            if ((uint32_t)n < room && !s->rdhup && mc_stream_short_read_drains(&s->st))
                 s->readable = 0;
             continue;
         }
-        if (n < 0 && errno == EAGAIN) {
+        if (n == MC_IO_AGAIN) {
             s->readable = 0;
             if (mc_hbuf_len(&s->in) == 0)
                 mc_hbuf_release(s->w, &s->in);
             return;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         /* EOF or error: between requests that is a normal close. */
         mc_http_session_close(s);
         return;
@@ -617,18 +611,17 @@ void mc_http_pump_request(mc_http_session_t *s)
         return;
     }
     uint32_t room = s->in.cap - s->in.end;
-    ssize_t n = recv(s->io.fd, s->in.data + s->in.end, room, 0);
+    ssize_t n = mc_stream_read(&s->st, s->in.data + s->in.end, room);
     if (n > 0) {
         s->in.end += (uint32_t)n;
         s->last_activity = s->w->loop.now;
         mc_stat_add(STATS(s), HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
-        if ((uint32_t)n < room && !s->rdhup)
+        if ((uint32_t)n < room && !s->rdhup && mc_stream_short_read_drains(&s->st))
             s->readable = 0;
         return;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (errno == EAGAIN)
-            s->readable = 0;
+    if (n == MC_IO_AGAIN) {
+        s->readable = 0;
         return;
     }
     /* The client closed before sending its whole body. */
@@ -637,10 +630,43 @@ void mc_http_pump_request(mc_http_session_t *s)
 
 /* ---- events ------------------------------------------------------------------- */
 
+/* DS_HANDSHAKE: the downstream TLS handshake; then requests. */
+static void handshake(mc_http_session_t *s)
+{
+    int r = mc_stream_handshake(&s->st);
+    if (r == 0)
+        return;
+    mc_stats_shard_t *st = STATS(s);
+    if (r < 0) {
+        int kind = mc_tls_failure_kind(s->st.ssl);
+        mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_CONNECTION_ERROR);
+        if (kind == MC_TLS_FAIL_SAN)
+            mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_FAIL_VERIFY_SAN);
+        else if (kind == MC_TLS_FAIL_VERIFY)
+            mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_FAIL_VERIFY_ERROR);
+        else if (kind == MC_TLS_FAIL_NO_CERT)
+            mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_NO_CERTIFICATE);
+        ERR_clear_error();
+        mc_http_session_close(s);
+        return;
+    }
+    mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_HANDSHAKE);
+    mc_tls_peer_uri(s->st.ssl, s->principal, sizeof(s->principal));
+    mc_timer_cancel(&s->w->loop.timers, &s->timer);
+    s->state = DS_READ_HEAD;
+    arm_idle(s);
+    read_head(s);
+}
+
 static void on_timer(mc_timer_t *t)
 {
     mc_http_session_t *s = mc_container_of(t, mc_http_session_t, timer);
     mc_stats_shard_t *st = STATS(s);
+    if (s->state == DS_HANDSHAKE) { /* the client never finished its handshake */
+        mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_CONNECTION_ERROR);
+        mc_http_session_close(s);
+        return;
+    }
     if (s->state == DS_READ_HEAD) {
         uint64_t deadline = s->last_activity + s->hcm->idle_timeout_ns;
         if (deadline > s->w->loop.now) {
@@ -681,6 +707,9 @@ static void on_io(mc_io_t *io, uint32_t ev)
         return;
     }
     switch (s->state) {
+    case DS_HANDSHAKE:
+        handshake(s);
+        break;
     case DS_READ_HEAD:
         read_head(s);
         break;
@@ -717,9 +746,10 @@ static void task_run(mc_task_t *t)
 
 /* ---- accept ------------------------------------------------------------------- */
 
-void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd, const mc_addr_t *peer)
+void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t chain, int fd, const mc_addr_t *peer)
 {
     const mc_listener_t *l = &ctx->snap->listeners[li];
+    const mc_chain_t *ch = &l->chains[chain];
     mc_stats_shard_t *st = w->stats;
     int limited = 0;
     if (l->conn_limit) {
@@ -751,10 +781,12 @@ void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd, const m
     s->ctx = ctx;
     mc_wctx_pin(ctx);
     s->l = l;
-    s->hcm = &l->hcm;
+    s->ch = ch;
+    s->hcm = &ch->hcm;
     s->limited = (uint8_t)limited;
     s->io.fd = fd;
     s->io.cb = on_io;
+    s->st.fd = fd;
     s->writable = 1;
     s->state = DS_READ_HEAD;
     if (peer)
@@ -771,6 +803,17 @@ void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd, const m
     mc_sock_nodelay(fd);
     if (mc_loop_add_et(&w->loop, &s->io) < 0) {
         mc_http_session_close(s);
+        return;
+    }
+    if (ch->tls) {
+        s->st.ssl = mc_tls_new_ssl(ch->tls, fd);
+        if (!s->st.ssl) {
+            mc_http_session_close(s);
+            return;
+        }
+        s->state = DS_HANDSHAKE;
+        mc_timer_arm(&w->loop.timers, &s->timer, w->loop.now + ch->tls->handshake_timeout_ns);
+        handshake(s);
         return;
     }
     arm_idle(s);

@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 #include "http/h1_chunked.h"
+#include "net/stream.h"
+#include "net/tls.h"
 #include "http/h1_parser.h"
 #include "proxy/response_flags.h"
 #include "route/router.h"
@@ -64,10 +66,12 @@ typedef struct mc_http_logreq {
 
 /* ---- upstream connections (proxy/http_upstream.c) ---------------------- */
 
-enum { UP_CONNECTING = 1, UP_IDLE, UP_BUSY, UP_CLOSED };
+enum { UP_CONNECTING = 1, UP_HANDSHAKE, UP_IDLE, UP_BUSY, UP_CLOSED };
 
 struct mc_upconn {
     mc_io_t io;
+    mc_stream_t st; /* st.fd == io.fd; TLS when the cluster has a transport socket */
+    mc_tls_ctx_t *tls;
     mc_worker_t *w;
     mc_list_t link; /* in the host's idle list while idle */
     mc_host_state_t *host;
@@ -84,6 +88,7 @@ struct mc_upconn {
     mc_timer_t timer;         /* connect timeout, then idle timeout */
     mc_task_t task;
     uint64_t connect_start, last_used;
+    char principal[128]; /* the upstream's SPIFFE ID (TLS) */
 };
 
 /* Events a connection reports to its owner. */
@@ -106,7 +111,7 @@ int mc_upconn_shed_idle(mc_worker_t *w, const struct mc_cluster *c);
 
 /* ---- the session --------------------------------------------------------- */
 
-enum { DS_READ_HEAD = 1, DS_ACTIVE, DS_CLOSING, DS_CLOSED };
+enum { DS_HANDSHAKE = 1, DS_READ_HEAD, DS_ACTIVE, DS_CLOSING, DS_CLOSED };
 
 /* Where the current try is. */
 enum {
@@ -129,8 +134,11 @@ struct mc_http_session {
     mc_worker_t *w;
     mc_wctx_t *ctx;
     const mc_listener_t *l;
+    const mc_chain_t *ch;
     const mc_hcm_t *hcm;
     mc_io_t io;
+    mc_stream_t st; /* st.fd == io.fd */
+    char principal[128]; /* the client's SPIFFE ID (mTLS), "" when none */
     uint8_t readable, writable, rdhup;
     uint8_t state;
     uint8_t limited;
@@ -198,7 +206,8 @@ struct mc_http_session {
 };
 
 /* proxy/http_session.c */
-void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t listener, int fd, const mc_addr_t *peer);
+void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t listener, uint32_t chain, int fd,
+                    const mc_addr_t *peer);
 size_t mc_http_session_size(void);
 /* Sends a locally generated response; ends the request. */
 void mc_http_local_reply(mc_http_session_t *s, int status, const char *body, uint32_t flags);

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "core/clock.h"
 #include "proxy/http_session.h"
 
@@ -86,6 +88,25 @@ static void wake_pending(mc_worker_t *w, mc_cluster_state_t *cs)
         mc_http_pending_wake(mc_container_of(l->next, mc_http_session_t, pending_link));
 }
 
+/* Keeps the connection's TLS session so the next connection to the host
+ * resumes it (an abbreviated handshake). */
+static void keep_tls_session(mc_upconn_t *u)
+{
+    if (!u->st.ssl || !u->st.shook || !u->host)
+        return;
+    SSL_SESSION *sess = SSL_get1_session(u->st.ssl);
+    if (!sess)
+        return;
+    if (!SSL_SESSION_is_resumable(sess)) {
+        SSL_SESSION_free(sess);
+        return;
+    }
+    mc_host_wpool_t *p = &u->host->wpools[u->w->id];
+    if (p->tls_session)
+        SSL_SESSION_free(p->tls_session);
+    p->tls_session = sess;
+}
+
 static void free_task(mc_task_t *t)
 {
     mc_upconn_t *u = mc_container_of(t, mc_upconn_t, task);
@@ -102,12 +123,14 @@ void mc_upconn_close(mc_upconn_t *u)
         mc_list_remove(&u->link);
         u->host->wpools[w->id].n_idle--;
     }
+    keep_tls_session(u);
     u->state = UP_CLOSED;
     u->owner = NULL;
     mc_timer_cancel(&w->loop.timers, &u->timer);
-    if (u->io.fd >= 0)
-        close(u->io.fd);
+    mc_stream_close(&u->st);
     u->io.fd = -1;
+    mc_tls_ctx_unref(u->tls);
+    u->tls = NULL;
     mc_hbuf_release(w, &u->in);
     mc_cb_release(&u->cstate->cx_active);
     mc_stat_add(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_ACTIVE, -1);
@@ -124,7 +147,7 @@ void mc_upconn_close(mc_upconn_t *u)
 static void on_timer(mc_timer_t *t)
 {
     mc_upconn_t *u = mc_container_of(t, mc_upconn_t, timer);
-    if (u->state == UP_CONNECTING) {
+    if (u->state == UP_CONNECTING || u->state == UP_HANDSHAKE) {
         mc_http_session_t *s = u->owner;
         if (s)
             mc_http_upstream_event(s, u, u->failed ? UPEV_CONNECT_FAILED : UPEV_CONNECT_TIMEOUT);
@@ -143,6 +166,58 @@ static void on_timer(mc_timer_t *t)
     }
 }
 
+/* Tells the owner how connecting went. */
+static void connected(mc_upconn_t *u, int ok)
+{
+    mc_http_session_t *s = u->owner;
+    if (ok)
+        u->state = UP_BUSY;
+    if (s)
+        mc_http_upstream_event(s, u, ok ? UPEV_CONNECTED : UPEV_CONNECT_FAILED);
+    else
+        mc_upconn_close(u);
+}
+
+static void handshake(mc_upconn_t *u)
+{
+    int r = mc_stream_handshake(&u->st);
+    if (r == 0)
+        return;
+    mc_stats_shard_t *st = u->w->stats;
+    mc_timer_cancel(&u->w->loop.timers, &u->timer);
+    if (r < 0) {
+        int kind = mc_tls_failure_kind(u->st.ssl);
+        mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_CONNECTION_ERROR);
+        if (kind == MC_TLS_FAIL_SAN)
+            mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_FAIL_VERIFY_SAN);
+        else if (kind == MC_TLS_FAIL_VERIFY)
+            mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_FAIL_VERIFY_ERROR);
+        ERR_clear_error();
+        connected(u, 0);
+        return;
+    }
+    mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_HANDSHAKE);
+    if (SSL_session_reused(u->st.ssl))
+        mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_SESSION_REUSED);
+    mc_tls_peer_uri(u->st.ssl, u->principal, sizeof(u->principal));
+    connected(u, 1);
+}
+
+/* TCP is up: the TLS handshake toward the upstream. 0 = started. */
+static int start_tls(mc_upconn_t *u)
+{
+    u->st.ssl = mc_tls_new_ssl(u->tls, u->io.fd);
+    if (!u->st.ssl)
+        return -1;
+    mc_host_wpool_t *p = &u->host->wpools[u->w->id];
+    if (p->tls_session)
+        SSL_set_session(u->st.ssl, p->tls_session);
+    u->state = UP_HANDSHAKE;
+    mc_timer_arm(&u->w->loop.timers, &u->timer, u->w->loop.now + u->tls->handshake_timeout_ns);
+    handshake(u);
+    return 0;
+}
+
 static void on_io(mc_io_t *io, uint32_t ev)
 {
     mc_upconn_t *u = mc_container_of(io, mc_upconn_t, io);
@@ -159,21 +234,33 @@ static void on_io(mc_io_t *io, uint32_t ev)
             return;
         int ok = !(ev & EPOLLERR) && mc_sock_error(io->fd) == 0;
         mc_timer_cancel(&u->w->loop.timers, &u->timer);
-        mc_http_session_t *s = u->owner;
         if (ok) {
-            u->state = UP_BUSY;
             mc_stat_hist(u->w->stats, u->cluster_scope, MC_CLUSTER_H_UPSTREAM_CX_CONNECT_MS,
                          (mc_now_ns() - u->connect_start) / 1000);
+            if (u->tls && start_tls(u) == 0)
+                return; /* the handshake reports when it is done */
+            ok = !u->tls;
         }
-        if (s)
-            mc_http_upstream_event(s, u, ok ? UPEV_CONNECTED : UPEV_CONNECT_FAILED);
-        else
-            mc_upconn_close(u);
+        connected(u, ok);
+        return;
+    }
+    if (u->state == UP_HANDSHAKE) {
+        handshake(u);
         return;
     }
     if (u->state == UP_IDLE) {
         /* Nothing is expected from an idle connection: EOF or stray bytes
-         * both mean it cannot carry another request. */
+         * both mean it cannot carry another request. Over TLS a readable
+         * socket may only carry post-handshake messages (TLS 1.3 session
+         * tickets): read to tell them apart. */
+        if (u->st.ssl && !u->rdhup) {
+            char b;
+            ssize_t n = mc_stream_read(&u->st, &b, 1);
+            if (n == MC_IO_AGAIN) {
+                u->readable = 0;
+                return;
+            }
+        }
         mc_upconn_close(u);
         return;
     }
@@ -192,6 +279,11 @@ mc_upconn_t *mc_upconn_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t endp
     u->w = w;
     u->io.fd = fd;
     u->io.cb = on_io;
+    u->st.fd = fd;
+    if (c->tls) {
+        u->tls = c->tls;
+        mc_tls_ctx_ref(u->tls);
+    }
     mc_list_init(&u->link);
     mc_timer_init(&u->timer, on_timer);
     u->host = e->host;
@@ -217,7 +309,7 @@ mc_upconn_t *mc_upconn_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t endp
         u->failed = 1;
         if (fd >= 0) {
             close(fd);
-            u->io.fd = -1;
+            u->io.fd = u->st.fd = -1;
         }
         mc_timer_arm(&w->loop.timers, &u->timer, w->loop.now);
         return u;
@@ -258,6 +350,7 @@ void mc_upconn_release(mc_upconn_t *u, int reusable)
         return;
     }
     mc_hbuf_release(w, &u->in);
+    keep_tls_session(u);
     mc_host_wpool_t *p = &u->host->wpools[w->id];
     u->state = UP_IDLE;
     u->last_used = w->loop.now;

@@ -9,9 +9,14 @@
  * destination writable, within a per-call budget (the rest is posted as a
  * task so one busy connection cannot starve the others).
  *
- * States: CONNECTING (upstream connect in flight; downstream bytes wait in
- * the kernel) -> ESTABLISHED -> CLOSED. A failed or timed-out connect is
- * retried on another endpoint until max_connect_attempts is reached.
+ * States: [HANDSHAKE (downstream TLS)] -> CONNECTING (upstream connect in
+ * flight; downstream bytes wait in the kernel) -> [UP_HANDSHAKE (upstream
+ * TLS)] -> ESTABLISHED -> CLOSED. A failed or timed-out connect (or
+ * upstream handshake) is retried on another endpoint until
+ * max_connect_attempts is reached.
+ *
+ * TLS on either end goes through mc_stream (net/stream.h); splice needs
+ * plaintext on both ends, so a TLS session always relays.
  *
  * Moving bytes (see mc_splice_mode_t): in relay mode a read lands in the
  * worker's scratch buffer and is written out at once; only bytes the
@@ -33,20 +38,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "core/clock.h"
 #include "meshcore/balancer.h"
+#include "net/stream.h"
+#include "net/tls.h"
 #include "proxy/response_flags.h"
 #include "proxy/tcp_proxy.h"
 
 #define PUMP_BUDGET (1u << 20) /* bytes per direction per call */
 #define PIPE_SIZE 65536u
 
-enum { CONNECTING = 1, ESTABLISHED, CLOSED };
+enum { HANDSHAKE = 1, CONNECTING, UP_HANDSHAKE, ESTABLISHED, CLOSED };
 
 typedef struct tcp_session tcp_session_t;
 
 typedef struct end {
     mc_io_t io;
+    mc_stream_t st; /* st.fd == io.fd */
     tcp_session_t *s;
     uint8_t readable, writable, rdhup;
 } end_t;
@@ -68,6 +78,7 @@ struct tcp_session {
     mc_worker_t *w;
     mc_wctx_t *ctx;
     const mc_listener_t *l;
+    const mc_chain_t *ch;
     const mc_cluster_t *c;
     uint32_t cidx;
     uint32_t ep; /* UINT32_MAX when no upstream socket is open */
@@ -82,6 +93,7 @@ struct tcp_session {
     uint64_t rx_bytes, tx_bytes; /* downstream bytes in / out */
     uint32_t last_ep;
     mc_addr_t peer;
+    char down_principal[128], up_principal[128];
 };
 
 size_t mc_tcp_proxy_session_size(void)
@@ -121,8 +133,7 @@ static void release_upstream(tcp_session_t *s)
         return;
     mc_stats_shard_t *st = STATS(s);
     const mc_endpoint_t *e = &s->c->endpoints[s->ep];
-    if (s->up.io.fd >= 0)
-        close(s->up.io.fd);
+    mc_stream_close(&s->up.st);
     s->up.io.fd = -1;
     mc_stat_add(st, s->c->scope, MC_CLUSTER_UPSTREAM_CX_ACTIVE, -1);
     mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_CX_DESTROY);
@@ -136,7 +147,7 @@ static void release_upstream(tcp_session_t *s)
 
 static void log_session(tcp_session_t *s)
 {
-    const mc_tcp_proxy_t *t = &s->l->tcp;
+    const mc_tcp_proxy_t *t = &s->ch->tcp;
     if (!t->access_log_id)
         return;
     mc_alog_record_t *r = mc_alog_reserve(&s->w->alog);
@@ -159,6 +170,8 @@ static void log_session(tcp_session_t *s)
             snprintf(r->upstream_host, sizeof(r->upstream_host), "%s", s->c->endpoints[s->last_ep].name);
     }
     mc_addr_format(&s->peer, r->downstream_peer, sizeof(r->downstream_peer));
+    memcpy(r->downstream_principal, s->down_principal, sizeof(r->downstream_principal));
+    memcpy(r->upstream_principal, s->up_principal, sizeof(r->upstream_principal));
     mc_alog_commit(&s->w->alog);
 }
 
@@ -172,7 +185,7 @@ static void close_session(tcp_session_t *s)
     release_upstream(s);
     s->state = CLOSED;
     mc_timer_cancel(&w->loop.timers, &s->timer);
-    close(s->down.io.fd);
+    mc_stream_close(&s->down.st);
     s->down.io.fd = -1;
     release_dir(s, &s->d2u);
     release_dir(s, &s->u2d);
@@ -201,7 +214,7 @@ static void abort_session(mc_session_t *base)
 static void count_written(tcp_session_t *s, dir_t *d, size_t n, int spliced)
 {
     mc_stats_shard_t *st = STATS(s);
-    uint32_t tcp = s->l->tcp.scope, cl = s->c->scope;
+    uint32_t tcp = s->ch->tcp.scope, cl = s->c->scope;
     if (d->upstream_bound) {
         s->rx_bytes += n;
         mc_stat_add(st, tcp, MC_TCP_DOWNSTREAM_CX_RX_BYTES_TOTAL, (int64_t)n);
@@ -227,15 +240,13 @@ static int flush(tcp_session_t *s, dir_t *d)
 {
     int fd = d->dst->io.fd;
     while (d->pend_off < d->pend_len) {
-        ssize_t n = send(fd, d->pend + d->pend_off, d->pend_len - d->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = mc_stream_write(&d->dst->st, d->pend + d->pend_off, d->pend_len - d->pend_off);
         if (n > 0) {
             d->pend_off += (uint32_t)n;
             count_written(s, d, (size_t)n, 0);
-        } else if (n < 0 && errno == EAGAIN) {
+        } else if (n == MC_IO_AGAIN) {
             d->dst->writable = 0;
             return 0;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
         } else {
             return -1;
         }
@@ -275,28 +286,24 @@ static void start_splice(tcp_session_t *s, dir_t *d)
 static ssize_t relay(tcp_session_t *s, dir_t *d)
 {
     mc_worker_t *w = s->w;
-    ssize_t n = recv(d->src->io.fd, w->scratch, sizeof(w->scratch), 0);
+    ssize_t n = mc_stream_read(&d->src->st, w->scratch, sizeof(w->scratch));
     if (n <= 0) {
         if (n == 0)
             return 0;
-        if (errno == EAGAIN || errno == EINTR)
-            return errno == EAGAIN ? -1 : 1; /* EINTR: caller loops */
-        return -2;
+        return n == MC_IO_AGAIN ? -1 : -2;
     }
-    /* A short read drained the socket (stream semantics): no need for a
-     * second recv to see EAGAIN, unless the peer's FIN is also pending. */
-    if ((size_t)n < sizeof(w->scratch) && !d->src->rdhup)
+    /* A short read drained a plaintext socket (stream semantics): no need
+     * for a second recv to see EAGAIN, unless the peer's FIN is pending. */
+    if ((size_t)n < sizeof(w->scratch) && !d->src->rdhup && mc_stream_short_read_drains(&d->src->st))
         d->src->readable = 0;
     size_t off = 0;
     while (off < (size_t)n) {
-        ssize_t m = send(d->dst->io.fd, w->scratch + off, (size_t)n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t m = mc_stream_write(&d->dst->st, w->scratch + off, (size_t)n - off);
         if (m > 0) {
             off += (size_t)m;
-        } else if (m < 0 && errno == EAGAIN) {
+        } else if (m == MC_IO_AGAIN) {
             d->dst->writable = 0;
             break;
-        } else if (m < 0 && errno == EINTR) {
-            continue;
         } else {
             return -2;
         }
@@ -311,7 +318,7 @@ static ssize_t relay(tcp_session_t *s, dir_t *d)
         d->pend_off = 0;
         d->pend_len = (uint32_t)((size_t)n - off);
     }
-    if ((size_t)n == sizeof(w->scratch) && w->splice == MC_SPLICE_AUTO)
+    if ((size_t)n == sizeof(w->scratch) && w->splice == MC_SPLICE_AUTO && !d->src->st.ssl && !d->dst->st.ssl)
         start_splice(s, d);
     return n;
 }
@@ -364,10 +371,10 @@ static int pump(tcp_session_t *s, dir_t *d)
         }
         if (d->eof) {
             if (!d->shut) {
-                shutdown(d->dst->io.fd, SHUT_WR);
+                mc_stream_shutdown(&d->dst->st);
                 d->shut = 1;
                 if (d->upstream_bound)
-                    mc_stat_inc(STATS(s), s->l->tcp.scope, MC_TCP_UPSTREAM_FLUSH_TOTAL);
+                    mc_stat_inc(STATS(s), s->ch->tcp.scope, MC_TCP_UPSTREAM_FLUSH_TOTAL);
             }
             return 0;
         }
@@ -418,28 +425,90 @@ static void connect_failed(tcp_session_t *s, int timed_out)
     mc_stat_inc(st, s->c->endpoints[s->ep].host_scope, MC_HOST_CX_CONNECT_FAIL);
     mc_timer_cancel(&s->w->loop.timers, &s->timer);
     release_upstream(s);
-    if (s->attempts < s->l->tcp.max_connect_attempts) {
+    if (s->attempts < s->ch->tcp.max_connect_attempts) {
         mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_CX_CONNECT_RETRY);
         connect_next(s);
         return;
     }
-    if (s->l->tcp.max_connect_attempts > 1)
+    if (s->ch->tcp.max_connect_attempts > 1)
         mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_CX_CONNECT_ATTEMPTS_EXCEEDED);
     close_session(s);
+}
+
+/* Counts a failed handshake by kind; returns the reason for logs. */
+static const char *count_tls_failure(tcp_session_t *s, SSL *ssl, uint32_t scope, int downstream)
+{
+    mc_stats_shard_t *st = STATS(s);
+    int kind = mc_tls_failure_kind(ssl);
+    const char *why = mc_tls_failure(ssl);
+    if (downstream) {
+        mc_stat_inc(st, scope, MC_LISTENER_SSL_CONNECTION_ERROR);
+        if (kind == MC_TLS_FAIL_SAN)
+            mc_stat_inc(st, scope, MC_LISTENER_SSL_FAIL_VERIFY_SAN);
+        else if (kind == MC_TLS_FAIL_VERIFY)
+            mc_stat_inc(st, scope, MC_LISTENER_SSL_FAIL_VERIFY_ERROR);
+        else if (kind == MC_TLS_FAIL_NO_CERT)
+            mc_stat_inc(st, scope, MC_LISTENER_SSL_NO_CERTIFICATE);
+    } else {
+        mc_stat_inc(st, scope, MC_CLUSTER_SSL_CONNECTION_ERROR);
+        if (kind == MC_TLS_FAIL_SAN)
+            mc_stat_inc(st, scope, MC_CLUSTER_SSL_FAIL_VERIFY_SAN);
+        else if (kind == MC_TLS_FAIL_VERIFY)
+            mc_stat_inc(st, scope, MC_CLUSTER_SSL_FAIL_VERIFY_ERROR);
+    }
+    ERR_clear_error();
+    return why;
+}
+
+static void established(tcp_session_t *s);
+static void connect_failed(tcp_session_t *s, int timed_out);
+
+/* Upstream TLS handshake step (UP_HANDSHAKE). */
+static void up_handshake(tcp_session_t *s)
+{
+    int r = mc_stream_handshake(&s->up.st);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        count_tls_failure(s, s->up.st.ssl, s->c->scope, 0);
+        connect_failed(s, 0);
+        return;
+    }
+    mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_SSL_HANDSHAKE);
+    mc_tls_peer_uri(s->up.st.ssl, s->up_principal, sizeof(s->up_principal));
+    established(s);
 }
 
 static void on_connected(tcp_session_t *s)
 {
     mc_worker_t *w = s->w;
-    s->state = ESTABLISHED;
     mc_timer_cancel(&w->loop.timers, &s->timer);
     mc_stat_hist(STATS(s), s->c->scope, MC_CLUSTER_H_UPSTREAM_CX_CONNECT_MS,
                  (mc_now_ns() - s->connect_start_ns) / 1000);
     s->up.writable = 1;
+    if (s->c->tls) {
+        s->up.st.ssl = mc_tls_new_ssl(s->c->tls, s->up.io.fd);
+        if (!s->up.st.ssl) {
+            connect_failed(s, 0);
+            return;
+        }
+        s->state = UP_HANDSHAKE;
+        mc_timer_arm(&w->loop.timers, &s->timer, w->loop.now + s->c->tls->handshake_timeout_ns);
+        up_handshake(s);
+        return;
+    }
+    established(s);
+}
+
+static void established(tcp_session_t *s)
+{
+    mc_worker_t *w = s->w;
+    mc_timer_cancel(&w->loop.timers, &s->timer);
+    s->state = ESTABLISHED;
     s->last_activity = w->loop.now;
-    if (s->l->tcp.idle_timeout_ns)
-        mc_timer_arm(&w->loop.timers, &s->timer, w->loop.now + s->l->tcp.idle_timeout_ns);
-    if (w->splice == MC_SPLICE_ALWAYS) {
+    if (s->ch->tcp.idle_timeout_ns)
+        mc_timer_arm(&w->loop.timers, &s->timer, w->loop.now + s->ch->tcp.idle_timeout_ns);
+    if (w->splice == MC_SPLICE_ALWAYS && !s->down.st.ssl && !s->up.st.ssl) {
         start_splice(s, &s->d2u);
         start_splice(s, &s->u2d);
     }
@@ -488,6 +557,7 @@ static void connect_next(tcp_session_t *s)
     int in_progress;
     int fd = mc_sock_connect(&e->addr, &in_progress);
     s->up.io.fd = fd;
+    s->up.st = (mc_stream_t){.fd = fd};
     if (fd < 0) {
         connect_failed(s, 0);
         return;
@@ -509,20 +579,44 @@ static void on_timer(mc_timer_t *t)
 {
     tcp_session_t *s = mc_container_of(t, tcp_session_t, timer);
     mc_worker_t *w = s->w;
-    if (s->state == CONNECTING) {
+    if (s->state == CONNECTING || s->state == UP_HANDSHAKE) {
         connect_failed(s, 1);
+        return;
+    }
+    if (s->state == HANDSHAKE) { /* the client never finished its handshake */
+        mc_stat_inc(STATS(s), s->l->scope, MC_LISTENER_SSL_CONNECTION_ERROR);
+        close_session(s);
         return;
     }
     if (s->state != ESTABLISHED)
         return;
-    uint64_t idle = s->l->tcp.idle_timeout_ns;
+    uint64_t idle = s->ch->tcp.idle_timeout_ns;
     uint64_t deadline = s->last_activity + idle;
     if (deadline > w->loop.now) { /* activity since arming: sleep the rest */
         mc_timer_arm(&w->loop.timers, &s->timer, deadline);
         return;
     }
-    mc_stat_inc(STATS(s), s->l->tcp.scope, MC_TCP_IDLE_TIMEOUT);
+    mc_stat_inc(STATS(s), s->ch->tcp.scope, MC_TCP_IDLE_TIMEOUT);
     close_session(s);
+}
+
+static void start_upstream(tcp_session_t *s);
+
+/* Downstream TLS handshake step (HANDSHAKE); then the upstream side. */
+static void down_handshake(tcp_session_t *s)
+{
+    int r = mc_stream_handshake(&s->down.st);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        count_tls_failure(s, s->down.st.ssl, s->l->scope, 1);
+        close_session(s);
+        return;
+    }
+    mc_stat_inc(STATS(s), s->l->scope, MC_LISTENER_SSL_HANDSHAKE);
+    mc_tls_peer_uri(s->down.st.ssl, s->down_principal, sizeof(s->down_principal));
+    mc_timer_cancel(&s->w->loop.timers, &s->timer);
+    start_upstream(s);
 }
 
 static void mark(end_t *e, uint32_t ev)
@@ -542,7 +636,11 @@ static void on_down(mc_io_t *io, uint32_t ev)
     if (s->state == CLOSED)
         return;
     mark(e, ev);
-    if (s->state == CONNECTING) {
+    if (s->state == HANDSHAKE) {
+        down_handshake(s);
+        return;
+    }
+    if (s->state == CONNECTING || s->state == UP_HANDSHAKE) {
         if (ev & EPOLLERR) /* client reset while we were connecting */
             close_session(s);
         return;
@@ -566,14 +664,20 @@ static void on_up(mc_io_t *io, uint32_t ev)
             connect_failed(s, 0);
         return;
     }
+    if (s->state == UP_HANDSHAKE) {
+        up_handshake(s);
+        return;
+    }
     run(s);
 }
 
 /* ---- accept ------------------------------------------------------------- */
 
-void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd, const mc_addr_t *peer)
+void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t chain, int fd,
+                         const mc_addr_t *peer)
 {
     const mc_listener_t *l = &ctx->snap->listeners[li];
+    const mc_chain_t *ch = &l->chains[chain];
     mc_stats_shard_t *st = w->stats;
     int limited = 0;
     if (l->conn_limit) {
@@ -604,6 +708,7 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd, co
     s->ctx = ctx;
     mc_wctx_pin(ctx);
     s->l = l;
+    s->ch = ch;
     s->limited = (uint8_t)limited;
     s->ep = UINT32_MAX;
     s->last_ep = UINT32_MAX;
@@ -611,32 +716,47 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, int fd, co
     s->start_ns = w->loop.now;
     if (peer)
         s->peer = *peer;
-    if (l->tcp.access_log_id) {
+    if (ch->tcp.access_log_id) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         s->start_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     }
     mc_timer_init(&s->timer, on_timer);
-    s->down = (end_t){.io = {.fd = fd, .cb = on_down}, .s = s, .writable = 1};
-    s->up = (end_t){.io = {.fd = -1, .cb = on_up}, .s = s};
+    s->down = (end_t){.io = {.fd = fd, .cb = on_down}, .st = {.fd = fd}, .s = s, .writable = 1};
+    s->up = (end_t){.io = {.fd = -1, .cb = on_up}, .st = {.fd = -1}, .s = s};
     s->d2u = (dir_t){.src = &s->down, .dst = &s->up, .pipe = {-1, -1}, .upstream_bound = 1};
     s->u2d = (dir_t){.src = &s->up, .dst = &s->down, .pipe = {-1, -1}};
     mc_worker_session_add(w, &s->base);
 
     mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_TOTAL);
     mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_ACTIVE);
-    mc_stat_inc(st, l->tcp.scope, MC_TCP_DOWNSTREAM_CX_TOTAL);
+    mc_stat_inc(st, ch->tcp.scope, MC_TCP_DOWNSTREAM_CX_TOTAL);
 
     mc_sock_nodelay(fd);
+    uint32_t k = ch->tcp.n_clusters == 1 ? 0
+                                          : mc_lb_swrr(ctx->tcp_swrr[ch->gidx], ch->tcp.weights, ch->tcp.n_clusters, 0);
+    s->cidx = ch->tcp.cluster_idx[k];
+    s->c = &ctx->snap->clusters[s->cidx];
     if (mc_loop_add_et(&w->loop, &s->down.io) < 0) {
-        s->c = &ctx->snap->clusters[l->tcp.cluster_idx[0]];
         close_session(s);
         return;
     }
-    uint32_t k = l->tcp.n_clusters == 1
-                     ? 0
-                     : mc_lb_swrr(ctx->tcp_swrr[li], l->tcp.weights, l->tcp.n_clusters, 0);
-    s->cidx = l->tcp.cluster_idx[k];
-    s->c = &ctx->snap->clusters[s->cidx];
+    if (ch->tls) {
+        s->down.st.ssl = mc_tls_new_ssl(ch->tls, fd);
+        if (!s->down.st.ssl) {
+            close_session(s);
+            return;
+        }
+        s->state = HANDSHAKE;
+        mc_timer_arm(&w->loop.timers, &s->timer, w->loop.now + ch->tls->handshake_timeout_ns);
+        down_handshake(s);
+        return;
+    }
+    start_upstream(s);
+}
+
+static void start_upstream(tcp_session_t *s)
+{
+    s->state = CONNECTING;
     connect_next(s);
 }

@@ -7,7 +7,8 @@
 #include "worker/worker.h"
 
 /* Takes ownership of fd (accepted on listener `listener` of ctx). */
-void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t listener, int fd, const mc_addr_t *peer);
+void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t listener, uint32_t chain, int fd,
+                         const mc_addr_t *peer);
 
 /* Size of a session, for the worker's pool. */
 size_t mc_tcp_proxy_session_size(void);

@@ -1,5 +1,6 @@
 /* Shared cluster/host state: circuit breakers and outlier detection. See
  * route/cluster_state.h. */
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,9 @@ void mc_cluster_state_ref(mc_cluster_state_t *c)
 void mc_host_state_unref(mc_host_state_t *h)
 {
     if (h && __atomic_sub_fetch(&h->refcnt, 1, __ATOMIC_ACQ_REL) == 0) {
+        for (uint32_t w = 0; h->wpools && w < h->n_workers; w++)
+            if (h->wpools[w].tls_session)
+                SSL_SESSION_free(h->wpools[w].tls_session);
         free(h->wpools);
         free(h);
     }
@@ -81,6 +85,7 @@ mc_host_state_t *mc_cluster_state_host(mc_cluster_state_t *c, const mc_addr_t *a
         for (uint32_t w = 0; w < c->n_workers; w++)
             mc_list_init(&h->wpools[w].idle);
         h->refcnt = 1; /* the cluster state's */
+        h->n_workers = c->n_workers;
         h->addr = *addr;
         c->hosts[c->n_hosts++] = h;
     }

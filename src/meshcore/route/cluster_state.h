@@ -31,12 +31,14 @@ typedef struct mc_outlier_cfg {
 typedef struct mc_host_wpool {
     mc_list_t idle;
     uint32_t n_idle;
+    void *tls_session; /* SSL_SESSION to resume with this host, or NULL */
 } mc_host_wpool_t;
 
 typedef struct mc_host_state {
     int refcnt;
     mc_addr_t addr;
     mc_host_wpool_t *wpools; /* [n_workers] */
+    uint32_t n_workers;
     uint32_t consecutive_5xx;  /* atomics from here on */
     uint32_t consecutive_gw;
     uint32_t num_ejections;

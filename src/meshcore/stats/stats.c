@@ -20,6 +20,8 @@ static const slot_def_t server_slots[MC_SERVER__SLOTS] = {
 static const slot_def_t listener_slots[MC_LISTENER__SLOTS] = {
     {"downstream_cx_total", 0}, {"downstream_cx_active", 1},
     {"downstream_cx_destroy", 0}, {"downstream_cx_overflow", 0},
+    {"ssl.handshake", 0}, {"ssl.connection_error", 0}, {"ssl.fail_verify_error", 0},
+    {"ssl.fail_verify_san", 0}, {"ssl.no_certificate", 0},
 };
 static const char *listener_hists[MC_LISTENER__HISTS] = {"downstream_cx_length_ms"};
 static const slot_def_t tcp_slots[MC_TCP__SLOTS] = {
@@ -48,6 +50,8 @@ static const slot_def_t cluster_slots[MC_CLUSTER__SLOTS] = {
     {"upstream_rq_overflow", 0}, {"upstream_rq_rx_reset", 0}, {"upstream_rq_tx_reset", 0},
     {"upstream_cx_protocol_error", 0}, {"upstream_cx_reused", 0},
     {"outlier_detection.ejections_enforced_total", 0}, {"upstream_rq_mirrored", 0},
+    {"ssl.handshake", 0}, {"ssl.connection_error", 0}, {"ssl.fail_verify_error", 0},
+    {"ssl.fail_verify_san", 0}, {"ssl.session_reused", 0},
 };
 static const char *cluster_hists[MC_CLUSTER__HISTS] = {
     "upstream_cx_connect_ms", "upstream_cx_length_ms", "upstream_rq_time",

@@ -138,6 +138,9 @@ int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *i
     l->stat_prefix = dup_or_null(stat_prefix);
     l->addr = addr;
     l->backlog = backlog ? backlog : 1024;
+    if (reserve((void **)&l->chains, &l->cap_chains, 0, sizeof(mc_chain_t)) < 0)
+        return fail(b, "out of memory");
+    l->n_chains = 1; /* chain 0: MC_CHAIN_ANY until told otherwise */
     return (int)s->n_listeners++;
 }
 
@@ -170,15 +173,16 @@ int mc_sb_set_tcp_proxy(mc_snapshot_builder_t *b, int listener, const char *stat
     mc_listener_t *l = listener_at(b, listener);
     if (!l)
         return -1;
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
     if (!stat_prefix || !*stat_prefix)
         return fail(b, "listener \"%s\": tcp_proxy stat_prefix is required", l->name);
-    if (l->hcm.present)
+    if (ch->hcm.present)
         return fail(b, "listener \"%s\": has an http_connection_manager already", l->name);
-    free(l->tcp.stat_prefix);
-    l->tcp.present = 1;
-    l->tcp.stat_prefix = strdup(stat_prefix);
-    l->tcp.idle_timeout_ns = (uint64_t)idle_timeout_ms * 1000000ull;
-    l->tcp.max_connect_attempts = max_connect_attempts ? max_connect_attempts : 1;
+    free(ch->tcp.stat_prefix);
+    ch->tcp.present = 1;
+    ch->tcp.stat_prefix = strdup(stat_prefix);
+    ch->tcp.idle_timeout_ns = (uint64_t)idle_timeout_ms * 1000000ull;
+    ch->tcp.max_connect_attempts = max_connect_attempts ? max_connect_attempts : 1;
     return 0;
 }
 
@@ -188,7 +192,8 @@ int mc_sb_add_tcp_proxy_cluster(mc_snapshot_builder_t *b, int listener, const ch
     mc_listener_t *l = listener_at(b, listener);
     if (!l)
         return -1;
-    mc_tcp_proxy_t *t = &l->tcp;
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    mc_tcp_proxy_t *t = &ch->tcp;
     uint32_t cap = t->cap_clusters;
     if (reserve((void **)&t->cluster_names, &cap, t->n_clusters, sizeof(char *)) < 0)
         return fail(b, "out of memory");
@@ -236,12 +241,13 @@ int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm
     mc_listener_t *l = listener_at(b, listener);
     if (!l)
         return -1;
-    if (l->tcp.present)
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    if (ch->tcp.present)
         return fail(b, "listener \"%s\": has a tcp_proxy already", l->name);
-    mc_hcm_destroy(&l->hcm);
+    mc_hcm_destroy(&ch->hcm);
     char err[200];
-    if (mc_hcm_init(&l->hcm, hcm, err, sizeof(err)) < 0) {
-        mc_hcm_destroy(&l->hcm);
+    if (mc_hcm_init(&ch->hcm, hcm, err, sizeof(err)) < 0) {
+        mc_hcm_destroy(&ch->hcm);
         return fail(b, "listener \"%s\": %s", l->name, err);
     }
     return 0;
@@ -254,10 +260,11 @@ int mc_sb_add_vhost(mc_snapshot_builder_t *b, int listener, const char *name, co
     mc_listener_t *l = listener_at(b, listener);
     if (!l)
         return -1;
-    if (!l->hcm.present)
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    if (!ch->hcm.present)
         return fail(b, "listener \"%s\": no http_connection_manager", l->name);
     char err[200];
-    int v = mc_route_table_add_vhost(&l->hcm.rt, name, domains, n_domains, request_ops, response_ops, retry, err,
+    int v = mc_route_table_add_vhost(&ch->hcm.rt, name, domains, n_domains, request_ops, response_ops, retry, err,
                                      sizeof(err));
     if (v < 0)
         return fail(b, "listener \"%s\": virtual host \"%s\": %s", l->name, name, err);
@@ -269,10 +276,11 @@ int mc_sb_add_route(mc_snapshot_builder_t *b, int listener, int vhost, const mc_
     mc_listener_t *l = listener_at(b, listener);
     if (!l)
         return -1;
-    if (!l->hcm.present || vhost < 0)
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    if (!ch->hcm.present || vhost < 0)
         return fail(b, "listener \"%s\": no such virtual host", l->name);
     char err[256];
-    int r = mc_route_table_add_route(&l->hcm.rt, (uint32_t)vhost, route, err, sizeof(err));
+    int r = mc_route_table_add_route(&ch->hcm.rt, (uint32_t)vhost, route, err, sizeof(err));
     if (r < 0)
         return fail(b, "listener \"%s\": %s", l->name, err);
     return r;
@@ -283,7 +291,57 @@ int mc_sb_set_tcp_access_log(mc_snapshot_builder_t *b, int listener, uint32_t lo
     mc_listener_t *l = listener_at(b, listener);
     if (!l)
         return -1;
-    l->tcp.access_log_id = log_id;
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    ch->tcp.access_log_id = log_id;
+    return 0;
+}
+
+int mc_sb_add_chain(mc_snapshot_builder_t *b, int listener, int transport)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    if (transport < MC_CHAIN_ANY || transport > MC_CHAIN_RAW)
+        return fail(b, "listener \"%s\": unknown transport match %d", l->name, transport);
+    mc_chain_t *first = &l->chains[0];
+    /* The chain mc_sb_add_listener made is taken by the first caller. */
+    if (l->n_chains == 1 && !first->tcp.present && !first->hcm.present && !first->tls) {
+        first->transport = (uint8_t)transport;
+        return 0;
+    }
+    if (reserve((void **)&l->chains, &l->cap_chains, l->n_chains, sizeof(mc_chain_t)) < 0)
+        return fail(b, "out of memory");
+    l->chains[l->n_chains].transport = (uint8_t)transport;
+    return (int)l->n_chains++;
+}
+
+int mc_sb_set_chain_tls(mc_snapshot_builder_t *b, int listener, const mc_sb_tls_t *tls)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    char err[300];
+    mc_tls_ctx_t *t = mc_tls_ctx_new(tls, err, sizeof(err));
+    if (!t)
+        return fail(b, "listener \"%s\": filter_chains[%u]: transport_socket: %s", l->name, l->n_chains - 1, err);
+    mc_tls_ctx_unref(ch->tls);
+    ch->tls = t;
+    return 0;
+}
+
+int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls_t *tls)
+{
+    mc_snapshot_t *s = b->snap;
+    if (cluster < 0 || (uint32_t)cluster >= s->n_clusters)
+        return fail(b, "no cluster %d", cluster);
+    mc_cluster_t *c = &s->clusters[cluster];
+    char err[300];
+    mc_tls_ctx_t *t = mc_tls_ctx_new(tls, err, sizeof(err));
+    if (!t)
+        return fail(b, "cluster \"%s\": transport_socket: %s", c->name, err);
+    mc_tls_ctx_unref(c->tls);
+    c->tls = t;
     return 0;
 }
 
@@ -359,9 +417,9 @@ static int build_ring(mc_cluster_t *c, uint64_t total_weight)
 }
 
 /* Resolves the cluster names routes refer to. */
-static int resolve_routes(mc_snapshot_t *s, mc_listener_t *l, char *err, size_t errlen)
+static int resolve_routes(mc_snapshot_t *s, mc_listener_t *l, mc_chain_t *ch, char *err, size_t errlen)
 {
-    mc_route_table_t *rt = &l->hcm.rt;
+    mc_route_table_t *rt = &ch->hcm.rt;
     for (uint32_t v = 0; v < rt->n_vhosts; v++) {
         for (uint32_t i = 0; i < rt->vhosts[v].n_routes; i++) {
             mc_route_t *r = &rt->vhosts[v].routes[i];
@@ -386,6 +444,39 @@ static int resolve_routes(mc_snapshot_t *s, mc_listener_t *l, char *err, size_t 
         }
     }
     mc_route_table_seal(rt);
+    return 0;
+}
+
+static int finalize_chain(mc_snapshot_t *s, mc_listener_t *l, mc_chain_t *ch, uint32_t k, mc_stats_t *stats,
+                          char *err, size_t errlen)
+{
+    if (ch->hcm.access_log_id || ch->tcp.access_log_id)
+        s->access_logs = 1;
+    if (ch->hcm.present) {
+        if (resolve_routes(s, l, ch, err, errlen) < 0)
+            return -1;
+        ch->hcm.scope = mc_stats_scope(stats, MC_SCOPE_HTTP, ch->hcm.stat_prefix);
+        return 0;
+    }
+    if (!ch->tcp.present) {
+        snprintf(err, errlen, "listener \"%s\": filter_chains[%u]: no tcp_proxy or http_connection_manager filter",
+                 l->name, k);
+        return -1;
+    }
+    if (ch->tcp.n_clusters == 0) {
+        snprintf(err, errlen, "listener \"%s\": tcp_proxy has no cluster", l->name);
+        return -1;
+    }
+    for (uint32_t j = 0; j < ch->tcp.n_clusters; j++) {
+        int idx = find_cluster(s, ch->tcp.cluster_names[j]);
+        if (idx < 0) {
+            snprintf(err, errlen, "listener \"%s\": tcp_proxy: unknown cluster \"%s\"", l->name,
+                     ch->tcp.cluster_names[j]);
+            return -1;
+        }
+        ch->tcp.cluster_idx[j] = (uint32_t)idx;
+    }
+    ch->tcp.scope = mc_stats_scope(stats, MC_SCOPE_TCP, ch->tcp.stat_prefix);
     return 0;
 }
 
@@ -418,36 +509,28 @@ int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, mc_cluster_registr
         }
         c->scope = mc_stats_scope(stats, MC_SCOPE_CLUSTER, c->name);
     }
+    s->n_chains = 0;
     for (uint32_t i = 0; i < s->n_listeners; i++) {
         mc_listener_t *l = &s->listeners[i];
-        if (l->hcm.access_log_id || l->tcp.access_log_id)
-            s->access_logs = 1;
-        if (l->hcm.present) {
-            if (resolve_routes(s, l, err, errlen) < 0)
+        int any = 0, tls = 0, raw = 0;
+        for (uint32_t k = 0; k < l->n_chains; k++) {
+            mc_chain_t *ch = &l->chains[k];
+            ch->gidx = s->n_chains++;
+            any |= ch->transport == MC_CHAIN_ANY;
+            tls |= ch->transport == MC_CHAIN_TLS;
+            raw |= ch->transport == MC_CHAIN_RAW;
+            if (finalize_chain(s, l, ch, k, stats, err, errlen) < 0)
                 return -1;
-            l->hcm.scope = mc_stats_scope(stats, MC_SCOPE_HTTP, l->hcm.stat_prefix);
-            if (l->conn_limit)
-                l->conn_limit_scope = mc_stats_scope(stats, MC_SCOPE_CONN_LIMIT, l->conn_limit_prefix);
-            continue;
         }
-        if (!l->tcp.present) {
-            snprintf(err, errlen, "listener \"%s\": no tcp_proxy or http_connection_manager filter", l->name);
+        /* Only a listener whose chains differ by transport needs to look
+         * at the first bytes (tls_inspector) before picking one. */
+        l->inspect = (uint8_t)(l->n_chains > 1 && (tls || raw));
+        if (l->n_chains > 1 && !l->inspect) {
+            snprintf(err, errlen, "listener \"%s\": several filter chains without a transport_protocol to tell "
+                     "them apart", l->name);
             return -1;
         }
-        if (l->tcp.n_clusters == 0) {
-            snprintf(err, errlen, "listener \"%s\": tcp_proxy has no cluster", l->name);
-            return -1;
-        }
-        for (uint32_t k = 0; k < l->tcp.n_clusters; k++) {
-            int idx = find_cluster(s, l->tcp.cluster_names[k]);
-            if (idx < 0) {
-                snprintf(err, errlen, "listener \"%s\": tcp_proxy: unknown cluster \"%s\"", l->name,
-                         l->tcp.cluster_names[k]);
-                return -1;
-            }
-            l->tcp.cluster_idx[k] = (uint32_t)idx;
-        }
-        l->tcp.scope = mc_stats_scope(stats, MC_SCOPE_TCP, l->tcp.stat_prefix);
+        (void)any;
         if (l->conn_limit)
             l->conn_limit_scope = mc_stats_scope(stats, MC_SCOPE_CONN_LIMIT, l->conn_limit_prefix);
     }
@@ -466,6 +549,7 @@ static void free_snapshot(mc_snapshot_t *s)
         for (uint32_t e = 0; e < c->n_endpoints; e++)
             mc_host_state_unref(c->endpoints[e].host);
         mc_cluster_state_unref(c->state);
+        mc_tls_ctx_unref(c->tls);
         free(c->ring_hashes);
         free(c->ring_endpoints);
         free(c->name);
@@ -479,13 +563,18 @@ static void free_snapshot(mc_snapshot_t *s)
         free(l->name);
         free(l->stat_prefix);
         free(l->conn_limit_prefix);
-        free(l->tcp.stat_prefix);
-        for (uint32_t k = 0; k < l->tcp.n_clusters; k++)
-            free(l->tcp.cluster_names[k]);
-        free(l->tcp.cluster_names);
-        free(l->tcp.cluster_idx);
-        free(l->tcp.weights);
-        mc_hcm_destroy(&l->hcm);
+        for (uint32_t c = 0; c < l->n_chains; c++) {
+            mc_chain_t *ch = &l->chains[c];
+            free(ch->tcp.stat_prefix);
+            for (uint32_t k = 0; k < ch->tcp.n_clusters; k++)
+                free(ch->tcp.cluster_names[k]);
+            free(ch->tcp.cluster_names);
+            free(ch->tcp.cluster_idx);
+            free(ch->tcp.weights);
+            mc_hcm_destroy(&ch->hcm);
+            mc_tls_ctx_unref(ch->tls);
+        }
+        free(l->chains);
         mc_lsock_unref(l->ls);
     }
     free(s->listeners);

@@ -13,6 +13,7 @@
 #include "meshcore/stats.h"
 #include "net/listener.h"
 #include "net/sock.h"
+#include "net/tls.h"
 #include "route/cluster_state.h"
 #include "route/route_config.h"
 
@@ -39,6 +40,7 @@ typedef struct mc_cluster {
     uint64_t idle_timeout_ns;
     uint32_t max_requests_per_connection;
     uint32_t ring_min, ring_max;
+    mc_tls_ctx_t *tls;     /* upstream TLS, or NULL */
     uint64_t *ring_hashes; /* RING_HASH: sorted points and their endpoints */
     uint32_t *ring_endpoints;
     uint32_t ring_size;
@@ -57,6 +59,16 @@ typedef struct mc_tcp_proxy {
     uint32_t *weights;
 } mc_tcp_proxy_t;
 
+/* A filter chain: which connections it takes (by their first bytes), its
+ * downstream TLS, and its terminal filter (exactly one of tcp and hcm). */
+typedef struct mc_chain {
+    uint8_t transport; /* MC_CHAIN_* */
+    uint32_t gidx;     /* index among all chains of the snapshot (per-worker state) */
+    mc_tls_ctx_t *tls; /* downstream TLS, or NULL */
+    mc_tcp_proxy_t tcp;
+    mc_hcm_t hcm;
+} mc_chain_t;
+
 typedef struct mc_listener {
     char *name;
     char *stat_prefix;
@@ -66,9 +78,10 @@ typedef struct mc_listener {
     uint32_t conn_limit; /* 0 = none */
     char *conn_limit_prefix;
     uint32_t conn_limit_scope;
-    mc_tcp_proxy_t tcp; /* exactly one of tcp and hcm is present */
-    mc_hcm_t hcm;
-    mc_lsock_t *ls; /* NULL while listeners are drained */
+    mc_chain_t *chains;
+    uint32_t n_chains, cap_chains;
+    uint8_t inspect; /* chains differ by transport: look at the first bytes */
+    mc_lsock_t *ls;  /* NULL while listeners are drained */
 } mc_listener_t;
 
 typedef struct mc_snapshot {
@@ -79,6 +92,7 @@ typedef struct mc_snapshot {
     mc_listener_t *listeners;
     uint32_t n_clusters, cap_clusters;
     mc_cluster_t *clusters;
+    uint32_t n_chains; /* over all listeners */
 } mc_snapshot_t;
 
 struct mc_snapshot_builder {

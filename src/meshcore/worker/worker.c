@@ -29,11 +29,14 @@ static void ctx_free(mc_wctx_t *c)
         free(c->clusters[i].active);
     }
     for (uint32_t i = 0; i < s->n_listeners; i++) {
-        free(c->tcp_swrr[i]);
-        if (c->route_swrr[i]) {
-            for (uint32_t k = 0; k < s->listeners[i].hcm.rt.n_swrr_slots; k++)
-                free(c->route_swrr[i][k]);
-            free(c->route_swrr[i]);
+        for (uint32_t j = 0; j < s->listeners[i].n_chains; j++) {
+            const mc_chain_t *ch = &s->listeners[i].chains[j];
+            free(c->tcp_swrr[ch->gidx]);
+            if (c->route_swrr[ch->gidx]) {
+                for (uint32_t k = 0; k < ch->hcm.rt.n_swrr_slots; k++)
+                    free(c->route_swrr[ch->gidx][k]);
+                free(c->route_swrr[ch->gidx]);
+            }
         }
     }
     free(c->clusters);
@@ -55,8 +58,8 @@ static mc_wctx_t *ctx_new(mc_worker_t *w, mc_snapshot_t *s)
     c->snap = s;
     c->w = w;
     c->clusters = calloc(s->n_clusters ? s->n_clusters : 1, sizeof(*c->clusters));
-    c->tcp_swrr = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*c->tcp_swrr));
-    c->route_swrr = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*c->route_swrr));
+    c->tcp_swrr = calloc(s->n_chains ? s->n_chains : 1, sizeof(*c->tcp_swrr));
+    c->route_swrr = calloc(s->n_chains ? s->n_chains : 1, sizeof(*c->route_swrr));
     c->listeners = calloc(s->n_listeners ? s->n_listeners : 1, sizeof(*c->listeners));
     if (!c->clusters || !c->tcp_swrr || !c->route_swrr || !c->listeners)
         goto fail;
@@ -68,19 +71,22 @@ static mc_wctx_t *ctx_new(mc_worker_t *w, mc_snapshot_t *s)
             goto fail;
     }
     for (uint32_t i = 0; i < s->n_listeners; i++) {
-        uint32_t n = s->listeners[i].tcp.n_clusters ? s->listeners[i].tcp.n_clusters : 1;
-        c->tcp_swrr[i] = calloc(n, sizeof(int64_t));
-        if (!c->tcp_swrr[i])
-            goto fail;
-        const mc_route_table_t *rt = &s->listeners[i].hcm.rt;
-        if (rt->n_swrr_slots) {
-            c->route_swrr[i] = calloc(rt->n_swrr_slots, sizeof(int64_t *));
-            if (!c->route_swrr[i])
+        for (uint32_t j = 0; j < s->listeners[i].n_chains; j++) {
+            const mc_chain_t *ch = &s->listeners[i].chains[j];
+            uint32_t n = ch->tcp.n_clusters ? ch->tcp.n_clusters : 1;
+            c->tcp_swrr[ch->gidx] = calloc(n, sizeof(int64_t));
+            if (!c->tcp_swrr[ch->gidx])
                 goto fail;
-            for (uint32_t k = 0; k < rt->n_swrr_slots; k++) {
-                c->route_swrr[i][k] = calloc(rt->swrr_slot_size[k], sizeof(int64_t));
-                if (!c->route_swrr[i][k])
+            const mc_route_table_t *rt = &ch->hcm.rt;
+            if (rt->n_swrr_slots) {
+                c->route_swrr[ch->gidx] = calloc(rt->n_swrr_slots, sizeof(int64_t *));
+                if (!c->route_swrr[ch->gidx])
                     goto fail;
+                for (uint32_t k = 0; k < rt->n_swrr_slots; k++) {
+                    c->route_swrr[ch->gidx][k] = calloc(rt->swrr_slot_size[k], sizeof(int64_t));
+                    if (!c->route_swrr[ch->gidx][k])
+                        goto fail;
+                }
             }
         }
         c->listeners[i] = (mc_wlistener_t){.io = {.fd = -1, .cb = on_accept}, .ctx = c, .index = i};
@@ -120,6 +126,15 @@ void mc_wctx_unpin(mc_wctx_t *c)
 
 /* ---- listeners ---------------------------------------------------------- */
 
+void mc_chain_accept(mc_worker_t *w, mc_wctx_t *c, uint32_t li, uint32_t chain, int fd, const mc_addr_t *peer)
+{
+    const mc_chain_t *ch = &c->snap->listeners[li].chains[chain];
+    if (ch->hcm.present)
+        mc_http_accept(w, c, li, chain, fd, peer);
+    else
+        mc_tcp_proxy_accept(w, c, li, chain, fd, peer);
+}
+
 static void on_accept(mc_io_t *io, uint32_t ev)
 {
     (void)ev;
@@ -148,10 +163,10 @@ static void on_accept(mc_io_t *io, uint32_t ev)
             }
             return;
         }
-        if (l->hcm.present)
-            mc_http_accept(w, c, wl->index, fd, &peer);
+        if (l->inspect)
+            mc_inspect_start(w, c, wl->index, fd, &peer);
         else
-            mc_tcp_proxy_accept(w, c, wl->index, fd, &peer);
+            mc_chain_accept(w, c, wl->index, 0, fd, &peer);
     }
 }
 

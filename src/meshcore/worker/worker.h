@@ -59,8 +59,8 @@ struct mc_wctx {
     uint32_t users;
     mc_wlistener_t *listeners;
     mc_wcluster_t *clusters;
-    int64_t **tcp_swrr; /* per listener: weighted_clusters state */
-    int64_t ***route_swrr; /* per listener, per route split slot: weighted cluster state */
+    int64_t **tcp_swrr;    /* per chain (gidx): tcp_proxy weighted_clusters state */
+    int64_t ***route_swrr; /* per chain (gidx), per route split slot: weighted cluster state */
     mc_wctx_t *next_retired;
 };
 
@@ -105,6 +105,12 @@ static inline void mc_wctx_pin(mc_wctx_t *c)
     c->users++;
 }
 void mc_wctx_unpin(mc_wctx_t *c);
+
+/* Starts the session for a connection accepted on a listener's chain. */
+void mc_chain_accept(mc_worker_t *w, mc_wctx_t *c, uint32_t listener, uint32_t chain, int fd,
+                     const mc_addr_t *peer);
+/* worker/inspect.c: waits for a connection's first bytes to pick its chain. */
+void mc_inspect_start(mc_worker_t *w, mc_wctx_t *c, uint32_t listener, int fd, const mc_addr_t *peer);
 
 /* Session bookkeeping used by the proxies. */
 void mc_worker_session_add(mc_worker_t *w, mc_session_t *s);

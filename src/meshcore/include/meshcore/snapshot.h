@@ -207,6 +207,40 @@ typedef struct mc_sb_cluster_http {
 
 int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cluster_http_t *h);
 
+/* ---- TLS: envoy.transport_sockets.tls ------------------------------------
+ *
+ * PEM is passed in memory (the compiler reads Secrets and files). */
+typedef struct mc_sb_tls {
+    int downstream;         /* 1: a listener's (server) side, 0: a cluster's (client) side */
+    const char *cert_chain; /* PEM, leaf first; NULL: no certificate */
+    size_t cert_chain_len;
+    const char *private_key; /* PEM */
+    size_t private_key_len;
+    const char *trusted_ca; /* PEM bundle (several roots allowed); NULL: do not verify the peer */
+    size_t trusted_ca_len;
+    int require_client_certificate;   /* downstream */
+    const mc_sb_matcher_t *sans;      /* accepted peer URI SANs (name unused); none: any */
+    uint32_t n_sans;
+    const char *sni;                  /* upstream */
+    const char *alpn;                 /* comma-separated protocols, e.g. "http/1.1" */
+    int min_version, max_version;     /* 0x0303 = TLS 1.2, 0x0304 = TLS 1.3; 0 = default (1.2..1.3) */
+    const char *cipher_list;          /* TLS 1.2 */
+    const char *ciphersuites;         /* TLS 1.3 */
+    uint32_t handshake_timeout_ms;    /* 0 = default 10 s */
+} mc_sb_tls_t;
+
+/* Filter chain matching on the first bytes of a connection (tls_inspector). */
+enum { MC_CHAIN_ANY = 0, MC_CHAIN_TLS, MC_CHAIN_RAW };
+
+/* Adds a filter chain to a listener (one exists from mc_sb_add_listener);
+ * the set_* calls for filters and TLS apply to the listener's last chain.
+ * Returns the chain's index. */
+int mc_sb_add_chain(mc_snapshot_builder_t *b, int listener, int transport);
+/* Downstream TLS on the listener's last chain. */
+int mc_sb_set_chain_tls(mc_snapshot_builder_t *b, int listener, const mc_sb_tls_t *tls);
+/* Upstream TLS for a cluster's connections. */
+int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls_t *tls);
+
 /* Checks a regular expression the way routes compile it (PCRE2); 0 if it
  * compiles, else -1 with the reason in err. */
 int mc_regex_check(const char *pattern, char *err, size_t errlen);
