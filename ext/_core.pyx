@@ -233,6 +233,7 @@ cdef class Engine:
 
 
 include "compile_http.pxi"
+include "compile_tls.pxi"
 include "compile.pxi"
 
 

@@ -30,10 +30,15 @@ def _u32(msg, field, default):
     return getattr(msg, field).value if msg.HasField(field) else default
 
 
-def compile_snapshot(listeners, clusters, log_ids=None):
+_TRANSPORT = {"": MC_CHAIN_ANY, "tls": MC_CHAIN_TLS, "raw_buffer": MC_CHAIN_RAW}
+
+
+def compile_snapshot(listeners, clusters, log_ids=None, secrets=None):
     """Listener and Cluster messages -> a SnapshotBuilder ready to apply.
-    log_ids: listener name -> access-log id for its records (0 / absent: none)."""
+    log_ids: (listener name, chain index) -> access-log id of its records
+    (0 / absent: none). secrets: Secret name -> Secret message (static SDS)."""
     log_ids = log_ids or {}
+    secrets = secrets or {}
     from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
     from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
@@ -48,29 +53,38 @@ def compile_snapshot(listeners, clusters, log_ids=None):
                 sa = lbe.endpoint.address.socket_address
                 b.add_endpoint(ci, sa.address, sa.port_value, _u32(lbe, "load_balancing_weight", 1))
         _compile_cluster_http(b, ci, c)
+        if c.HasField("transport_socket"):
+            _compile_cluster_tls(b, ci, c.transport_socket, secrets)
     for l in listeners:
         sa = l.address.socket_address
         li = b.add_listener(l.name, sa.address, sa.port_value, l.stat_prefix,
                             _u32(l, "tcp_backlog_size", 0))
-        for f in l.filter_chains[0].filters:
-            url = f.typed_config.type_url
-            if url == _CONN_LIMIT:
-                cl = connection_limit_pb2.ConnectionLimit()
-                f.typed_config.Unpack(cl)
-                b.set_connection_limit(li, cl.stat_prefix, cl.max_connections.value)
-            elif url == _TCP_PROXY:
-                tp = tcp_proxy_pb2.TcpProxy()
-                f.typed_config.Unpack(tp)
-                b.set_tcp_proxy(li, tp.stat_prefix, _ms(tp, "idle_timeout", _DEFAULT_IDLE_TIMEOUT_MS),
-                                _u32(tp, "max_connect_attempts", 1))
-                if log_ids.get(l.name):
-                    b._check(mc_sb_set_tcp_access_log(b.b, li, log_ids[l.name]))
-                if tp.cluster:
-                    b.add_tcp_proxy_cluster(li, tp.cluster, 1)
-                for wc in tp.weighted_clusters.clusters:
-                    b.add_tcp_proxy_cluster(li, wc.name, wc.weight)
-            elif url == _HCM:
-                _compile_hcm(b, li, f.typed_config, log_ids.get(l.name, 0))
-            else:
-                raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
+        handshake_ms = _ms(l, "listener_filters_timeout", 0)
+        for k, chain in enumerate(l.filter_chains):
+            b._check(mc_sb_add_chain(b.b, li, _TRANSPORT[chain.filter_chain_match.transport_protocol]))
+            if chain.HasField("transport_socket"):
+                _compile_chain_tls(b, li, chain.transport_socket, secrets,
+                                   _ms(chain, "transport_socket_connect_timeout", handshake_ms))
+            log_id = log_ids.get((l.name, k), 0)
+            for f in chain.filters:
+                url = f.typed_config.type_url
+                if url == _CONN_LIMIT:
+                    cl = connection_limit_pb2.ConnectionLimit()
+                    f.typed_config.Unpack(cl)
+                    b.set_connection_limit(li, cl.stat_prefix, cl.max_connections.value)
+                elif url == _TCP_PROXY:
+                    tp = tcp_proxy_pb2.TcpProxy()
+                    f.typed_config.Unpack(tp)
+                    b.set_tcp_proxy(li, tp.stat_prefix, _ms(tp, "idle_timeout", _DEFAULT_IDLE_TIMEOUT_MS),
+                                    _u32(tp, "max_connect_attempts", 1))
+                    if log_id:
+                        b._check(mc_sb_set_tcp_access_log(b.b, li, log_id))
+                    if tp.cluster:
+                        b.add_tcp_proxy_cluster(li, tp.cluster, 1)
+                    for wc in tp.weighted_clusters.clusters:
+                        b.add_tcp_proxy_cluster(li, wc.name, wc.weight)
+                elif url == _HCM:
+                    _compile_hcm(b, li, f.typed_config, log_id)
+                else:
+                    raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
     return b

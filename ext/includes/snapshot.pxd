@@ -171,3 +171,29 @@ cdef extern from "meshcore/snapshot.h" nogil:
     int mc_sb_add_route(mc_snapshot_builder_t *b, int listener, int vhost, const mc_sb_route_t *route)
     int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cluster_http_t *h)
     int mc_regex_check(const char *pattern, char *err, size_t errlen)
+
+    enum:
+        MC_CHAIN_ANY
+        MC_CHAIN_TLS
+        MC_CHAIN_RAW
+    ctypedef struct mc_sb_tls_t:
+        int downstream
+        const char *cert_chain
+        size_t cert_chain_len
+        const char *private_key
+        size_t private_key_len
+        const char *trusted_ca
+        size_t trusted_ca_len
+        int require_client_certificate
+        const mc_sb_matcher_t *sans
+        uint32_t n_sans
+        const char *sni
+        const char *alpn
+        int min_version
+        int max_version
+        const char *cipher_list
+        const char *ciphersuites
+        uint32_t handshake_timeout_ms
+    int mc_sb_add_chain(mc_snapshot_builder_t *b, int listener, int transport)
+    int mc_sb_set_chain_tls(mc_snapshot_builder_t *b, int listener, const mc_sb_tls_t *tls)
+    int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls_t *tls)

@@ -81,10 +81,17 @@ class Engine:
         for error messages). Raises ConfigError (nothing applied) or
         EngineError (e.g. address in use; nothing applied either)."""
         bootstrap, source = self._load(config, filename)
-        log_ids = {listener.name: self._access_logs.register(access_logs_of(listener))
-                   for listener in bootstrap.static_resources.listeners}
-        builder = _core.compile_snapshot(bootstrap.static_resources.listeners,
-                                         bootstrap.static_resources.clusters, log_ids)
+        res = bootstrap.static_resources
+        log_ids = {(listener.name, k): self._access_logs.register(logs)
+                   for listener in res.listeners
+                   for k, logs in enumerate(access_logs_of(listener))}
+        secrets = {s.name: s for s in res.secrets}
+        try:
+            builder = _core.compile_snapshot(res.listeners, res.clusters, log_ids, secrets)
+        except OSError as e:  # a certificate file named by the config
+            raise ConfigError(f"{source}: cannot read {e.filename}: {e.strerror}") from None
+        except _core.CoreError as e:
+            raise EngineError(f"{source}: {e}") from None
         with self._lock:
             if self._stopped:
                 raise EngineError("engine is stopped")
@@ -151,18 +158,22 @@ class Engine:
 
 
 def access_logs_of(listener) -> list:
-    """The access_log entries of a listener's terminal filter (HCM or tcp_proxy)."""
+    """Per filter chain, the access_log entries of its terminal filter (HCM or tcp_proxy)."""
     from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
     from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-    for f in listener.filter_chains[0].filters if listener.filter_chains else ():
-        url = f.typed_config.type_url
-        if url.endswith(".HttpConnectionManager"):
-            msg = hcm_pb2.HttpConnectionManager()
-        elif url.endswith(".TcpProxy"):
-            msg = tcp_proxy_pb2.TcpProxy()
-        else:
-            continue
-        f.typed_config.Unpack(msg)
-        return list(msg.access_log)
-    return []
+    out = []
+    for chain in listener.filter_chains:
+        logs = []
+        for f in chain.filters:
+            url = f.typed_config.type_url
+            if url.endswith(".HttpConnectionManager"):
+                msg = hcm_pb2.HttpConnectionManager()
+            elif url.endswith(".TcpProxy"):
+                msg = tcp_proxy_pb2.TcpProxy()
+            else:
+                continue
+            f.typed_config.Unpack(msg)
+            logs = list(msg.access_log)
+        out.append(logs)
+    return out

@@ -443,28 +443,28 @@ def test_unknown_cluster_reference_suggests_close_name():
     [
         (
             lambda ls: ls.update(listener_filters=[{"name": "tls_inspector"}]),
-            "",
-            'unsupported field "listener_filters"',
+            "listener_filters[0]",
+            "listener filter tls_inspector has no typed_config",
         ),
         (
             lambda ls: ls["filter_chains"][0].update(filter_chain_match={"destination_port": 1}),
-            "filter_chains[0]",
-            'unsupported field "filter_chain_match" (supported: filters)',
+            "filter_chains[0].filter_chain_match",
+            'unsupported field "destination_port" (supported: transport_protocol)',
         ),
         (
             lambda ls: ls["filter_chains"][0].update(transport_socket={"name": "tls"}),
-            "filter_chains[0]",
-            'unsupported field "transport_socket"',
+            "filter_chains[0].transport_socket",
+            "transport socket has no typed_config",
         ),
         (
             lambda ls: ls["filter_chains"].append(copy.deepcopy(ls["filter_chains"][0])),
             "filter_chains",
-            "exactly one filter chain is supported, got 2",
+            "two filter chains match the same transport_protocol",
         ),
         (
             lambda ls: ls.update(filter_chains=[]),
             "filter_chains",
-            "exactly one filter chain is supported, got 0",
+            "required",
         ),
         (lambda ls: ls.update(filter_chains={}), "filter_chains", "expected a list, got a mapping"),
         (lambda ls: ls.pop("address"), "address", "required"),
@@ -664,8 +664,8 @@ def test_duplicate_cluster_names():
         ),
         (
             lambda d: d["static_resources"].update(secrets=[{"name": "s"}]),
-            "top level: static_resources",
-            'unsupported field "secrets"',
+            "top level: static_resources.secrets[0]",
+            "a secret must hold tls_certificate or validation_context",
         ),
         (lambda d: d.update(nodes={}), "top level", 'unknown field "nodes" (did you mean "node"?)'),
         (lambda d: d["node"].update(locality={"zone": "a"}), "node", 'unsupported field "locality"'),

@@ -15,6 +15,7 @@ the default value means Envoy's default behaviour, which is what we do.
 
 import importlib
 import ipaddress
+import os
 import pkgutil
 import re
 import warnings
@@ -29,16 +30,22 @@ from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2  # noqa: F401
 from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2  # noqa: F401
 from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
     http_connection_manager_pb2,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import any_pb2, descriptor_pool, message_factory
 
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+TLS_INSPECTOR = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+_TLS = "envoy.extensions.transport_sockets.tls.v3."
 CONNECTION_LIMIT = "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
 HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 HTTP_FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -230,8 +237,17 @@ def _check_listener(ls):
         yield "name", "required"
     if not ls.HasField("address"):
         yield "address", "required"
-    if len(ls.filter_chains) != 1:
-        yield "filter_chains", f"exactly one filter chain is supported, got {len(ls.filter_chains)}"
+    if not ls.filter_chains:
+        yield "filter_chains", "required"
+    transports = [fc.filter_chain_match.transport_protocol for fc in ls.filter_chains]
+    if len(transports) > 1:
+        # Several chains are told apart by transport only (tls_inspector):
+        # at most one per transport, and the inspector must be there.
+        if len(set(transports)) != len(transports):
+            yield "filter_chains", "two filter chains match the same transport_protocol"
+        if not any(lf.typed_config.type_url.endswith(TLS_INSPECTOR) for lf in ls.listener_filters):
+            yield "listener_filters", ("filter chains matched on transport_protocol need the "
+                                       "envoy.filters.listener.tls_inspector listener filter")
 
 
 def _chain(filters, table, list_name, empty_text):
@@ -261,6 +277,11 @@ def _chain(filters, table, list_name, empty_text):
 
 
 def _check_filter_chain(fc):
+    tp = fc.filter_chain_match.transport_protocol
+    if tp not in ("", "tls", "raw_buffer"):
+        yield "filter_chain_match.transport_protocol", f'"{tp}" is not one of "tls", "raw_buffer"'
+    if tp == "tls" and not fc.HasField("transport_socket"):
+        yield "transport_socket", 'required when transport_protocol is "tls"'
     yield from _chain(
         fc.filters, NETWORK_FILTERS, "filters", "required (the chain must end in tcp_proxy or http_connection_manager)"
     )
@@ -781,6 +802,60 @@ def _check_file_access_log(fal):
         yield "path", "required"
 
 
+def _check_transport_socket(ts):
+    if not ts.HasField("typed_config"):
+        yield "", "transport socket has no typed_config"
+
+
+def _check_common_tls(c):
+    if len(c.tls_certificates) + len(c.tls_certificate_sds_secret_configs) > 1:
+        yield "tls_certificates", "one certificate only"
+    p = c.tls_params
+    if p.tls_maximum_protocol_version and p.tls_minimum_protocol_version > p.tls_maximum_protocol_version:
+        yield "tls_params", "tls_minimum_protocol_version is above tls_maximum_protocol_version"
+    if p.tls_minimum_protocol_version in (1, 2) or p.tls_maximum_protocol_version in (1, 2):
+        yield "tls_params", "TLS 1.0 and 1.1 are not supported (TLSv1_2 or TLSv1_3)"
+
+
+def _check_downstream_tls(d):
+    c = d.common_tls_context
+    if not c.tls_certificates and not c.tls_certificate_sds_secret_configs:
+        yield "common_tls_context", "a downstream TLS context needs a certificate (tls_certificates or a secret)"
+    if d.require_client_certificate.value and c.WhichOneof("validation_context_type") is None:
+        yield "require_client_certificate", "needs a validation context (trusted_ca) to verify clients against"
+
+
+def _check_tls_certificate(t):
+    if not t.HasField("certificate_chain"):
+        yield "certificate_chain", "required"
+    if not t.HasField("private_key"):
+        yield "private_key", "required"
+
+
+def _check_san_matcher(m):
+    if m.san_type != 3:  # URI
+        yield "san_type", "only URI (SPIFFE IDs) is supported"
+    if m.matcher.WhichOneof("match_pattern") == "safe_regex":
+        yield "matcher", "safe_regex is not supported for SAN matching"
+
+
+def _check_data_source(d):
+    if d.WhichOneof("specifier") == "filename" and not os.path.isfile(d.filename):
+        yield "filename", f"no such file: {d.filename}"
+
+
+def _check_secret(s):
+    if not s.name:
+        yield "name", "required"
+    if s.WhichOneof("type") not in ("tls_certificate", "validation_context"):
+        yield "", "a secret must hold tls_certificate or validation_context"
+
+
+def _check_sds_config(c):
+    if c.HasField("sds_config"):
+        yield "sds_config", "dynamic SDS is not supported: use static_resources.secrets by name"
+
+
 # ---- the table -------------------------------------------------------------------
 
 _HEADER_OPS = (
@@ -792,11 +867,13 @@ _HEADER_OPS = (
 
 SCHEMA = {
     "envoy.config.bootstrap.v3.Bootstrap": Rule(("node", "static_resources", "admin")),
-    "envoy.config.bootstrap.v3.Bootstrap.StaticResources": Rule(("listeners", "clusters")),
+    "envoy.config.bootstrap.v3.Bootstrap.StaticResources": Rule(("listeners", "clusters", "secrets")),
     "envoy.config.core.v3.Node": Rule(("id", "cluster", "metadata")),
     "envoy.config.bootstrap.v3.Admin": Rule(("address", "access_log_path", "access_log")),
     "envoy.config.accesslog.v3.AccessLog": Rule(
-        ("name", "typed_config"), anys={"typed_config": AnyOf("access logger", ACCESS_LOGGERS)}
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("access logger", ACCESS_LOGGERS)},
+        check=_needs_typed_config("access logger"),
     ),
     "envoy.extensions.access_loggers.file.v3.FileAccessLog": Rule(
         ("path", "log_format"), check=_check_file_access_log
@@ -812,10 +889,46 @@ SCHEMA = {
     ),
     # -- listeners
     "envoy.config.listener.v3.Listener": Rule(
-        ("name", "address", "stat_prefix", "tcp_backlog_size", "enable_reuse_port", "filter_chains"),
+        ("name", "address", "stat_prefix", "tcp_backlog_size", "enable_reuse_port", "filter_chains",
+         "listener_filters", "listener_filters_timeout"),
         check=_check_listener,
     ),
-    "envoy.config.listener.v3.FilterChain": Rule(("filters",), check=_check_filter_chain),
+    "envoy.config.listener.v3.ListenerFilter": Rule(
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("listener filter", {TLS_INSPECTOR: False})},
+        check=_needs_typed_config("listener filter"),
+    ),
+    TLS_INSPECTOR: Rule(()),
+    "envoy.config.listener.v3.FilterChain": Rule(
+        ("filters", "filter_chain_match", "transport_socket", "transport_socket_connect_timeout", "name"),
+        check=_check_filter_chain,
+    ),
+    "envoy.config.listener.v3.FilterChainMatch": Rule(("transport_protocol",)),
+    "envoy.config.core.v3.TransportSocket": Rule(
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("transport socket", {DOWNSTREAM_TLS: False, UPSTREAM_TLS: False})},
+        check=_check_transport_socket,
+    ),
+    DOWNSTREAM_TLS: Rule(("common_tls_context", "require_client_certificate"), check=_check_downstream_tls),
+    UPSTREAM_TLS: Rule(("common_tls_context", "sni")),
+    _TLS + "CommonTlsContext": Rule(
+        ("tls_params", "tls_certificates", "tls_certificate_sds_secret_configs", "validation_context",
+         "validation_context_sds_secret_config", "combined_validation_context", "alpn_protocols"),
+        check=_check_common_tls,
+    ),
+    _TLS + "CommonTlsContext.CombinedCertificateValidationContext": Rule(
+        ("default_validation_context", "validation_context_sds_secret_config")
+    ),
+    _TLS + "TlsParameters": Rule(
+        ("tls_minimum_protocol_version", "tls_maximum_protocol_version", "cipher_suites")
+    ),
+    _TLS + "TlsCertificate": Rule(("certificate_chain", "private_key"), check=_check_tls_certificate),
+    _TLS + "CertificateValidationContext": Rule(
+        ("trusted_ca", "match_typed_subject_alt_names", "match_subject_alt_names")
+    ),
+    _TLS + "SubjectAltNameMatcher": Rule(("san_type", "matcher"), check=_check_san_matcher),
+    _TLS + "SdsSecretConfig": Rule(("name", "sds_config"), check=_check_sds_config),
+    _TLS + "Secret": Rule(("name", "tls_certificate", "validation_context"), check=_check_secret),
     "envoy.config.listener.v3.Filter": Rule(
         ("name", "typed_config"),
         anys={"typed_config": AnyOf("filter", NETWORK_FILTERS)},
@@ -981,8 +1094,14 @@ SCHEMA = {
         ),
         check=_check_redirect,
     ),
-    _ROUTE + "DirectResponseAction": Rule(("status", "body"), check=_check_direct_response),
-    "envoy.config.core.v3.DataSource": Rule(("inline_string", "inline_bytes")),
+    _ROUTE + "DirectResponseAction": Rule(
+        ("status", "body"),
+        nested={"body": Rule(("inline_string", "inline_bytes"))},
+        check=_check_direct_response,
+    ),
+    # Certificates, keys and trust bundles: inline or from a file (read by
+    # the compiler, in Python; the core never opens files).
+    "envoy.config.core.v3.DataSource": Rule(("inline_string", "inline_bytes", "filename"), check=_check_data_source),
     "envoy.config.core.v3.HeaderValueOption": Rule(
         ("header", "append", "append_action"), check=_check_header_value_option
     ),
@@ -1000,6 +1119,7 @@ SCHEMA = {
             "outlier_detection",
             "typed_extension_protocol_options",
             "max_requests_per_connection",  # deprecated; or in typed_extension_protocol_options
+            "transport_socket",
         ),
         enums={"type": ("STATIC",), "lb_policy": ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH")},
         anys={"typed_extension_protocol_options": AnyOf("protocol options", {UPSTREAM_HTTP_OPTIONS: False})},
