@@ -1,0 +1,886 @@
+"""The mesh's certificate authority: one trust domain's root (optionally an
+intermediate under it) and the X.509-SVIDs it issues to workloads.
+
+Rules this module keeps:
+
+- Private keys are generated where they are used and never travel. Issuance
+  is a CSR flow: the workload (or the `meshcore ca issue` command, writing
+  straight into the workload's directory) makes a key and a CSR naming its
+  SPIFFE ID; the CA checks the CSR and signs. `issue_workload` runs both
+  sides in one process and says so.
+- Workload certificates follow the SPIFFE X509-SVID standard: exactly one URI
+  SAN `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`, CA=false,
+  key usage digitalSignature (+ keyEncipherment for RSA) critical, extended
+  key usage serverAuth + clientAuth, short lifetimes. Signing certificates
+  carry keyCertSign + cRLSign and the trust domain's own SPIFFE ID
+  (`spiffe://<trust-domain>`, no path).
+- Nothing from a CSR is copied into a certificate except its public key and,
+  once validated, its SPIFFE ID. A CSR asking for anything else (a CA, other
+  SAN types, a second URI, another trust domain) is rejected, not trimmed.
+- Files are replaced atomically (write a temporary file, rename); key files
+  are 0600 from the moment they exist.
+
+A CA directory (`CertificateAuthority.init` / `meshcore ca init`):
+
+    ca.yaml                trust domain, key type, workload TTLs
+    root-cert.pem          the self-signed root
+    root-key.pem           0600; not needed by `load` when an intermediate signs
+    intermediate-cert.pem  optional: the certificate that signs workloads
+    intermediate-key.pem   0600
+    cert-chain.pem         the signing certificate up to the root (intermediate, root)
+    trust-bundle.pem       the roots a proxy trusts (several during a root rotation)
+
+A workload directory (`write_workload_dir` / `meshcore ca issue`): key.pem
+(0600), cert-chain.pem (leaf + intermediates; the root travels in the bundle),
+root-cert.pem, trust-bundle.pem.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import secrets
+import tempfile
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from meshcore.errors import ConfigError, MeshcoreError
+
+log = logging.getLogger("meshcore.ca")
+
+
+class CAError(MeshcoreError):
+    """The CA cannot do what was asked: no CA in a directory, a CA already
+    there, an expired or inconsistent signing certificate, an unwritable file."""
+
+
+class CSRRejected(CAError):
+    """A certificate signing request was refused; the message says which rule it broke."""
+
+
+KEY_TYPES = ("ec-p256", "rsa-2048")
+DEFAULT_KEY_TYPE = "ec-p256"
+DEFAULT_WORKLOAD_TTL = "24h"
+DEFAULT_MAX_WORKLOAD_TTL = "90d"
+DEFAULT_ROOT_LIFETIME = "10y"
+
+CA_BACKDATE = dt.timedelta(minutes=5)     # CA certs: tolerate clock skew between nodes
+LEAF_BACKDATE = dt.timedelta(seconds=60)  # workload certs: at most this, at most their TTL
+MAX_SPIFFE_ID_LENGTH = 2048               # SPIFFE-ID 2.3
+MAX_TRUST_DOMAIN_LENGTH = 255
+
+ORGANIZATION = "meshcore"
+
+# A CA directory.
+CA_CONFIG = "ca.yaml"
+ROOT_CERT = "root-cert.pem"
+ROOT_KEY = "root-key.pem"
+INTERMEDIATE_CERT = "intermediate-cert.pem"
+INTERMEDIATE_KEY = "intermediate-key.pem"
+CERT_CHAIN = "cert-chain.pem"
+TRUST_BUNDLE = "trust-bundle.pem"
+# A workload directory (plus CERT_CHAIN, ROOT_CERT, TRUST_BUNDLE).
+WORKLOAD_KEY = "key.pem"
+
+# Accepted in CSRs: what TLS peers (OpenSSL, Go, BoringSSL) all handle.
+_CSR_EC_CURVES = {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}
+_CSR_RSA_SIZES = (2048, 3072, 4096)
+
+
+# ---- durations ---------------------------------------------------------------------
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_DURATION = re.compile(r"(?:\d+[smhdwy])+")
+_DURATION_PART = re.compile(r"(\d+)([smhdwy])")
+_MAX_DURATION = dt.timedelta(days=100 * 365)
+
+
+def parse_duration(value, what: str = "duration") -> dt.timedelta:
+    """"24h", "5s", "90m", "7d", "10y" (365 days), "1h30m"; a timedelta or a
+    number of seconds passes through. Whole seconds, at least one second."""
+    if isinstance(value, dt.timedelta):
+        td = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        td = dt.timedelta(seconds=value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not _DURATION.fullmatch(text):
+            raise ConfigError(f"{what} {value!r}: expected a number and a unit (s, m, h, d, w, y), "
+                              "e.g. 5s, 90m, 24h, 10y")
+        td = dt.timedelta(seconds=sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
+    else:
+        raise ConfigError(f"{what} {value!r}: expected a duration such as 24h")
+    if td.microseconds:
+        raise ConfigError(f"{what} {value!r}: certificates count whole seconds")
+    if td < dt.timedelta(seconds=1):
+        raise ConfigError(f"{what} {value!r}: must be at least 1s")
+    if td > _MAX_DURATION:
+        raise ConfigError(f"{what} {value!r}: longer than 100 years")
+    return td
+
+
+def format_duration(td: dt.timedelta) -> str:
+    """The inverse of parse_duration, in days (from two days on), hours,
+    minutes and seconds: 5s, 1h30m, 24h, 36h, 90d."""
+    total = int(td.total_seconds())
+    if total <= 0:
+        return "0s"
+    out = []
+    for unit in ("d", "h", "m", "s") if total >= 2 * 86400 else ("h", "m", "s"):
+        n, total = divmod(total, _UNIT_SECONDS[unit])
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out)
+
+
+# ---- SPIFFE IDs --------------------------------------------------------------------
+
+_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def validate_trust_domain(trust_domain: str) -> str:
+    """Returns the trust domain; ConfigError unless it is a valid SPIFFE trust
+    domain name (SPIFFE-ID 2.1: lowercase letters, digits, '.', '-', '_')."""
+    if not isinstance(trust_domain, str) or not trust_domain:
+        raise ConfigError("trust domain: must not be empty")
+    if trust_domain.startswith("spiffe://"):
+        raise ConfigError(f"trust domain {trust_domain!r}: give the name alone, e.g. "
+                          f"{trust_domain[len('spiffe://'):].rstrip('/')!r}")
+    if len(trust_domain) > MAX_TRUST_DOMAIN_LENGTH:
+        raise ConfigError(f"trust domain {trust_domain[:40]!r}...: longer than {MAX_TRUST_DOMAIN_LENGTH} bytes")
+    if not _TRUST_DOMAIN.fullmatch(trust_domain):
+        raise ConfigError(f"trust domain {trust_domain!r}: only lowercase letters, digits, '.', '-' and '_' "
+                          "are allowed (SPIFFE ID spec 2.1)")
+    return trust_domain
+
+
+def _validate_segment(segment: str, spiffe_id: str, what: str = "path segment") -> None:
+    if segment in (".", ".."):
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: {what} {segment!r} is not allowed")
+    if not _PATH_SEGMENT.fullmatch(segment):
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: {what} {segment!r}: only letters, digits, '.', '-' and '_' "
+                          "are allowed (SPIFFE ID spec 2.2)")
+
+
+def parse_spiffe_id(spiffe_id: str) -> tuple[str, tuple[str, ...]]:
+    """"spiffe://td/a/b" -> ("td", ("a", "b")); ConfigError naming the rule a
+    malformed ID breaks (SPIFFE ID spec 2). Scheme and trust domain must be
+    lowercase: that is how meshcore writes and compares them."""
+    if not isinstance(spiffe_id, str):
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: not a string")
+    if len(spiffe_id.encode()) > MAX_SPIFFE_ID_LENGTH:
+        raise ConfigError(f"SPIFFE ID {spiffe_id[:60]!r}...: longer than {MAX_SPIFFE_ID_LENGTH} bytes")
+    if not spiffe_id.startswith("spiffe://"):
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must start with spiffe://")
+    rest = spiffe_id[len("spiffe://"):]
+    for ch, what in (("?", "a query"), ("#", "a fragment"), ("%", "percent-encoding")):
+        if ch in rest:
+            raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must not contain {what}")
+    trust_domain, slash, path = rest.partition("/")
+    if not trust_domain:
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: no trust domain")
+    if not _TRUST_DOMAIN.fullmatch(trust_domain) or len(trust_domain) > MAX_TRUST_DOMAIN_LENGTH:
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: trust domain {trust_domain!r}: only lowercase letters, "
+                          "digits, '.', '-' and '_' are allowed (no port, no user info)")
+    if not slash:
+        return trust_domain, ()
+    segments = tuple(path.split("/"))
+    if segments[-1] == "":
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must not end with '/'")
+    for segment in segments:
+        if not segment:
+            raise ConfigError(f"SPIFFE ID {spiffe_id!r}: empty path segment")
+        _validate_segment(segment, spiffe_id)
+    return trust_domain, segments
+
+
+def workload_id(trust_domain: str, namespace: str, service_account: str) -> str:
+    """spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, validated."""
+    validate_trust_domain(trust_domain)
+    spiffe_id = f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
+    for value, what in ((namespace, "namespace"), (service_account, "service account")):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{what}: must not be empty")
+        _validate_segment(value, spiffe_id, what)
+    return spiffe_id
+
+
+def parse_workload_id(spiffe_id: str) -> tuple[str, str, str]:
+    """"spiffe://td/ns/NS/sa/SA" -> (td, NS, SA); ConfigError for anything else."""
+    trust_domain, segments = parse_spiffe_id(spiffe_id)
+    if len(segments) != 4 or segments[0] != "ns" or segments[2] != "sa":
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: a workload ID has the form "
+                          f"spiffe://{trust_domain}/ns/<namespace>/sa/<service-account>")
+    return trust_domain, segments[1], segments[3]
+
+
+# ---- keys and CSRs -----------------------------------------------------------------
+
+
+def generate_key(key_type: str = DEFAULT_KEY_TYPE):
+    """A new private key: "ec-p256" (ECDSA P-256, the default) or "rsa-2048"."""
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "rsa-2048":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    raise ConfigError(f"key type {key_type!r}: expected one of {', '.join(KEY_TYPES)}")
+
+
+def key_type_of(key) -> str:
+    """"ec-p256", "rsa-2048", ... for a public or private key."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        name = key.curve.name
+        return _CSR_EC_CURVES.get(name, f"ec-{name}")
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return f"rsa-{key.key_size}"
+    return type(key).__name__
+
+
+def key_to_pem(key) -> bytes:
+    """PKCS#8 PEM, unencrypted (protect it with file permissions: 0600)."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def load_key(pem: bytes | str, source: str = "private key"):
+    """A private key from PEM; ConfigError if it is not one (or is encrypted)."""
+    if isinstance(pem, str):
+        pem = pem.encode()
+    try:
+        return serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{source}: not an unencrypted PEM private key ({e})") from None
+
+
+def make_csr(key, spiffe_id: str) -> bytes:
+    """A PEM certificate signing request for `spiffe_id`, signed by `key` (a
+    private key object or PEM): empty subject, the SPIFFE ID as its only SAN."""
+    _, segments = parse_spiffe_id(spiffe_id)
+    if not segments:
+        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: a workload ID needs a path (SPIFFE X509-SVID 3.1)")
+    if isinstance(key, (bytes, str)):
+        key = load_key(key)
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([]))
+           .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]), critical=False)
+           .sign(key, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def load_csr(pem: bytes | str, source: str = "CSR") -> x509.CertificateSigningRequest:
+    if isinstance(pem, str):
+        pem = pem.encode()
+    if b"-----BEGIN CERTIFICATE REQUEST-----" not in pem:
+        raise CSRRejected(f"{source}: not a PEM certificate signing request")
+    try:
+        return x509.load_pem_x509_csr(pem)
+    except ValueError as e:
+        raise CSRRejected(f"{source}: malformed certificate signing request ({str(e).split('.')[0]})") from None
+
+
+# ---- certificates ------------------------------------------------------------------
+
+
+def load_certs(data: bytes | str, source: str = "PEM") -> list[x509.Certificate]:
+    """Every certificate in a PEM blob, in order; ConfigError if there is none."""
+    if isinstance(data, str):
+        data = data.encode()
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise ConfigError(f"{source}: no PEM certificate in it")
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as e:
+        raise ConfigError(f"{source}: malformed PEM certificate ({str(e).split('.')[0]})") from None
+
+
+def certs_to_pem(certs) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def spiffe_ids_of(cert: x509.Certificate | x509.CertificateSigningRequest) -> list[str]:
+    """The URI SANs of a certificate or CSR that start with spiffe://."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [u for u in san.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith("spiffe://")]
+
+
+def spiffe_id_of(cert: x509.Certificate) -> str | None:
+    """The certificate's SPIFFE ID, or None; an SVID has exactly one URI SAN."""
+    ids = spiffe_ids_of(cert)
+    return ids[0] if len(ids) == 1 else None
+
+
+def is_ca_cert(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except Exception:  # InvalidSignature, ValueError, TypeError: not signed by its own key
+        return False
+    return True
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def describe(cert: x509.Certificate) -> dict:
+    """What `meshcore ca inspect` prints about one certificate."""
+    now = _now()
+    not_after = cert.not_valid_after_utc
+    return {
+        "spiffe_id": spiffe_id_of(cert),
+        "uri_sans": spiffe_ids_of(cert),
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": format(cert.serial_number, "x"),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": not_after.isoformat(),
+        "expires_in_seconds": int((not_after - now).total_seconds()),
+        "key_type": key_type_of(cert.public_key()),
+        "ca": is_ca_cert(cert),
+        "self_signed": is_self_signed(cert),
+        "sha256": fingerprint(cert),
+    }
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _serial() -> int:
+    """128 random bits, never zero (RFC 5280 4.1.2.2: positive, at most 20 octets)."""
+    while True:
+        n = secrets.randbits(128)
+        if n:
+            return n
+
+
+def _name(common_name: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)]
+    if common_name:
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attrs)
+
+
+def _ski(cert: x509.Certificate) -> x509.SubjectKeyIdentifier:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.SubjectKeyIdentifier.from_public_key(cert.public_key())
+
+
+_CA_KEY_USAGE = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                              encipher_only=False, decipher_only=False)
+
+
+def _ca_cert(trust_domain: str, common_name: str, public_key, signing_key, issuer: x509.Certificate | None,
+             lifetime: dt.timedelta, path_length: int) -> x509.Certificate:
+    """A signing certificate: self-signed when issuer is None."""
+    now = _now().replace(microsecond=0)
+    subject = _name(common_name)
+    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    not_before, not_after = now - CA_BACKDATE, now + lifetime
+    if issuer is not None:  # never outlive (or predate) the certificate above
+        not_before = max(not_before, issuer.not_valid_before_utc)
+        not_after = min(not_after, issuer.not_valid_after_utc)
+    aki = (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski) if issuer is None
+           else x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(issuer)))
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(subject if issuer is None else issuer.subject)
+               .public_key(public_key)
+               .serial_number(_serial())
+               .not_valid_before(not_before)
+               .not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+               .add_extension(_CA_KEY_USAGE, critical=True)
+               .add_extension(x509.SubjectAlternativeName(
+                   [x509.UniformResourceIdentifier(f"spiffe://{trust_domain}")]), critical=False)
+               .add_extension(ski, critical=False)
+               .add_extension(aki, critical=False))
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+# ---- files -------------------------------------------------------------------------
+
+
+def read_file(path: str, what: str = "file") -> bytes:
+    """The bytes of a file; CAError (not OSError) if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CAError(f"{path}: cannot read {what}: {e.strerror}") from None
+
+
+def write_file(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Atomically replaces `path` (temporary file in the same directory, then
+    rename): a reader sees the old content or the new, never half of it. The
+    temporary file is created 0600, so a key is never readable by others."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    except OSError as e:
+        raise CAError(f"{path}: cannot write: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise CAError(f"{path}: cannot write: {e.strerror}") from None
+
+
+def write_key(path: str, key) -> None:
+    """The key as PKCS#8 PEM, mode 0600."""
+    write_file(path, key_to_pem(key), mode=0o600)
+
+
+def _makedirs(directory: str, mode: int) -> None:
+    try:
+        os.makedirs(directory, mode=mode, exist_ok=True)
+    except OSError as e:
+        raise CAError(f"{directory}: cannot create directory: {e.strerror}") from None
+    if not os.path.isdir(directory):
+        raise CAError(f"{directory}: not a directory")
+
+
+def _check_key_permissions(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning("%s: private key is readable by others (mode %o); chmod 600 it", path, mode)
+
+
+# ---- the CA ------------------------------------------------------------------------
+
+_CONFIG_FIELDS = ("trust_domain", "key_type", "workload_ttl", "max_workload_ttl")
+
+
+class CertificateAuthority:
+    """A loaded CA directory: signs CSRs for SPIFFE IDs in its trust domain.
+
+    Attributes: directory, trust_domain, key_type (the CA's own key type and the
+    default for workload keys), workload_ttl and max_workload_ttl (timedelta),
+    root_cert, signing_cert (the intermediate, or the root), intermediates (the
+    certificates between a workload certificate and the root, sent in workload
+    chains), trust_bundle (the roots a proxy trusts).
+    """
+
+    def __init__(self, directory: str, trust_domain: str, key_type: str, signing_cert: x509.Certificate,
+                 signing_key, intermediates: list[x509.Certificate], root_cert: x509.Certificate,
+                 trust_bundle: list[x509.Certificate], workload_ttl: dt.timedelta,
+                 max_workload_ttl: dt.timedelta):
+        self.directory = directory
+        self.trust_domain = trust_domain
+        self.key_type = key_type
+        self.signing_cert = signing_cert
+        self._signing_key = signing_key
+        self.intermediates = intermediates
+        self.root_cert = root_cert
+        self.trust_bundle = trust_bundle
+        self.workload_ttl = workload_ttl
+        self.max_workload_ttl = max_workload_ttl
+
+    def __repr__(self) -> str:
+        return (f"<CertificateAuthority {self.trust_domain} in {self.directory}: "
+                f"{len(self.intermediates)} intermediate(s), {len(self.trust_bundle)} root(s) trusted>")
+
+    @property
+    def root_cert_pem(self) -> bytes:
+        return certs_to_pem([self.root_cert])
+
+    @property
+    def trust_bundle_pem(self) -> bytes:
+        return certs_to_pem(self.trust_bundle)
+
+    # -- creating and loading --
+
+    @classmethod
+    def init(cls, directory: str, trust_domain: str, key_type: str = DEFAULT_KEY_TYPE,
+             intermediate: bool = False, root_lifetime=DEFAULT_ROOT_LIFETIME, intermediate_lifetime=None,
+             workload_ttl=DEFAULT_WORKLOAD_TTL, max_workload_ttl=DEFAULT_MAX_WORKLOAD_TTL
+             ) -> CertificateAuthority:
+        """Creates a trust domain in `directory` (made 0700 if missing): a root
+        key and self-signed root certificate, with `intermediate` also an
+        intermediate that signs workloads. Refuses a directory that already
+        holds a CA: a CA key is never overwritten."""
+        validate_trust_domain(trust_domain)
+        if key_type not in KEY_TYPES:
+            raise ConfigError(f"key type {key_type!r}: expected one of {', '.join(KEY_TYPES)}")
+        root_td = parse_duration(root_lifetime, "root lifetime")
+        inter_td = parse_duration(intermediate_lifetime, "intermediate lifetime") if intermediate_lifetime else root_td
+        wl_ttl = parse_duration(workload_ttl, "workload TTL")
+        max_ttl = parse_duration(max_workload_ttl, "max workload TTL")
+        if wl_ttl > max_ttl:
+            raise ConfigError(f"workload TTL {format_duration(wl_ttl)} exceeds the max workload TTL "
+                              f"{format_duration(max_ttl)}")
+        _makedirs(directory, 0o700)
+        existing = [n for n in (CA_CONFIG, ROOT_KEY, INTERMEDIATE_KEY, ROOT_CERT)
+                    if os.path.exists(os.path.join(directory, n))]
+        if existing:
+            raise CAError(f"{directory}: already holds a CA ({', '.join(existing)}); "
+                          "remove it or choose another directory")
+
+        root_key = generate_key(key_type)
+        root = _ca_cert(trust_domain, f"{trust_domain} root", root_key.public_key(), root_key, None, root_td,
+                        path_length=1 if intermediate else 0)
+        path = lambda name: os.path.join(directory, name)  # noqa: E731
+        write_key(path(ROOT_KEY), root_key)
+        write_file(path(ROOT_CERT), certs_to_pem([root]))
+        chain = [root]
+        if intermediate:
+            inter_key = generate_key(key_type)
+            inter = _ca_cert(trust_domain, f"{trust_domain} intermediate", inter_key.public_key(), root_key,
+                             root, inter_td, path_length=0)
+            write_key(path(INTERMEDIATE_KEY), inter_key)
+            write_file(path(INTERMEDIATE_CERT), certs_to_pem([inter]))
+            chain = [inter, root]
+        write_file(path(CERT_CHAIN), certs_to_pem(chain))
+        write_file(path(TRUST_BUNDLE), certs_to_pem([root]))
+        config = {"trust_domain": trust_domain, "key_type": key_type,
+                  "workload_ttl": workload_ttl if isinstance(workload_ttl, str) else format_duration(wl_ttl),
+                  "max_workload_ttl": (max_workload_ttl if isinstance(max_workload_ttl, str)
+                                       else format_duration(max_ttl))}
+        header = ("# meshcore certificate authority, written by `meshcore ca init`.\n"
+                  "# The *-key.pem files next to this one are secrets (mode 0600).\n")
+        write_file(path(CA_CONFIG), (header + yaml.safe_dump(config, sort_keys=False)).encode())
+        log.debug("created trust domain %s in %s (%s%s)", trust_domain, directory, key_type,
+                 ", intermediate" if intermediate else "")
+        return cls.load(directory)
+
+    @classmethod
+    def load(cls, directory: str) -> CertificateAuthority:
+        """Reads a CA directory and checks it hangs together: the signing key
+        matches the signing certificate, which is a CA, unexpired, first in
+        cert-chain.pem, whose last certificate is the root; the trust bundle
+        holds the root. Only the signing key is read: with an intermediate,
+        root-key.pem may live offline."""
+        config_path = os.path.join(directory, CA_CONFIG)
+        if not os.path.isdir(directory):
+            raise CAError(f"{directory}: no such directory (create a CA with `meshcore ca init`)")
+        if not os.path.exists(config_path):
+            raise CAError(f"{directory}: not a meshcore CA directory (no {CA_CONFIG}; "
+                          "create one with `meshcore ca init`)")
+        config = _load_config(config_path)
+        path = lambda name: os.path.join(directory, name)  # noqa: E731
+
+        def one_cert(name):
+            certs = load_certs(read_file(path(name), "certificate"), path(name))
+            if len(certs) != 1:
+                raise CAError(f"{path(name)}: expected one certificate, found {len(certs)}")
+            return certs[0]
+
+        root = one_cert(ROOT_CERT)
+        has_cert, has_key = os.path.exists(path(INTERMEDIATE_CERT)), os.path.exists(path(INTERMEDIATE_KEY))
+        if has_cert != has_key:
+            raise CAError(f"{directory}: {INTERMEDIATE_CERT} and {INTERMEDIATE_KEY} go together; one is missing")
+        signer_name, key_name = (INTERMEDIATE_CERT, INTERMEDIATE_KEY) if has_cert else (ROOT_CERT, ROOT_KEY)
+        signer = one_cert(signer_name)
+        _check_key_permissions(path(key_name))
+        signing_key = load_key(read_file(path(key_name), "private key"), path(key_name))
+        pub = serialization.PublicFormat.SubjectPublicKeyInfo
+        if (signing_key.public_key().public_bytes(serialization.Encoding.DER, pub)
+                != signer.public_key().public_bytes(serialization.Encoding.DER, pub)):
+            raise CAError(f"{path(key_name)}: does not match the public key of {path(signer_name)}")
+        try:
+            usage = signer.extensions.get_extension_for_class(x509.KeyUsage).value
+            can_sign = is_ca_cert(signer) and usage.key_cert_sign
+        except x509.ExtensionNotFound:
+            can_sign = False
+        if not can_sign:
+            raise CAError(f"{path(signer_name)}: not a CA certificate (needs CA=true and keyCertSign)")
+        for cert, name in ((root, ROOT_CERT), (signer, signer_name)):
+            ids = spiffe_ids_of(cert)
+            if ids and ids != [f"spiffe://{config['trust_domain']}"]:
+                raise CAError(f"{path(name)}: SPIFFE ID {ids[0]} does not match trust domain "
+                              f"{config['trust_domain']!r} in {CA_CONFIG}")
+
+        chain = load_certs(read_file(path(CERT_CHAIN), "certificate chain"), path(CERT_CHAIN))
+        if not chain or chain[0] != signer:
+            raise CAError(f"{path(CERT_CHAIN)}: must start with the signing certificate ({signer_name})")
+        if chain[-1] != root:
+            raise CAError(f"{path(CERT_CHAIN)}: must end with the root certificate ({ROOT_CERT})")
+        for child, parent in zip(chain, chain[1:], strict=False):
+            try:
+                child.verify_directly_issued_by(parent)
+            except Exception:
+                raise CAError(f"{path(CERT_CHAIN)}: {child.subject.rfc4514_string()} is not issued by the "
+                              f"next certificate, {parent.subject.rfc4514_string()}") from None
+        intermediates = [c for c in chain if not is_self_signed(c)]
+
+        bundle_path = path(TRUST_BUNDLE)
+        bundle = [root]
+        if os.path.exists(bundle_path):
+            bundle = load_certs(read_file(bundle_path, "trust bundle"), bundle_path)
+        if root not in bundle:
+            raise CAError(f"{bundle_path}: does not contain this CA's root ({ROOT_CERT}); its workloads "
+                          "could not verify each other")
+        return cls(directory, config["trust_domain"], config["key_type"], signer, signing_key, intermediates,
+                   root, bundle, config["workload_ttl"], config["max_workload_ttl"])
+
+    # -- signing --
+
+    def ttl(self, ttl=None) -> dt.timedelta:
+        """The requested TTL (default: ca.yaml's workload_ttl), checked against max_workload_ttl."""
+        if ttl is None:
+            return self.workload_ttl
+        td = parse_duration(ttl, "ttl")
+        if td > self.max_workload_ttl:
+            raise ConfigError(f"ttl {format_duration(td)} exceeds max_workload_ttl "
+                              f"{format_duration(self.max_workload_ttl)} "
+                              f"({os.path.join(self.directory, CA_CONFIG)})")
+        return td
+
+    def sign_csr(self, csr_pem: bytes | str, ttl=None, namespace: str | None = None,
+                 service_account: str | None = None) -> bytes:
+        """Checks a CSR and returns the PEM chain for it: the workload
+        certificate, then the intermediates (not the root: peers have it in
+        their trust bundle).
+
+        The CSR's signature must verify (the requester holds the key), its key
+        be EC P-256/P-384 or RSA 2048-4096, and its only SAN one URI, a
+        workload SPIFFE ID in this trust domain: spiffe://<td>/ns/<ns>/sa/<sa>.
+        With `namespace` and `service_account` (who the caller was
+        authenticated as), the CSR's ID must be that one, or the CSR may carry
+        none and gets that one. CSRs asking for a CA, for key usages of a CA,
+        or for other SAN types are rejected (CSRRejected)."""
+        csr = load_csr(csr_pem)
+        if not csr.is_signature_valid:
+            raise CSRRejected("CSR rejected: its signature does not verify")
+        _check_csr_key(csr.public_key())
+        spiffe_id = self._csr_identity(csr, namespace, service_account)
+        leaf = self._issue(csr.public_key(), spiffe_id, self.ttl(ttl))
+        return certs_to_pem([leaf, *self.intermediates])
+
+    def _csr_identity(self, csr: x509.CertificateSigningRequest, namespace, service_account) -> str:
+        if (namespace is None) != (service_account is None):
+            raise ConfigError("namespace and service account go together: give both or neither")
+        try:
+            extensions = list(csr.extensions)
+        except (ValueError, x509.DuplicateExtension) as e:
+            raise CSRRejected(f"CSR rejected: unreadable extensions ({e})") from None
+        uris = []
+        for ext in extensions:
+            value = ext.value
+            if isinstance(value, x509.BasicConstraints) and value.ca:
+                raise CSRRejected("CSR rejected: it asks for a CA certificate (basicConstraints CA=true)")
+            if isinstance(value, x509.KeyUsage) and (value.key_cert_sign or value.crl_sign):
+                raise CSRRejected("CSR rejected: it asks for CA key usages (keyCertSign/cRLSign)")
+            if isinstance(value, x509.SubjectAlternativeName):
+                for name in value:
+                    if not isinstance(name, x509.UniformResourceIdentifier):
+                        raise CSRRejected(f"CSR rejected: SAN {_general_name(name)}: only one URI SAN, "
+                                          "the SPIFFE ID, is allowed")
+                    uris.append(name.value)
+        if len(uris) > 1:
+            raise CSRRejected(f"CSR rejected: {len(uris)} URI SANs ({', '.join(uris)}); "
+                              "an X.509-SVID has exactly one")
+        wanted = (workload_id(self.trust_domain, namespace, service_account)
+                  if namespace is not None else None)
+        if not uris:
+            if wanted is None:
+                raise CSRRejected("CSR rejected: no URI SAN (SPIFFE ID), and no namespace/service account given")
+            return wanted
+        spiffe_id = uris[0]
+        try:
+            trust_domain, _ = parse_spiffe_id(spiffe_id)
+            if trust_domain != self.trust_domain:
+                raise CSRRejected(f"CSR rejected: SPIFFE ID {spiffe_id} is not in trust domain "
+                                  f"{self.trust_domain!r}")
+            parse_workload_id(spiffe_id)
+        except ConfigError as e:
+            raise CSRRejected(f"CSR rejected: {e}") from None
+        if wanted is not None and spiffe_id != wanted:
+            raise CSRRejected(f"CSR rejected: it asks for {spiffe_id}, but the caller is {wanted}")
+        return spiffe_id
+
+    def _issue(self, public_key, spiffe_id: str, ttl: dt.timedelta) -> x509.Certificate:
+        now = _now()
+        start = now.replace(microsecond=0)
+        # Whole seconds: round the end up so a certificate never lives shorter
+        # than asked; backdate by at most a minute (clock skew), never by more
+        # than the TTL, so a 5 s certificate is valid at once and ends in ~5 s.
+        not_after = start + ttl + (dt.timedelta(seconds=1) if now.microsecond else dt.timedelta(0))
+        not_before = start - min(LEAF_BACKDATE, ttl)
+        signer_end = self.signing_cert.not_valid_after_utc
+        if signer_end <= now:
+            raise CAError(f"{self.directory}: the signing certificate expired at {signer_end.isoformat()}; "
+                          "create a new CA and bundle both roots (docs/ca.md)")
+        if not_after > signer_end:
+            log.warning("%s: ttl capped at the signing certificate's expiry, %s", spiffe_id, signer_end.isoformat())
+            not_after = signer_end
+        not_before = max(not_before, self.signing_cert.not_valid_before_utc)
+        usage = x509.KeyUsage(digital_signature=True, content_commitment=False,
+                              key_encipherment=isinstance(public_key, rsa.RSAPublicKey), data_encipherment=False,
+                              key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False,
+                              decipher_only=False)
+        builder = (x509.CertificateBuilder()
+                   .subject_name(_name())
+                   .issuer_name(self.signing_cert.subject)
+                   .public_key(public_key)
+                   .serial_number(_serial())
+                   .not_valid_before(not_before)
+                   .not_valid_after(not_after)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(usage, critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                         ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                   .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
+                                  critical=False)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                       _ski(self.signing_cert)), critical=False))
+        cert = builder.sign(self._signing_key, hashes.SHA256())
+        log.debug("issued %s serial %x until %s", spiffe_id, cert.serial_number, not_after.isoformat())
+        return cert
+
+
+def _general_name(name) -> str:
+    kinds = {x509.DNSName: "DNS", x509.IPAddress: "IP", x509.RFC822Name: "email",
+             x509.DirectoryName: "directory name", x509.RegisteredID: "registered ID", x509.OtherName: "other name"}
+    return f"{kinds.get(type(name), type(name).__name__)}:{name.value}"
+
+
+def _check_csr_key(public_key) -> None:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name in _CSR_EC_CURVES:
+            return
+        raise CSRRejected(f"CSR rejected: EC curve {public_key.curve.name} (P-256 or P-384 only)")
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size in _CSR_RSA_SIZES:
+            return
+        raise CSRRejected(f"CSR rejected: RSA {public_key.key_size}-bit key (2048, 3072 or 4096 only)")
+    raise CSRRejected(f"CSR rejected: {type(public_key).__name__} keys are not supported (EC or RSA only)")
+
+
+def _load_config(path: str) -> dict:
+    try:
+        data = yaml.safe_load(read_file(path, "CA config"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with {', '.join(_CONFIG_FIELDS)}")
+    for key in data:
+        if key not in _CONFIG_FIELDS:
+            raise ConfigError(f"{path}: {key}: unknown field (known: {', '.join(_CONFIG_FIELDS)})")
+    if "trust_domain" not in data:
+        raise ConfigError(f"{path}: trust_domain: required")
+
+    def field(name, check):
+        try:
+            return check(data[name])
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {name}: {e}") from None
+
+    out = {
+        "trust_domain": field("trust_domain", validate_trust_domain),
+        "key_type": DEFAULT_KEY_TYPE,
+        "workload_ttl": parse_duration(DEFAULT_WORKLOAD_TTL),
+        "max_workload_ttl": parse_duration(DEFAULT_MAX_WORKLOAD_TTL),
+    }
+    if "key_type" in data:
+        if data["key_type"] not in KEY_TYPES:
+            raise ConfigError(f"{path}: key_type: {data['key_type']!r}: expected one of {', '.join(KEY_TYPES)}")
+        out["key_type"] = data["key_type"]
+    for name in ("workload_ttl", "max_workload_ttl"):
+        if name in data:
+            out[name] = field(name, parse_duration)
+    if out["workload_ttl"] > out["max_workload_ttl"]:
+        raise ConfigError(f"{path}: workload_ttl: longer than max_workload_ttl")
+    return out
+
+
+# ---- workloads and bundles ---------------------------------------------------------
+
+
+def issue_workload(ca: CertificateAuthority, namespace: str, service_account: str, ttl=None,
+                   key_type: str | None = None) -> tuple[bytes, bytes]:
+    """Both sides of issuance in this process: generates the workload's key
+    HERE, makes a CSR and has `ca` sign it. Returns (key PEM, chain PEM). For
+    file mode and tests; a workload elsewhere makes its own key and CSR
+    (generate_key, make_csr) and sends only the CSR."""
+    key = generate_key(key_type or ca.key_type)
+    csr = make_csr(key, workload_id(ca.trust_domain, namespace, service_account))
+    chain = ca.sign_csr(csr, ttl, namespace=namespace, service_account=service_account)
+    return key_to_pem(key), chain
+
+
+def write_workload_dir(ca: CertificateAuthority, out_dir: str, namespace: str, service_account: str, ttl=None,
+                       key_type: str | None = None) -> dict[str, str]:
+    """Issues a workload certificate with a key generated here and writes it
+    into `out_dir` (created 0700 if missing): key.pem (0600), cert-chain.pem,
+    root-cert.pem, trust-bundle.pem, each replaced atomically. Running it
+    again before the certificate's half-life is how a workload rotates.
+    Returns {file name: path}."""
+    key_pem, chain_pem = issue_workload(ca, namespace, service_account, ttl, key_type)
+    _makedirs(out_dir, 0o700)
+    paths = {name: os.path.join(out_dir, name) for name in (WORKLOAD_KEY, CERT_CHAIN, ROOT_CERT, TRUST_BUNDLE)}
+    write_file(paths[WORKLOAD_KEY], key_pem, mode=0o600)
+    write_file(paths[CERT_CHAIN], chain_pem)
+    write_file(paths[ROOT_CERT], ca.root_cert_pem)
+    write_file(paths[TRUST_BUNDLE], ca.trust_bundle_pem)
+    return paths
+
+
+def bundle_roots(sources) -> list[x509.Certificate]:
+    """The roots of several CAs, deduplicated, in order. A source is a CA
+    directory (its root-cert.pem and trust-bundle.pem) or a PEM file of root
+    certificates (a root, or an earlier bundle). Every certificate must be a
+    self-signed CA certificate."""
+    out, seen = [], set()
+    for source in sources:
+        if os.path.isdir(source):
+            files = [os.path.join(source, n) for n in (ROOT_CERT, TRUST_BUNDLE)]
+            files = [f for f in files if os.path.exists(f)]
+            if not files:
+                raise CAError(f"{source}: no {ROOT_CERT} or {TRUST_BUNDLE} (not a CA directory)")
+        else:
+            files = [source]
+        for path in files:
+            certs = load_certs(read_file(path, "certificates"), path)
+            for cert in certs:
+                if not is_ca_cert(cert) or not is_self_signed(cert):
+                    raise ConfigError(f"{path}: {cert.subject.rfc4514_string()} is not a root "
+                                      "(a self-signed CA certificate)")
+                fp = fingerprint(cert)
+                if fp not in seen:
+                    seen.add(fp)
+                    out.append(cert)
+    if not out:
+        raise ConfigError("trust bundle: no sources given")
+    return out
+
+
+def write_bundle(out_path: str, sources) -> list[x509.Certificate]:
+    """Writes the deduplicated roots of `sources` (see bundle_roots) to out_path;
+    the output may be one of the sources (all are read before writing)."""
+    roots = bundle_roots(sources)
+    write_file(out_path, certs_to_pem(roots))
+    return roots
