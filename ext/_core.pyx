@@ -234,6 +234,7 @@ cdef class Engine:
 
 include "compile_http.pxi"
 include "compile_tls.pxi"
+include "compile_rbac.pxi"
 include "compile.pxi"
 
 

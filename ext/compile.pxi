@@ -85,6 +85,11 @@ def compile_snapshot(listeners, clusters, log_ids=None, secrets=None):
                         b.add_tcp_proxy_cluster(li, wc.name, wc.weight)
                 elif url == _HCM:
                     _compile_hcm(b, li, f.typed_config, log_id)
+                elif url == _NETWORK_RBAC:
+                    from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as net_rbac_pb2
+                    nr = net_rbac_pb2.RBAC()
+                    f.typed_config.Unpack(nr)
+                    _add_rbac(b, li, nr.rules, 0)
                 else:
                     raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
     return b

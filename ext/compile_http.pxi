@@ -321,15 +321,23 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any, uint32_t log_id) exce
     h.xff_num_trusted_hops = hcm.xff_num_trusted_hops
     if hcm.server_name:
         h.server_name = a.s(hcm.server_name)
+    rbac_filters = []
     for f in hcm.http_filters:
         if f.typed_config.type_url == _FAULT:
             fault = fault_pb2.HTTPFault()
             f.typed_config.Unpack(fault)
             _fill_fault(&h.fault, fault)
+        elif f.typed_config.type_url == _HTTP_RBAC:
+            from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
+            rf = http_rbac_pb2.RBAC()
+            f.typed_config.Unpack(rf)
+            rbac_filters.append(rf.rules)
     rc = hcm.route_config
     _fill_ops(a, &h.request_ops, rc.request_headers_to_add, rc.request_headers_to_remove)
     _fill_ops(a, &h.response_ops, rc.response_headers_to_add, rc.response_headers_to_remove)
     b._check(mc_sb_set_hcm(b.b, li, &h))
+    for rules in rbac_filters:
+        _add_rbac(b, li, rules, 1)
     for vh in rc.virtual_hosts:
         domains = <const char **>a.alloc(len(vh.domains), sizeof(char *))
         for i, d in enumerate(vh.domains):

@@ -197,3 +197,42 @@ cdef extern from "meshcore/snapshot.h" nogil:
     int mc_sb_add_chain(mc_snapshot_builder_t *b, int listener, int transport)
     int mc_sb_set_chain_tls(mc_snapshot_builder_t *b, int listener, const mc_sb_tls_t *tls)
     int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls_t *tls)
+
+    enum:
+        MC_RBAC_ALLOW
+        MC_RBAC_DENY
+        MC_RBAC_LOG
+    enum:
+        MC_RBAC_AND
+        MC_RBAC_OR
+        MC_RBAC_NOT
+        MC_RBAC_ANY
+        MC_RBAC_HEADER
+        MC_RBAC_PATH
+        MC_RBAC_DEST_IP
+        MC_RBAC_DEST_PORT
+        MC_RBAC_SNI
+        MC_RBAC_AUTHENTICATED
+        MC_RBAC_SOURCE_IP
+        MC_RBAC_NEVER
+    ctypedef struct mc_sb_rbac_node_t:
+        int kind
+        const uint32_t *children
+        uint32_t n_children
+        mc_sb_matcher_t match
+        const char *ip
+        uint32_t prefix_len
+        uint32_t port_lo
+        uint32_t port_hi
+    ctypedef struct mc_sb_rbac_policy_t:
+        const char *name
+        uint32_t permissions
+        uint32_t principals
+    ctypedef struct mc_sb_rbac_t:
+        int action
+        const mc_sb_rbac_node_t *nodes
+        uint32_t n_nodes
+        const mc_sb_rbac_policy_t *policies
+        uint32_t n_policies
+    int mc_sb_add_http_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_rbac_t *rbac)
+    int mc_sb_add_network_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_rbac_t *rbac)

@@ -81,6 +81,11 @@ void mc_http_alog_end(mc_http_session_t *s)
         }
     }
     mc_addr_format(&s->peer, r->downstream_peer, sizeof(r->downstream_peer));
+    memcpy(r->downstream_principal, s->principal, sizeof(r->downstream_principal));
+    if (s->up)
+        memcpy(r->upstream_principal, s->up->principal, sizeof(r->upstream_principal));
+    if (s->denied_by)
+        snprintf(r->details, sizeof(r->details), "rbac_access_denied_matched_policy[%s]", s->denied_by);
     mc_alog_commit(&s->w->alog);
     s->logreq.start_us = 0;
 }

@@ -378,6 +378,7 @@ void mc_http_request_done(mc_http_session_t *s)
     s->req_ready = s->resp_ready = 0;
     s->resp_done = s->mirrored = s->early_response = s->has_hash = 0;
     s->request_id_len = 0;
+    s->denied_by = NULL;
     s->replay_sent = 0;
     s->bytes_rx = s->bytes_tx = 0;
     if (mc_hbuf_len(&s->in) == 0)
@@ -462,6 +463,41 @@ static void redirect(mc_http_session_t *s, const mc_route_t *r)
     mc_http_pump_response(s);
 }
 
+/* envoy.filters.http.rbac, in http_filters order, before routing. */
+static int rbac_allows(mc_http_session_t *s, const mc_route_req_t *rq)
+{
+    const mc_hcm_t *h = s->hcm;
+    if (!h->n_rbac)
+        return 1;
+    mc_rbac_ctx_t c = {.rq = rq, .principal = s->principal, .authenticated = s->principal[0] != 0,
+                       .peer = &s->peer, .local = s->l->ls ? &s->l->ls->bound : &s->l->addr,
+                       .md = s->w->match_data};
+    for (uint32_t i = 0; i < h->n_rbac; i++) {
+        const char *policy;
+        if (!mc_rbac_allows(h->rbac[i], &c, &policy)) {
+            s->denied_by = policy ? policy : "none";
+            mc_stat_inc(STATS(s), HTTP_SCOPE(s), MC_HTTP_RBAC_DENIED);
+            return 0;
+        }
+    }
+    mc_stat_inc(STATS(s), HTTP_SCOPE(s), MC_HTTP_RBAC_ALLOWED);
+    return 1;
+}
+
+/* envoy.filters.network.rbac on an HTTP chain: once per connection. */
+static int net_rbac_allows(mc_http_session_t *s)
+{
+    const mc_chain_t *ch = s->ch;
+    mc_rbac_ctx_t c = {.principal = s->principal, .authenticated = s->principal[0] != 0, .peer = &s->peer,
+                       .local = s->l->ls ? &s->l->ls->bound : &s->l->addr, .md = s->w->match_data};
+    for (uint32_t i = 0; i < ch->n_net_rbac; i++) {
+        const char *policy;
+        if (!mc_rbac_allows(ch->net_rbac[i], &c, &policy))
+            return 0;
+    }
+    return 1;
+}
+
 static void start_request(mc_http_session_t *s, int head_len)
 {
     mc_worker_t *w = s->w;
@@ -500,6 +536,10 @@ static void start_request(mc_http_session_t *s, int head_len)
     }
     mc_route_req_t rq;
     mc_route_req_from_h1(&rq, q);
+    if (!rbac_allows(s, &rq)) {
+        mc_http_local_reply(s, 403, "RBAC: access denied", 0);
+        return;
+    }
     const mc_route_table_t *rt = &s->hcm->rt;
     s->vhost = mc_router_vhost(rt, rq.authority, rq.authority_len);
     s->route = s->vhost ? mc_router_match(s->vhost, &rq, w->match_data) : NULL;
@@ -653,6 +693,10 @@ static void handshake(mc_http_session_t *s)
     mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_HANDSHAKE);
     mc_tls_peer_uri(s->st.ssl, s->principal, sizeof(s->principal));
     mc_timer_cancel(&s->w->loop.timers, &s->timer);
+    if (!net_rbac_allows(s)) {
+        mc_http_session_close(s);
+        return;
+    }
     s->state = DS_READ_HEAD;
     arm_idle(s);
     read_head(s);
@@ -814,6 +858,10 @@ void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t chain,
         s->state = DS_HANDSHAKE;
         mc_timer_arm(&w->loop.timers, &s->timer, w->loop.now + ch->tls->handshake_timeout_ns);
         handshake(s);
+        return;
+    }
+    if (!net_rbac_allows(s)) {
+        mc_http_session_close(s);
         return;
     }
     arm_idle(s);

@@ -139,6 +139,8 @@ struct mc_http_session {
     mc_io_t io;
     mc_stream_t st; /* st.fd == io.fd */
     char principal[128]; /* the client's SPIFFE ID (mTLS), "" when none */
+    const char *details; /* response code details for the access log, or NULL */
+    const char *denied_by;  /* the RBAC policy that refused the request */
     uint8_t readable, writable, rdhup;
     uint8_t state;
     uint8_t limited;

@@ -94,6 +94,7 @@ struct tcp_session {
     uint32_t last_ep;
     mc_addr_t peer;
     char down_principal[128], up_principal[128];
+    const char *denied_by; /* the RBAC policy that refused the connection */
 };
 
 size_t mc_tcp_proxy_session_size(void)
@@ -162,7 +163,10 @@ static void log_session(tcp_session_t *s)
     r->attempts = s->attempts;
     r->bytes_rx = s->rx_bytes;
     r->bytes_tx = s->tx_bytes;
-    if (s->state != ESTABLISHED)
+    if (s->denied_by)
+        snprintf(r->details, sizeof(r->details), "rbac_access_denied_matched_policy[%s]",
+                 s->denied_by[0] ? s->denied_by : "none");
+    else if (s->state != ESTABLISHED)
         r->flags = MC_RF_UF;
     if (s->c) {
         snprintf(r->upstream_cluster, sizeof(r->upstream_cluster), "%s", s->c->name);
@@ -755,8 +759,32 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t c
     start_upstream(s);
 }
 
+/* envoy.filters.network.rbac: decided once, when the peer is known. */
+static int net_rbac_allows(tcp_session_t *s)
+{
+    const mc_chain_t *ch = s->ch;
+    mc_rbac_ctx_t c = {.principal = s->down_principal, .authenticated = s->down_principal[0] != 0,
+                       .peer = &s->peer, .local = s->l->ls ? &s->l->ls->bound : &s->l->addr,
+                       .md = s->w->match_data};
+    for (uint32_t i = 0; i < ch->n_net_rbac; i++) {
+        const char *policy;
+        if (!mc_rbac_allows(ch->net_rbac[i], &c, &policy)) {
+            s->denied_by = policy ? policy : "";
+            mc_stat_inc(STATS(s), ch->tcp.scope, MC_TCP_RBAC_DENIED);
+            return 0;
+        }
+    }
+    if (ch->n_net_rbac)
+        mc_stat_inc(STATS(s), ch->tcp.scope, MC_TCP_RBAC_ALLOWED);
+    return 1;
+}
+
 static void start_upstream(tcp_session_t *s)
 {
+    if (!net_rbac_allows(s)) {
+        close_session(s);
+        return;
+    }
     s->state = CONNECTING;
     connect_next(s);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "route/rbac.h"
 #include "route/route_config.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -106,6 +107,29 @@ static void str_match_free(mc_str_match_t *m)
         pcre2_code_free(m->re);
 }
 
+int mc_matcher_init(mc_matcher_t *m, const mc_sb_matcher_t *in, int header, char *err, size_t errlen)
+{
+    m->name = dupn(in->name, &m->name_len);
+    if (!m->name)
+        return fail(err, errlen, "out of memory");
+    if (header) {
+        lower(m->name);
+        m->field = !strcmp(m->name, ":method")      ? MC_FIELD_METHOD
+                   : !strcmp(m->name, ":authority") ? MC_FIELD_AUTHORITY
+                   : !strcmp(m->name, "host")       ? MC_FIELD_AUTHORITY
+                   : !strcmp(m->name, ":path")      ? MC_FIELD_PATH
+                   : !strcmp(m->name, ":scheme")    ? MC_FIELD_SCHEME
+                                                    : MC_FIELD_HEADER;
+    }
+    return str_match_init(&m->m, in, err, errlen);
+}
+
+void mc_matcher_free(mc_matcher_t *m)
+{
+    free(m->name);
+    str_match_free(&m->m);
+}
+
 static int matchers_init(mc_matcher_t **out, uint32_t *n_out, const mc_sb_matcher_t *in, uint32_t n,
                          int headers, char *err, size_t errlen)
 {
@@ -117,21 +141,8 @@ static int matchers_init(mc_matcher_t **out, uint32_t *n_out, const mc_sb_matche
     if (!*out)
         return fail(err, errlen, "out of memory");
     for (uint32_t i = 0; i < n; i++) {
-        mc_matcher_t *m = &(*out)[i];
-        m->name = dupn(in[i].name, &m->name_len);
-        if (!m->name)
-            return fail(err, errlen, "out of memory");
-        if (headers) {
-            lower(m->name);
-            m->field = !strcmp(m->name, ":method")      ? MC_FIELD_METHOD
-                       : !strcmp(m->name, ":authority") ? MC_FIELD_AUTHORITY
-                       : !strcmp(m->name, "host")       ? MC_FIELD_AUTHORITY
-                       : !strcmp(m->name, ":path")      ? MC_FIELD_PATH
-                       : !strcmp(m->name, ":scheme")    ? MC_FIELD_SCHEME
-                                                        : MC_FIELD_HEADER;
-        }
         (*n_out)++;
-        if (str_match_init(&m->m, &in[i], err, errlen) < 0)
+        if (mc_matcher_init(&(*out)[i], &in[i], headers, err, errlen) < 0)
             return -1;
     }
     return 0;
@@ -139,10 +150,8 @@ static int matchers_init(mc_matcher_t **out, uint32_t *n_out, const mc_sb_matche
 
 static void matchers_free(mc_matcher_t *m, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        free(m[i].name);
-        str_match_free(&m[i].m);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        mc_matcher_free(&m[i]);
     free(m);
 }
 
@@ -549,6 +558,9 @@ void mc_hcm_destroy(mc_hcm_t *h)
         free(rt->domains[i].pattern);
     free(rt->domains);
     free(rt->swrr_slot_size);
+    for (uint32_t i = 0; i < h->n_rbac; i++)
+        mc_rbac_free(h->rbac[i]);
+    free(h->rbac);
     free(h->stat_prefix);
     free(h->server_name);
     header_ops_free(&h->req_ops);

@@ -164,10 +164,14 @@ typedef struct mc_hcm {
     mc_fault_t fault;
     mc_header_ops_t req_ops, resp_ops;
     uint32_t access_log_id;
+    struct mc_rbac **rbac; /* envoy.filters.http.rbac, in http_filters order */
+    uint32_t n_rbac;
     mc_route_table_t rt;
 } mc_hcm_t;
 
 /* Builder side (route/route_builder.c). Returns 0, or -1 with err filled. */
+int mc_matcher_init(mc_matcher_t *m, const mc_sb_matcher_t *spec, int header, char *err, size_t errlen);
+void mc_matcher_free(mc_matcher_t *m);
 int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *spec, char *err, size_t errlen);
 int mc_route_table_add_vhost(mc_route_table_t *rt, const char *name, const char *const *domains, uint32_t n,
                              const mc_sb_header_ops_t *req, const mc_sb_header_ops_t *resp,

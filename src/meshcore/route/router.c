@@ -70,7 +70,7 @@ int mc_str_matches(const mc_str_match_t *m, const char *v, size_t len, pcre2_mat
     return 0;
 }
 
-static int header_matches(const mc_matcher_t *h, const mc_route_req_t *rq, pcre2_match_data *md)
+int mc_router_header_matches(const mc_matcher_t *h, const mc_route_req_t *rq, pcre2_match_data *md)
 {
     const char *v = NULL;
     size_t len = 0;
@@ -151,7 +151,7 @@ static int route_matches(const mc_route_t *r, const mc_route_req_t *rq, pcre2_ma
         break;
     }
     for (uint32_t i = 0; i < r->n_headers; i++)
-        if (!header_matches(&r->headers[i], rq, md))
+        if (!mc_router_header_matches(&r->headers[i], rq, md))
             return 0;
     for (uint32_t i = 0; i < r->n_query; i++) {
         const mc_matcher_t *q = &r->query[i];

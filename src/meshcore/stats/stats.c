@@ -28,6 +28,7 @@ static const slot_def_t tcp_slots[MC_TCP__SLOTS] = {
     {"downstream_cx_total", 0}, {"downstream_cx_no_route", 0},
     {"downstream_cx_rx_bytes_total", 0}, {"downstream_cx_tx_bytes_total", 0},
     {"idle_timeout", 0}, {"upstream_flush_total", 0}, {"spliced_bytes_total", 0},
+    {"rbac.allowed", 0}, {"rbac.denied", 0},
 };
 static const slot_def_t conn_limit_slots[MC_CONN_LIMIT__SLOTS] = {
     {"active_connections", 1}, {"limited_connections", 0},
@@ -70,6 +71,7 @@ static const slot_def_t http_slots[MC_HTTP__SLOTS] = {
     {"downstream_rq_timeout", 0}, {"downstream_rq_rx_reset", 0}, {"downstream_rq_tx_reset", 0},
     {"downstream_rq_idle_timeout", 0}, {"no_route", 0}, {"rq_direct_response", 0}, {"rq_redirect", 0},
     {"fault.delays_injected", 0}, {"fault.aborts_injected", 0},
+    {"rbac.allowed", 0}, {"rbac.denied", 0},
     /* response flags, MC_RF_* order (proxy/response_flags.h) */
     {"response_flag_UH", 0}, {"response_flag_UF", 0}, {"response_flag_UO", 0}, {"response_flag_NR", 0},
     {"response_flag_URX", 0}, {"response_flag_UT", 0}, {"response_flag_DC", 0}, {"response_flag_UC", 0},

@@ -345,6 +345,44 @@ int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls
     return 0;
 }
 
+/* Appends an RBAC filter to a list (filters are few: grow one at a time). */
+static int push_rbac(mc_snapshot_builder_t *b, mc_rbac_t ***list, uint32_t *n, const mc_sb_rbac_t *spec,
+                     const char *where)
+{
+    char err[200];
+    mc_rbac_t *r = mc_rbac_new(spec, err, sizeof(err));
+    if (!r)
+        return fail(b, "%s: rbac: %s", where, err);
+    mc_rbac_t **p = realloc(*list, sizeof(*p) * (*n + 1));
+    if (!p) {
+        mc_rbac_free(r);
+        return fail(b, "out of memory");
+    }
+    p[(*n)++] = r;
+    *list = p;
+    return 0;
+}
+
+int mc_sb_add_http_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_rbac_t *rbac)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    if (!ch->hcm.present)
+        return fail(b, "listener \"%s\": http rbac without an http_connection_manager", l->name);
+    return push_rbac(b, &ch->hcm.rbac, &ch->hcm.n_rbac, rbac, l->name);
+}
+
+int mc_sb_add_network_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_rbac_t *rbac)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    mc_chain_t *ch = &l->chains[l->n_chains - 1];
+    return push_rbac(b, &ch->net_rbac, &ch->n_net_rbac, rbac, l->name);
+}
+
 static int find_cluster(const mc_snapshot_t *s, const char *name)
 {
     for (uint32_t i = 0; i < s->n_clusters; i++)
@@ -573,6 +611,9 @@ static void free_snapshot(mc_snapshot_t *s)
             free(ch->tcp.weights);
             mc_hcm_destroy(&ch->hcm);
             mc_tls_ctx_unref(ch->tls);
+            for (uint32_t k = 0; k < ch->n_net_rbac; k++)
+                mc_rbac_free(ch->net_rbac[k]);
+            free(ch->net_rbac);
         }
         free(l->chains);
         mc_lsock_unref(l->ls);

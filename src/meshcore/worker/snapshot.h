@@ -15,6 +15,7 @@
 #include "net/sock.h"
 #include "net/tls.h"
 #include "route/cluster_state.h"
+#include "route/rbac.h"
 #include "route/route_config.h"
 
 typedef struct mc_endpoint {
@@ -65,6 +66,8 @@ typedef struct mc_chain {
     uint8_t transport; /* MC_CHAIN_* */
     uint32_t gidx;     /* index among all chains of the snapshot (per-worker state) */
     mc_tls_ctx_t *tls; /* downstream TLS, or NULL */
+    mc_rbac_t **net_rbac; /* envoy.filters.network.rbac, in order */
+    uint32_t n_net_rbac;
     mc_tcp_proxy_t tcp;
     mc_hcm_t hcm;
 } mc_chain_t;

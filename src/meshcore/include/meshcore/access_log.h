@@ -43,6 +43,7 @@ typedef struct mc_alog_record {
     uint8_t sampled;
     char downstream_principal[128];
     char upstream_principal[128];
+    char details[160]; /* response code details, e.g. rbac_access_denied_matched_policy[...] */
 } mc_alog_record_t;
 
 #endif

@@ -24,6 +24,16 @@ int mc_route_probe(mc_snapshot_builder_t *b, int listener, const char *authority
                    const char *path, const char *const *header_names, const char *const *header_values,
                    size_t n_headers, uint64_t iterations, int *vhost, double *ns);
 
+/* Evaluates the last network RBAC filter added to a builder's listener
+ * against one request (http != 0: method/path/authority/headers apply) or
+ * connection. Returns 1 allowed, 0 denied, -1 on bad input; *policy gets
+ * the deciding policy's name (or "" when none matched), truncated. */
+int mc_rbac_probe(mc_snapshot_builder_t *b, int listener, const char *principal, const char *method,
+                  const char *path, const char *authority, const char *const *header_names,
+                  const char *const *header_values, size_t n_headers, const char *source_ip,
+                  const char *destination_ip, uint16_t destination_port, int http, char *policy,
+                  size_t policy_len);
+
 /* The retry back-off the core would wait before retry n (1-based), with a
  * PRNG in state *rng (xorshift64*, advanced). ns. */
 uint64_t mc_probe_retry_backoff(uint64_t *rng, uint64_t base_ns, uint64_t max_ns, uint32_t n);

@@ -241,6 +241,52 @@ int mc_sb_set_chain_tls(mc_snapshot_builder_t *b, int listener, const mc_sb_tls_
 /* Upstream TLS for a cluster's connections. */
 int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls_t *tls);
 
+/* ---- RBAC: envoy.filters.http.rbac / envoy.filters.network.rbac ----------
+ *
+ * A flattened rule tree: nodes refer to their children by index. */
+enum { MC_RBAC_ALLOW = 0, MC_RBAC_DENY = 1, MC_RBAC_LOG = 2 };
+enum {
+    MC_RBAC_AND, MC_RBAC_OR, MC_RBAC_NOT, MC_RBAC_ANY,
+    MC_RBAC_HEADER,        /* match.name + value (":method", ":authority", ":path" too) */
+    MC_RBAC_PATH,          /* the path without the query */
+    MC_RBAC_DEST_IP,       /* ip/prefix_len */
+    MC_RBAC_DEST_PORT,     /* port_lo..port_hi */
+    MC_RBAC_SNI,
+    MC_RBAC_AUTHENTICATED, /* peer SPIFFE ID; kind PRESENT = any authenticated peer */
+    MC_RBAC_SOURCE_IP,     /* ip/prefix_len (source_ip, direct_remote_ip, remote_ip) */
+    MC_RBAC_NEVER          /* what meshcore cannot see (JWT metadata...): never matches */
+};
+
+typedef struct mc_sb_rbac_node {
+    int kind;
+    const uint32_t *children;
+    uint32_t n_children;
+    mc_sb_matcher_t match;
+    const char *ip;
+    uint32_t prefix_len;
+    uint32_t port_lo, port_hi;
+} mc_sb_rbac_node_t;
+
+typedef struct mc_sb_rbac_policy {
+    const char *name;
+    uint32_t permissions; /* node indexes */
+    uint32_t principals;
+} mc_sb_rbac_policy_t;
+
+typedef struct mc_sb_rbac {
+    int action;
+    const mc_sb_rbac_node_t *nodes;
+    uint32_t n_nodes;
+    const mc_sb_rbac_policy_t *policies;
+    uint32_t n_policies;
+} mc_sb_rbac_t;
+
+/* Appends an RBAC filter to the last chain's http_connection_manager (in
+ * http_filters order) or to the chain itself (network RBAC, before its
+ * terminal filter). */
+int mc_sb_add_http_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_rbac_t *rbac);
+int mc_sb_add_network_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_rbac_t *rbac);
+
 /* Checks a regular expression the way routes compile it (PCRE2); 0 if it
  * compiles, else -1 with the reason in err. */
 int mc_regex_check(const char *pattern, char *err, size_t errlen);
