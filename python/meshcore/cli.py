@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from meshcore import __version__
@@ -22,7 +23,8 @@ def _cmd_proxy(args) -> int:
     from meshcore.proxy import Proxy
 
     proxy = Proxy(args.config, concurrency=args.concurrency, admin_address=args.admin_address,
-                  drain_timeout=args.drain_timeout, splice=args.splice)
+                  drain_timeout=args.drain_timeout, splice=args.splice, mesh_dir=args.mesh_dir,
+                  workload=args.workload, outbound_address=args.outbound_address)
     proxy.start()
     if args.admin_address_path:  # as Envoy's flag: where tests find a port-0 admin API
         host, port = proxy.admin.address
@@ -30,6 +32,51 @@ def _cmd_proxy(args) -> int:
             f.write(f"{host}:{port}\n")
     proxy.serve_forever()
     return 0
+
+
+def _cmd_check(args) -> int:
+    """Exit status: 0 no errors (warnings allowed), 1 errors, 2 usage."""
+    import json
+
+    from meshcore.translate import check, load_dir
+
+    if not os.path.isdir(args.directory):
+        print(f"meshcore check: error: {args.directory}: not a directory", file=sys.stderr)
+        return 2
+    mesh = load_dir(args.directory)
+    findings = check(mesh, args.workload or None)
+    errors = sum(f.is_error for f in findings)
+    warnings = len(findings) - errors
+    if args.output == "json":
+        json.dump({"directory": args.directory, "errors": errors, "warnings": warnings,
+                   "findings": [f.to_dict() for f in findings]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for f in findings:
+            print(f"{f.severity}[{f.code}] {f}")
+        if findings:
+            print(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)} "
+                  f"in {args.directory}")
+        else:
+            print(f"no issues found in {args.directory}")
+    return 1 if errors else 0
+
+
+def _workload_ref(text: str) -> str:
+    ns, _, name = text.rpartition("/")
+    if not name or "/" in ns:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAMESPACE/NAME or NAME")
+    return f"{ns or 'default'}/{name}"
+
+
+def _ip(text: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
+    return text
 
 
 def _cmd_demo(args) -> int:
@@ -44,8 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", required=True)
 
-    px = sub.add_parser("proxy", help="run a sidecar proxy from an Envoy v3 bootstrap file")
-    px.add_argument("-c", "--config", required=True, help="Envoy v3 bootstrap YAML")
+    px = sub.add_parser("proxy", help="run a sidecar proxy from an Envoy v3 bootstrap file or a mesh directory")
+    source = px.add_mutually_exclusive_group(required=True)
+    source.add_argument("-c", "--config", help="Envoy v3 bootstrap YAML")
+    source.add_argument("--mesh-dir", metavar="DIR",
+                        help="directory of Istio YAML (VirtualService, DestinationRule, Service, WorkloadEntry...), "
+                             "translated for --workload and reloaded when it changes")
+    px.add_argument("--workload", type=_workload_ref, metavar="NAMESPACE/NAME",
+                    help="with --mesh-dir: the WorkloadEntry this sidecar runs for (NAME alone: namespace default)")
+    px.add_argument("--outbound-address", type=_ip,
+                    help="with --mesh-dir: the address outbound listeners bind (default 127.0.0.1)")
     px.add_argument("--concurrency", type=int, default=0, help="worker threads (default: CPU count)")
     px.add_argument("--admin-address", help="HOST:PORT of the admin API "
                     "(default: the bootstrap's admin.address, else 127.0.0.1:15000)")
@@ -56,14 +111,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="splice(2) use for plaintext TCP (default auto: bulk transfers)")
     px.set_defaults(func=_cmd_proxy)
 
+    ck = sub.add_parser("check", help="validate a mesh directory and report what would drop or misroute traffic")
+    ck.add_argument("directory", metavar="DIR", help="directory of Istio YAML")
+    ck.add_argument("-o", "--output", choices=["text", "json"], default="text", help="output format (default text)")
+    ck.add_argument("--workload", type=_workload_ref, action="append", metavar="NAMESPACE/NAME",
+                    help="translate for these workloads only (default: every WorkloadEntry); repeatable")
+    ck.set_defaults(func=_cmd_check)
+
     dm = sub.add_parser("demo", help="run a small local mesh with real traffic and show its stats")
     dm.add_argument("--connections", type=int, default=300)
     dm.set_defaults(func=_cmd_demo)
+    __import__("meshcore.ca_cli").ca_cli.add_ca_parser(sub)  # `meshcore ca ...`: python/meshcore/ca_cli.py
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "proxy":
+        if args.mesh_dir is not None and args.workload is None:
+            parser.error("proxy --mesh-dir needs --workload NAMESPACE/NAME")
+        if args.mesh_dir is None and (args.workload is not None or args.outbound_address is not None):
+            parser.error("proxy --workload and --outbound-address only apply with --mesh-dir")
+        args.outbound_address = args.outbound_address or "127.0.0.1"
     _setup_logging(args.log_level)
     try:
         return args.func(args)

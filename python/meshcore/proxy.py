@@ -1,10 +1,14 @@
-"""`meshcore proxy -c FILE`: a sidecar run from an Envoy v3 bootstrap file.
+"""`meshcore proxy`: a sidecar run from a static config.
 
-Owns one Engine, the admin API, and the file: SIGHUP or POST /reload
-re-reads it; a bad file is rejected (logged, counted in
-server.config_reload_rejected) and the running snapshot keeps serving.
-SIGTERM, SIGINT or POST /quitquitquit stop gracefully: listeners close,
-connections get drain_timeout seconds to finish, then the process exits.
+Two sources: `-c FILE`, an Envoy v3 bootstrap file, or `--mesh-dir DIR
+--workload NAMESPACE/NAME`, a directory of Istio YAML translated for one
+workload (meshcore.translate; the directory is polled for changes every
+half second). Owns one Engine, the admin API and the source: SIGHUP, POST
+/reload or (mesh directory) a changed file re-read it; a bad config is
+rejected (logged, counted in server.config_reload_rejected) and the running
+snapshot keeps serving. SIGTERM, SIGINT or POST /quitquitquit stop
+gracefully: listeners close, connections get drain_timeout seconds to
+finish, then the process exits.
 """
 from __future__ import annotations
 
@@ -33,10 +37,40 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+MESH_POLL_INTERVAL = 0.5  # seconds between looks at a mesh directory
+
+
+def dir_signature(directory) -> tuple:
+    """What changes when a mesh directory's YAML changes: each file's path,
+    inode, size and mtime (an editor's rename-into-place changes the inode)."""
+    from meshcore.translate.model import mesh_files  # mesh mode only: -c mode does not load the translator
+
+    out = []
+    for path in mesh_files(directory):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        out.append((path, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 class Proxy:
-    def __init__(self, config_path: str, concurrency: int = 0, admin_address: str | None = None,
-                 drain_timeout: float = 5.0, splice: str = "auto"):
+    """config_path: an Envoy bootstrap file; or mesh_dir + workload: a mesh directory."""
+
+    def __init__(self, config_path: str | None = None, concurrency: int = 0, admin_address: str | None = None,
+                 drain_timeout: float = 5.0, splice: str = "auto", *, mesh_dir: str | None = None,
+                 workload: str | None = None, outbound_address: str = "127.0.0.1",
+                 poll_interval: float = MESH_POLL_INTERVAL):
+        if (config_path is None) == (mesh_dir is None):
+            raise ConfigError("give exactly one of a config file (-c) or a mesh directory (--mesh-dir)")
+        if mesh_dir is not None and not workload:
+            raise ConfigError("--mesh-dir needs --workload NAMESPACE/NAME")
         self.config_path = config_path
+        self.mesh_dir = mesh_dir
+        self.workload = workload
+        self.outbound_address = outbound_address
+        self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
         self.engine = Engine(concurrency=concurrency, splice=splice)
         self._admin_override = parse_address(admin_address) if admin_address else None
@@ -44,16 +78,45 @@ class Proxy:
         self._counters = {"server.config_reload_success": 0, "server.config_reload_rejected": 0}
         self._stop_requested = False
         self._reload_requested = False
+        self._warnings: set[str] = set()
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._signature: tuple = ()
         self.admin = None
+
+    @property
+    def source(self) -> str:
+        """What the config is read from, for log lines."""
+        if self.mesh_dir is not None:
+            return f"{self.mesh_dir} (workload {self.workload})"
+        return self.config_path
+
+    def _load(self):
+        """(Bootstrap, name for errors) from the source; ConfigError if it is bad."""
+        if self.mesh_dir is None:
+            return load_bootstrap(self.config_path), os.path.basename(self.config_path)
+        from meshcore.translate import sidecar_config  # only mesh mode pays for the import
+
+        bootstrap, warnings = sidecar_config(self.mesh_dir, self.workload, self.outbound_address)
+        current = {str(w) for w in warnings}
+        for w in warnings:  # each warning once, not again at every reload
+            if str(w) not in self._warnings:
+                log.warning("%s", w)
+        self._warnings = current
+        return bootstrap, os.path.basename(os.path.normpath(self.mesh_dir))
 
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        """Loads the file and starts serving; ConfigError/EngineError if it cannot."""
-        bootstrap = load_bootstrap(self.config_path)
+        """Loads the config and starts serving; ConfigError/EngineError if it cannot."""
+        if self.mesh_dir is not None:
+            if not os.path.isdir(self.mesh_dir):
+                raise ConfigError(f"{self.mesh_dir}: not a directory")
+            self._signature = dir_signature(self.mesh_dir)  # before reading: a change meanwhile is seen
+        bootstrap, name = self._load()
         self.engine.start()
         try:
-            self.engine.apply(bootstrap, os.path.basename(self.config_path))
+            self.engine.apply(bootstrap, name)
             host, port = self._admin_address(bootstrap)
             ctx = AdminContext(self.engine, reload=self.reload, quit=self.request_stop,
                                counters=lambda: dict(self._counters), version=f"meshcore/{__version__}")
@@ -64,9 +127,25 @@ class Proxy:
         except BaseException:
             self.engine.stop()
             raise
-        for name, addr, _ in self.engine.listeners():
-            log.info("listener %s on %s", name, addr)
+        for lname, addr, _ in self.engine.listeners():
+            log.info("listener %s on %s", lname, addr)
+        if self.mesh_dir is not None:
+            self._watcher = threading.Thread(target=self._watch, name="mesh-dir-watch", daemon=True)
+            self._watcher.start()
         log.info("admin API on http://%s:%d/ (%d workers)", *self.admin.address, self.engine.concurrency)
+
+    def _watch(self) -> None:
+        """Polls the mesh directory; a change (file added, removed, rewritten) reloads."""
+        while not self._watch_stop.wait(self.poll_interval):
+            try:
+                signature = dir_signature(self.mesh_dir)
+            except OSError as e:
+                log.error("cannot read %s: %s", self.mesh_dir, e)
+                continue
+            if signature != self._signature:
+                self._signature = signature
+                log.info("%s changed", self.mesh_dir)
+                self.reload()
 
     def _admin_address(self, bootstrap) -> tuple[str, int]:
         if self._admin_override:
@@ -77,16 +156,25 @@ class Proxy:
         return DEFAULT_ADMIN
 
     def reload(self) -> tuple[bool, str]:
-        """Re-reads the config file; the old snapshot stays on any error."""
+        """Re-reads the config; the old snapshot stays on any error."""
         with self._reload_lock:
             try:
-                self.engine.apply(self.config_path)
+                if self.mesh_dir is None:
+                    self.engine.apply(self.config_path)
+                else:
+                    self.engine.apply(*self._load())
             except (ConfigError, EngineError) as e:
                 self._counters["server.config_reload_rejected"] += 1
                 log.error("config reload rejected, keeping the running config: %s", e)
                 return False, f"rejected: {e}"
+            except Exception as e:  # a translator bug must not take the running proxy down
+                if self.mesh_dir is None:
+                    raise
+                self._counters["server.config_reload_rejected"] += 1
+                log.exception("config reload failed, keeping the running config")
+                return False, f"rejected: internal error: {e}"
             self._counters["server.config_reload_success"] += 1
-            log.info("config reloaded from %s", self.config_path)
+            log.info("config reloaded from %s", self.source)
             return True, "reloaded"
 
     def request_stop(self) -> None:
@@ -112,6 +200,9 @@ class Proxy:
         self.shutdown()
 
     def shutdown(self) -> None:
+        self._watch_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)
         log.info("draining: listeners closed, connections have %.1fs to finish", self.drain_timeout)
         if self.admin:
             self.admin.ctx.draining = True

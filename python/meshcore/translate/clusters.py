@@ -1,0 +1,186 @@
+"""DestinationRule traffic policy -> Envoy Cluster (dicts in Envoy's JSON shape).
+
+Clusters are named as Istio names them, `outbound|<port>|<subset>|<host>`.
+A cluster's policy is the DestinationRule's trafficPolicy, overridden by its
+portLevelSettings for the port, then by the subset's trafficPolicy and its
+portLevelSettings (Istio's MergeTrafficPolicy: each of connectionPool,
+loadBalancer, outlierDetection and tls is replaced whole).
+"""
+from __future__ import annotations
+
+from meshcore.config.support import UPSTREAM_HTTP_OPTIONS
+
+from . import registry as reg
+from .schema import MS, parse_duration
+
+SECTIONS = ("connectionPool", "loadBalancer", "outlierDetection", "tls")
+DEFAULT_CONNECT_TIMEOUT = "10s"  # Istio's mesh default connectTimeout
+MAX_U32 = 2**32 - 1  # Istio's circuit breaker defaults: effectively unlimited
+LB_POLICIES = {"ROUND_ROBIN": "ROUND_ROBIN", "LEAST_CONN": "LEAST_REQUEST", "LEAST_REQUEST": "LEAST_REQUEST",
+               "RANDOM": "RANDOM", "UNSPECIFIED": "LEAST_REQUEST"}
+DEFAULT_LB = "LEAST_REQUEST"  # Istio's default since 1.14
+
+
+def cluster_name(port: int, subset: str, host: str) -> str:
+    return f"outbound|{port}|{subset}|{host}"
+
+
+def envoy_duration(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    if not rest:
+        return f"{seconds}s"
+    return f"{seconds}.{f'{rest:09d}'.rstrip('0')}s"
+
+
+def duration(text) -> str:
+    return envoy_duration(parse_duration(text))
+
+
+def _port_settings(policy: dict, port: int):
+    for pls in policy.get("portLevelSettings") or []:
+        if ((pls.get("port") or {}).get("number")) == port:
+            return pls
+    return None
+
+
+def _override(merged: dict, policy: dict | None):
+    for k in SECTIONS:
+        if policy and policy.get(k) is not None:
+            merged[k] = policy[k]
+
+
+def merged_policy(dr, port: int, subset: dict | None) -> dict:
+    """The effective {connectionPool, loadBalancer, outlierDetection, tls} for (port, subset)."""
+    merged = {k: None for k in SECTIONS}
+    if dr is None:
+        return merged
+    top = dr.spec.get("trafficPolicy") or {}
+    _override(merged, top)
+    _override(merged, _port_settings(top, port))
+    if subset is not None:
+        sp = subset.get("trafficPolicy") or {}
+        _override(merged, sp)
+        _override(merged, _port_settings(sp, port))
+    return merged
+
+
+def consistent_hash(policy: dict):
+    return (policy.get("loadBalancer") or {}).get("consistentHash")
+
+
+def hash_policy(ch: dict | None) -> list:
+    """RouteAction.hash_policy for a consistentHash (Istio's consistentHashToHashPolicy)."""
+    if not ch:
+        return []
+    if ch.get("httpHeaderName"):
+        return [{"header": {"header_name": ch["httpHeaderName"]}}]
+    cookie = ch.get("httpCookie")
+    if cookie:
+        c = {"name": cookie["name"]}
+        if cookie.get("path"):
+            c["path"] = cookie["path"]
+        if cookie.get("ttl") is not None:
+            c["ttl"] = duration(cookie["ttl"])
+        return [{"cookie": c}]
+    if ch.get("useSourceIp"):
+        return [{"connection_properties": {"source_ip": True}}]
+    return []
+
+
+def _lb(cluster: dict, lb: dict | None):
+    if not lb:
+        cluster["lb_policy"] = DEFAULT_LB
+        return
+    ch = lb.get("consistentHash")
+    if ch is not None:
+        cluster["lb_policy"] = "RING_HASH"
+        ring = (ch.get("ringHash") or {}).get("minimumRingSize") or ch.get("minimumRingSize")
+        if ring:
+            cluster["ring_hash_lb_config"] = {"minimum_ring_size": ring}
+        return
+    simple = lb.get("simple") or "UNSPECIFIED"
+    cluster["lb_policy"] = LB_POLICIES.get(simple, DEFAULT_LB)  # PASSTHROUGH is reported by validation
+
+
+def _outlier(od: dict) -> dict:
+    """Istio's applyOutlierDetection (consecutiveErrors, deprecated, is read as consecutive5xxErrors)."""
+    out = {}
+    c5 = od.get("consecutive5xxErrors")
+    if c5 is None and od.get("consecutiveErrors"):
+        c5 = od["consecutiveErrors"]
+    if c5 is not None:
+        out["consecutive_5xx"] = c5
+        out["enforcing_consecutive_5xx"] = 100 if c5 > 0 else 0
+    gw = od.get("consecutiveGatewayErrors")
+    if gw is not None:
+        out["consecutive_gateway_failure"] = gw
+        # Envoy's enforcing_consecutive_gateway_failure defaults to 0: without
+        # this the gateway-error counting would eject nothing.
+        out["enforcing_consecutive_gateway_failure"] = 100 if gw > 0 else 0
+    if od.get("interval"):
+        out["interval"] = duration(od["interval"])
+    if od.get("baseEjectionTime"):
+        out["base_ejection_time"] = duration(od["baseEjectionTime"])
+        if parse_duration(od["baseEjectionTime"]) > 300_000 * MS:
+            # Envoy's max_ejection_time (300s) must not be below base_ejection_time.
+            out["max_ejection_time"] = out["base_ejection_time"]
+    if od.get("maxEjectionPercent"):
+        out["max_ejection_percent"] = od["maxEjectionPercent"]
+    return out
+
+
+def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, policy: dict) -> dict:
+    pool = policy.get("connectionPool") or {}
+    tcp, http = pool.get("tcp") or {}, pool.get("http") or {}
+    cluster = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": duration(tcp["connectTimeout"]) if tcp.get("connectTimeout") else DEFAULT_CONNECT_TIMEOUT,
+    }
+    _lb(cluster, policy.get("loadBalancer"))
+    thresholds = {"max_connections": MAX_U32, "max_pending_requests": MAX_U32, "max_requests": MAX_U32,
+                  "max_retries": MAX_U32}
+    for istio, envoy, section in (("maxConnections", "max_connections", tcp),
+                                  ("http1MaxPendingRequests", "max_pending_requests", http),
+                                  ("http2MaxRequests", "max_requests", http),
+                                  ("maxRetries", "max_retries", http)):
+        if section.get(istio):
+            thresholds[envoy] = section[istio]
+    cluster["circuit_breakers"] = {"thresholds": [thresholds]}
+    od = policy.get("outlierDetection")
+    if od is not None:
+        cluster["outlier_detection"] = _outlier(od)
+    if port.is_http:
+        common = {}
+        if http.get("idleTimeout"):
+            common["idle_timeout"] = duration(http["idleTimeout"])
+        if http.get("maxRequestsPerConnection"):
+            common["max_requests_per_connection"] = http["maxRequestsPerConnection"]
+        options = {"@type": f"type.googleapis.com/{UPSTREAM_HTTP_OPTIONS}",
+                   "explicit_http_config": {"http_protocol_options": {}}}
+        if common:
+            options["common_http_protocol_options"] = common
+        cluster["typed_extension_protocol_options"] = {UPSTREAM_HTTP_OPTIONS: options}
+    lb_endpoints = []
+    for e in endpoints:
+        item = {"endpoint": {"address": {"socket_address": {"address": e.address,
+                                                            "port_value": e.port_for(port)}}}}
+        if e.weight:
+            item["load_balancing_weight"] = e.weight
+        lb_endpoints.append(item)
+    cluster["load_assignment"] = {"cluster_name": name,
+                                  "endpoints": [{"lb_endpoints": lb_endpoints}] if lb_endpoints else []}
+    return cluster
+
+
+def blackhole_cluster(name: str) -> dict:
+    """A cluster with no endpoints (requests get 503): what a route to an
+    unknown destination points at, so that the translation stays whole while
+    the error is reported."""
+    return {"name": name, "type": "STATIC", "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+            "load_assignment": {"cluster_name": name, "endpoints": []}}
+
+
+def tcp_idle_timeout(policy: dict) -> str | None:
+    tcp = ((policy.get("connectionPool") or {}).get("tcp")) or {}
+    return duration(tcp["idleTimeout"]) if tcp.get("idleTimeout") is not None else None
