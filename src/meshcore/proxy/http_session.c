@@ -575,9 +575,47 @@ static void start_request(mc_http_session_t *s, int head_len)
     mc_http_forward(s);
 }
 
+/* Between requests, a kept-alive connection moves to the worker's current
+ * config (as Envoy applies new routes to the next request on an open
+ * connection): same listener socket, same chain position, still HTTP. If
+ * the listener is gone or changed kind, the connection stays on its own. */
+static void refresh_config(mc_http_session_t *s)
+{
+    mc_wctx_t *cur = s->w->ctx;
+    if (!cur || cur == s->ctx || !s->l->ls)
+        return;
+    const mc_snapshot_t *snap = cur->snap;
+    const mc_listener_t *l2 = NULL;
+    for (uint32_t i = 0; i < snap->n_listeners && !l2; i++)
+        if (snap->listeners[i].ls == s->l->ls)
+            l2 = &snap->listeners[i];
+    uint32_t k = (uint32_t)(s->ch - s->l->chains);
+    if (!l2 || k >= l2->n_chains || !l2->chains[k].hcm.present || l2->chains[k].transport != s->ch->transport)
+        return;
+    mc_stats_shard_t *st = STATS(s);
+    const mc_chain_t *ch2 = &l2->chains[k];
+    if (ch2->hcm.scope != s->hcm->scope) { /* the gauge follows the connection */
+        mc_stat_add(st, s->hcm->scope, MC_HTTP_DOWNSTREAM_CX_ACTIVE, -1);
+        mc_stat_inc(st, ch2->hcm.scope, MC_HTTP_DOWNSTREAM_CX_ACTIVE);
+    }
+    if (l2->scope != s->l->scope) {
+        mc_stat_add(st, s->l->scope, MC_LISTENER_DOWNSTREAM_CX_ACTIVE, -1);
+        mc_stat_inc(st, l2->scope, MC_LISTENER_DOWNSTREAM_CX_ACTIVE);
+    }
+    mc_wctx_t *old = s->ctx;
+    mc_wctx_pin(cur);
+    s->ctx = cur;
+    s->l = l2;
+    s->ch = ch2;
+    s->hcm = &ch2->hcm;
+    mc_wctx_unpin(old);
+}
+
 static void read_head(mc_http_session_t *s)
 {
     mc_stats_shard_t *st = STATS(s);
+    if (s->state == DS_READ_HEAD)
+        refresh_config(s);
     for (;;) {
         if (s->state != DS_READ_HEAD)
             return;
