@@ -180,3 +180,30 @@ def load_factory():
     yield make
     for load in loads:
         load.stop()
+
+
+# ---- HTTP upstreams (support/http.py) ---------------------------------------------------------
+
+
+@pytest.fixture
+def backend_factory():
+    """make(name="backend", handler=None, **Backend kw) -> a running HTTP/1.1
+    Backend; every one stopped (and its protocol errors re-raised) at teardown."""
+    from support.http import Backend
+
+    backends = []
+
+    def make(name: str = "backend", handler=None, **kw) -> Backend:
+        b = Backend(name, handler, **kw)
+        backends.append(b)
+        return b
+
+    yield make
+    errors = []
+    for b in backends:
+        try:
+            b.stop()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+    if errors:
+        raise errors[0]

@@ -54,6 +54,11 @@ void mc_h1_chunked_init(mc_h1_chunked_t *c)
     c->error = NULL;
 }
 
+uint64_t mc_h1_chunked_data_next(const mc_h1_chunked_t *c)
+{
+    return c->state == S_DATA ? c->remaining : 0;
+}
+
 static inline uint64_t hexval(uint8_t ch)
 {
     return ch <= '9' ? (uint64_t)(ch - '0') : (uint64_t)((ch | 0x20) - 'a' + 10);

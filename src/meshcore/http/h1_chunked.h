@@ -45,4 +45,10 @@ void mc_h1_chunked_init(mc_h1_chunked_t *c);
  * (may be NULL) a static string saying why; the error is sticky. */
 ssize_t mc_h1_chunked_scan(mc_h1_chunked_t *c, const char *buf, size_t len, int *done, const char **reason);
 
+/* Chunk-data bytes that come next in the input before any framing byte: 0
+ * while the scanner is inside a chunk-size line, a CRLF or the trailers.
+ * A decoder uses it to tell payload from framing (see the proxy's
+ * HTTP/1.0 dechunking). */
+uint64_t mc_h1_chunked_data_next(const mc_h1_chunked_t *c);
+
 #endif

@@ -207,8 +207,9 @@ static uint32_t pick_endpoint(mc_http_session_t *s)
     const mc_retry_policy_t *rp = retry_policy(s);
     if (rp && rp->previous_hosts)
         exclude = s->tried;
-    /* Ejected hosts are skipped unless half or more are ejected: then,
-     * like Envoy's panic threshold, balance over all of them. */
+    /* Ejected hosts are skipped unless the cluster is in panic: as Envoy,
+     * healthy share x 1.4 (overprovisioning) below 50%, then balance over
+     * all of them. */
     uint32_t ejected = 0;
     uint64_t ejected_mask = 0;
     if (c->outlier.enabled) {
@@ -218,7 +219,7 @@ static uint32_t pick_endpoint(mc_http_session_t *s)
                 ejected_mask |= 1ull << i;
             }
         }
-        if (ejected * 2 < n)
+        if ((uint64_t)(n - ejected) * 140 >= (uint64_t)n * 50)
             exclude |= ejected_mask;
     }
     switch (c->lb_policy) {
@@ -313,7 +314,6 @@ void mc_http_forward_shadow(mc_http_session_t *sh)
         return;
     }
     sh->rq_slot = 1;
-    mc_stat_inc(st, sh->c->scope, MC_CLUSTER_UPSTREAM_RQ_TOTAL);
     mc_stat_inc(st, sh->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE);
     mc_stat_inc(st, sh->c->scope, MC_CLUSTER_UPSTREAM_RQ_MIRRORED);
     arm_route_timeout(sh);
@@ -332,10 +332,12 @@ static void body_error(mc_http_session_t *s)
 
 /* ---- starting ---------------------------------------------------------------- */
 
+/* The request is read whole: the route timeout starts (Envoy). */
 static void arm_route_timeout(mc_http_session_t *s)
 {
-    if (s->route && s->route->timeout_ns)
-        mc_timer_arm(&s->w->loop.timers, &s->timer, s->rq_start_ns + s->route->timeout_ns);
+    if (!s->rq_done_ns)
+        s->rq_done_ns = s->w->loop.now;
+    mc_http_rearm(s);
 }
 
 static int roll(mc_http_session_t *s, uint32_t ppm)
@@ -403,7 +405,6 @@ void mc_http_forward(mc_http_session_t *s)
         return;
     }
     s->rq_slot = 1;
-    mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_TOTAL);
     mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE);
     if (s->req_done)
         arm_route_timeout(s);
@@ -435,8 +436,11 @@ static void acquire(mc_http_session_t *s)
     const mc_endpoint_t *e = &c->endpoints[s->ep];
     mc_upconn_t *u = mc_upconn_take_idle(w, e->host);
     if (!u) {
+        /* At max_connections, wait for a connection of this worker to come
+         * free, unless the worker has none to wait for (then open one: a
+         * worker is never starved by the others, as an Envoy pool is not). */
         if (__atomic_load_n(&c->state->cx_active, __ATOMIC_RELAXED) >= (int64_t)c->max_connections &&
-            !mc_upconn_shed_idle(w, c)) {
+            c->state->wconns[w->id] > 0 && !mc_upconn_shed_idle(w, c)) {
             /* At max_connections: wait for one, within max_pending_requests. */
             if (!s->pending_slot) {
                 if (mc_cb_acquire(&c->state->rq_pending, c->max_pending_requests) < 0) {
@@ -510,7 +514,6 @@ static void start_try(mc_http_session_t *s)
                 s->rq_slot = 1;
                 mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE);
             }
-            mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_TOTAL);
         }
     }
     uint32_t ep = pick_endpoint(s);
@@ -527,6 +530,7 @@ static void start_try(mc_http_session_t *s)
     s->replay_sent = 0;
     s->early_response = 0;
     s->ctx->clusters[s->cidx].active[ep]++;
+    mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_TOTAL); /* per try, as Envoy */
     mc_stat_inc(st, s->c->endpoints[ep].host_scope, MC_HOST_RQ_TOTAL);
     mc_stat_inc(st, s->c->endpoints[ep].host_scope, MC_HOST_RQ_ACTIVE);
     if (rp && rp->per_try_timeout_ns)
@@ -556,6 +560,20 @@ static void send_upstream(mc_http_session_t *s)
 {
     mc_upconn_t *u = s->up;
     mc_stats_shard_t *st = STATS(s);
+    /* Store and forward: a request that may still fit in replay is sent
+     * only once it is whole (a malformed body is then refused before the
+     * upstream sees anything, and a retry can resend it). */
+    while (s->buffered && !s->req_done) {
+        if (take_body(s) < 0) {
+            body_error(s);
+            return;
+        }
+        if (!s->buffered || s->req_done)
+            break; /* whole, or too big to keep: send */
+        mc_http_pump_request(s); /* read more of the body */
+        if (s->state != DS_ACTIVE || !mc_hbuf_len(&s->in))
+            return; /* wait for the client */
+    }
     for (;;) {
         if (!u->writable)
             return;
@@ -741,19 +759,27 @@ static void commit_response(mc_http_session_t *s, int head_len)
     s->resp_keep_upstream = r->keep_alive && r->body != MC_H1_BODY_UNTIL_CLOSE;
     s->resp_done = r->body == MC_H1_BODY_NONE || (r->body == MC_H1_BODY_LENGTH && r->content_length == 0);
     s->resp_ready = 0;
-    if (r->body == MC_H1_BODY_UNTIL_CLOSE || s->early_response)
+    /* An HTTP/1.0 client knows no chunked coding (RFC 9112 6.1): it gets
+     * the decoded body, ended by closing the connection. */
+    s->resp_dechunk = r->body == MC_H1_BODY_CHUNKED && s->req.minor_version == 0;
+    if (r->body == MC_H1_BODY_UNTIL_CLOSE || s->early_response || s->resp_dechunk)
         s->close_after = 1; /* the client cannot tell where it ends otherwise */
     mc_stat_hist(STATS(s), s->c->scope, MC_CLUSTER_H_UPSTREAM_RQ_TIME, (mc_now_ns() - s->try_start_ns) / 1000);
     uint64_t service_ms = (mc_now_ns() - s->try_start_ns) / 1000000;
-    char head[MC_HTTP_BUF];
-    long n = mc_http_write_response_head(s, head, sizeof(head), service_ms);
+    /* Written straight into the client's buffer, sized for the head (which
+     * may be up to the parser's limit, larger than a pooled buffer). */
+    long n = -1;
+    for (uint32_t room = (uint32_t)head_len + 1024; n < 0 && room <= 4u * (uint32_t)head_len + 8192; room *= 2) {
+        if (mc_hbuf_reserve(w, &s->out, room) < 0)
+            break;
+        n = mc_http_write_response_head(s, s->out.data + s->out.end, s->out.cap - s->out.end, service_ms);
+    }
     u->in.start += (uint32_t)head_len; /* the views are no longer needed */
-    if (n < 0 || mc_hbuf_reserve(w, &s->out, (uint32_t)n) < 0) {
+    if (n < 0) {
         s->flags |= MC_RF_UPE;
         mc_http_session_close(s);
         return;
     }
-    memcpy(s->out.data + s->out.end, head, (size_t)n);
     s->out.end += (uint32_t)n;
     mc_http_pump_response(s);
 }

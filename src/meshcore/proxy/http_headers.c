@@ -1,17 +1,102 @@
 /*
  * Serializing heads: the request sent upstream, the response sent
- * downstream, and local replies. One pass over the parsed header views,
- * dropping hop-by-hop fields and re-emitting framing the proxy controls.
+ * downstream, and local replies.
  *
- * Header manipulation follows Envoy: request/response_headers_to_remove and
- * _to_add at route, virtual host and route configuration level, applied in
- * that order, so for an overwrite the route configuration's value wins
- * (Envoy's default, most_specific_header_mutations_wins = false).
+ * A head is built as a list of (name, value) views: the message's fields
+ * minus hop-by-hop ones, then the fields the connection manager sets
+ * (x-forwarded-for, x-forwarded-proto, x-request-id), then Envoy's header
+ * operations level by level: route, virtual host, route configuration, each
+ * level removing then adding against the list as the previous levels left
+ * it (Envoy's default order, most_specific_header_mutations_wins = false:
+ * the route configuration has the last word). Framing (Content-Length /
+ * Transfer-Encoding) is the proxy's and is written last. Views point into
+ * the parsed message or the config; nothing is allocated.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "proxy/http_session.h"
+
+#define MAX_FIELDS 256
+
+typedef struct field {
+    const char *name, *value;
+    size_t name_len, value_len;
+} field_t;
+
+typedef struct list {
+    field_t f[MAX_FIELDS];
+    uint32_t n;
+    int overflow;
+} list_t;
+
+static void push(list_t *l, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (l->n == MAX_FIELDS) {
+        l->overflow = 1;
+        return;
+    }
+    l->f[l->n++] = (field_t){name, value, nlen, vlen};
+}
+
+static int find(const list_t *l, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (mc_h1_token_eq(l->f[i].name, l->f[i].name_len, name, len))
+            return (int)i;
+    return -1;
+}
+
+static void remove_all(list_t *l, const char *name, size_t len)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < l->n; i++)
+        if (!mc_h1_token_eq(l->f[i].name, l->f[i].name_len, name, len))
+            l->f[k++] = l->f[i];
+    l->n = k;
+}
+
+/* One level of header operations: removes, then adds, in config order. */
+static void apply_ops(list_t *l, const mc_header_ops_t *ops)
+{
+    if (!ops)
+        return;
+    for (uint32_t k = 0; k < ops->n_remove; k++)
+        remove_all(l, ops->remove[k], ops->remove_len[k]);
+    for (uint32_t k = 0; k < ops->n_add; k++) {
+        const mc_header_op_t *op = &ops->add[k];
+        int at = find(l, op->name, op->name_len);
+        switch (op->action) {
+        case MC_HDR_ADD_IF_ABSENT:
+            if (at < 0)
+                push(l, op->name, op->name_len, op->value, op->value_len);
+            break;
+        case MC_HDR_OVERWRITE_IF_EXISTS:
+            if (at >= 0) {
+                remove_all(l, op->name, op->name_len);
+                push(l, op->name, op->name_len, op->value, op->value_len);
+            }
+            break;
+        case MC_HDR_OVERWRITE_OR_ADD:
+            remove_all(l, op->name, op->name_len);
+            push(l, op->name, op->name_len, op->value, op->value_len);
+            break;
+        default: /* APPEND_IF_EXISTS_OR_ADD */
+            push(l, op->name, op->name_len, op->value, op->value_len);
+            break;
+        }
+    }
+}
+
+static void apply_levels(list_t *l, const mc_header_ops_t *route, const mc_header_ops_t *vhost,
+                         const mc_header_ops_t *config)
+{
+    apply_ops(l, route);
+    apply_ops(l, vhost);
+    apply_ops(l, config);
+}
+
+/* ---- writing ------------------------------------------------------------------ */
 
 typedef struct out {
     char *p;
@@ -38,12 +123,14 @@ static void put_u64(out_t *o, uint64_t v)
     put(o, tmp, (size_t)n);
 }
 
-static void put_header(out_t *o, const char *name, size_t nlen, const char *value, size_t vlen)
+static void put_fields(out_t *o, const list_t *l)
 {
-    put(o, name, nlen);
-    PUTS(o, ": ");
-    put(o, value, vlen);
-    PUTS(o, "\r\n");
+    for (uint32_t i = 0; i < l->n; i++) {
+        put(o, l->f[i].name, l->f[i].name_len);
+        PUTS(o, ": ");
+        put(o, l->f[i].value, l->f[i].value_len);
+        PUTS(o, "\r\n");
+    }
 }
 
 static int name_is(const char *name, size_t len, const char *lit)
@@ -52,104 +139,22 @@ static int name_is(const char *name, size_t len, const char *lit)
     return len == n && mc_h1_token_eq(name, len, lit, n);
 }
 
-/* The three levels of header operations, most specific first. */
-typedef struct levels {
-    const mc_header_ops_t *ops[3];
-} levels_t;
-
-static levels_t request_levels(const mc_http_session_t *s)
+/* The peer's IP (no port) into buf. */
+static size_t peer_ip(const mc_addr_t *a, char *buf, size_t cap)
 {
-    levels_t l = {{s->route ? &s->route->req_ops : NULL, s->vhost ? &s->vhost->req_ops : NULL, &s->hcm->req_ops}};
-    return l;
-}
-
-static levels_t response_levels(const mc_http_session_t *s)
-{
-    levels_t l = {{s->route ? &s->route->resp_ops : NULL, s->vhost ? &s->vhost->resp_ops : NULL,
-                   &s->hcm->resp_ops}};
-    return l;
-}
-
-/* 1 if an original header of this name must not be passed on: removed, or
- * replaced by an overwrite at some level. */
-static int suppressed(const levels_t *lv, const char *name, size_t len)
-{
-    for (int i = 0; i < 3; i++) {
-        const mc_header_ops_t *o = lv->ops[i];
-        if (!o)
-            continue;
-        for (uint32_t k = 0; k < o->n_remove; k++)
-            if (mc_h1_token_eq(o->remove[k], o->remove_len[k], name, len))
-                return 1;
-        for (uint32_t k = 0; k < o->n_add; k++)
-            if ((o->add[k].action == MC_HDR_OVERWRITE_OR_ADD || o->add[k].action == MC_HDR_OVERWRITE_IF_EXISTS) &&
-                mc_h1_token_eq(o->add[k].name, o->add[k].name_len, name, len))
-                return 1;
-    }
-    return 0;
-}
-
-/* Whether a later level overwrites the same header (so this one is moot). */
-static int overwritten_later(const levels_t *lv, int level, const mc_header_op_t *op)
-{
-    for (int i = level + 1; i < 3; i++) {
-        const mc_header_ops_t *o = lv->ops[i];
-        if (!o)
-            continue;
-        for (uint32_t k = 0; k < o->n_add; k++)
-            if ((o->add[k].action == MC_HDR_OVERWRITE_OR_ADD || o->add[k].action == MC_HDR_OVERWRITE_IF_EXISTS) &&
-                mc_h1_token_eq(o->add[k].name, o->add[k].name_len, op->name, op->name_len))
-                return 1;
-    }
-    return 0;
-}
-
-static void put_adds(out_t *o, const levels_t *lv, const mc_h1_header_t *orig, size_t n_orig)
-{
-    for (int i = 0; i < 3; i++) {
-        const mc_header_ops_t *ops = lv->ops[i];
-        if (!ops)
-            continue;
-        for (uint32_t k = 0; k < ops->n_add; k++) {
-            const mc_header_op_t *op = &ops->add[k];
-            int present = mc_h1_find_header(orig, n_orig, op->name, op->name_len) != NULL;
-            switch (op->action) {
-            case MC_HDR_ADD_IF_ABSENT:
-                if (present)
-                    continue;
-                break;
-            case MC_HDR_OVERWRITE_IF_EXISTS:
-                if (!present || overwritten_later(lv, i, op))
-                    continue;
-                break;
-            case MC_HDR_OVERWRITE_OR_ADD:
-                if (overwritten_later(lv, i, op))
-                    continue;
-                break;
-            default:
-                break;
-            }
-            put_header(o, op->name, op->name_len, op->value, op->value_len);
-        }
-    }
-}
-
-static void put_peer_ip(out_t *o, const mc_addr_t *a)
-{
-    char buf[64];
-    mc_addr_format(a, buf, sizeof(buf));
-    /* "ip:port" or "[ip]:port" -> ip */
-    char *colon = strrchr(buf, ':');
+    char tmp[64];
+    mc_addr_format(a, tmp, sizeof(tmp));
+    char *colon = strrchr(tmp, ':');
     if (colon)
         *colon = '\0';
-    char *ip = buf;
+    char *ip = tmp;
     if (*ip == '[') {
         ip++;
         char *end = strchr(ip, ']');
         if (end)
             *end = '\0';
     }
-    put(o, ip, strlen(ip));
+    return (size_t)snprintf(buf, cap, "%s", ip);
 }
 
 /* The path sent upstream: rewritten per route, origin-form. */
@@ -185,23 +190,37 @@ static void put_path(out_t *o, const mc_http_session_t *s)
         PUTS(o, "/");
 }
 
+/* host + suffix, the suffix before any port ("svc-shadow:8080", as Envoy). */
+static size_t host_with_suffix(char *buf, size_t cap, const char *host, size_t len, const char *suffix)
+{
+    size_t port_at = len;
+    const char *colon = memrchr(host, ':', len);
+    if (colon && !memchr(colon, ']', (size_t)(host + len - colon)))
+        port_at = (size_t)(colon - host);
+    return (size_t)snprintf(buf, cap, "%.*s%s%.*s", (int)port_at, host, suffix, (int)(len - port_at), host + port_at);
+}
+
 long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t cap, const char *host_suffix)
 {
-    out_t o = {buf, 0, cap, 0};
     const mc_h1_request_t *q = &s->req;
-    const mc_hcm_t *hcm = s->hcm;
-    levels_t lv = request_levels(s);
-    put(&o, q->method, q->method_len);
-    PUTS(&o, " ");
-    put_path(&o, s);
-    PUTS(&o, " HTTP/1.1\r\nhost: ");
-    if (s->route && s->route->host_rewrite)
-        put(&o, s->route->host_rewrite, s->route->host_rewrite_len);
-    else
-        put(&o, q->authority ? q->authority : "", q->authority ? q->authority_len : 0);
-    if (host_suffix)
-        put(&o, host_suffix, strlen(host_suffix));
-    PUTS(&o, "\r\n");
+    static __thread list_t l; /* 6 KiB of views: per worker thread, not per call */
+    l.n = 0;
+    l.overflow = 0;
+    const char *host = q->authority ? q->authority : "";
+    size_t host_len = q->authority ? q->authority_len : 0;
+    if (s->route && s->route->host_rewrite) {
+        host = s->route->host_rewrite;
+        host_len = s->route->host_rewrite_len;
+    }
+    char shadow_host[512];
+    if (host_suffix) {
+        host_len = host_with_suffix(shadow_host, sizeof(shadow_host), host, host_len, host_suffix);
+        host = shadow_host;
+    }
+    push(&l, "host", 4, host, host_len);
+    char xff[512];
+    char ip[64];
+    size_t ip_len = peer_ip(&s->peer, ip, sizeof(ip));
     int have_xff = 0, have_xfp = 0, have_rid = 0;
     for (size_t i = 0; i < q->n_headers; i++) {
         const mc_h1_header_t *h = &q->headers[i];
@@ -209,33 +228,38 @@ long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t ca
             name_is(h->name, h->name_len, "host") || name_is(h->name, h->name_len, "content-length") ||
             name_is(h->name, h->name_len, "expect"))
             continue;
-        if (suppressed(&lv, h->name, h->name_len))
-            continue;
         if (!have_xff && name_is(h->name, h->name_len, "x-forwarded-for")) {
+            /* The connection manager appends the client's address. */
             have_xff = 1;
-            put(&o, h->name, h->name_len);
-            PUTS(&o, ": ");
-            put(&o, h->value, h->value_len);
-            PUTS(&o, ", ");
-            put_peer_ip(&o, &s->peer);
-            PUTS(&o, "\r\n");
+            int n = snprintf(xff, sizeof(xff), "%.*s, %s", (int)h->value_len, h->value, ip);
+            push(&l, h->name, h->name_len, xff, n > 0 && (size_t)n < sizeof(xff) ? (size_t)n : h->value_len);
             continue;
         }
-        if (name_is(h->name, h->name_len, "x-forwarded-proto"))
-            have_xfp = 1;
-        if (name_is(h->name, h->name_len, "x-request-id"))
-            have_rid = 1;
-        put_header(&o, h->name, h->name_len, h->value, h->value_len);
+        have_xfp |= name_is(h->name, h->name_len, "x-forwarded-proto");
+        have_rid |= name_is(h->name, h->name_len, "x-request-id");
+        push(&l, h->name, h->name_len, h->value, h->value_len);
     }
-    if (!have_xff) {
-        PUTS(&o, "x-forwarded-for: ");
-        put_peer_ip(&o, &s->peer);
-        PUTS(&o, "\r\n");
-    }
+    if (!have_xff)
+        push(&l, "x-forwarded-for", 15, ip, ip_len);
     if (!have_xfp)
-        PUTS(&o, "x-forwarded-proto: http\r\n");
+        push(&l, "x-forwarded-proto", 17, "http", 4);
     if (!have_rid && s->request_id_len)
-        put_header(&o, "x-request-id", 12, s->request_id, s->request_id_len);
+        push(&l, "x-request-id", 12, s->request_id, s->request_id_len);
+    apply_levels(&l, s->route ? &s->route->req_ops : NULL, s->vhost ? &s->vhost->req_ops : NULL, &s->hcm->req_ops);
+
+    out_t o = {buf, 0, cap, l.overflow};
+    put(&o, q->method, q->method_len);
+    PUTS(&o, " ");
+    put_path(&o, s);
+    /* An HTTP/1.0 client cannot take a chunked response: ask the upstream
+     * in HTTP/1.0 too, so it answers with a length or a close (nginx). */
+    if (q->minor_version == 0)
+        PUTS(&o, " HTTP/1.0\r\n");
+    else
+        PUTS(&o, " HTTP/1.1\r\n");
+    put_fields(&o, &l);
+    if (q->minor_version == 0)
+        PUTS(&o, "connection: keep-alive\r\n");
     if (s->req_body == MC_H1_BODY_LENGTH) {
         PUTS(&o, "content-length: ");
         put_u64(&o, q->content_length);
@@ -243,27 +267,16 @@ long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t ca
     } else if (s->req_body == MC_H1_BODY_CHUNKED) {
         PUTS(&o, "transfer-encoding: chunked\r\n");
     }
-    (void)hcm;
-    put_adds(&o, &lv, q->headers, q->n_headers);
     PUTS(&o, "\r\n");
     return o.overflow ? -1 : (long)o.len;
 }
 
 long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t cap, uint64_t service_ms)
 {
-    out_t o = {buf, 0, cap, 0};
     const mc_h1_response_t *r = &s->resp;
-    levels_t lv = response_levels(s);
-    PUTS(&o, "HTTP/1.1 ");
-    put_u64(&o, (uint64_t)r->status);
-    PUTS(&o, " ");
-    if (r->reason_len)
-        put(&o, r->reason, r->reason_len);
-    else {
-        const char *reason = mc_http_reason(r->status);
-        put(&o, reason, strlen(reason));
-    }
-    PUTS(&o, "\r\n");
+    static __thread list_t l;
+    l.n = 0;
+    l.overflow = 0;
     for (size_t i = 0; i < r->n_headers; i++) {
         const mc_h1_header_t *h = &r->headers[i];
         if (mc_h1_hop_by_hop(r->headers, r->n_headers, h->name, h->name_len) ||
@@ -271,51 +284,77 @@ long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t c
             continue;
         if (s->hcm->server_name && name_is(h->name, h->name_len, "server"))
             continue;
-        if (suppressed(&lv, h->name, h->name_len))
-            continue;
-        put_header(&o, h->name, h->name_len, h->value, h->value_len);
+        push(&l, h->name, h->name_len, h->value, h->value_len);
     }
-    if (s->resp_body == MC_H1_BODY_CHUNKED) {
+    char service[24];
+    int sn = snprintf(service, sizeof(service), "%llu", (unsigned long long)service_ms);
+    push(&l, "x-envoy-upstream-service-time", 29, service, (size_t)sn);
+    if (s->hcm->server_name)
+        push(&l, "server", 6, s->hcm->server_name, s->hcm->server_name_len);
+    apply_levels(&l, s->route ? &s->route->resp_ops : NULL, s->vhost ? &s->vhost->resp_ops : NULL,
+                 &s->hcm->resp_ops);
+
+    out_t o = {buf, 0, cap, l.overflow};
+    PUTS(&o, "HTTP/1.1 ");
+    put_u64(&o, (uint64_t)r->status);
+    PUTS(&o, " ");
+    if (r->reason_len) {
+        put(&o, r->reason, r->reason_len);
+    } else {
+        const char *reason = mc_http_reason(r->status);
+        put(&o, reason, strlen(reason));
+    }
+    PUTS(&o, "\r\n");
+    put_fields(&o, &l);
+    if (s->resp_body == MC_H1_BODY_CHUNKED && !s->resp_dechunk) {
         PUTS(&o, "transfer-encoding: chunked\r\n");
     } else if (s->resp_body == MC_H1_BODY_LENGTH ||
-               (s->resp_body == MC_H1_BODY_NONE &&
-                mc_h1_find_header(r->headers, r->n_headers, "content-length", 14))) {
+               (s->resp_body == MC_H1_BODY_NONE && mc_h1_find_header(r->headers, r->n_headers, "content-length", 14))) {
         PUTS(&o, "content-length: ");
         put_u64(&o, r->content_length);
         PUTS(&o, "\r\n");
     }
-    PUTS(&o, "x-envoy-upstream-service-time: ");
-    put_u64(&o, service_ms);
-    PUTS(&o, "\r\n");
-    if (s->hcm->server_name)
-        put_header(&o, "server", 6, s->hcm->server_name, s->hcm->server_name_len);
     if (s->close_after)
         PUTS(&o, "connection: close\r\n");
     else if (s->req.minor_version == 0)
         PUTS(&o, "connection: keep-alive\r\n");
-    put_adds(&o, &lv, r->headers, r->n_headers);
     PUTS(&o, "\r\n");
     return o.overflow ? -1 : (long)o.len;
 }
 
-long mc_http_write_local_reply(char *buf, size_t cap, int status, const char *body, size_t body_len, int close,
-                               const char *request_id, size_t request_id_len)
+long mc_http_write_local_reply(char *buf, size_t cap, const mc_http_local_t *r)
 {
-    out_t o = {buf, 0, cap, 0};
-    const char *reason = mc_http_reason(status);
+    static __thread list_t l;
+    l.n = 0;
+    l.overflow = 0;
+    if (r->body_len)
+        push(&l, "content-type", 12, "text/plain", 10);
+    if (r->location)
+        push(&l, "location", 8, r->location, strlen(r->location));
+    if (r->server)
+        push(&l, "server", 6, r->server, r->server_len);
+    else
+        push(&l, "server", 6, "meshcore", 8);
+    if (r->request_id_len)
+        push(&l, "x-request-id", 12, r->request_id, r->request_id_len);
+    /* direct_response and redirects get the route's response headers, as
+     * Envoy finalizes them (Route::finalizeResponseHeaders). */
+    apply_levels(&l, r->ops[0], r->ops[1], r->ops[2]);
+    out_t o = {buf, 0, cap, l.overflow};
+    const char *reason = mc_http_reason(r->status);
     PUTS(&o, "HTTP/1.1 ");
-    put_u64(&o, (uint64_t)status);
+    put_u64(&o, (uint64_t)r->status);
     PUTS(&o, " ");
     put(&o, reason, strlen(reason));
     PUTS(&o, "\r\ncontent-length: ");
-    put_u64(&o, body_len);
-    PUTS(&o, "\r\ncontent-type: text/plain\r\nserver: meshcore\r\n");
-    if (request_id_len)
-        put_header(&o, "x-request-id", 12, request_id, request_id_len);
-    if (close)
+    put_u64(&o, r->body_len);
+    PUTS(&o, "\r\n");
+    put_fields(&o, &l);
+    if (r->close)
         PUTS(&o, "connection: close\r\n");
     PUTS(&o, "\r\n");
-    put(&o, body, body_len);
+    if (!r->head) /* a HEAD request gets the length, never the body */
+        put(&o, r->body, r->body_len);
     return o.overflow ? -1 : (long)o.len;
 }
 

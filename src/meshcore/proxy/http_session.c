@@ -58,12 +58,19 @@ void mc_http_session_close(mc_http_session_t *s)
         return;
     }
     if (s->state == DS_ACTIVE) {
-        /* The client leaves (or we give up) mid-request. */
-        s->flags |= MC_RF_DC;
+        /* Mid-request: we reset the client's stream because of the
+         * upstream or a timeout (the flag says which), or the client left. */
+        if (s->flags & (MC_RF_UC | MC_RF_UT | MC_RF_UPE | MC_RF_UF | MC_RF_LR | MC_RF_SI)) {
+            mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TX_RESET);
+        } else {
+            s->flags |= MC_RF_DC;
+            mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_RX_RESET);
+        }
+        for (uint32_t i = 0; i < MC_RF__COUNT; i++)
+            if (s->flags & (1u << i))
+                mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + i);
         mc_http_alog_end(s);
-        mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_RX_RESET);
         mc_stat_add(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_ACTIVE, -1);
-        mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + 6);
         mc_http_forward_abort(s);
     }
     s->state = DS_CLOSED;
@@ -134,7 +141,8 @@ static void count_status(mc_http_session_t *s, int status)
         mc_stat_inc(STATS(s), HTTP_SCOPE(s), (uint32_t)slots[cls]);
 }
 
-void mc_http_local_reply(mc_http_session_t *s, int status, const char *body, uint32_t flags)
+void mc_http_reply(mc_http_session_t *s, int status, const char *body, size_t body_len, uint32_t flags,
+                   const char *location)
 {
     if (s->shadow) { /* nobody to tell */
         mc_http_session_close(s);
@@ -145,19 +153,35 @@ void mc_http_local_reply(mc_http_session_t *s, int status, const char *body, uin
     /* A request body we have not read would be taken for the next request. */
     if (!s->req_done)
         s->close_after = 1;
-    char buf[1024];
-    size_t body_len = body ? strlen(body) : 0;
-    s->bytes_tx = body_len;
-    long n = mc_http_write_local_reply(buf, sizeof(buf), status, body ? body : "", body_len, s->close_after,
-                                       s->request_id, s->request_id_len);
-    if (n < 0 || queue_out(s, buf, (size_t)n) < 0) {
+    s->bytes_tx = s->head_request ? 0 : body_len;
+    mc_http_local_t r = {.status = status, .body = body, .body_len = body_len, .close = s->close_after,
+                         .head = s->head_request, .request_id = s->request_id, .request_id_len = s->request_id_len,
+                         .server = s->hcm->server_name, .server_len = s->hcm->server_name_len, .location = location};
+    if (s->route && s->route->action != MC_ACTION_ROUTE && !flags) {
+        r.ops[0] = &s->route->resp_ops;
+        r.ops[1] = s->vhost ? &s->vhost->resp_ops : NULL;
+        r.ops[2] = &s->hcm->resp_ops;
+    }
+    uint32_t need = (uint32_t)body_len + 1024 + (location ? (uint32_t)strlen(location) : 0);
+    if (mc_hbuf_reserve(s->w, &s->out, need) < 0) {
         mc_http_session_close(s);
         return;
     }
+    long n = mc_http_write_local_reply(s->out.data + s->out.end, s->out.cap - s->out.end, &r);
+    if (n < 0) {
+        mc_http_session_close(s);
+        return;
+    }
+    s->out.end += (uint32_t)n;
     mc_http_forward_abort(s);
     s->resp_done = 1;
     s->try_state = TRY_RESPONDING;
     mc_http_pump_response(s);
+}
+
+void mc_http_local_reply(mc_http_session_t *s, int status, const char *body, uint32_t flags)
+{
+    mc_http_reply(s, status, body ? body : "", body ? strlen(body) : 0, flags, NULL);
 }
 
 /* A reply for a request we cannot even parse: answer and close. */
@@ -169,8 +193,10 @@ static void protocol_error(mc_http_session_t *s, int status, const char *reason)
     count_status(s, status);
     char body[160];
     snprintf(body, sizeof(body), "bad request: %s\n", reason ? reason : "malformed");
-    char buf[512];
-    long n = mc_http_write_local_reply(buf, sizeof(buf), status, body, strlen(body), 1, NULL, 0);
+    char buf[1024];
+    mc_http_local_t r = {.status = status, .body = body, .body_len = strlen(body), .close = 1,
+                         .server = s->hcm->server_name, .server_len = s->hcm->server_name_len};
+    long n = mc_http_write_local_reply(buf, sizeof(buf), &r);
     mc_hbuf_release(s->w, &s->in);
     if (n < 0 || queue_out(s, buf, (size_t)n) < 0) {
         mc_http_session_close(s);
@@ -195,6 +221,33 @@ static void flush_closing(mc_http_session_t *s)
 /* ---- the response toward the client ---------------------------------------- */
 
 static void finish_exchange(mc_http_session_t *s);
+/* For an HTTP/1.0 client: consumes chunk framing from the upstream buffer
+ * until chunk data is next, then offers that data (resp_ready) to be
+ * written from the buffer as usual. Framing is walked a byte at a time;
+ * it is a few bytes per chunk, the data is skipped in bulk. */
+static int dechunk_response(mc_http_session_t *s, mc_upconn_t *u, uint32_t avail)
+{
+    const char *p = u->in.data + u->in.start;
+    uint32_t off = 0;
+    s->resp_ready = 0;
+    while (off < avail && !s->resp_done) {
+        uint64_t data = mc_h1_chunked_data_next(&s->resp_chunked);
+        int done = 0;
+        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, p + off, data ? (data < avail - off ? data : avail - off) : 1,
+                                       &done, NULL);
+        if (n < 0)
+            return -1;
+        if (data) {
+            s->resp_ready = (uint32_t)n;
+            break;
+        }
+        off += (uint32_t)n;
+        s->resp_done = (uint8_t)done;
+    }
+    u->in.start += off;
+    return 0;
+}
+
 /* Scans what is in the upstream buffer for response body bytes: sets
  * resp_ready and resp_done. -1 on a malformed chunked body. */
 static int scan_response(mc_http_session_t *s, mc_upconn_t *u)
@@ -211,6 +264,8 @@ static int scan_response(mc_http_session_t *s, mc_upconn_t *u)
     case MC_H1_BODY_CHUNKED: {
         int done = 0;
         const char *reason = NULL;
+        if (s->resp_dechunk)
+            return dechunk_response(s, u, avail);
         ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, u->in.data + u->in.start, avail, &done, &reason);
         if (n < 0)
             return -1;
@@ -235,7 +290,6 @@ void mc_http_pump_response(mc_http_session_t *s)
     for (;;) {
         int r = flush_out(s);
         if (r < 0) {
-            mc_stat_inc(STATS(s), HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TX_RESET);
             mc_http_session_close(s);
             return;
         }
@@ -260,6 +314,7 @@ void mc_http_pump_response(mc_http_session_t *s)
                 return;
             ssize_t n = mc_stream_write(&s->st, u->in.data + u->in.start, s->resp_ready);
             if (n > 0) {
+                s->last_activity = s->w->loop.now;
                 u->in.start += (uint32_t)n;
                 s->resp_ready -= (uint32_t)n;
                 s->bytes_tx += (uint64_t)n;
@@ -275,7 +330,6 @@ void mc_http_pump_response(mc_http_session_t *s)
                 s->writable = 0;
                 return;
             }
-            mc_stat_inc(STATS(s), HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TX_RESET);
             mc_http_session_close(s);
             return;
         }
@@ -356,10 +410,61 @@ static void finish_exchange(mc_http_session_t *s)
 
 /* ---- reading requests --------------------------------------------------------- */
 
+enum { T_NONE, T_IDLE, T_HEADERS, T_REQUEST, T_ROUTE, T_STREAM_IDLE };
+
+/* The nearest deadline among the timeouts that apply in this state. */
+static uint64_t next_deadline(const mc_http_session_t *s, int *which)
+{
+    const mc_hcm_t *h = s->hcm;
+    uint64_t best = UINT64_MAX;
+    *which = T_NONE;
+#define CONSIDER(t, kind)          \
+    do {                           \
+        uint64_t t_ = (t);         \
+        if (t_ < best) {           \
+            best = t_;             \
+            *which = (kind);       \
+        }                          \
+    } while (0)
+    if (s->state == DS_READ_HEAD) {
+        if (!s->head_start_ns) {
+            if (h->idle_timeout_ns)
+                CONSIDER(s->last_activity + h->idle_timeout_ns, T_IDLE);
+            return best;
+        }
+        if (h->request_headers_timeout_ns)
+            CONSIDER(s->head_start_ns + h->request_headers_timeout_ns, T_HEADERS);
+        if (h->request_timeout_ns)
+            CONSIDER(s->head_start_ns + h->request_timeout_ns, T_REQUEST);
+        if (h->stream_idle_timeout_ns)
+            CONSIDER(s->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
+    } else if (s->state == DS_ACTIVE) {
+        if (!s->req_done && h->request_timeout_ns)
+            CONSIDER(s->head_start_ns + h->request_timeout_ns, T_REQUEST);
+        /* Envoy's route timeout runs from the end of the downstream request
+         * to the end of the upstream response. */
+        if (s->rq_done_ns && s->route && s->route->timeout_ns)
+            CONSIDER(s->rq_done_ns + s->route->timeout_ns, T_ROUTE);
+        if (h->stream_idle_timeout_ns && !s->shadow)
+            CONSIDER(s->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
+    }
+#undef CONSIDER
+    return best;
+}
+
+void mc_http_rearm(mc_http_session_t *s)
+{
+    int which;
+    uint64_t d = next_deadline(s, &which);
+    if (which == T_NONE)
+        mc_timer_cancel(&s->w->loop.timers, &s->timer);
+    else
+        mc_timer_arm(&s->w->loop.timers, &s->timer, d);
+}
+
 static void arm_idle(mc_http_session_t *s)
 {
-    if (s->hcm->idle_timeout_ns)
-        mc_timer_arm(&s->w->loop.timers, &s->timer, s->w->loop.now + s->hcm->idle_timeout_ns);
+    mc_http_rearm(s);
 }
 
 void mc_http_request_done(mc_http_session_t *s)
@@ -378,6 +483,8 @@ void mc_http_request_done(mc_http_session_t *s)
     s->req_ready = s->resp_ready = 0;
     s->resp_done = s->mirrored = s->early_response = s->has_hash = 0;
     s->request_id_len = 0;
+    s->head_start_ns = 0;
+    s->rq_done_ns = 0;
     s->denied_by = NULL;
     s->replay_sent = 0;
     s->bytes_rx = s->bytes_tx = 0;
@@ -420,47 +527,43 @@ static void redirect(mc_http_session_t *s, const mc_route_t *r)
     if (!host) {
         host = rq.authority;
         host_len = rq.authority_len;
-        /* drop the port when redirecting to another port */
-        if (r->redirect_port) {
-            const char *colon = memchr(host, ':', host_len);
-            if (colon)
+        /* As Envoy: drop the request's port when redirecting to another
+         * port, or when the scheme changes and the port is the old
+         * scheme's default (http://x:80 -> https://x). */
+        const char *colon = memrchr(host, ':', host_len);
+        if (colon && memchr(colon, ']', (size_t)(host + host_len - colon)))
+            colon = NULL;
+        if (colon) {
+            size_t plen = (size_t)(host + host_len - colon - 1);
+            int default_port = (plen == 2 && !memcmp(colon + 1, "80", 2)) ||
+                               (plen == 3 && !memcmp(colon + 1, "443", 3));
+            if (r->redirect_port || (r->redirect_scheme && default_port))
                 host_len = (size_t)(colon - host);
         }
     }
     n += (size_t)snprintf(loc + n, sizeof(loc) - n, "%s://%.*s", scheme, (int)host_len, host);
     if (r->redirect_port && n < sizeof(loc))
         n += (size_t)snprintf(loc + n, sizeof(loc) - n, ":%u", r->redirect_port);
+    int own_query = 0;
     if (n < sizeof(loc)) {
-        if (r->redirect_path)
+        if (r->redirect_path) {
             n += (size_t)snprintf(loc + n, sizeof(loc) - n, "%s", r->redirect_path);
-        else if (r->redirect_prefix && rq.path_len >= r->path_len)
+            own_query = strchr(r->redirect_path, '?') != NULL; /* replaces the request's query */
+        } else if (r->redirect_prefix && rq.path_len >= r->path_len) {
             n += (size_t)snprintf(loc + n, sizeof(loc) - n, "%s%.*s", r->redirect_prefix,
                                   (int)(rq.path_len - r->path_len), rq.path + r->path_len);
-        else
+        } else {
             n += (size_t)snprintf(loc + n, sizeof(loc) - n, "%.*s", (int)rq.path_len, rq.path);
+        }
     }
-    if (n < sizeof(loc) && rq.query && !r->strip_query)
+    if (n < sizeof(loc) && rq.query && !r->strip_query && !own_query)
         n += (size_t)snprintf(loc + n, sizeof(loc) - n, "?%.*s", (int)rq.query_len, rq.query);
     if (n >= sizeof(loc)) {
         mc_http_local_reply(s, 500, "redirect target too long\n", 0);
         return;
     }
-    if (!s->req_done)
-        s->close_after = 1;
-    char buf[2600];
-    int len = snprintf(buf, sizeof(buf),
-                       "HTTP/1.1 %u %s\r\nlocation: %s\r\ncontent-length: 0\r\nserver: meshcore\r\n%s\r\n",
-                       r->redirect_code, mc_http_reason(r->redirect_code), loc,
-                       s->close_after ? "connection: close\r\n" : "");
     mc_stat_inc(STATS(s), HTTP_SCOPE(s), MC_HTTP_RQ_REDIRECT);
-    s->status = r->redirect_code;
-    if (len < 0 || (size_t)len >= sizeof(buf) || queue_out(s, buf, (size_t)len) < 0) {
-        mc_http_session_close(s);
-        return;
-    }
-    s->resp_done = 1;
-    s->try_state = TRY_RESPONDING;
-    mc_http_pump_response(s);
+    mc_http_reply(s, r->redirect_code, "", 0, 0, loc);
 }
 
 /* envoy.filters.http.rbac, in http_filters order, before routing. */
@@ -507,7 +610,8 @@ static void start_request(mc_http_session_t *s, int head_len)
     s->state = DS_ACTIVE;
     s->requests++;
     s->rq_start_ns = mc_now_ns();
-    mc_timer_cancel(&w->loop.timers, &s->timer);
+    s->rq_done_ns = 0;
+    mc_http_rearm(s);
     mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TOTAL);
     mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_ACTIVE);
     s->last_ep = UINT32_MAX;
@@ -550,11 +654,8 @@ static void start_request(mc_http_session_t *s, int head_len)
     }
     if (s->route->action == MC_ACTION_DIRECT) {
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RQ_DIRECT_RESPONSE);
-        char body[4096];
-        size_t n = s->route->direct_body_len < sizeof(body) - 1 ? s->route->direct_body_len : sizeof(body) - 1;
-        memcpy(body, s->route->direct_body ? s->route->direct_body : "", n);
-        body[n] = '\0';
-        mc_http_local_reply(s, s->route->direct_status, body, 0);
+        mc_http_reply(s, s->route->direct_status, s->route->direct_body ? s->route->direct_body : "",
+                      s->route->direct_body_len, 0, NULL);
         return;
     }
     if (s->route->action == MC_ACTION_REDIRECT) {
@@ -625,6 +726,8 @@ static void read_head(mc_http_session_t *s)
             s->req.n_headers = MC_HTTP_MAX_HEADERS;
             int status = 400;
             const char *reason = NULL;
+            if (!s->head_start_ns) /* a pipelined request, already here */
+                s->head_start_ns = s->w->loop.now;
             int rc = mc_h1_parse_request(s->in.data + s->in.start, len, &s->req, &s->hcm->limits, &status, &reason);
             if (rc > 0) {
                 start_request(s, rc);
@@ -650,6 +753,11 @@ static void read_head(mc_http_session_t *s)
         uint32_t room = s->in.cap - s->in.end;
         ssize_t n = mc_stream_read(&s->st, s->in.data + s->in.end, room);
         if (n > 0) {
+            if (!s->head_start_ns) { /* a request begins: its timeouts start */
+                s->head_start_ns = s->w->loop.now;
+                s->last_activity = s->w->loop.now;
+                mc_http_rearm(s);
+            }
             s->in.end += (uint32_t)n;
             s->last_activity = s->w->loop.now;
             mc_stat_add(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
@@ -740,6 +848,22 @@ static void handshake(mc_http_session_t *s)
     read_head(s);
 }
 
+/* A 408 for a client that stalled before its request head was complete. */
+static void timeout_reply(mc_http_session_t *s)
+{
+    char buf[512];
+    mc_http_local_t r = {.status = 408, .body = "request timeout", .body_len = 15, .close = 1,
+                         .server = s->hcm->server_name, .server_len = s->hcm->server_name_len};
+    long n = mc_http_write_local_reply(buf, sizeof(buf), &r);
+    mc_hbuf_release(s->w, &s->in);
+    if (n < 0 || queue_out(s, buf, (size_t)n) < 0) {
+        mc_http_session_close(s);
+        return;
+    }
+    s->state = DS_CLOSING;
+    flush_closing(s);
+}
+
 static void on_timer(mc_timer_t *t)
 {
     mc_http_session_t *s = mc_container_of(t, mc_http_session_t, timer);
@@ -749,17 +873,27 @@ static void on_timer(mc_timer_t *t)
         mc_http_session_close(s);
         return;
     }
-    if (s->state == DS_READ_HEAD) {
-        uint64_t deadline = s->last_activity + s->hcm->idle_timeout_ns;
-        if (deadline > s->w->loop.now) {
-            mc_timer_arm(&s->w->loop.timers, &s->timer, deadline);
-            return;
-        }
+    int which;
+    uint64_t deadline = next_deadline(s, &which);
+    if (which == T_NONE)
+        return;
+    if (deadline > s->w->loop.now) { /* activity since arming: sleep the rest */
+        mc_timer_arm(&s->w->loop.timers, &s->timer, deadline);
+        return;
+    }
+    if (which == T_IDLE) {
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_IDLE_TIMEOUT);
         mc_http_session_close(s);
         return;
     }
-    if (s->state == DS_ACTIVE) {
+    if (s->state == DS_READ_HEAD) {
+        /* The client stalled inside a request head: 408 and close. */
+        mc_stat_inc(st, HTTP_SCOPE(s), which == T_STREAM_IDLE ? MC_HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT
+                                                              : MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
+        timeout_reply(s);
+        return;
+    }
+    if (which == T_ROUTE) {
         /* The route timeout: the whole request (all tries) took too long. */
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
         if (s->c)
@@ -770,7 +904,19 @@ static void on_timer(mc_timer_t *t)
             return;
         }
         mc_http_local_reply(s, 504, "upstream request timeout", MC_RF_UT);
+        return;
     }
+    /* The request (body) or the stream stalled. */
+    mc_stat_inc(st, HTTP_SCOPE(s), which == T_STREAM_IDLE ? MC_HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT
+                                                          : MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
+    if (which == T_STREAM_IDLE)
+        s->flags |= MC_RF_SI;
+    if (s->try_state >= TRY_RESPONDING) {
+        s->flags |= MC_RF_LR;
+        mc_http_session_close(s);
+        return;
+    }
+    mc_http_local_reply(s, 408, which == T_STREAM_IDLE ? "stream timeout" : "request timeout", 0);
 }
 
 static void on_io(mc_io_t *io, uint32_t ev)

@@ -198,9 +198,11 @@ struct mc_http_session {
     uint8_t resp_done;
     uint8_t head_request;
     uint8_t resp_keep_upstream;
+    uint8_t resp_dechunk; /* chunked upstream response to an HTTP/1.0 client: strip the framing */
     char request_id[40];
     uint8_t request_id_len;
     uint64_t rq_start_ns, try_start_ns, rq_done_ns;
+    uint64_t head_start_ns;       /* first byte of the request being read (0: none yet) */
     uint64_t resp_head_ns;        /* when the committed response head arrived */
     uint32_t last_ep;             /* endpoint of the last try (access log) */
     uint64_t bytes_rx, bytes_tx;
@@ -213,6 +215,12 @@ void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t listener, uint32_t 
 size_t mc_http_session_size(void);
 /* Sends a locally generated response; ends the request. */
 void mc_http_local_reply(mc_http_session_t *s, int status, const char *body, uint32_t flags);
+/* The same with a body of any bytes and an optional Location. */
+void mc_http_reply(mc_http_session_t *s, int status, const char *body, size_t body_len, uint32_t flags,
+                   const char *location);
+/* Arms s->timer for the nearest of the connection manager's timeouts that
+ * applies now (idle, request headers, request, route, stream idle). */
+void mc_http_rearm(mc_http_session_t *s);
 /* The request ended (response fully written or failed); next request or close. */
 void mc_http_request_done(mc_http_session_t *s);
 void mc_http_session_close(mc_http_session_t *s);
@@ -237,8 +245,21 @@ void mc_http_pending_wake(mc_http_session_t *s);
  * or -1 if cap is too small. */
 long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t cap, const char *host_suffix);
 long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t cap, uint64_t service_ms);
-long mc_http_write_local_reply(char *buf, size_t cap, int status, const char *body, size_t body_len,
-                               int close, const char *request_id, size_t request_id_len);
+/* A locally generated response. */
+typedef struct mc_http_local {
+    int status;
+    const char *body;
+    size_t body_len;
+    int close; /* add connection: close */
+    int head;  /* answering HEAD: no body */
+    const char *request_id;
+    size_t request_id_len;
+    const char *server; /* http_connection_manager server_name, or NULL */
+    size_t server_len;
+    const char *location; /* redirects */
+    const mc_header_ops_t *ops[3]; /* response header operations (route, vhost, config) or NULL */
+} mc_http_local_t;
+long mc_http_write_local_reply(char *buf, size_t cap, const mc_http_local_t *reply);
 const char *mc_http_reason(int status);
 
 /* proxy/http_alog.c: access-log records (no-ops unless the listener logs) */

@@ -133,6 +133,7 @@ void mc_upconn_close(mc_upconn_t *u)
     u->tls = NULL;
     mc_hbuf_release(w, &u->in);
     mc_cb_release(&u->cstate->cx_active);
+    u->cstate->wconns[w->id]--;
     mc_stat_add(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_ACTIVE, -1);
     mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_DESTROY);
     mc_stat_add(st, u->host_scope, MC_HOST_CX_ACTIVE, -1);
@@ -291,6 +292,7 @@ mc_upconn_t *mc_upconn_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t endp
     __atomic_add_fetch(&u->host->refcnt, 1, __ATOMIC_RELAXED);
     mc_cluster_state_ref(u->cstate);
     __atomic_add_fetch(&u->cstate->cx_active, 1, __ATOMIC_RELAXED);
+    u->cstate->wconns[w->id]++;
     u->cluster_scope = c->scope;
     u->host_scope = e->host_scope;
     u->idle_timeout_ns = c->idle_timeout_ns;

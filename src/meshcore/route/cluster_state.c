@@ -15,7 +15,10 @@ mc_cluster_state_t *mc_cluster_state_new(const char *name, uint32_t n_workers)
     c->refcnt = 1;
     c->n_workers = n_workers;
     c->wpending = calloc(n_workers ? n_workers : 1, sizeof(*c->wpending));
-    if (!c->wpending) {
+    c->wconns = calloc(n_workers ? n_workers : 1, sizeof(*c->wconns));
+    if (!c->wpending || !c->wconns) {
+        free(c->wpending);
+        free(c->wconns);
         free(c);
         return NULL;
     }
@@ -50,6 +53,7 @@ void mc_cluster_state_unref(mc_cluster_state_t *c)
         mc_host_state_unref(c->hosts[i]);
     free(c->hosts);
     free(c->wpending);
+    free(c->wconns);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }

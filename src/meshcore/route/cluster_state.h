@@ -32,6 +32,7 @@ typedef struct mc_host_wpool {
     mc_list_t idle;
     uint32_t n_idle;
     void *tls_session; /* SSL_SESSION to resume with this host, or NULL */
+    uint64_t seen;     /* last snapshot generation that had this host */
 } mc_host_wpool_t;
 
 typedef struct mc_host_state {
@@ -56,8 +57,10 @@ typedef struct mc_cluster_state {
     int64_t rq_active;
     int64_t rq_retry_active;
     uint32_t n_ejected;
-    /* per worker: requests waiting for a connection (circuit breaker full) */
+    /* per worker: requests waiting for a connection (circuit breaker full),
+     * and the worker's open connections to the cluster */
     mc_list_t *wpending;
+    uint32_t *wconns;
     /* hosts currently configured (control thread writes, under lock) */
     uint32_t n_workers;
     pthread_mutex_t lock;

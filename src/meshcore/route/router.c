@@ -88,19 +88,39 @@ int mc_router_header_matches(const mc_matcher_t *h, const mc_route_req_t *rq, pc
     case MC_FIELD_SCHEME:
         v = rq->scheme, len = rq->scheme_len;
         break;
-    default:
+    default: {
+        /* A repeated header is matched as its values joined with ",", as
+         * Envoy does (HeaderUtility::getAllOfHeaderAsString). */
+        char joined[4096];
+        size_t jlen = 0;
+        const mc_h1_header_t *one = NULL;
         found = 0;
-        /* Any occurrence of a repeated header may satisfy the matcher. */
-        for (size_t i = 0; i < rq->n_headers && !hit; i++) {
+        for (size_t i = 0; i < rq->n_headers; i++) {
             const mc_h1_header_t *x = &rq->headers[i];
-            if (x->name_len == h->name_len && ieq(x->name, h->name, h->name_len)) {
-                found = 1;
-                hit = mc_str_matches(&h->m, x->value, x->value_len, md);
+            if (x->name_len != h->name_len || !ieq(x->name, h->name, h->name_len))
+                continue;
+            if (found++ == 0) {
+                one = x;
+                continue;
             }
+            if (found == 2) {
+                if (one->value_len > sizeof(joined))
+                    return h->m.invert; /* too long to match: treat as no match */
+                memcpy(joined, one->value, one->value_len);
+                jlen = one->value_len;
+            }
+            if (jlen + 1 + x->value_len > sizeof(joined))
+                return h->m.invert;
+            joined[jlen++] = ',';
+            memcpy(joined + jlen, x->value, x->value_len);
+            jlen += x->value_len;
         }
         if (!found) /* absent: only an inverted presence check matches */
             return h->m.kind == MC_STR_PRESENT && h->m.invert;
+        hit = found == 1 ? mc_str_matches(&h->m, one->value, one->value_len, md)
+                         : mc_str_matches(&h->m, joined, jlen, md);
         return hit != h->m.invert;
+    }
     }
     (void)found;
     return mc_str_matches(&h->m, v, len, md) != h->m.invert;

@@ -183,6 +183,27 @@ static void unregister_ctx(mc_worker_t *w, mc_wctx_t *c)
     }
 }
 
+/* Idle pooled connections to hosts the new snapshot no longer has (a
+ * removed cluster or endpoint) are closed now, not at their idle timeout. */
+static void close_removed_idle(mc_worker_t *w, mc_wctx_t *old, mc_snapshot_t *s)
+{
+    if (!old)
+        return;
+    for (uint32_t i = 0; i < s->n_clusters; i++)
+        for (uint32_t e = 0; e < s->clusters[i].n_endpoints; e++)
+            s->clusters[i].endpoints[e].host->wpools[w->id].seen = s->generation;
+    for (uint32_t i = 0; i < old->snap->n_clusters; i++) {
+        const mc_cluster_t *c = &old->snap->clusters[i];
+        for (uint32_t e = 0; e < c->n_endpoints; e++) {
+            mc_host_wpool_t *p = &c->endpoints[e].host->wpools[w->id];
+            if (p->seen == s->generation)
+                continue;
+            while (!mc_list_empty(&p->idle))
+                mc_upconn_close(mc_container_of(p->idle.next, mc_upconn_t, link));
+        }
+    }
+}
+
 static void unregister_all(mc_worker_t *w)
 {
     unregister_ctx(w, w->ctx);
@@ -226,6 +247,7 @@ static void adopt(mc_worker_t *w, mc_snapshot_t *s)
     }
     unregister_ctx(w, oc); /* what was not moved */
     w->ctx = nc;
+    close_removed_idle(w, oc, s);
     retire(w, oc);
 }
 
