@@ -24,7 +24,8 @@ def _cmd_proxy(args) -> int:
 
     proxy = Proxy(args.config, concurrency=args.concurrency, admin_address=args.admin_address,
                   drain_timeout=args.drain_timeout, splice=args.splice, mesh_dir=args.mesh_dir,
-                  workload=args.workload, outbound_address=args.outbound_address)
+                  workload=args.workload, outbound_address=args.outbound_address, ca_dir=args.ca_dir,
+                  cert_ttl=args.cert_ttl, root_namespace=args.root_namespace)
     proxy.start()
     if args.admin_address_path:  # as Envoy's flag: where tests find a port-0 admin API
         host, port = proxy.admin.address
@@ -43,8 +44,11 @@ def _cmd_check(args) -> int:
     if not os.path.isdir(args.directory):
         print(f"meshcore check: error: {args.directory}: not a directory", file=sys.stderr)
         return 2
+    from meshcore.translate import Security
+
     mesh = load_dir(args.directory)
-    findings = check(mesh, args.workload or None)
+    findings = check(mesh, args.workload or None,
+                     Security(trust_domain=args.trust_domain, root_namespace=args.root_namespace))
     errors = sum(f.is_error for f in findings)
     warnings = len(findings) - errors
     if args.output == "json":
@@ -79,6 +83,16 @@ def _ip(text: str) -> str:
     return text
 
 
+def _duration(text: str):
+    from meshcore.ca import parse_duration
+    from meshcore.errors import ConfigError
+
+    try:
+        return parse_duration(text, "--cert-ttl")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _cmd_demo(args) -> int:
     from meshcore.demo import run_demo
 
@@ -101,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --mesh-dir: the WorkloadEntry this sidecar runs for (NAME alone: namespace default)")
     px.add_argument("--outbound-address", type=_ip,
                     help="with --mesh-dir: the address outbound listeners bind (default 127.0.0.1)")
+    px.add_argument("--ca-dir", metavar="CADIR",
+                    help="with --mesh-dir: the CA (meshcore ca init) that signs this sidecar's certificate; the key "
+                         "is generated here, renewed at half its lifetime (docs/security.md)")
+    px.add_argument("--cert-ttl", type=_duration, metavar="DURATION",
+                    help="with --ca-dir: lifetime of the sidecar's certificates (default: the CA's workload_ttl)")
+    px.add_argument("--root-namespace", metavar="NS",
+                    help="with --mesh-dir: the namespace of mesh-wide policies (default istio-system, as Istio)")
     px.add_argument("--concurrency", type=int, default=0, help="worker threads (default: CPU count)")
     px.add_argument("--admin-address", help="HOST:PORT of the admin API "
                     "(default: the bootstrap's admin.address, else 127.0.0.1:15000)")
@@ -116,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("-o", "--output", choices=["text", "json"], default="text", help="output format (default text)")
     ck.add_argument("--workload", type=_workload_ref, action="append", metavar="NAMESPACE/NAME",
                     help="translate for these workloads only (default: every WorkloadEntry); repeatable")
+    ck.add_argument("--trust-domain", default="cluster.local",
+                    help="the mesh's trust domain, for principals in policies (default cluster.local)")
+    ck.add_argument("--root-namespace", default="istio-system",
+                    help="the namespace of mesh-wide policies (default istio-system, as Istio)")
     ck.set_defaults(func=_cmd_check)
 
     dm = sub.add_parser("demo", help="run a small local mesh with real traffic and show its stats")
@@ -133,6 +158,10 @@ def main(argv=None) -> int:
             parser.error("proxy --mesh-dir needs --workload NAMESPACE/NAME")
         if args.mesh_dir is None and (args.workload is not None or args.outbound_address is not None):
             parser.error("proxy --workload and --outbound-address only apply with --mesh-dir")
+        if args.mesh_dir is None and (args.ca_dir or args.root_namespace):
+            parser.error("proxy --ca-dir and --root-namespace only apply with --mesh-dir")
+        if args.cert_ttl is not None and not args.ca_dir:
+            parser.error("proxy --cert-ttl needs --ca-dir")
         args.outbound_address = args.outbound_address or "127.0.0.1"
     _setup_logging(args.log_level)
     try:

@@ -61,11 +61,22 @@ class Proxy:
     def __init__(self, config_path: str | None = None, concurrency: int = 0, admin_address: str | None = None,
                  drain_timeout: float = 5.0, splice: str = "auto", *, mesh_dir: str | None = None,
                  workload: str | None = None, outbound_address: str = "127.0.0.1",
-                 poll_interval: float = MESH_POLL_INTERVAL):
+                 poll_interval: float = MESH_POLL_INTERVAL, ca_dir: str | None = None, cert_ttl=None,
+                 root_namespace: str | None = None, trust_domain: str | None = None):
         if (config_path is None) == (mesh_dir is None):
             raise ConfigError("give exactly one of a config file (-c) or a mesh directory (--mesh-dir)")
         if mesh_dir is not None and not workload:
             raise ConfigError("--mesh-dir needs --workload NAMESPACE/NAME")
+        if ca_dir is not None and mesh_dir is None:
+            raise ConfigError("--ca-dir applies to --mesh-dir (with -c, the config's Secrets name the files)")
+        # Certificates (certs.py): from a CA in mesh mode, from the config's files with -c.
+        self.ca_dir, self.cert_ttl = ca_dir, cert_ttl
+        self.root_namespace, self.trust_domain = root_namespace, trust_domain
+        self._provisioner = None
+        self._renewer = None
+        self._last_bootstrap = None  # the Bootstrap last applied (a renewal swaps its Secrets)
+        self._cert_files: list[str] = []
+        self._cert_signature: tuple = ()
         self.config_path = config_path
         self.mesh_dir = mesh_dir
         self.workload = workload
@@ -75,7 +86,8 @@ class Proxy:
         self.engine = Engine(concurrency=concurrency, splice=splice)
         self._admin_override = parse_address(admin_address) if admin_address else None
         self._reload_lock = threading.Lock()
-        self._counters = {"server.config_reload_success": 0, "server.config_reload_rejected": 0}
+        self._counters = {"server.config_reload_success": 0, "server.config_reload_rejected": 0,
+                          "server.certificate_rotations": 0, "server.certificate_rotation_failures": 0}
         self._stop_requested = False
         self._reload_requested = False
         self._warnings: set[str] = set()
@@ -91,13 +103,46 @@ class Proxy:
             return f"{self.mesh_dir} (workload {self.workload})"
         return self.config_path
 
+    def _security(self):
+        from meshcore.translate import Security
+
+        kw = {"require_certificates": True}
+        if self.root_namespace:
+            kw["root_namespace"] = self.root_namespace
+        if self._provisioner is not None:
+            kw["trust_domain"] = self._provisioner.trust_domain
+            kw["secrets"] = self._provisioner.current.secrets()
+        elif self.trust_domain:
+            kw["trust_domain"] = self.trust_domain
+        return Security(**kw)
+
+    def _translate(self):
+        """The workload's Translation, its certificate issued (or re-issued for a new
+        service account) first when the proxy has a CA."""
+        import dataclasses
+
+        from meshcore.translate import sidecar_translation  # only mesh mode pays for the import
+
+        def run(require=True):
+            sec = dataclasses.replace(self._security(), require_certificates=require)
+            return sidecar_translation(self.mesh_dir, self.workload, self.outbound_address, sec)
+
+        if self.ca_dir is not None:
+            first, _ = run(require=False)  # who the workload is: its namespace and service account
+            sa = first.workload.service_account or "default"
+            if self._provisioner is None or self._provisioner.service_account != sa:
+                from meshcore.certs import Provisioner
+
+                self._provisioner = Provisioner.from_dir(self.ca_dir, first.workload.namespace, sa, self.cert_ttl)
+                log.info("certificate issued: %s", self._provisioner.issue().describe())
+        return run()
+
     def _load(self):
         """(Bootstrap, name for errors) from the source; ConfigError if it is bad."""
         if self.mesh_dir is None:
             return load_bootstrap(self.config_path), os.path.basename(self.config_path)
-        from meshcore.translate import sidecar_config  # only mesh mode pays for the import
-
-        bootstrap, warnings = sidecar_config(self.mesh_dir, self.workload, self.outbound_address)
+        result, warnings = self._translate()
+        bootstrap = result.bootstrap
         current = {str(w) for w in warnings}
         for w in warnings:  # each warning once, not again at every reload
             if str(w) not in self._warnings:
@@ -117,6 +162,7 @@ class Proxy:
         self.engine.start()
         try:
             self.engine.apply(bootstrap, name)
+            self._last_bootstrap = self.engine.bootstrap
             host, port = self._admin_address(bootstrap)
             ctx = AdminContext(self.engine, reload=self.reload, quit=self.request_stop,
                                counters=lambda: dict(self._counters), version=f"meshcore/{__version__}")
@@ -132,6 +178,7 @@ class Proxy:
         if self.mesh_dir is not None:
             self._watcher = threading.Thread(target=self._watch, name="mesh-dir-watch", daemon=True)
             self._watcher.start()
+        self._start_certificate_rotation()
         log.info("admin API on http://%s:%d/ (%d workers)", *self.admin.address, self.engine.concurrency)
 
     def _watch(self) -> None:
@@ -173,6 +220,9 @@ class Proxy:
                 self._counters["server.config_reload_rejected"] += 1
                 log.exception("config reload failed, keeping the running config")
                 return False, f"rejected: internal error: {e}"
+            self._last_bootstrap = self.engine.bootstrap
+            if self.mesh_dir is None:
+                self._watch_certificate_files()
             self._counters["server.config_reload_success"] += 1
             log.info("config reloaded from %s", self.source)
             return True, "reloaded"
@@ -199,8 +249,88 @@ class Proxy:
                 self.reload()
         self.shutdown()
 
+    # -- certificates (certs.py) ------------------------------------------------
+
+    def _start_certificate_rotation(self) -> None:
+        from meshcore.certs import Renewer
+
+        if self._provisioner is not None:
+            self._renewer = Renewer(lambda: self._provisioner.current.renew_at,
+                                    lambda: self.rotate_certificates("renewal"), name="cert-renewer").start()
+            return
+        if self.mesh_dir is None:
+            self._watch_certificate_files()
+            if self._cert_files:
+                self._renewer = Renewer(lambda: time.time() + self.poll_interval, self._poll_certificate_files,
+                                        name="cert-file-watch").start()
+
+    def _watch_certificate_files(self) -> None:
+        from meshcore.certs import data_source_files, files_signature
+
+        if self._last_bootstrap is not None:
+            self._cert_files = data_source_files(self._last_bootstrap)
+            self._cert_signature = files_signature(self._cert_files)
+
+    def _poll_certificate_files(self) -> bool:
+        from meshcore.certs import files_signature
+
+        signature = files_signature(self._cert_files)
+        if signature == self._cert_signature:
+            return True
+        log.info("certificate files changed: %s", ", ".join(
+            p for (p, *a), (_, *b) in zip(signature, self._cert_signature, strict=False) if a != b))
+        return self.rotate_certificates("files changed")
+
+    def rotate_certificates(self, reason: str) -> bool:
+        """The one rotation hook: with a CA, issue a new certificate and re-apply the last
+        config with the new Secrets; with -c, re-apply the config file, which reads the
+        certificate files anew. The running config stays on any failure."""
+        from meshcore.certs import certificate_pairs, check_pair, files_signature
+
+        with self._reload_lock:
+            try:
+                if self._provisioner is not None:
+                    cert = self._provisioner.issue()
+                    bootstrap = type(self._last_bootstrap)()
+                    bootstrap.CopyFrom(self._last_bootstrap)
+                    from google.protobuf import json_format
+
+                    del bootstrap.static_resources.secrets[:]
+                    for secret in cert.secrets():
+                        json_format.ParseDict(secret, bootstrap.static_resources.secrets.add())
+                    self.engine.apply(bootstrap, self.engine.source)
+                    described = cert.describe()
+                    after = max(0.0, cert.renew_at - time.time())
+                    secrets = [s["name"] for s in cert.secrets()]
+                else:
+                    signature = files_signature(self._cert_files)
+                    bootstrap = load_bootstrap(self.config_path)
+                    leaves = [check_pair(c, k) for c, k in certificate_pairs(bootstrap)]
+                    self.engine.apply(bootstrap, os.path.basename(self.config_path))
+                    self._cert_signature = signature
+                    self._cert_files = __import__("meshcore.certs").certs.data_source_files(bootstrap)
+                    described = ", ".join(f"serial {leaf.serial_number:x}, valid until "
+                                          f"{leaf.not_valid_after_utc.isoformat(timespec='seconds')}"
+                                          for leaf in leaves) or "trust bundle"
+                    after = None
+                    secrets = [s.name for s in bootstrap.static_resources.secrets]
+            except (ConfigError, EngineError) as e:
+                self._counters["server.certificate_rotation_failures"] += 1
+                log.error("certificate rotation (%s) failed, keeping the running config: %s", reason, e)
+                return False
+            self._last_bootstrap = self.engine.bootstrap
+            self._counters["server.certificate_rotations"] += 1
+            for name in secrets:
+                key = f"sds.{name}.update_success"
+                self._counters[key] = self._counters.get(key, 0) + 1
+            log.info("certificate rotated (%s): %s%s", reason, described,
+                     f"; next renewal in {after:.1f}s" if after is not None else "")
+            return True
+
     def shutdown(self) -> None:
         self._watch_stop.set()
+        if self._renewer is not None:
+            self._renewer.stop()
         if self._watcher is not None:
             self._watcher.join(timeout=30)
         log.info("draining: listeners closed, connections have %.1fs to finish", self.drain_timeout)

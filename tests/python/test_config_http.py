@@ -420,10 +420,12 @@ def test_full_config_sets_every_supported_field():
         for name, inner in rule.nested.items():
             missing += [f"{full}.{name}.{f}" for f in inner.fields if f not in by_place.get((full, name), ())]
     # TLS, filter chain matching and access-log formats are covered by
-    # tests/python/test_config_tls.py and the access-log tests.
+    # tests/python/test_config_tls.py and the access-log tests; RBAC by
+    # tests/python/test_translate_security_rbac.py.
     elsewhere = ("transport_socket", "TransportSocket", "TlsInspector", "ListenerFilter", "listener_filters",
                  "filter_chain_match", "FilterChain.name", "FilterChainMatch", "secrets", "Secret", "tls.v3",
-                 "DataSource.filename", "access_log", "SubstitutionFormatString")
+                 "DataSource.filename", "access_log", "SubstitutionFormatString", "rbac", "CidrRange", "Int32Range",
+                 "PathMatcher", "MetadataMatcher", "ValueMatcher", "OrMatcher", "ListMatcher")
     missing = [m for m in missing if not any(e in m for e in elsewhere)]
     assert not missing
 

@@ -141,7 +141,7 @@ metadata: {name: x}
     assert "networking.istio.io/v1 Gateway is not supported by meshcore" in mesh.findings[0].message
 
 
-def test_security_resources_are_loaded_and_not_yet_enforced():
+def test_security_resources_are_loaded():
     mesh = load_texts({"s.yaml": """
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -154,8 +154,7 @@ metadata: {name: deny-all, namespace: shop}
 spec: {}
 """})
     assert [r.kind for r in mesh.resources] == ["PeerAuthentication", "AuthorizationPolicy"]
-    assert [(f.severity, f.code) for f in mesh.findings] == [("warning", fnd.NOT_ENFORCED)] * 2
-    assert "not yet enforced" in str(mesh.findings[0])
+    assert mesh.findings == []  # enforced since the security release (test_translate_security*.py)
 
 
 def test_document_shape_errors():

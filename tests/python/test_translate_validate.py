@@ -198,8 +198,6 @@ WARNINGS = [
      "spec.http[0].retries.retryRemoteLocalities", "no localities", fnd.IGNORED),
     ("VirtualService", r("{hosts: [a], http: [{$R, mirror: {host: b}, mirrorPercent: 5}]}"),
      "spec.http[0].mirrorPercent", "deprecated", fnd.DEPRECATED),
-    ("DestinationRule", "{host: a, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}", "spec.trafficPolicy.tls",
-     "not yet enforced", fnd.NOT_ENFORCED),
     ("DestinationRule", "{host: a, trafficPolicy: {loadBalancer: {warmup: {duration: 10s}}}}",
      "spec.trafficPolicy.loadBalancer.warmup", "slow start", fnd.IGNORED),
     ("DestinationRule", "{host: a, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, "
@@ -313,8 +311,7 @@ subsets:
 
 def test_every_field_has_a_documented_status():
     rows = [row for node in SPECS.values() for row in describe(node)]
-    assert {status for _, status, _ in rows} == {"translated", "warned", "rejected", "not yet enforced",
-                                                 "rejected (as Istio)"}
+    assert {status for _, status, _ in rows} == {"translated", "warned", "rejected", "rejected (as Istio)"}
     for path, status, detail in rows:
         if status != "translated":
             assert detail, f"{path}: {status} without a reason"

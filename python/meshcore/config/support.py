@@ -29,12 +29,14 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2  # noqa: F401
 from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2  # noqa: F401
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2  # noqa: F401
 from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
     http_connection_manager_pb2,
 )
+from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2  # noqa: F401
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
@@ -49,6 +51,9 @@ _TLS = "envoy.extensions.transport_sockets.tls.v3."
 CONNECTION_LIMIT = "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
 HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 HTTP_FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
+HTTP_RBAC = "envoy.extensions.filters.http.rbac.v3.RBAC"
+NETWORK_RBAC = "envoy.extensions.filters.network.rbac.v3.RBAC"
+_RBAC = "envoy.config.rbac.v3."
 ROUTER = "envoy.extensions.filters.http.router.v3.Router"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
@@ -129,10 +134,14 @@ LEAVES = frozenset(
 )
 
 # typed_config types allowed in a listener's filter chain (True = terminal).
-NETWORK_FILTERS = {CONNECTION_LIMIT: False, TCP_PROXY: True, HCM: True}
+NETWORK_FILTERS = {CONNECTION_LIMIT: False, NETWORK_RBAC: False, TCP_PROXY: True, HCM: True}
 
 # typed_config types allowed in an http_connection_manager's http_filters.
-HTTP_FILTERS = {HTTP_FAULT: False, ROUTER: True}
+HTTP_FILTERS = {HTTP_FAULT: False, HTTP_RBAC: False, ROUTER: True}
+
+# Filter types that may appear several times in one chain, evaluated in order
+# (Istio writes a DENY and an ALLOW RBAC filter, in that order).
+REPEATABLE_FILTERS = frozenset({HTTP_RBAC, NETWORK_RBAC})
 
 ACCESS_LOGGERS = {
     "envoy.extensions.access_loggers.file.v3.FileAccessLog": False,
@@ -262,7 +271,7 @@ def _chain(filters, table, list_name, empty_text):
     last = len(filters) - 1
     for i, f in enumerate(filters):
         kind = type_name(f.typed_config.type_url)
-        if kind in seen:
+        if kind in seen and kind not in REPEATABLE_FILTERS:
             yield (
                 f"{list_name}[{i}]",
                 f"filter {f.name or kind} is already at {list_name}[{seen[kind]}] (one of each type)",
@@ -856,6 +865,92 @@ def _check_sds_config(c):
         yield "sds_config", "dynamic SDS is not supported: use static_resources.secrets by name"
 
 
+# -- RBAC (envoy.filters.http.rbac, envoy.filters.network.rbac)
+
+
+def _check_rbac_filter(f):
+    # Envoy enforces nothing when `rules` is absent; meshcore's core would read
+    # an absent `rules` as an ALLOW with no policy (deny all), so it is required.
+    if not f.HasField("rules"):
+        yield "rules", "required (without rules Envoy enforces nothing: leave the filter out instead)"
+
+
+def _check_network_rbac(f):
+    yield from _check_rbac_filter(f)
+    if not f.stat_prefix:
+        yield "stat_prefix", "required"
+
+
+def _check_rbac_rules(r):
+    for name in r.policies:
+        if not name:
+            yield "policies", "a policy name must not be empty"
+
+
+def _check_rbac_policy(p):
+    if not p.permissions:
+        yield "permissions", "required (at least one; {any: true} matches everything)"
+    if not p.principals:
+        yield "principals", "required (at least one; {any: true} matches everyone)"
+
+
+def _check_permission(p):
+    which = p.WhichOneof("rule")
+    if which is None:
+        yield "", "one rule is required (and_rules, or_rules, not_rule, any, header, url_path, destination_ip, " \
+                  "destination_port, destination_port_range, requested_server_name, metadata)"
+    elif which == "destination_port" and p.destination_port > 65535:
+        yield "destination_port", f"{p.destination_port} is out of range (0..65535)"
+    elif which == "any" and not p.any:
+        yield "any", "must be true (as in Envoy)"
+
+
+def _check_principal(p):
+    which = p.WhichOneof("identifier")
+    if which is None:
+        yield "", "one identifier is required (and_ids, or_ids, not_id, any, authenticated, direct_remote_ip, " \
+                  "remote_ip, source_ip, header, url_path, metadata)"
+    elif which == "any" and not p.any:
+        yield "any", "must be true (as in Envoy)"
+
+
+def _check_permission_set(s):
+    if not s.rules:
+        yield "rules", "at least one rule is required"
+
+
+def _check_principal_set(s):
+    if not s.ids:
+        yield "ids", "at least one identifier is required"
+
+
+def _check_cidr(c):
+    try:
+        ip = ipaddress.ip_address(c.address_prefix)
+    except ValueError:
+        yield "address_prefix", f'"{c.address_prefix}" is not an IP address'
+        return
+    if c.HasField("prefix_len") and c.prefix_len.value > ip.max_prefixlen:
+        yield "prefix_len", f"{c.prefix_len.value} is out of range (0..{ip.max_prefixlen})"
+
+
+def _check_port_range(r):
+    if not 0 <= r.start < r.end <= 65536:
+        yield "", f"[{r.start}, {r.end}) is not a port range (start < end, within 0..65536)"
+
+
+def _check_path_matcher(p):
+    if not p.HasField("path"):
+        yield "path", "required"
+
+
+def _check_metadata_matcher(m):
+    if m.invert:
+        # meshcore has no dynamic metadata: its core never matches a metadata
+        # matcher, so an inverted one would have to match always.
+        yield "invert", "not supported (meshcore has no dynamic metadata; metadata matchers never match)"
+
+
 # ---- the table -------------------------------------------------------------------
 
 _HEADER_OPS = (
@@ -940,6 +1035,35 @@ SCHEMA = {
         check=_check_tcp_proxy,
     ),
     TCP_PROXY + ".WeightedCluster": Rule(("clusters",), check=_check_weighted_clusters),
+    # -- RBAC: evaluated in the core (route/rbac.c). Metadata matchers (JWT
+    # claims, other filters' dynamic metadata) never match: meshcore has no
+    # filter that writes dynamic metadata. requested_server_name: see docs.
+    HTTP_RBAC: Rule(("rules", "shadow_rules_stat_prefix"), check=_check_rbac_filter),
+    NETWORK_RBAC: Rule(("rules", "stat_prefix", "shadow_rules_stat_prefix"), check=_check_network_rbac),
+    _RBAC + "RBAC": Rule(("action", "policies"), enums={"action": ("ALLOW", "DENY")}, check=_check_rbac_rules),
+    _RBAC + "Policy": Rule(("permissions", "principals"), check=_check_rbac_policy),
+    _RBAC + "Permission": Rule(
+        ("and_rules", "or_rules", "not_rule", "any", "header", "url_path", "destination_ip", "destination_port",
+         "destination_port_range", "requested_server_name", "metadata"),
+        check=_check_permission,
+    ),
+    _RBAC + "Permission.Set": Rule(("rules",), check=_check_permission_set),
+    _RBAC + "Principal": Rule(
+        ("and_ids", "or_ids", "not_id", "any", "authenticated", "source_ip", "direct_remote_ip", "remote_ip",
+         "header", "url_path", "metadata"),
+        check=_check_principal,
+    ),
+    _RBAC + "Principal.Set": Rule(("ids",), check=_check_principal_set),
+    _RBAC + "Principal.Authenticated": Rule(("principal_name",)),
+    "envoy.config.core.v3.CidrRange": Rule(("address_prefix", "prefix_len"), check=_check_cidr),
+    "envoy.type.v3.Int32Range": Rule(("start", "end"), check=_check_port_range),
+    "envoy.type.matcher.v3.PathMatcher": Rule(("path",), check=_check_path_matcher),
+    "envoy.type.matcher.v3.MetadataMatcher": Rule(("filter", "path", "value", "invert"),
+                                                  check=_check_metadata_matcher),
+    "envoy.type.matcher.v3.MetadataMatcher.PathSegment": Rule(("key",)),
+    "envoy.type.matcher.v3.ValueMatcher": Rule(("string_match", "or_match", "list_match")),
+    "envoy.type.matcher.v3.OrMatcher": Rule(("value_matchers",)),
+    "envoy.type.matcher.v3.ListMatcher": Rule(("one_of",)),
     TCP_PROXY + ".WeightedCluster.ClusterWeight": Rule(("name", "weight"), check=_check_cluster_weight),
     # -- http_connection_manager (access_log: not yet)
     HCM: Rule(

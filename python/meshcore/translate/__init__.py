@@ -16,6 +16,7 @@ from .build import DEFAULT_OUTBOUND_ADDRESS, Translation, translate
 from .findings import ERROR, WARNING, Finding
 from .model import Mesh, Resource, load_dir, load_documents, load_texts, read_documents
 from .registry import Registry
+from .security import Security
 
 __all__ = [
     "DEFAULT_OUTBOUND_ADDRESS",
@@ -25,6 +26,7 @@ __all__ = [
     "Mesh",
     "Registry",
     "Resource",
+    "Security",
     "Translation",
     "analyze",
     "check",
@@ -33,37 +35,48 @@ __all__ = [
     "load_texts",
     "read_documents",
     "sidecar_config",
+    "sidecar_translation",
     "translate",
 ]
 
 
-def check(mesh: Mesh, workloads=None) -> list[Finding]:
+def check(mesh: Mesh, workloads=None, security: Security | None = None) -> list[Finding]:
     """Every finding for a mesh: loading and validation, the cross-resource
     analysis, and the translation for each workload (all WorkloadEntries
     unless `workloads` names some)."""
     registry = Registry(mesh)
-    out = list(mesh.findings) + analyze(mesh, registry)
+    security = security or Security()
+    out = list(mesh.findings) + analyze(mesh, registry, security)
     refs = workloads if workloads is not None else [w.id for w in registry.workloads]
     for ref in refs:
-        out += translate(mesh, ref, registry=registry).findings
+        out += translate(mesh, ref, registry=registry, security=security).findings
     if workloads is None and not refs:
         out += registry.findings
     return sorted(findings.unique(out), key=findings.sort_key)
 
 
-def sidecar_config(directory, workload: str, outbound_address: str = DEFAULT_OUTBOUND_ADDRESS):
+def sidecar_config(directory, workload: str, outbound_address: str = DEFAULT_OUTBOUND_ADDRESS,
+                   security: Security | None = None):
     """(Bootstrap, warnings) for a workload's sidecar from a mesh directory.
 
     ConfigError naming every error when the directory has any (what
     `meshcore check DIR` would report as errors, or the workload's own)."""
+    result, warnings = sidecar_translation(directory, workload, outbound_address, security)
+    return result.bootstrap, warnings
+
+
+def sidecar_translation(directory, workload: str, outbound_address: str = DEFAULT_OUTBOUND_ADDRESS,
+                        security: Security | None = None):
+    """(Translation, warnings); ConfigError as sidecar_config."""
+    security = security or Security()
     mesh = load_dir(directory)
     registry = Registry(mesh)
-    result = translate(mesh, workload, outbound_address, registry=registry)
-    found = findings.unique(list(mesh.findings) + analyze(mesh, registry) + result.findings)
+    result = translate(mesh, workload, outbound_address, registry=registry, security=security)
+    found = findings.unique(list(mesh.findings) + analyze(mesh, registry, security) + result.findings)
     errors = [f for f in found if f.is_error]
     if errors:
         raise ConfigError(format_errors(errors))
-    return result.bootstrap, [f for f in found if not f.is_error]
+    return result, [f for f in found if not f.is_error]
 
 
 def format_errors(errors: list[Finding]) -> str:

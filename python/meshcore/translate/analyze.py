@@ -14,9 +14,12 @@ from .rules import MESH_GATEWAY
 from .schema import parse_duration
 
 
-def analyze(mesh, registry: reg.Registry | None = None) -> list[fnd.Finding]:
+def analyze(mesh, registry: reg.Registry | None = None, security=None) -> list[fnd.Finding]:
+    from .security import Security
+    from .securitycheck import security_findings
+
     registry = registry or reg.Registry(mesh)
-    out: list[fnd.Finding] = []
+    out: list[fnd.Finding] = security_findings(mesh, registry, security or Security())
     virtual_services = mesh.of("VirtualService")
     for vs in virtual_services:
         if not applies_to_sidecars(vs):  # nothing of it is used: no more to say

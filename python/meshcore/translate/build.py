@@ -19,10 +19,11 @@ from meshcore.config import validate_bootstrap
 from meshcore.config.support import FAULT_FILTER_NAME, HCM, HTTP_FAULT, ROUTER, TCP_PROXY
 
 from ..errors import ConfigError
+from . import authz, hosts
 from . import clusters as cl
 from . import findings as fnd
-from . import hosts
 from . import registry as reg
+from . import security as sec
 from .routes import VirtualServiceRoutes, default_route, tcp_destinations
 from .rules import MESH_GATEWAY
 
@@ -36,6 +37,7 @@ class Translation:
     bootstrap: bootstrap_pb2.Bootstrap
     findings: list = field(default_factory=list)
     workload: reg.Workload | None = None
+    uses_certificate: bool = False  # the config refers to the workload's certificate (mTLS)
 
     @property
     def errors(self) -> list:
@@ -48,14 +50,17 @@ def applies_to_sidecars(vs) -> bool:
 
 
 def translate(mesh, workload: str, outbound_address: str = DEFAULT_OUTBOUND_ADDRESS,
-              registry: reg.Registry | None = None) -> Translation:
-    """The sidecar config of `workload` ("namespace/name", or "name" in namespace default)."""
-    return _Translator(mesh, registry or reg.Registry(mesh), outbound_address).run(workload)
+              registry: reg.Registry | None = None, security: sec.Security | None = None) -> Translation:
+    """The sidecar config of `workload` ("namespace/name", or "name" in namespace default).
+    security: trust domain, root namespace and the sidecar's certificates (security.py)."""
+    return _Translator(mesh, registry or reg.Registry(mesh), outbound_address, security or sec.Security()).run(workload)
 
 
 class _Translator:
-    def __init__(self, mesh, registry, address):
-        self.mesh, self.registry, self.address = mesh, registry, address
+    def __init__(self, mesh, registry, address, security):
+        self.mesh, self.registry, self.address, self.sec = mesh, registry, address, security
+        self.pas = mesh.of("PeerAuthentication")
+        self.uses_certificate = False
         self.findings: list[fnd.Finding] = list(registry.findings)
         self.clusters: dict[str, dict] = {}
         self.used: dict[str, tuple] = {}  # cluster name -> (resource, path) of its first use
@@ -99,11 +104,22 @@ class _Translator:
             if listener:
                 listeners.append(listener)
         self._blackholes(services)
+        listeners += self._inbound()
+        static = {"listeners": listeners, "clusters": list(self.clusters.values())}
+        if self.uses_certificate:
+            if self.sec.secrets is not None:
+                static["secrets"] = [dict(s) for s in self.sec.secrets]
+            elif self.sec.require_certificates:
+                self.findings.append(self.proxy.resource.finding(
+                    fnd.ERROR, fnd.NEEDS_CERTIFICATE, "",
+                    "this sidecar needs a certificate for mTLS (an inbound port in STRICT or PERMISSIVE mode, or a "
+                    "destination with a sidecar): give the proxy one (--ca-dir), or set PeerAuthentication / "
+                    "DestinationRule tls mode DISABLE"))
         doc = {
             "node": {"id": f"sidecar~{self.proxy.address}~{self.proxy.name}.{self.proxy.namespace}"
                            f"~{self.proxy.namespace}.svc.{hosts.DOMAIN}",
                      "cluster": f"{self.proxy.labels.get('app') or self.proxy.name}.{self.proxy.namespace}"},
-            "static_resources": {"listeners": listeners, "clusters": list(self.clusters.values())},
+            "static_resources": static,
         }
         bootstrap = bootstrap_pb2.Bootstrap()
         json_format.ParseDict(doc, bootstrap)
@@ -112,20 +128,35 @@ class _Translator:
         except ConfigError as e:  # a translation meshcore's core cannot take: say so, never apply it
             self.findings.append(fnd.Finding(fnd.ERROR, fnd.UNSUPPORTED, "", "", "",
                                              f"the translated config is outside meshcore's xDS subset: {e}"))
-        return Translation(bootstrap, fnd.unique(self.findings), self.proxy)
+        return Translation(bootstrap, fnd.unique(self.findings), self.proxy, self.uses_certificate)
 
     # -- clusters
+
+    def _cluster(self, name, svc, port, endpoints, policy, subset, dr):
+        tls = policy.get("tls")
+        resource = dr if tls is not None and dr is not None else svc.resource
+        path = "spec.trafficPolicy.tls" if resource is dr else "spec.ports"
+
+        def note(severity, code, text):
+            self.note(resource, severity, code, path, text)
+
+        plan = sec.outbound_plan(svc, port, endpoints, tls, subset, self.pas, self.sec, note)
+        cluster = cl.build_cluster(name, svc, port, plan.endpoints, policy, plan.port_of)
+        if plan.transport_socket is not None:
+            cluster["transport_socket"] = plan.transport_socket
+        self.uses_certificate |= plan.uses_certificate
+        return cluster
 
     def _service_clusters(self, svc):
         dr = self.destination_rule(svc.host)
         for port in svc.ports:
             name = cl.cluster_name(port.number, "", svc.host)
             policy = cl.merged_policy(dr, port.number, None)
-            self.clusters[name] = cl.build_cluster(name, svc, port, svc.endpoints, policy)
+            self.clusters[name] = self._cluster(name, svc, port, svc.endpoints, policy, "", dr)
             for subset in (dr.spec.get("subsets") or []) if dr is not None else []:
                 sname = cl.cluster_name(port.number, subset["name"], svc.host)
-                self.clusters[sname] = cl.build_cluster(sname, svc, port, reg.subset_endpoints(svc, subset),
-                                                        cl.merged_policy(dr, port.number, subset))
+                self.clusters[sname] = self._cluster(sname, svc, port, reg.subset_endpoints(svc, subset),
+                                                     cl.merged_policy(dr, port.number, subset), subset["name"], dr)
 
     def _blackholes(self, services):
         visible = {s.host for s in services}
@@ -137,6 +168,35 @@ class _Translator:
                 self.note(resource, fnd.WARNING, fnd.UNKNOWN_HOST, path,
                           f"{host} is not exported to namespace {self.proxy.namespace}: requests get 503")
             self.clusters[name] = cl.blackhole_cluster(name)
+
+    # -- inbound: the workload's own ports, mTLS and authorization
+
+    def _inbound(self):
+        ports = sec.inbound_ports_of(self.registry, self.proxy, self.pas, self.sec,
+                                     lambda r, sev, code, path, text: self.note(r, sev, code, path, text))
+        policies = authz.applicable(self.mesh.of("AuthorizationPolicy"), self.proxy, self.sec.root_namespace)
+        if not ports:
+            for p in policies:
+                self.note(p, fnd.WARNING, fnd.NO_SIDECAR, "",
+                          f"not enforced for {self.proxy.resource.label}: it has no sidecar inbound port "
+                          f"({sec.INBOUND_PORTS_ANNOTATION})")
+            return []
+        bundle = authz.TrustDomainBundle.of(self.sec.trust_domain, self.sec.trust_domain_aliases)
+        http_filters, _ = authz.build_filters(policies, for_tcp=False, bundle=bundle,
+                                              root_namespace=self.sec.root_namespace)
+        tcp_filters, _ = authz.build_filters(policies, for_tcp=True, bundle=bundle,
+                                             root_namespace=self.sec.root_namespace)
+        out = []
+        for ip in ports:
+            mapped = authz.map_destination_ports(http_filters if ip.is_http else tcp_filters, ip.app_port,
+                                                 ip.listener_port)
+            listener, cluster = sec.inbound_listener(self.proxy.address, ip, mapped if ip.is_http else [],
+                                                     mapped if not ip.is_http else [])
+            out.append(listener)
+            self.clusters[cluster["name"]] = cluster
+            if ip.mode != "DISABLE":
+                self.uses_certificate = True
+        return out
 
     # -- listeners
 

@@ -129,7 +129,9 @@ def _outlier(od: dict) -> dict:
     return out
 
 
-def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, policy: dict) -> dict:
+def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, policy: dict, port_of=None) -> dict:
+    """port_of(endpoint) -> the port to dial (default: the endpoint's port for `port`;
+    security.py passes the sidecar's inbound port for endpoints that have one)."""
     pool = policy.get("connectionPool") or {}
     tcp, http = pool.get("tcp") or {}, pool.get("http") or {}
     cluster = {
@@ -164,7 +166,8 @@ def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, 
     lb_endpoints = []
     for e in endpoints:
         item = {"endpoint": {"address": {"socket_address": {"address": e.address,
-                                                            "port_value": e.port_for(port)}}}}
+                                                            "port_value": port_of(e) if port_of else
+                                                            e.port_for(port)}}}}
         if e.weight:
             item["load_balancing_weight"] = e.weight
         lb_endpoints.append(item)

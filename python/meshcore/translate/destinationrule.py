@@ -22,7 +22,6 @@ from .schema import (
     Map,
     Num,
     Obj,
-    Pending,
     Str,
     Unsupported,
     Warned,
@@ -184,17 +183,44 @@ def _outlier_detection():
     return node
 
 
+def _check_tls(v, path, out):
+    mode = v.get("mode") or "DISABLE"
+    if v.get("insecureSkipVerify"):
+        if mode == "SIMPLE" and (v.get("caCertificates") or v.get("credentialName") or v.get("subjectAltNames")):
+            out.error(path, "cannot specify CaCertificates or CredentialName or SubjectAltNames when "
+                            "InsecureSkipVerify is set true")
+        if mode == "MUTUAL" and (v.get("caCertificates") or v.get("subjectAltNames")):
+            out.error(path, "cannot specify CaCertificates or SubjectAltNames when InsecureSkipVerify is set true")
+    if mode in ("SIMPLE", "MUTUAL") and v.get("credentialName"):
+        if any(v.get(k) for k in ("clientCertificate", "caCertificates", "privateKey", "caCrl")):
+            out.error(path, "cannot specify client certificates or CA certificate or CA CRL If credentialName is set")
+        return
+    if mode == "MUTUAL":
+        if not v.get("clientCertificate"):
+            out.error(join(path, "clientCertificate"), "client certificate required for mutual tls")
+        if not v.get("privateKey"):
+            out.error(join(path, "privateKey"), "private key required for mutual tls")
+
+
 def _tls_settings():
-    node = Pending(
-        Obj(fields={
-            "mode": Enum(values=("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL")),
-            "clientCertificate": Str(), "privateKey": Str(), "caCertificates": Str(), "credentialName": Str(),
-            "subjectAltNames": List(Str()), "sni": Str(), "insecureSkipVerify": Bool(), "caCrl": Str(),
-        }),
-        "upstream TLS and mTLS come with the mTLS release; traffic is sent in plaintext",
+    return Obj(
+        fields={
+            "mode": Enum(values=("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"),
+                         to="Cluster.transport_socket: none, UpstreamTlsContext, with a client certificate, with "
+                            "the workload's SVID (absent: auto mTLS to endpoints with a sidecar)"),
+            "clientCertificate": Str(to="tls_certificates[0].certificate_chain.filename (MUTUAL)"),
+            "privateKey": Str(to="tls_certificates[0].private_key.filename (MUTUAL)"),
+            "caCertificates": Str(to="validation_context.trusted_ca.filename (default: the system's CA bundle)"),
+            "credentialName": Unsupported(Str(), "certificates from Kubernetes Secrets (SDS) are not available: "
+                                                 "use clientCertificate / privateKey / caCertificates files"),
+            "subjectAltNames": List(Str(), to="match_typed_subject_alt_names (URI); for ISTIO_MUTUAL instead of the "
+                                              "destination's SPIFFE IDs"),
+            "sni": Str(to="UpstreamTlsContext.sni (ISTIO_MUTUAL default: outbound_.<port>_.<subset>_.<host>)"),
+            "insecureSkipVerify": Bool(to="no validation_context: the server certificate is not verified"),
+            "caCrl": Unsupported(Str(), "certificate revocation lists are not checked"),
+        },
+        check=_check_tls,
     )
-    node.quiet = lambda v: isinstance(v, dict) and v.get("mode") in (None, "DISABLE") and len(v) <= 1
-    return node
 
 
 def _check_port_policy(v, path, out):

@@ -34,6 +34,12 @@ RETRY_TIMEOUT = "retry-timeout"
 PORT_CONFLICT = "port-conflict"
 UNKNOWN_WORKLOAD = "unknown-workload"
 DEPRECATED = "deprecated"
+MTLS_CONFLICT = "mtls-conflict"  # TLS settings that make connections fail or leave endpoints out
+NO_SIDECAR = "no-sidecar"  # a port or policy that needs a sidecar the workload does not have
+AUTHZ_NEVER_MATCHES = "authz-never-matches"  # an authorization rule (or part of it) that can never match
+UNKNOWN_IDENTITY = "unknown-identity"  # a principal or namespace no workload has
+NO_WORKLOAD = "no-workload"  # a selector that matches no WorkloadEntry
+NEEDS_CERTIFICATE = "needs-certificate"  # mTLS without a certificate to do it with
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,14 @@ class Endpoint:
     labels: dict
     weight: int = 0
     resource: object = None  # the WorkloadEntry or ServiceEntry
+    service_account: str = ""
+    namespace: str = ""
+
+    @property
+    def workload_entry(self):
+        """The WorkloadEntry behind this endpoint, or None (an inline ServiceEntry endpoint)."""
+        r = self.resource
+        return r if r is not None and r.kind == "WorkloadEntry" else None
 
     def port_for(self, port: Port) -> int:
         """The endpoint's port for a service port: its port of that name, else
@@ -208,7 +216,7 @@ class Registry:
             if w.namespace == namespace and label_match(selector, w.labels) and w.address and hosts.is_ip(w.address):
                 spec = w.resource.spec
                 out.append(Endpoint(w.address, dict(spec.get("ports") or {}), w.labels,
-                                    spec.get("weight") or 0, w.resource))
+                                    spec.get("weight") or 0, w.resource, w.service_account, w.namespace))
         return out
 
     def _service_entry(self, r):
@@ -228,7 +236,7 @@ class Registry:
                 if not hosts.is_ip(address):
                     continue  # unix:// (reported by validation)
                 endpoints.append(Endpoint(address, dict(ep.get("ports") or {}), ep.get("labels") or {},
-                                          ep.get("weight") or 0, r))
+                                          ep.get("weight") or 0, r, ep.get("serviceAccount") or "", r.namespace))
         out = []
         for h in spec.get("hosts") or []:
             host = hosts.fqdn(h, r.namespace)
@@ -248,6 +256,16 @@ class Registry:
         namespace, _, name = ref.rpartition("/")
         namespace = namespace or "default"
         return next((w for w in self.workloads if w.namespace == namespace and w.name == name), None)
+
+    def services_of(self, workload: Workload) -> list[tuple[Service, Endpoint]]:
+        """The services whose endpoints include this workload, with its endpoint in each."""
+        out = []
+        for s in self.services:
+            for e in s.endpoints:
+                if e.resource is workload.resource:
+                    out.append((s, e))
+                    break
+        return out
 
     def visible_services(self, proxy: Workload) -> list[Service]:
         return [s for s in self.services if visible(s.export_to, s.namespace, proxy.namespace)]

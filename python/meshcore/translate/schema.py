@@ -325,6 +325,7 @@ class Map(Node):
     key_check: Callable[[str], str | None] | None = None  # -> problem text or None
     min_props: int | None = None
     max_props: int | None = None
+    int_keys: bool = False  # YAML's unquoted numbers as keys (portLevelMtls: {8080: ...}) read as their text
 
     def walk(self, value, path, out):
         if not isinstance(value, dict):
@@ -335,6 +336,8 @@ class Map(Node):
         if self.max_props is not None and len(value) > self.max_props:
             out.error(path, f"at most {self.max_props} entries are allowed")
         for key, item in value.items():
+            if self.int_keys and isinstance(key, int) and not isinstance(key, bool):
+                key = str(key)
             kpath = key_path(path, key)
             if not isinstance(key, str):
                 out.error(kpath, f"keys must be strings, got {show(key)}")

@@ -12,10 +12,12 @@ paths start at "spec".
 """
 from __future__ import annotations
 
+import re
+
 from . import findings as fnd
 from . import hosts
 from .destinationrule import DESTINATION_RULE
-from .rules import export_to, port_number, selector_labels, workload_selector
+from .rules import export_to, port_number, selector_labels
 from .schema import (
     Enum,
     Int,
@@ -25,7 +27,6 @@ from .schema import (
     Obj,
     Opaque,
     Out,
-    Pending,
     Str,
     Warned,
     join,
@@ -151,7 +152,7 @@ SERVICE_ENTRY = Obj(
         "workloadSelector": Obj(fields={"labels": selector_labels(256)},
                                 to="endpoints = the WorkloadEntries it selects"),
         "exportTo": export_to(),
-        "subjectAltNames": Pending(List(Str()), "peer identities are checked by the mTLS release"),
+        "subjectAltNames": List(Str(), to="added to the SPIFFE IDs an ISTIO_MUTUAL upstream must present"),
     },
     required=("hosts",),
     check=_check_service_entry,
@@ -178,11 +179,11 @@ WORKLOAD_ENTRY = _endpoint("LbEndpoint address (an IP)")
 WORKLOAD_ENTRY.check = _check_workload_entry_all
 
 
-# ---- security.istio.io (loaded, not yet enforced) ----------------------------------------------------------
+# ---- security.istio.io ------------------------------------------------------------------------------------
 
 
-def _mtls():
-    return Obj(fields={"mode": Enum(values=("UNSET", "DISABLE", "PERMISSIVE", "STRICT"))})
+def _mtls(to):
+    return Obj(fields={"mode": Enum(values=("UNSET", "DISABLE", "PERMISSIVE", "STRICT"), to=to)})
 
 
 def _check_pa_port(key):
@@ -202,32 +203,235 @@ def _check_peer_authentication(v, path, out):
             out.error(join(path, "portLevelMtls"), "portLevelMtls requires selector")
 
 
-
 PEER_AUTHENTICATION = Obj(
     fields={
-        "selector": workload_selector(),
-        "mtls": _mtls(),
-        "portLevelMtls": Map(_mtls(), key_check=_check_pa_port, min_props=1),
+        "selector": Obj(fields={"matchLabels": selector_labels()},
+                        to="the workloads (in the policy's namespace) it applies to; none: the namespace, or the "
+                           "mesh in the root namespace"),
+        "mtls": _mtls("the inbound listeners: STRICT one TLS chain requiring a client certificate; PERMISSIVE "
+                      "tls_inspector + TLS and plaintext chains; DISABLE plaintext; UNSET inherits"),
+        "portLevelMtls": Map(_mtls("the inbound listener of that application port"), key_check=_check_pa_port,
+                             min_props=1, int_keys=True),
     },
     check=_check_peer_authentication,
 )
-
-
-def _check_source(v, path, out):
-    if v.get("serviceAccounts") is not None or v.get("notServiceAccounts") is not None:
-        if any(v.get(k) is not None for k in ("principals", "notPrincipals", "namespaces", "notNamespaces")):
-            out.error(path, "Cannot set serviceAccounts with namespaces or principals")
 
 
 def _strings(max_items=None, max_len=None):
     return List(Str(max_len=max_len), max_items=max_items)
 
 
+# Istio's security.ValidateAttribute: the `when` keys it knows (translated or not).
+_WHEN_EXACT = {"source.ip", "remote.ip", "source.namespace", "source.serviceAccount", "source.principal",
+               "source.trustDomain", "request.auth.principal", "request.auth.audiences", "request.auth.presenter",
+               "destination.ip", "destination.port", "connection.sni"}
+_WHEN_MAP = ("request.headers", "request.experimental.inline.headers", "request.auth.claims",
+             "experimental.envoy.filters.")
+_JWT = ("JWT is not implemented in meshcore (no RequestAuthentication): as in Istio without a JWT, this "
+        "never matches")
+
+
+def _map_key_problem(key):
+    open_ = key.find("[")
+    if key.endswith("]") and 0 < open_ < len(key) - 2:
+        return None
+    return f"bad key ({key}): should have format a[b]"
+
+
+def _ip_problems(values):
+    for v in values or []:
+        if not isinstance(v, str):
+            continue
+        if "/" in v:
+            if not hosts.is_cidr(v):
+                yield f"bad CIDR range ({v})"
+        elif not hosts.is_ip(v):
+            yield f"bad IP address ({v})"
+
+
+def _port_problems(values):
+    for v in values or []:
+        if not (isinstance(v, str) and v.isdigit() and int(v) <= 65535):
+            yield f"bad port ({v})"
+
+
+def _service_account_problems(values):
+    if len(values or []) > 16:
+        yield "may not have more than 16 values"
+    for v in values or []:
+        if not isinstance(v, str):
+            continue
+        if "*" in v:
+            yield f"wildcard not allowed, found in {v}"
+        elif v.count("/") > 1 or v.startswith("/") or v.endswith("/"):
+            yield f"expected format 'serviceAccount' or 'namespace/serviceAccount', found {v!r}"
+
+
+def _path_template_problems(paths):
+    for path in paths or []:
+        if not isinstance(path, str):
+            continue
+        has_template = "{*}" in path or "{**}" in path
+        found_any = False
+        for glob in path.strip("/").split("/"):
+            if glob in ("{*}", "{**}"):
+                if found_any:
+                    yield f"invalid or unsupported path {path}. {{**}} is not the last operator"
+                    break
+                found_any = glob == "{**}"
+                continue
+            if "{" in glob or "}" in glob:
+                yield f"invalid or unsupported path {path}. Contains '{{' or '}}' beyond a supported path template"
+                break
+            if has_template and not re.fullmatch(r"[a-zA-Z0-9\-._~%!$&'()+,;:@=]+", glob):
+                yield f"invalid or unsupported path {path}. Contains segment {glob} with invalid string literal"
+                break
+
+
+def _empty_values(values):
+    return any(v == "" for v in values or [])
+
+
+_SOURCE_LISTS = ("principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces",
+                 "notNamespaces", "ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks",
+                 "serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains")
+_OPERATION_LISTS = ("hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths")
+
+
+def _check_source(v, path, out):
+    if v.get("serviceAccounts") is not None or v.get("notServiceAccounts") is not None:
+        if any(v.get(k) is not None for k in ("principals", "notPrincipals", "namespaces", "notNamespaces")):
+            out.error(path, "Cannot set serviceAccounts with namespaces or principals")
+    if not any(v.get(k) for k in _SOURCE_LISTS):
+        out.error(path, "`from.source` must not be empty")
+    for k in ("ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"):
+        for problem in _ip_problems(v.get(k)):
+            out.error(join(path, k), problem)
+    for k in ("serviceAccounts", "notServiceAccounts"):
+        for problem in _service_account_problems(v.get(k)):
+            out.error(join(path, k), problem)
+    for k in _SOURCE_LISTS:
+        if _empty_values(v.get(k)):
+            out.error(join(path, k), f"empty value not allowed, found in {k}")
+    for k in ("requestPrincipals", "notRequestPrincipals"):
+        if v.get(k):
+            out.warn(join(path, k), _JWT, fnd.UNSUPPORTED)
+
+
+def _check_operation(v, path, out):
+    if not any(v.get(k) for k in _OPERATION_LISTS):
+        out.error(path, "`to.operation` must not be empty")
+    for k in ("ports", "notPorts"):
+        for problem in _port_problems(v.get(k)):
+            out.error(join(path, k), problem)
+    for k in ("paths", "notPaths"):
+        for problem in _path_template_problems(v.get(k)):
+            out.error(join(path, k), problem)
+    for k in _OPERATION_LISTS:
+        if _empty_values(v.get(k)):
+            out.error(join(path, k), f"empty value not allowed, found in {k}")
+
+
+def _check_condition(v, path, out):
+    key = v.get("key")
+    if not isinstance(key, str):
+        return
+    if not key:
+        out.error(join(path, "key"), "`key` must not be empty")
+        return
+    values, not_values = v.get("values"), v.get("notValues")
+    if not values and not not_values:
+        out.error(path, f"at least one of `values` or `notValues` must be set for key {key}")
+        return
+    for name, items in (("values", values), ("notValues", not_values)):
+        where = join(path, name)
+        if _empty_values(items):
+            out.error(where, f"empty value not allowed, found in {key}")
+        elif key in ("source.ip", "remote.ip", "destination.ip"):
+            for problem in _ip_problems(items):
+                out.error(where, problem)
+        elif key == "destination.port":
+            for problem in _port_problems(items):
+                out.error(where, problem)
+        elif key == "source.serviceAccount":
+            for problem in _service_account_problems(items):
+                out.error(where, problem)
+    if key in _WHEN_EXACT:
+        pass
+    elif key.startswith(_WHEN_MAP):
+        problem = _map_key_problem(key)
+        if problem:
+            out.error(join(path, "key"), problem)
+            return
+    elif key == "destination.namespace":
+        out.error(join(path, "key"), f"attribute {key} is replaced by the metadata.namespace")
+        return
+    elif key.startswith("destination.labels"):
+        out.error(join(path, "key"), f"attribute {key} is replaced by the workload selector")
+        return
+    elif key in ("destination.name", "destination.user"):
+        out.error(join(path, "key"), f"deprecated attribute {key}: only supported in v1alpha1")
+        return
+    else:
+        out.error(join(path, "key"), f"unknown attribute: {key}")
+        return
+    if key.startswith("request.auth."):
+        out.warn(join(path, "key"), _JWT, fnd.UNSUPPORTED)
+    elif key == "connection.sni":
+        # Envoy would match the TLS SNI; meshcore's core never does. In an ALLOW
+        # rule that only allows less (a warning); a DENY rule would deny less than
+        # Istio: refused (the policy's action is checked in _check_authorization_policy).
+        out.warn(join(path, "key"), "meshcore's core does not evaluate the requested server name: this "
+                                    "condition never matches", fnd.UNSUPPORTED)
+    elif key.startswith("experimental.envoy.filters."):
+        out.warn(join(path, "key"), "meshcore has no filter that writes dynamic metadata: this condition never "
+                                    "matches", fnd.UNSUPPORTED)
+
+
+def _check_rule(v, path, out):
+    if v.get("from") is not None and len(v["from"]) == 0:
+        out.error(join(path, "from"), "`from` must not be empty")
+    if v.get("to") is not None and len(v["to"]) == 0:
+        out.error(join(path, "to"), "`to` must not be empty")
+    for i, f in enumerate(v.get("from") or []):
+        if isinstance(f, dict) and f.get("source") is None:
+            out.error(f"{path}.from[{i}].source", "`from.source` must not be nil")
+    for i, t in enumerate(v.get("to") or []):
+        if isinstance(t, dict) and t.get("operation") is None:
+            out.error(f"{path}.to[{i}].operation", "`to.operation` must not be nil")
+
+
 def _check_authorization_policy(v, path, out):
     if sum(v.get(k) is not None for k in ("selector", "targetRef", "targetRefs")) > 1:
         out.error(path, "only one of targetRefs or selector can be set")
-    if v.get("provider") is not None and v.get("action") != "CUSTOM":
+    action = v.get("action") or "ALLOW"
+    if v.get("provider") is not None and action != "CUSTOM":
         out.error(join(path, "provider"), "provider is only allowed with action CUSTOM")
+    if action == "CUSTOM":
+        if v.get("rules") is None:
+            out.error(join(path, "rules"), "CUSTOM action without `rules` is meaningless as it will never be "
+                                           "triggered, add an empty rule `{}` if you want it be triggered for every "
+                                           "request")
+        elif not (v.get("provider") or {}).get("name"):
+            out.error(join(path, "provider.name"), "`provider.name` must not be empty")
+        out.unsupported(join(path, "action"), "CUSTOM: external authorization (ext_authz) is not implemented")
+    if action == "DENY" and v.get("rules") is None:
+        out.error(join(path, "rules"), "DENY action without `rules` is meaningless as it will never be triggered, "
+                                       "add an empty rule `{}` if you want it be triggered for every request")
+    if action == "DENY":
+        for i, rule in enumerate(v.get("rules") or []):
+            for j, cond in enumerate((rule or {}).get("when") or [] if isinstance(rule, dict) else []):
+                if isinstance(cond, dict) and cond.get("key") == "connection.sni":
+                    out.unsupported(f"{path}.rules[{i}].when[{j}].key",
+                                    "connection.sni in a DENY rule: meshcore's core does not evaluate the "
+                                    "requested server name, so it would deny less than Istio")
+    if action == "AUDIT":
+        out.warn(join(path, "action"), "not supported by meshcore, ignored: AUDIT only marks requests for audit "
+                                       "logging (it never changes a decision)", fnd.UNSUPPORTED)
+    for k in ("targetRef", "targetRefs"):
+        if v.get(k):
+            out.warn(join(path, k), "applies to gateways and waypoints, not to sidecars (as in Istio): this "
+                                    "policy is not applied by meshcore", fnd.IGNORED)
 
 
 def _target_ref():
@@ -235,29 +439,54 @@ def _target_ref():
                        "namespace": Str()}, required=("kind", "name"))
 
 
+_SOURCE_TO = {
+    "principals": "authenticated.principal_name (spiffe://<principal>; trust domain aliases as Istio)",
+    "notPrincipals": "not_id of the same",
+    "requestPrincipals": "JWT metadata matchers (never match: no JWT in meshcore)",
+    "notRequestPrincipals": "not_id of the same (always true)",
+    "namespaces": "authenticated.principal_name regex .*/ns/<ns>/.*",
+    "notNamespaces": "not_id of the same",
+    "ipBlocks": "direct_remote_ip", "notIpBlocks": "not_id of the same",
+    "remoteIpBlocks": "remote_ip", "notRemoteIpBlocks": "not_id of the same",
+    "serviceAccounts": "authenticated.principal_name regex spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?",
+    "notServiceAccounts": "not_id of the same",
+    "trustDomains": "authenticated.principal_name prefix spiffe://<td>/",
+    "notTrustDomains": "not_id of the same",
+}
+_OPERATION_TO = {
+    "hosts": "header :authority (ignore case)", "notHosts": "not_rule of the same",
+    "ports": "destination_port (the application's port)", "notPorts": "not_rule of the same",
+    "methods": "header :method", "notMethods": "not_rule of the same",
+    "paths": "url_path (templates {*} {**}: Envoy's regex for them)", "notPaths": "not_rule of the same",
+}
+
 AUTHORIZATION_POLICY = Obj(
     fields={
-        "selector": workload_selector(),
+        "selector": Obj(fields={"matchLabels": selector_labels()},
+                        to="the workloads it applies to (root namespace: the whole mesh)"),
         "targetRef": _target_ref(),
         "targetRefs": List(_target_ref(), max_items=16),
-        "action": Enum(values=("ALLOW", "DENY", "AUDIT", "CUSTOM")),
-        "provider": Obj(fields={"name": Str()}),
+        "action": Enum(values=("ALLOW", "DENY", "AUDIT", "CUSTOM"),
+                       to="RBAC filters in order: root-namespace DENY, DENY, ALLOW (AUDIT ignored, CUSTOM refused)"),
+        "provider": Obj(fields={"name": Str()}, to="CUSTOM only (refused)"),
         "rules": List(Obj(fields={
             "from": List(Obj(fields={"source": Obj(
-                fields={k: _strings() for k in (
-                    "principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces",
-                    "notNamespaces", "ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks",
-                    "trustDomains", "notTrustDomains")}
-                | {"serviceAccounts": _strings(16, 320), "notServiceAccounts": _strings(16, 320)},
-                check=_check_source)}), max_items=512),
-            "to": List(Obj(fields={"operation": Obj(fields={k: _strings() for k in (
-                "hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths")})})),
+                fields={k: (_strings(16, 320) if "erviceAccounts" in k else _strings()) for k in _SOURCE_LISTS},
+                check=_check_source)}), max_items=512, to="RBAC policy principals (OR)"),
+            "to": List(Obj(fields={"operation": Obj(fields={k: _strings() for k in _OPERATION_LISTS},
+                                                    check=_check_operation)}), to="RBAC policy permissions (OR)"),
             "when": List(Obj(fields={"key": Str(), "values": _strings(), "notValues": _strings()},
-                             required=("key",))),
-        }), max_items=512),
+                             required=("key",), check=_check_condition),
+                         to="ANDed into principals (source.*, remote.ip, request.*) or permissions "
+                            "(destination.*, connection.sni)"),
+        }, check=_check_rule), max_items=512, to="one RBAC policy per rule: ns[<ns>]-policy[<name>]-rule[<i>]"),
     },
     check=_check_authorization_policy,
 )
+for _k, _to in _SOURCE_TO.items():
+    AUTHORIZATION_POLICY.fields["rules"].item.fields["from"].item.fields["source"].fields[_k].to = _to
+for _k, _to in _OPERATION_TO.items():
+    AUTHORIZATION_POLICY.fields["rules"].item.fields["to"].item.fields["operation"].fields[_k].to = _to
 
 
 # ---- Kubernetes Service ------------------------------------------------------------------------------------
