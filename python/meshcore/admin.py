@@ -8,6 +8,10 @@ engine's summed stats or its current config on request.
     GET  /stats              text "name: value" (?format=json, ?filter=REGEX)
     GET  /stats/prometheus   Prometheus text format
     GET  /config_dump        envoy.admin.v3.ConfigDump as JSON
+                             (?resource=static_secrets|static_listeners|static_clusters:
+                             only those entries, as Envoy; secrets with their private
+                             keys redacted)
+    GET  /certs              envoy.admin.v3.Certificates: the static secrets' certificates
     GET  /clusters           per-endpoint stats (?format=json)
     GET  /listeners          listener name::address (?format=json)
     GET  /server_info        state, version, uptime, concurrency
@@ -105,7 +109,7 @@ def config_dump(engine) -> dict:
     from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
 
     dump = config_dump_pb2.ConfigDump()
-    b = engine.bootstrap
+    b = _redacted(engine.bootstrap)
     if b is None:
         return json_format.MessageToDict(dump, preserving_proto_field_name=True)
     updated = getattr(engine, "applied_at", None) or _last_updated()
@@ -121,6 +125,202 @@ def config_dump(engine) -> dict:
         sc.cluster.Pack(cluster)
     dump.configs.add().Pack(cd)
     return json_format.MessageToDict(dump, preserving_proto_field_name=True)
+
+
+REDACTED = "[redacted]"
+
+
+def _redacted(bootstrap):
+    """A copy of the applied bootstrap with private keys (and any other
+    sensitive field) redacted: the admin API never serves key material."""
+    if bootstrap is None:
+        return None
+    copy = type(bootstrap)()
+    copy.CopyFrom(bootstrap)
+    redact(copy)
+    return copy
+
+
+def redact(msg) -> None:
+    """Envoy's MessageUtil::redact, in place: every field marked
+    (udpa.annotations.sensitive) (TlsCertificate.private_key, password, ...)
+    keeps its shape but its strings and bytes become "[redacted]"."""
+    from udpa.annotations import sensitive_pb2
+
+    for fd, value in msg.ListFields():
+        items = value if fd.is_repeated else [value]
+        if fd.GetOptions().Extensions[sensitive_pb2.sensitive]:
+            if fd.message_type is None:
+                if fd.is_repeated:
+                    value[:] = [_redacted_scalar(fd)] * len(value)
+                else:
+                    setattr(msg, fd.name, _redacted_scalar(fd))
+            else:
+                for m in items:
+                    _redact_all(m)
+        elif fd.message_type is not None and fd.message_type.full_name == "google.protobuf.Any":
+            for m in items:
+                _redact_any(m)
+        elif fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            vfd = fd.message_type.fields_by_name["value"]
+            if vfd.message_type is not None:
+                for v in value.values():
+                    if vfd.message_type.full_name == "google.protobuf.Any":
+                        _redact_any(v)
+                    else:
+                        redact(v)
+        elif fd.message_type is not None:
+            for m in items:
+                redact(m)
+
+
+def _redact_any(any_msg) -> None:
+    """Redacts inside an Any (a TLS context in a transport_socket...), as Envoy does."""
+    from google.protobuf import symbol_database
+
+    try:
+        cls = symbol_database.Default().GetSymbol(any_msg.TypeName())
+    except KeyError:
+        return  # a type we never loaded cannot hold a key we were given
+    inner = cls()
+    if any_msg.Unpack(inner):
+        redact(inner)
+        any_msg.Pack(inner)
+
+
+def _redacted_scalar(fd):
+    if fd.type == fd.TYPE_BYTES:
+        return REDACTED.encode()
+    return REDACTED if fd.type == fd.TYPE_STRING else fd.default_value
+
+
+def _redact_all(msg) -> None:
+    for fd, value in msg.ListFields():
+        if fd.message_type is not None:
+            for m in (value if fd.is_repeated else [value]):
+                _redact_all(m)
+        elif fd.type not in (fd.TYPE_STRING, fd.TYPE_BYTES):
+            msg.ClearField(fd.name)
+        elif fd.is_repeated:
+            value[:] = [_redacted_scalar(fd)] * len(value)
+        else:
+            setattr(msg, fd.name, _redacted_scalar(fd))
+
+
+def secrets_config_dump(engine):
+    """envoy.admin.v3.SecretsConfigDump of the applied static secrets, redacted."""
+    from envoy.admin.v3 import config_dump_pb2
+
+    dump = config_dump_pb2.SecretsConfigDump()
+    b = engine.bootstrap
+    if b is None:
+        return dump
+    updated = getattr(engine, "applied_at", None) or _last_updated()
+    for secret in b.static_resources.secrets:
+        copy = type(secret)()
+        copy.CopyFrom(secret)
+        redact(copy)
+        dump.static_secrets.add(name=secret.name, last_updated=updated).secret.Pack(copy)
+    return dump
+
+
+def config_dump_resource(engine, resource: str) -> dict | None:
+    """Envoy's /config_dump?resource=NAME: the entries of the repeated field
+    NAME (static_listeners, static_clusters, static_secrets...) of every
+    config dump, each packed as an Any. None when no dump has that field."""
+    from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
+    from google.protobuf import any_pb2
+
+    dumps = [secrets_config_dump(engine)]
+    b = _redacted(engine.bootstrap)
+    if b is not None:
+        updated = getattr(engine, "applied_at", None) or _last_updated()
+        ld = config_dump_shared_pb2.ListenersConfigDump()
+        for listener in b.static_resources.listeners:
+            ld.static_listeners.add(last_updated=updated).listener.Pack(listener)
+        cd = config_dump_shared_pb2.ClustersConfigDump()
+        for cluster in b.static_resources.clusters:
+            cd.static_clusters.add(last_updated=updated).cluster.Pack(cluster)
+        dumps = [config_dump_pb2.BootstrapConfigDump(bootstrap=b, last_updated=updated), ld, cd, *dumps]
+    found = False
+    out = config_dump_pb2.ConfigDump()
+    for d in dumps:
+        fd = d.DESCRIPTOR.fields_by_name.get(resource)
+        if fd is None or not fd.is_repeated or fd.message_type is None:
+            continue
+        found = True
+        for item in getattr(d, resource):
+            packed = any_pb2.Any()
+            packed.Pack(item)
+            out.configs.append(packed)
+    if not found:
+        return None
+    return json_format.MessageToDict(out, preserving_proto_field_name=True)
+
+
+def _data_source_pem(ds) -> tuple[str, bytes | None]:
+    """(path for /certs, PEM bytes or None when unreadable) of a DataSource."""
+    which = ds.WhichOneof("specifier")
+    if which == "filename":
+        try:
+            with open(ds.filename, "rb") as f:
+                return ds.filename, f.read()
+        except OSError:
+            return ds.filename, None
+    if which == "inline_string":
+        return "<inline>", ds.inline_string.encode()
+    if which == "inline_bytes":
+        return "<inline>", bytes(ds.inline_bytes)
+    return "<none>", None
+
+
+def _cert_details(out, path: str, pem: bytes | None) -> None:
+    """Appends one envoy.admin.v3.CertificateDetails per certificate in pem."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    try:
+        certs = x509.load_pem_x509_certificates(pem) if pem else []
+    except ValueError:
+        certs = []
+    if not certs:
+        out.add(path=path)  # unreadable or not PEM: the path alone, as Envoy for a missing file
+        return
+    now = dt.datetime.now(dt.timezone.utc)
+    for cert in certs:
+        d = out.add(path=path, serial_number=format(cert.serial_number, "x"))
+        d.valid_from.FromDatetime(cert.not_valid_before_utc)
+        d.expiration_time.FromDatetime(cert.not_valid_after_utc)
+        d.days_until_expiration = max(0, (cert.not_valid_after_utc - now).days)
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            continue
+        for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
+            d.subject_alt_names.add(uri=uri)
+        for dns in san.get_values_for_type(x509.DNSName):
+            d.subject_alt_names.add(dns=dns)
+        for ip in san.get_values_for_type(x509.IPAddress):
+            d.subject_alt_names.add(ip_address=str(ip))
+
+
+def render_certs(engine) -> str:
+    """envoy.admin.v3.Certificates: one Certificate per static secret, in the
+    order of static_resources.secrets (tls_certificate -> cert_chain, leaf
+    first; validation_context -> ca_cert, one per root). Files are read now,
+    as the proxy's certificate watch reads them; private keys are never read."""
+    from envoy.admin.v3 import certs_pb2
+
+    out = certs_pb2.Certificates()
+    b = engine.bootstrap
+    for secret in (b.static_resources.secrets if b is not None else ()):
+        entry = out.certificates.add()
+        if secret.HasField("tls_certificate"):
+            _cert_details(entry.cert_chain, *_data_source_pem(secret.tls_certificate.certificate_chain))
+        elif secret.HasField("validation_context"):
+            _cert_details(entry.ca_cert, *_data_source_pem(secret.validation_context.trusted_ca))
+    return json_format.MessageToJson(out, preserving_proto_field_name=True) + "\n"
 
 
 def _cluster_hosts(engine):
@@ -223,7 +423,16 @@ def _prometheus(ctx, q):
 
 
 def _config_dump(ctx, q):
+    if "resource" in q:  # Envoy's ?resource=: one kind of entry (e.g. static_secrets)
+        dump = config_dump_resource(ctx.engine, q["resource"])
+        if dump is None:
+            return 404, f"no config dump resource {q['resource']!r}\n", TEXT
+        return 200, json.dumps(dump, indent=2) + "\n", JSON
     return 200, json.dumps(config_dump(ctx.engine), indent=2) + "\n", JSON
+
+
+def _certs(ctx, q):
+    return 200, render_certs(ctx.engine), JSON
 
 
 def _clusters(ctx, q):
@@ -275,6 +484,7 @@ _GET = {
     "/stats": _stats,
     "/stats/prometheus": _prometheus,
     "/config_dump": _config_dump,
+    "/certs": _certs,
     "/clusters": _clusters,
     "/listeners": _listeners,
     "/server_info": _server_info,
