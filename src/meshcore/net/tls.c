@@ -310,8 +310,18 @@ mc_tls_ctx_t *mc_tls_ctx_new(const mc_sb_tls_t *s, char *err, size_t errlen)
     }
     if (s->sni && *s->sni)
         t->sni = strdup(s->sni);
-    if (!t->server) /* resumption: sessions are kept per upstream host by the pool */
+    if (!t->server) { /* resumption: sessions are kept per upstream host by the pool */
         SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    } else {
+        /* Resumption needs a session id context when clients are verified
+         * (OpenSSL refuses it with an internal_error alert otherwise). The
+         * context's tickets are sealed with its own key, so a session from
+         * an older context (before a rotation) is never resumed here: the
+         * peer's verified identity of a resumed session is one this
+         * context's checks accepted. */
+        static const unsigned char sid_ctx[] = "meshcore";
+        SSL_CTX_set_session_id_context(t->ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    }
     return t;
 bad:
     mc_tls_ctx_unref(t);

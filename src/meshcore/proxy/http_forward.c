@@ -112,7 +112,7 @@ static uint32_t pick_split(mc_http_session_t *s)
     const mc_route_t *r = s->route;
     if (r->n_clusters == 1)
         return r->cluster_idx[0];
-    int64_t *cur = s->ctx->route_swrr[s->l - s->ctx->snap->listeners][r->swrr_slot];
+    int64_t *cur = s->ctx->route_swrr[s->ch->gidx][r->swrr_slot]; /* per filter chain */
     uint32_t k = mc_lb_swrr(cur, r->weights, r->n_clusters, s->tried_clusters);
     return r->cluster_idx[k];
 }

@@ -282,7 +282,8 @@ long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t c
         if (mc_h1_hop_by_hop(r->headers, r->n_headers, h->name, h->name_len) ||
             name_is(h->name, h->name_len, "content-length"))
             continue;
-        if (s->hcm->server_name && name_is(h->name, h->name_len, "server"))
+        if ((s->hcm->server_name && name_is(h->name, h->name_len, "server")) ||
+            name_is(h->name, h->name_len, "x-envoy-upstream-service-time")) /* ours replaces the next hop's */
             continue;
         push(&l, h->name, h->name_len, h->value, h->value_len);
     }

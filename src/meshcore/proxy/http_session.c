@@ -73,6 +73,8 @@ void mc_http_session_close(mc_http_session_t *s)
         mc_stat_add(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_ACTIVE, -1);
         mc_http_forward_abort(s);
     }
+    if (s->state == DS_HANDSHAKE) /* failed, timed out, or the client went away mid-handshake */
+        mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_CONNECTION_ERROR);
     s->state = DS_CLOSED;
     mc_timer_cancel(&w->loop.timers, &s->timer);
     mc_timer_cancel(&w->loop.timers, &s->try_timer);
@@ -823,9 +825,8 @@ static void handshake(mc_http_session_t *s)
     if (r == 0)
         return;
     mc_stats_shard_t *st = STATS(s);
-    if (r < 0) {
+    if (r < 0) { /* ssl.connection_error: counted by the close, below */
         int kind = mc_tls_failure_kind(s->st.ssl);
-        mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_CONNECTION_ERROR);
         if (kind == MC_TLS_FAIL_SAN)
             mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_FAIL_VERIFY_SAN);
         else if (kind == MC_TLS_FAIL_VERIFY)
@@ -869,7 +870,6 @@ static void on_timer(mc_timer_t *t)
     mc_http_session_t *s = mc_container_of(t, mc_http_session_t, timer);
     mc_stats_shard_t *st = STATS(s);
     if (s->state == DS_HANDSHAKE) { /* the client never finished its handshake */
-        mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_CONNECTION_ERROR);
         mc_http_session_close(s);
         return;
     }

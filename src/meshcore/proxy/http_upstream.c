@@ -90,7 +90,7 @@ static void wake_pending(mc_worker_t *w, mc_cluster_state_t *cs)
 
 /* Keeps the connection's TLS session so the next connection to the host
  * resumes it (an abbreviated handshake). */
-static void keep_tls_session(mc_upconn_t *u)
+static void keep_tls_session(mc_upconn_t *u, int closing)
 {
     if (!u->st.ssl || !u->st.shook || !u->host)
         return;
@@ -100,6 +100,13 @@ static void keep_tls_session(mc_upconn_t *u)
     if (!SSL_SESSION_is_resumable(sess)) {
         SSL_SESSION_free(sess);
         return;
+    }
+    /* SSL_free of a connection not shut down marks its session
+     * non-resumable (the kept reference with it): mark this one shut down
+     * without a close_notify, which only an orderly close would send. */
+    if (closing) {
+        SSL_set_quiet_shutdown(u->st.ssl, 1);
+        SSL_shutdown(u->st.ssl);
     }
     mc_host_wpool_t *p = &u->host->wpools[u->w->id];
     if (p->tls_session)
@@ -123,7 +130,7 @@ void mc_upconn_close(mc_upconn_t *u)
         mc_list_remove(&u->link);
         u->host->wpools[w->id].n_idle--;
     }
-    keep_tls_session(u);
+    keep_tls_session(u, 1);
     u->state = UP_CLOSED;
     u->owner = NULL;
     mc_timer_cancel(&w->loop.timers, &u->timer);
@@ -352,7 +359,7 @@ void mc_upconn_release(mc_upconn_t *u, int reusable)
         return;
     }
     mc_hbuf_release(w, &u->in);
-    keep_tls_session(u);
+    keep_tls_session(u, 0);
     mc_host_wpool_t *p = &u->host->wpools[w->id];
     u->state = UP_IDLE;
     u->last_used = w->loop.now;
