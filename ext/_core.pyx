@@ -15,6 +15,7 @@ from includes.balancer cimport *
 from includes.engine cimport *
 from includes.histogram cimport *
 from includes.introspect cimport *
+from includes.istio_metrics cimport *
 from includes.snapshot cimport *
 from includes.stats cimport *
 
@@ -22,6 +23,12 @@ from includes.stats cimport *
 LB_ROUND_ROBIN = MC_LB_ROUND_ROBIN
 LB_LEAST_REQUEST = MC_LB_LEAST_REQUEST
 LB_RANDOM = MC_LB_RANDOM
+IM_SOURCE = MC_IM_SOURCE
+SPAN_SERVER = MC_SPAN_SERVER
+SPAN_CLIENT = MC_SPAN_CLIENT
+IM_DESTINATION = MC_IM_DESTINATION
+IM_PROTOCOLS = {MC_IM_PROTO_HTTP: "http", MC_IM_PROTO_GRPC: "grpc", MC_IM_PROTO_TCP: "tcp"}
+IM_SECURITY = {MC_IM_SEC_UNKNOWN: "unknown", MC_IM_SEC_NONE: "none", MC_IM_SEC_MUTUAL_TLS: "mutual_tls"}
 
 DEF ERRLEN = 512
 
@@ -77,6 +84,24 @@ cdef class SnapshotBuilder:
     def add_tcp_proxy_cluster(self, int listener, cluster, uint32_t weight=1):
         return self._check(mc_sb_add_tcp_proxy_cluster(self.b, listener, _b(cluster), weight))
 
+    def set_istio_stats(self, int listener, int reporter, peer_metadata=None, peer_metadata_id=None):
+        """istio.stats (and istio.metadata_exchange with the header values)
+        on the listener's last chain; reporter: IM_SOURCE / IM_DESTINATION."""
+        cdef mc_sb_istio_stats_t cfg
+        cdef bytes md = _b(peer_metadata) if peer_metadata is not None else None
+        cdef bytes md_id = _b(peer_metadata_id) if peer_metadata_id is not None else None
+        cfg.reporter = reporter
+        cfg.peer_metadata = NULL
+        cfg.peer_metadata_id = NULL
+        if md is not None:
+            cfg.peer_metadata = md
+        if md_id is not None:
+            cfg.peer_metadata_id = md_id
+        return self._check(mc_sb_set_istio_stats(self.b, listener, &cfg))
+
+    def set_cluster_service(self, int cluster, uint32_t service_id):
+        return self._check(mc_sb_set_cluster_service(self.b, cluster, service_id))
+
 
 _SPLICE = {"auto": MC_SPLICE_AUTO, "always": MC_SPLICE_ALWAYS, "never": MC_SPLICE_NEVER}
 
@@ -97,6 +122,8 @@ cdef dict _record(mc_alog_record_t *r):
         "downstream_peer": _s(r.downstream_peer), "trace_id": _s(r.trace_id), "span_id": _s(r.span_id),
         "parent_span_id": _s(r.parent_span_id), "sampled": bool(r.sampled),
         "downstream_principal": _s(r.downstream_principal), "upstream_principal": _s(r.upstream_principal),
+        "details": _s(r.details), "tracer_id": r.tracer_id,
+        "span_kind": {MC_SPAN_SERVER: "server", MC_SPAN_CLIENT: "client"}.get(r.span_kind),
     }
 
 
@@ -230,6 +257,71 @@ cdef class Engine:
         finally:
             free(hist)
         return out
+
+
+    # -- Istio standard metrics (meshcore/istio_metrics.h) --
+
+    def istio_rows(self, duration_bounds_us, bytes_bounds):
+        """Every worker's label sets: [(key, worker, http, tcp)] with
+        key = (reporter, protocol, security, code, flags, service, peer, principal)
+        (peer and principal are worker-local indexes), http = (requests,
+        duration (cumulative counts per bound, sum us), request bytes (counts,
+        sum, count), response bytes (counts, sum, count)), tcp = (opened,
+        closed, sent, received)."""
+        cdef double db[32]
+        cdef double bb[32]
+        cdef uint32_t nd = min(len(duration_bounds_us), MC_IM_MAX_BOUNDS)
+        cdef uint32_t nb = min(len(bytes_bounds), MC_IM_MAX_BOUNDS)
+        cdef size_t cap = 64, n
+        cdef mc_im_row_t *rows = NULL
+        cdef mc_im_row_t *r
+        for i in range(nd):
+            db[i] = duration_bounds_us[i]
+        for i in range(nb):
+            bb[i] = bytes_bounds[i]
+        try:
+            while True:
+                free(rows)
+                rows = <mc_im_row_t *>calloc(cap, sizeof(mc_im_row_t))
+                if rows == NULL:
+                    raise MemoryError()
+                with nogil:
+                    n = mc_engine_im_export(self.e, db, nd, bb, nb, rows, cap)
+                if n <= cap:
+                    break
+                cap = n + 64  # label sets appeared meanwhile: room for a few more
+            out = []
+            for i in range(n):
+                r = &rows[i]
+                k = r.key
+                out.append((
+                    (k.reporter, k.protocol, k.security, k.code, k.flags, k.service, k.peer, k.principal),
+                    r.worker,
+                    (r.requests,
+                     ([r.duration[j] for j in range(nd)], r.duration_sum_us),
+                     ([r.request_bytes[j] for j in range(nb)], r.request_bytes_sum, r.request_bytes_count),
+                     ([r.response_bytes[j] for j in range(nb)], r.response_bytes_sum, r.response_bytes_count)),
+                    (r.tcp_opened, r.tcp_closed, r.tcp_sent, r.tcp_received)))
+            return out
+        finally:
+            free(rows)
+
+    def istio_peer(self, uint32_t worker, uint32_t index):
+        """The peer metadata (bytes, as sent) behind a worker-local index, or None."""
+        cdef size_t n = 0
+        cdef const char *p = mc_engine_im_peer(self.e, worker, index, &n)
+        return p[:n] if p != NULL else None
+
+    def istio_principal(self, uint32_t worker, uint32_t index):
+        cdef const char *p = mc_engine_im_principal(self.e, worker, index)
+        return p.decode(errors="replace") if p != NULL else None
+
+    @property
+    def istio_overflow(self):
+        """(label sets, peers, principals) dropped because a table was full."""
+        cdef uint64_t s, p, q
+        mc_engine_im_overflow(self.e, &s, &p, &q)
+        return s, p, q
 
 
 include "compile_http.pxi"

@@ -30,15 +30,24 @@ def _u32(msg, field, default):
     return getattr(msg, field).value if msg.HasField(field) else default
 
 
+_ISTIO_FILTERS = ("istio.stats", "istio.metadata_exchange")
+
 _TRANSPORT = {"": MC_CHAIN_ANY, "tls": MC_CHAIN_TLS, "raw_buffer": MC_CHAIN_RAW}
 
 
-def compile_snapshot(listeners, clusters, log_ids=None, secrets=None):
+def compile_snapshot(listeners, clusters, log_ids=None, secrets=None, istio=None, tracing=None):
     """Listener and Cluster messages -> a SnapshotBuilder ready to apply.
     log_ids: (listener name, chain index) -> access-log id of its records
-    (0 / absent: none). secrets: Secret name -> Secret message (static SDS)."""
+    (0 / absent: none). secrets: Secret name -> Secret message (static SDS).
+    istio: (chains, services): (listener name, chain index) -> (reporter,
+    peer metadata, its id) for chains with istio.stats, and cluster name ->
+    service label id (meshcore.istio_metrics plans both). tracing:
+    (listener name, chain index) -> (tracer id, random sampling per million,
+    SPAN_SERVER / SPAN_CLIENT) for HCMs that trace (meshcore.tracing)."""
     log_ids = log_ids or {}
+    tracing = tracing or {}
     secrets = secrets or {}
+    im_chains, im_services = istio or ({}, {})
     from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
     from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
@@ -53,6 +62,8 @@ def compile_snapshot(listeners, clusters, log_ids=None, secrets=None):
                 sa = lbe.endpoint.address.socket_address
                 b.add_endpoint(ci, sa.address, sa.port_value, _u32(lbe, "load_balancing_weight", 1))
         _compile_cluster_http(b, ci, c)
+        if im_services.get(c.name):
+            b.set_cluster_service(ci, im_services[c.name])
         if c.HasField("transport_socket"):
             _compile_cluster_tls(b, ci, c.transport_socket, secrets)
     for l in listeners:
@@ -66,6 +77,8 @@ def compile_snapshot(listeners, clusters, log_ids=None, secrets=None):
                 _compile_chain_tls(b, li, chain.transport_socket, secrets,
                                    _ms(chain, "transport_socket_connect_timeout", handshake_ms))
             log_id = log_ids.get((l.name, k), 0)
+            if (l.name, k) in im_chains:
+                b.set_istio_stats(li, *im_chains[(l.name, k)])
             for f in chain.filters:
                 url = f.typed_config.type_url
                 if url == _CONN_LIMIT:
@@ -84,12 +97,14 @@ def compile_snapshot(listeners, clusters, log_ids=None, secrets=None):
                     for wc in tp.weighted_clusters.clusters:
                         b.add_tcp_proxy_cluster(li, wc.name, wc.weight)
                 elif url == _HCM:
-                    _compile_hcm(b, li, f.typed_config, log_id)
+                    _compile_hcm(b, li, f.typed_config, log_id, tracing.get((l.name, k)))
                 elif url == _NETWORK_RBAC:
                     from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as net_rbac_pb2
                     nr = net_rbac_pb2.RBAC()
                     f.typed_config.Unpack(nr)
                     _add_rbac(b, li, nr.rules, 0)
+                elif f.name in _ISTIO_FILTERS:
+                    pass  # set above, as meshcore.istio_metrics planned it
                 else:
                     raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
     return b

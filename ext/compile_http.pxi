@@ -291,7 +291,7 @@ cdef void _fill_route(_Arena a, mc_sb_route_t *r, route) except *:
     _fill_ops(a, &r.response_ops, route.response_headers_to_add, route.response_headers_to_remove)
 
 
-cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any, uint32_t log_id) except *:
+cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any, uint32_t log_id, trace=None) except *:
     from envoy.extensions.filters.http.fault.v3 import fault_pb2
     from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
@@ -307,6 +307,8 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any, uint32_t log_id) exce
     memset(&h, 0, sizeof(h))
     h.stat_prefix = a.s(hcm.stat_prefix)
     h.access_log_id = log_id
+    if trace is not None:
+        h.tracer_id, h.random_sampling, h.span_kind = trace
     cp = hcm.common_http_protocol_options
     h.idle_timeout_ms = _ms(cp, "idle_timeout", _DEFAULT_HCM_IDLE_TIMEOUT_MS)
     h.max_requests_per_connection = _u32(cp, "max_requests_per_connection", 0)
@@ -394,6 +396,14 @@ cdef void _compile_cluster_http(SnapshotBuilder b, int ci, c) except *:
         h.ring_min = _u32(c.ring_hash_lb_config, "minimum_ring_size", 1024)
         h.ring_max = _u32(c.ring_hash_lb_config, "maximum_ring_size", 8 * 1024 * 1024)
     b._check(mc_sb_set_cluster_http(b.b, ci, &h))
+
+
+def pem_uri_san(pem):
+    """The URI SAN (SPIFFE ID) of the first certificate in PEM bytes, or None."""
+    cdef char buf[1024]
+    cdef bytes p = pem if isinstance(pem, bytes) else pem.encode()
+    n = mc_pem_uri_san(p, len(p), buf, sizeof(buf))
+    return buf[:n].decode(errors="replace") if n else None
 
 
 def regex_check(pattern):

@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build: gcc + OpenSSL 3 headers. Tests: curl, promtool (prometheus),
-# real peers (haproxy, nginx), wrk for the benchmarks.
-APT_PACKAGES=(gcc make libssl-dev libpcre2-dev pkg-config curl ca-certificates prometheus haproxy nginx-light wrk)
+# Build: gcc + OpenSSL 3 headers. Tests: curl and openssl (s_client),
+# prometheus (the server and promtool), tcpdump (the wire is ciphertext),
+# real peers (haproxy, nginx, stunnel), wrk for the benchmarks.
+APT_PACKAGES=(gcc make libssl-dev libpcre2-dev pkg-config curl openssl ca-certificates prometheus tcpdump
+              haproxy nginx-light stunnel4 wrk)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

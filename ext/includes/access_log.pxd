@@ -4,8 +4,13 @@ cdef extern from "meshcore/access_log.h" nogil:
     enum:
         MC_ALOG_HTTP
         MC_ALOG_TCP
+        MC_SPAN_NONE
+        MC_SPAN_SERVER
+        MC_SPAN_CLIENT
     ctypedef struct mc_alog_record_t:
         uint32_t log_id
+        uint32_t tracer_id
+        uint8_t span_kind
         uint8_t kind
         uint8_t http_minor
         uint16_t status
@@ -32,3 +37,4 @@ cdef extern from "meshcore/access_log.h" nogil:
         uint8_t sampled
         char downstream_principal[128]
         char upstream_principal[128]
+        char details[160]

@@ -146,6 +146,9 @@ cdef extern from "meshcore/snapshot.h" nogil:
         mc_sb_header_ops_t request_ops
         mc_sb_header_ops_t response_ops
         uint32_t access_log_id
+        uint32_t tracer_id
+        uint32_t random_sampling
+        int span_kind
     ctypedef struct mc_sb_cluster_http_t:
         uint32_t max_connections
         uint32_t max_pending_requests
@@ -171,6 +174,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
     int mc_sb_add_route(mc_snapshot_builder_t *b, int listener, int vhost, const mc_sb_route_t *route)
     int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cluster_http_t *h)
     int mc_regex_check(const char *pattern, char *err, size_t errlen)
+    size_t mc_pem_uri_san(const char *pem, size_t pem_len, char *buf, size_t len)
 
     enum:
         MC_CHAIN_ANY
@@ -197,6 +201,13 @@ cdef extern from "meshcore/snapshot.h" nogil:
     int mc_sb_add_chain(mc_snapshot_builder_t *b, int listener, int transport)
     int mc_sb_set_chain_tls(mc_snapshot_builder_t *b, int listener, const mc_sb_tls_t *tls)
     int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls_t *tls)
+
+    ctypedef struct mc_sb_istio_stats_t:
+        int reporter
+        const char *peer_metadata
+        const char *peer_metadata_id
+    int mc_sb_set_istio_stats(mc_snapshot_builder_t *b, int listener, const mc_sb_istio_stats_t *cfg)
+    int mc_sb_set_cluster_service(mc_snapshot_builder_t *b, int cluster, uint32_t service_id)
 
     enum:
         MC_RBAC_ALLOW

@@ -218,8 +218,9 @@ def sink_from_xds(access_log) -> Sink:
 class AccessLogs:
     """Log ids handed to the compiler, their sinks, and the drain thread."""
 
-    def __init__(self, engine_core, interval: float = 0.1):
+    def __init__(self, engine_core, interval: float = 0.1, spans=None):
         self._core = engine_core
+        self._spans = spans  # where records that are spans go (meshcore.tracing.Tracers.add)
         self._interval = interval
         self._sinks: dict[int, list[Sink]] = {}
         self._next = 1
@@ -238,6 +239,10 @@ class AccessLogs:
             self._sinks[log_id] = sinks
         self._ensure_thread()
         return log_id
+
+    def ensure_thread(self):
+        """Starts the drain thread (once): for spans, when no access log does."""
+        self._ensure_thread()
 
     def _ensure_thread(self):
         if self._thread is None:
@@ -264,6 +269,10 @@ class AccessLogs:
                 sink.write(lines)
             except OSError as e:  # a full disk must not take the proxy down
                 log.error("access log %s: %s", sink.path or "stream", e)
+        if self._spans is not None:
+            spans = [r for r in records if r.get("tracer_id")]
+            if spans:
+                self._spans(spans)
         return len(records)
 
     def stop(self):

@@ -22,7 +22,9 @@ from meshcore import _core
 from meshcore.accesslog import AccessLogs
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
 from meshcore.errors import ConfigError, EngineError
+from meshcore.istio_metrics import IstioMetrics
 from meshcore.stats import Stats, scopes_from_core
+from meshcore.tracing import Tracers
 
 
 class Engine:
@@ -35,7 +37,9 @@ class Engine:
     def __init__(self, concurrency: int = 0, splice: str = "auto",
                  max_connections_per_worker: int = 0):
         self._core = _core.Engine(concurrency, splice, max_connections_per_worker)
-        self._access_logs = AccessLogs(self._core)
+        self.tracers = Tracers()
+        self._access_logs = AccessLogs(self._core, spans=self.tracers.add)
+        self.istio = IstioMetrics(self._core)  # Istio's standard metrics (istio_requests_total, ...)
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
@@ -60,6 +64,7 @@ class Engine:
                 self._core.stop(int(drain_timeout * 1000))
                 self._stopped = True
                 self._access_logs.stop()  # after the workers: their last records get written
+                self.tracers.stop()  # after the drain: its last spans get sent
 
     def drain_listeners(self) -> None:
         """Stops accepting new connections; existing ones continue."""
@@ -86,8 +91,12 @@ class Engine:
                    for listener in res.listeners
                    for k, logs in enumerate(access_logs_of(listener))}
         secrets = {s.name: s for s in res.secrets}
+        istio = self.istio.plan(bootstrap)
+        tracing = self.tracers.plan(bootstrap)
+        if tracing:
+            self._access_logs.ensure_thread()  # spans come out of the record rings
         try:
-            builder = _core.compile_snapshot(res.listeners, res.clusters, log_ids, secrets)
+            builder = _core.compile_snapshot(res.listeners, res.clusters, log_ids, secrets, istio.core, tracing)
         except OSError as e:  # a certificate file named by the config
             raise ConfigError(f"{source}: cannot read {e.filename}: {e.strerror}") from None
         except _core.CoreError as e:
@@ -100,6 +109,7 @@ class Engine:
             except _core.CoreError as e:
                 raise EngineError(f"{source}: {e}") from None
             self.bootstrap, self.source = bootstrap, source
+            self.istio.adopt(istio)
             self.applied_at = Timestamp()
             self.applied_at.GetCurrentTime()
 
@@ -148,7 +158,8 @@ class Engine:
 
     def stats(self, extra_counters: dict | None = None) -> Stats:
         """Every counter, gauge and histogram, summed over workers."""
-        extra = {"server.access_log_dropped": self._core.access_log_dropped, **(extra_counters or {})}
+        extra = {"server.access_log_dropped": self._core.access_log_dropped, **self.tracers.counters(),
+                 **(extra_counters or {})}
         return Stats(scopes_from_core(self._core.stats()), extra)
 
     def flush_access_logs(self) -> int:

@@ -82,8 +82,11 @@ class StatsCollector:
         yield from families.values()
 
 
-def exposition(stats: Stats) -> tuple[str, str]:
-    """(body, content type) of the Prometheus text format for stats."""
+def exposition(stats: Stats, *collectors) -> tuple[str, str]:
+    """(body, content type) of the Prometheus text format for stats and any
+    other collectors (e.g. the engine's Istio metrics)."""
     registry = CollectorRegistry(auto_describe=False)
+    for c in collectors:
+        registry.register(c)
     registry.register(StatsCollector(stats))
     return generate_latest(registry).decode(), CONTENT_TYPE_LATEST

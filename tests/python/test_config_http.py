@@ -421,11 +421,14 @@ def test_full_config_sets_every_supported_field():
             missing += [f"{full}.{name}.{f}" for f in inner.fields if f not in by_place.get((full, name), ())]
     # TLS, filter chain matching and access-log formats are covered by
     # tests/python/test_config_tls.py and the access-log tests; RBAC by
-    # tests/python/test_translate_security_rbac.py.
+    # tests/python/test_translate_security_rbac.py; telemetry (Istio filters,
+    # tracing, decorators, cluster metadata) by tests/python/test_config_telemetry.py.
     elsewhere = ("transport_socket", "TransportSocket", "TlsInspector", "ListenerFilter", "listener_filters",
                  "filter_chain_match", "FilterChain.name", "FilterChainMatch", "secrets", "Secret", "tls.v3",
                  "DataSource.filename", "access_log", "SubstitutionFormatString", "rbac", "CidrRange", "Int32Range",
-                 "PathMatcher", "MetadataMatcher", "ValueMatcher", "OrMatcher", "ListMatcher")
+                 "PathMatcher", "MetadataMatcher", "ValueMatcher", "OrMatcher", "ListMatcher",
+                 "TypedStruct", "tracing", "Tracing", "OpenTelemetryConfig", "ZipkinConfig", "HttpService", "HttpUri",
+                 "Percent", "Decorator", "decorator", "Cluster.metadata", "core.v3.Metadata", "traffic_direction")
     missing = [m for m in missing if not any(e in m for e in elsewhere)]
     assert not missing
 
@@ -542,7 +545,7 @@ def test_chain_without_terminal_names_both_terminals():
             "access_log[0]",
             "has no typed_config",
         ),
-        (lambda h: h.update(tracing={}), "", 'unsupported field "tracing"'),
+        (lambda h: h.update(via="meshcore"), "", 'unsupported field "via"'),
         (lambda h: h.update(http2_protocol_options={}), "", 'unsupported field "http2_protocol_options"'),
         (
             lambda h: h.update(upgrade_configs=[{"upgrade_type": "websocket"}]),
@@ -1058,9 +1061,9 @@ def test_header_list_entries_accepted(entry):
             '"route" and "direct_response" cannot both be set',
         ),
         (
-            lambda r: r.update(decorator={"operation": "op"}),
+            lambda r: r.update(stat_prefix="op"),
             "",
-            'unsupported field "decorator" (supported: name, match, ',
+            'unsupported field "stat_prefix" (supported: name, match, ',
         ),
         (lambda r: r.update(metadata={}), "", 'unsupported field "metadata"'),
         (lambda r: r.update(tracing={}), "", 'unsupported field "tracing"'),

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
 
 # Import every message type that may appear inside an Any, so that json_format
 # can resolve "@type" while parsing.
@@ -42,6 +43,8 @@ from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # 
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import any_pb2, descriptor_pool, message_factory
+from udpa.type.v1 import typed_struct_pb2 as udpa_typed_struct_pb2  # noqa: F401
+from xds.type.v3 import typed_struct_pb2  # noqa: F401
 
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 TLS_INSPECTOR = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
@@ -57,6 +60,22 @@ _RBAC = "envoy.config.rbac.v3."
 ROUTER = "envoy.extensions.filters.http.router.v3.Router"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+OTEL_TRACER = "envoy.config.trace.v3.OpenTelemetryConfig"
+ZIPKIN_TRACER = "envoy.config.trace.v3.ZipkinConfig"
+TYPED_STRUCT = "xds.type.v3.TypedStruct"
+UDPA_TYPED_STRUCT = "udpa.type.v1.TypedStruct"
+
+# Istio's telemetry filters, configured (as Istio writes them) by a TypedStruct
+# naming the real config type: filter name -> accepted type URLs, and the keys
+# of their value meshcore implements (docs/telemetry.md).
+ISTIO_FILTERS = {
+    "istio.stats": (("type.googleapis.com/stats.PluginConfig",),
+                    ("disable_host_header_fallback", "tcp_reporting_duration", "reporter")),
+    "istio.metadata_exchange": (("type.googleapis.com/io.istio.http.peer_metadata.Config",
+                                 "type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange"),
+                                ("upstream_discovery", "downstream_discovery", "upstream_propagation",
+                                 "downstream_propagation", "protocol", "enable_discovery")),
+}
 
 # The key of the fault filter's entry in a route's typed_per_filter_config;
 # as in Envoy it must also be the name of the fault filter in http_filters.
@@ -126,6 +145,7 @@ LEAVES = frozenset(
         "google.protobuf.Value",
         "google.protobuf.ListValue",
         "google.protobuf.Duration",
+        "envoy.config.core.v3.GrpcService",  # only ever refused, by its parent's check
     }
     | {
         f"google.protobuf.{t}Value"
@@ -134,14 +154,15 @@ LEAVES = frozenset(
 )
 
 # typed_config types allowed in a listener's filter chain (True = terminal).
-NETWORK_FILTERS = {CONNECTION_LIMIT: False, NETWORK_RBAC: False, TCP_PROXY: True, HCM: True}
+NETWORK_FILTERS = {CONNECTION_LIMIT: False, NETWORK_RBAC: False, TCP_PROXY: True, HCM: True,
+                   TYPED_STRUCT: False, UDPA_TYPED_STRUCT: False}
 
 # typed_config types allowed in an http_connection_manager's http_filters.
-HTTP_FILTERS = {HTTP_FAULT: False, HTTP_RBAC: False, ROUTER: True}
+HTTP_FILTERS = {HTTP_FAULT: False, HTTP_RBAC: False, ROUTER: True, TYPED_STRUCT: False, UDPA_TYPED_STRUCT: False}
 
 # Filter types that may appear several times in one chain, evaluated in order
 # (Istio writes a DENY and an ALLOW RBAC filter, in that order).
-REPEATABLE_FILTERS = frozenset({HTTP_RBAC, NETWORK_RBAC})
+REPEATABLE_FILTERS = frozenset({HTTP_RBAC, NETWORK_RBAC, TYPED_STRUCT, UDPA_TYPED_STRUCT})
 
 ACCESS_LOGGERS = {
     "envoy.extensions.access_loggers.file.v3.FileAccessLog": False,
@@ -244,6 +265,11 @@ def _check_address(a):
 def _check_listener(ls):
     if not ls.name:
         yield "name", "required"
+    if ls.traffic_direction == 0:
+        for path, name in _istio_filters(ls):
+            if name == "istio.stats":
+                yield path, ("istio.stats needs the listener's traffic_direction (INBOUND reports as destination, "
+                             "OUTBOUND as source)")
     if not ls.HasField("address"):
         yield "address", "required"
     if not ls.filter_chains:
@@ -257,6 +283,94 @@ def _check_listener(ls):
         if not any(lf.typed_config.type_url.endswith(TLS_INSPECTOR) for lf in ls.listener_filters):
             yield "listener_filters", ("filter chains matched on transport_protocol need the "
                                        "envoy.filters.listener.tls_inspector listener filter")
+
+
+def _istio_filters(ls):
+    """(path, name) of the Istio telemetry filters in a listener's chains and HCMs."""
+    for c, chain in enumerate(ls.filter_chains):
+        for f, flt in enumerate(chain.filters):
+            base = f"filter_chains[{c}].filters[{f}]"
+            if flt.name in ISTIO_FILTERS:
+                yield base, flt.name
+            if type_name(flt.typed_config.type_url) == HCM:
+                hcm = unpack(flt.typed_config)
+                for h, hf in enumerate(hcm.http_filters):
+                    if hf.name in ISTIO_FILTERS:
+                        yield f"{base}.typed_config.http_filters[{h}]", hf.name
+
+
+def _check_typed_struct_filter(f):
+    """A filter configured by a TypedStruct: only Istio's telemetry filters, by name."""
+    if type_name(f.typed_config.type_url) not in (TYPED_STRUCT, UDPA_TYPED_STRUCT):
+        return
+    if f.name not in ISTIO_FILTERS:
+        yield "name", (f'"{f.name}": a TypedStruct config is only supported for Istio\'s telemetry filters '
+                       f'({", ".join(ISTIO_FILTERS)})')
+        return
+    urls, keys = ISTIO_FILTERS[f.name]
+    ts = unpack(f.typed_config)
+    if ts.type_url not in urls:
+        yield "typed_config.type_url", f'"{ts.type_url}" is not a {f.name} config (supported: {", ".join(urls)})'
+    for key in ts.value.fields:
+        if key not in keys:
+            yield f"typed_config.value.{key}", f'unsupported field "{key}" (supported: {", ".join(keys)})'
+    reporter = ts.value.fields.get("reporter")
+    if reporter is not None and reporter.string_value not in ("", "UNSPECIFIED"):
+        yield "typed_config.value.reporter", (f'unsupported value "{reporter.string_value}" (meshcore reports '
+                                              "as the listener's traffic_direction says: UNSPECIFIED)")
+
+
+def _check_network_filter(f):
+    yield from _needs_typed_config("filter")(f)
+    yield from _check_typed_struct_filter(f)
+
+
+def _check_http_filter(f):
+    yield from _needs_typed_config("http filter")(f)
+    yield from _check_typed_struct_filter(f)
+
+
+def _check_filter_names(filters, list_name):
+    seen = {}
+    for i, f in enumerate(filters):
+        if f.name in ISTIO_FILTERS:
+            if f.name in seen:
+                yield f"{list_name}[{i}]", f"filter {f.name} is already at {list_name}[{seen[f.name]}]"
+            seen[f.name] = i
+
+
+def _check_tracing(t):
+    if not t.HasField("provider"):
+        yield "provider", "required (envoy.tracers.opentelemetry or envoy.tracers.zipkin)"
+    if t.HasField("random_sampling") and not 0 <= t.random_sampling.value <= 100:
+        yield "random_sampling.value", f"{t.random_sampling.value} is out of range (0..100)"
+
+
+def _check_otel_tracer(c):
+    if c.HasField("grpc_service"):
+        yield "grpc_service", "OTLP/gRPC export is not supported: use http_service (OTLP/HTTP, protobuf)"
+    elif not c.HasField("http_service"):
+        yield "http_service", "required (OTLP/HTTP export)"
+
+
+def _check_http_uri(u):
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(u.uri)
+    if parts.scheme != "http" or not parts.netloc:
+        yield "uri", f'"{u.uri}": an http:// URL is required (the collector is reached over plaintext HTTP/1.1)'
+    if not u.cluster:
+        yield "cluster", "required (the cluster of the collector)"
+    yield from _durations(u, "timeout")
+
+
+def _check_zipkin_tracer(c):
+    if not c.collector_cluster:
+        yield "collector_cluster", "required"
+    if not c.collector_endpoint.startswith("/"):
+        yield "collector_endpoint", 'required, a path (e.g. "/api/v2/spans")'
+    if c.HasField("shared_span_context") and c.shared_span_context.value:
+        yield "shared_span_context", "true is not supported: every meshcore hop records its own span"
 
 
 def _chain(filters, table, list_name, empty_text):
@@ -294,6 +408,7 @@ def _check_filter_chain(fc):
     yield from _chain(
         fc.filters, NETWORK_FILTERS, "filters", "required (the chain must end in tcp_proxy or http_connection_manager)"
     )
+    yield from _check_filter_names(fc.filters, "filters")
 
 
 def _needs_typed_config(noun):
@@ -356,6 +471,7 @@ def _check_hcm(hcm):
     if not hcm.HasField("route_config"):
         yield "route_config", "required (an inline RouteConfiguration; rds is not supported)"
     yield from _chain(hcm.http_filters, HTTP_FILTERS, "http_filters", "required (it must end in the router filter)")
+    yield from _check_filter_names(hcm.http_filters, "http_filters")
     if hcm.HasField("max_request_headers_kb") and not 1 <= hcm.max_request_headers_kb.value <= 8192:
         yield "max_request_headers_kb", f"{hcm.max_request_headers_kb.value} is out of range (1..8192)"
     yield from _durations(hcm, "stream_idle_timeout", "request_timeout", "request_headers_timeout")
@@ -985,7 +1101,7 @@ SCHEMA = {
     # -- listeners
     "envoy.config.listener.v3.Listener": Rule(
         ("name", "address", "stat_prefix", "tcp_backlog_size", "enable_reuse_port", "filter_chains",
-         "listener_filters", "listener_filters_timeout"),
+         "listener_filters", "listener_filters_timeout", "traffic_direction"),
         check=_check_listener,
     ),
     "envoy.config.listener.v3.ListenerFilter": Rule(
@@ -1027,8 +1143,10 @@ SCHEMA = {
     "envoy.config.listener.v3.Filter": Rule(
         ("name", "typed_config"),
         anys={"typed_config": AnyOf("filter", NETWORK_FILTERS)},
-        check=_needs_typed_config("filter"),
+        check=_check_network_filter,
     ),
+    TYPED_STRUCT: Rule(("type_url", "value")),  # which filter may use it: _check_typed_struct_filter
+    UDPA_TYPED_STRUCT: Rule(("type_url", "value")),
     CONNECTION_LIMIT: Rule(("stat_prefix", "max_connections"), check=_check_connection_limit),
     TCP_PROXY: Rule(
         ("stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts", "access_log"),
@@ -1084,6 +1202,7 @@ SCHEMA = {
             "server_name",
             "http_protocol_options",
             "access_log",
+            "tracing",
         ),
         enums={"codec_type": ("AUTO", "HTTP1")},
         nested={
@@ -1091,13 +1210,29 @@ SCHEMA = {
                 ("idle_timeout", "max_requests_per_connection", "max_headers_count"), check=_check_http_options
             ),
             "http_protocol_options": Rule(("accept_http_10",)),
+            "tracing": Rule(("random_sampling", "provider"), check=_check_tracing),
         },
         check=_check_hcm,
+    ),
+    "envoy.type.v3.Percent": Rule(("value",)),
+    "envoy.config.trace.v3.Tracing.Http": Rule(
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("tracer", {OTEL_TRACER: False, ZIPKIN_TRACER: False})},
+        check=_needs_typed_config("tracer"),
+    ),
+    OTEL_TRACER: Rule(("service_name", "http_service", "grpc_service"), check=_check_otel_tracer),
+    "envoy.config.core.v3.HttpService": Rule(("http_uri",)),
+    "envoy.config.core.v3.HttpUri": Rule(("uri", "cluster", "timeout"), check=_check_http_uri),
+    ZIPKIN_TRACER: Rule(
+        ("collector_cluster", "collector_endpoint", "collector_endpoint_version", "collector_hostname",
+         "trace_id_128bit", "shared_span_context"),
+        enums={"collector_endpoint_version": ("HTTP_JSON",)},
+        check=_check_zipkin_tracer,
     ),
     _HCM_PKG + "HttpFilter": Rule(
         ("name", "typed_config"),
         anys={"typed_config": AnyOf("http filter", HTTP_FILTERS)},
-        check=_needs_typed_config("http filter"),
+        check=_check_http_filter,
     ),
     ROUTER: Rule(()),  # any router setting is one we do not implement
     HTTP_FAULT: Rule(("delay", "abort")),  # empty is fine: Istio's filter-level config, routes set the faults
@@ -1119,11 +1254,13 @@ SCHEMA = {
         ("name", "domains", "routes", *_HEADER_OPS, "retry_policy"), check=_check_virtual_host
     ),
     _ROUTE + "Route": Rule(
-        ("name", "match", "route", "redirect", "direct_response", *_HEADER_OPS, "typed_per_filter_config"),
+        ("name", "match", "route", "redirect", "direct_response", *_HEADER_OPS, "typed_per_filter_config",
+         "decorator"),
         anys={"typed_per_filter_config": AnyOf("per-filter config", {HTTP_FAULT: False})},
         keys={"typed_per_filter_config": (FAULT_FILTER_NAME,)},
         check=_check_route,
     ),
+    _ROUTE + "Decorator": Rule(("operation",)),  # names the route's spans
     _ROUTE + "RouteMatch": Rule(
         (
             "prefix",
@@ -1244,12 +1381,14 @@ SCHEMA = {
             "typed_extension_protocol_options",
             "max_requests_per_connection",  # deprecated; or in typed_extension_protocol_options
             "transport_socket",
+            "metadata",  # filter_metadata.istio.services: the destination_service labels
         ),
         enums={"type": ("STATIC",), "lb_policy": ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH")},
         anys={"typed_extension_protocol_options": AnyOf("protocol options", {UPSTREAM_HTTP_OPTIONS: False})},
         keys={"typed_extension_protocol_options": (UPSTREAM_HTTP_OPTIONS,)},
         check=_check_cluster,
     ),
+    "envoy.config.core.v3.Metadata": Rule(("filter_metadata",)),
     _CLUSTER + "Cluster.RingHashLbConfig": Rule(
         ("minimum_ring_size", "maximum_ring_size", "hash_function"),
         enums={"hash_function": ("XX_HASH",)},
@@ -1318,6 +1457,13 @@ def _hcm_clusters(hcm):
             yield f"{base}.weighted_clusters.clusters[{i}].name", cw.name
         for i, mirror in enumerate(ra.request_mirror_policies):
             yield f"{base}.request_mirror_policies[{i}].cluster", mirror.cluster
+    if hcm.HasField("tracing") and hcm.tracing.provider.HasField("typed_config"):
+        tracer = unpack(hcm.tracing.provider.typed_config)
+        base = "tracing.provider.typed_config"
+        if type_name(hcm.tracing.provider.typed_config.type_url) == OTEL_TRACER:
+            yield f"{base}.http_service.http_uri.cluster", tracer.http_service.http_uri.cluster
+        else:
+            yield f"{base}.collector_cluster", tracer.collector_cluster
 
 
 # typed_config type -> function yielding (relative path, cluster name) for each

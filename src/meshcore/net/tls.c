@@ -1,5 +1,6 @@
 /* TLS contexts and peer identity; see net/tls.h. */
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,13 +37,11 @@ static int fail(char *err, size_t errlen, const char *what)
     return -1;
 }
 
-size_t mc_tls_peer_uri(SSL *ssl, char *buf, size_t len)
+/* The first URI SAN of a certificate into buf (NUL-terminated). */
+static size_t cert_uri(X509 *cert, char *buf, size_t len)
 {
     buf[0] = '\0';
-    X509 *peer = SSL_get0_peer_certificate(ssl);
-    if (!peer)
-        return 0;
-    GENERAL_NAMES *names = X509_get_ext_d2i(peer, NID_subject_alt_name, NULL, NULL);
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
     size_t n = 0;
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
@@ -56,6 +55,25 @@ size_t mc_tls_peer_uri(SSL *ssl, char *buf, size_t len)
         break;
     }
     GENERAL_NAMES_free(names);
+    return n;
+}
+
+size_t mc_tls_peer_uri(SSL *ssl, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    X509 *peer = SSL_get0_peer_certificate(ssl);
+    return peer ? cert_uri(peer, buf, len) : 0;
+}
+
+size_t mc_pem_uri_san(const char *pem, size_t pem_len, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
+    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    size_t n = cert ? cert_uri(cert, buf, len) : 0;
+    X509_free(cert);
+    BIO_free(bio);
+    ERR_clear_error();
     return n;
 }
 

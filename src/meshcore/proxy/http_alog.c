@@ -29,9 +29,15 @@ static void copy_header(char *dst, size_t cap, const mc_h1_request_t *q, const c
     copy(dst, cap, h ? h->value : NULL, h ? h->value_len : 0);
 }
 
+/* A record is written for an access log, or as the span of a sampled request. */
+static int recorded(const mc_http_session_t *s)
+{
+    return s->hcm->access_log_id || (s->trace_active && s->trace_sampled);
+}
+
 void mc_http_alog_begin(mc_http_session_t *s)
 {
-    if (!s->hcm->access_log_id)
+    if (!recorded(s))
         return;
     const mc_h1_request_t *q = &s->req;
     mc_http_logreq_t *l = &s->logreq;
@@ -47,7 +53,7 @@ void mc_http_alog_begin(mc_http_session_t *s)
 
 void mc_http_alog_end(mc_http_session_t *s)
 {
-    if (!s->hcm->access_log_id || s->shadow || !s->logreq.start_us)
+    if (!recorded(s) || s->shadow || !s->logreq.start_us)
         return;
     mc_alog_record_t *r = mc_alog_reserve(&s->w->alog);
     if (!r)
@@ -56,6 +62,17 @@ void mc_http_alog_end(mc_http_session_t *s)
     memset(r, 0, sizeof(*r));
     r->log_id = s->hcm->access_log_id;
     r->kind = MC_ALOG_HTTP;
+    if (s->trace_active) {
+        mc_http_trace_format_id(s, r->trace_id);
+        mc_http_trace_format_span(s->span_id, r->span_id);
+        if (s->parent_span_id)
+            mc_http_trace_format_span(s->parent_span_id, r->parent_span_id);
+        r->sampled = s->trace_sampled;
+        if (s->trace_sampled) {
+            r->tracer_id = s->hcm->tracer_id;
+            r->span_kind = s->hcm->span_kind;
+        }
+    }
     r->http_minor = (uint8_t)s->req.minor_version;
     r->status = s->status;
     r->flags = s->flags;

@@ -752,6 +752,7 @@ static void commit_response(mc_http_session_t *s, int head_len)
     }
     s->try_state = TRY_RESPONDING;
     s->resp_head_ns = mc_now_ns();
+    mc_http_im_response_head(s);
     s->status = (uint16_t)r->status;
     s->resp_body = r->body;
     s->resp_remaining = r->content_length;

@@ -222,11 +222,13 @@ long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t ca
     char ip[64];
     size_t ip_len = peer_ip(&s->peer, ip, sizeof(ip));
     int have_xff = 0, have_xfp = 0, have_rid = 0;
+    const mc_im_cfg_t *im = &s->ch->im;
     for (size_t i = 0; i < q->n_headers; i++) {
         const mc_h1_header_t *h = &q->headers[i];
         if (mc_h1_hop_by_hop(q->headers, q->n_headers, h->name, h->name_len) ||
             name_is(h->name, h->name_len, "host") || name_is(h->name, h->name_len, "content-length") ||
-            name_is(h->name, h->name_len, "expect"))
+            name_is(h->name, h->name_len, "expect") || (im->exchange && mc_http_im_header(h->name, h->name_len)) ||
+            (s->trace_active && mc_http_trace_header(h->name, h->name_len)))
             continue;
         if (!have_xff && name_is(h->name, h->name_len, "x-forwarded-for")) {
             /* The connection manager appends the client's address. */
@@ -245,6 +247,24 @@ long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t ca
         push(&l, "x-forwarded-proto", 17, "http", 4);
     if (!have_rid && s->request_id_len)
         push(&l, "x-request-id", 12, s->request_id, s->request_id_len);
+    if (im->exchange && im->reporter == MC_IM_SOURCE) {
+        push(&l, "x-envoy-peer-metadata-id", 24, im->exchange_id, im->exchange_id_len);
+        push(&l, "x-envoy-peer-metadata", 21, im->exchange, im->exchange_len);
+    }
+    mc_trace_out_t tr;
+    if (s->trace_active) {
+        mc_http_trace_outgoing(s, &tr);
+        push(&l, "traceparent", 11, tr.traceparent, tr.traceparent_len);
+        if (s->trace_b3 == MC_TRACE_B3_SINGLE) {
+            push(&l, "b3", 2, tr.b3, tr.b3_len);
+        } else {
+            push(&l, "x-b3-traceid", 12, tr.trace_id, tr.trace_id_len);
+            push(&l, "x-b3-spanid", 11, tr.span_id, 16);
+            if (tr.has_parent)
+                push(&l, "x-b3-parentspanid", 17, tr.parent_id, 16);
+            push(&l, "x-b3-sampled", 12, s->trace_sampled ? "1" : "0", 1);
+        }
+    }
     apply_levels(&l, s->route ? &s->route->req_ops : NULL, s->vhost ? &s->vhost->req_ops : NULL, &s->hcm->req_ops);
 
     out_t o = {buf, 0, cap, l.overflow};
@@ -277,10 +297,11 @@ long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t c
     static __thread list_t l;
     l.n = 0;
     l.overflow = 0;
+    const mc_im_cfg_t *im = &s->ch->im;
     for (size_t i = 0; i < r->n_headers; i++) {
         const mc_h1_header_t *h = &r->headers[i];
         if (mc_h1_hop_by_hop(r->headers, r->n_headers, h->name, h->name_len) ||
-            name_is(h->name, h->name_len, "content-length"))
+            name_is(h->name, h->name_len, "content-length") || (im->exchange && mc_http_im_header(h->name, h->name_len)))
             continue;
         if ((s->hcm->server_name && name_is(h->name, h->name_len, "server")) ||
             name_is(h->name, h->name_len, "x-envoy-upstream-service-time")) /* ours replaces the next hop's */
@@ -290,6 +311,10 @@ long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t c
     char service[24];
     int sn = snprintf(service, sizeof(service), "%llu", (unsigned long long)service_ms);
     push(&l, "x-envoy-upstream-service-time", 29, service, (size_t)sn);
+    if (im->exchange && im->reporter == MC_IM_DESTINATION && s->im_peer_present) {
+        push(&l, "x-envoy-peer-metadata-id", 24, im->exchange_id, im->exchange_id_len);
+        push(&l, "x-envoy-peer-metadata", 21, im->exchange, im->exchange_len);
+    }
     if (s->hcm->server_name)
         push(&l, "server", 6, s->hcm->server_name, s->hcm->server_name_len);
     apply_levels(&l, s->route ? &s->route->resp_ops : NULL, s->vhost ? &s->vhost->resp_ops : NULL,

@@ -33,6 +33,7 @@ void mc_http_mirror(mc_http_session_t *s)
     sh->ctx = s->ctx;
     mc_wctx_pin(sh->ctx);
     sh->l = s->l;
+    sh->ch = s->ch;
     sh->hcm = s->hcm;
     sh->io.fd = -1;
     sh->st.fd = -1;

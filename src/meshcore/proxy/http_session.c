@@ -70,6 +70,7 @@ void mc_http_session_close(mc_http_session_t *s)
             if (s->flags & (1u << i))
                 mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + i);
         mc_http_alog_end(s);
+        mc_http_im_end(s);
         mc_stat_add(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_ACTIVE, -1);
         mc_http_forward_abort(s);
     }
@@ -396,6 +397,7 @@ static void finish_exchange(mc_http_session_t *s)
         if (s->flags & (1u << i))
             mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + i);
     mc_http_alog_end(s);
+    mc_http_im_end(s);
     mc_http_forward_abort(s); /* returns the upstream connection (reused when clean) */
     s->state = DS_READ_HEAD;
     mc_timer_cancel(&w->loop.timers, &s->timer);
@@ -629,7 +631,9 @@ static void start_request(mc_http_session_t *s, int head_len)
     s->close_after = !q->keep_alive ||
                      (s->hcm->max_requests_per_connection && s->requests >= s->hcm->max_requests_per_connection);
     s->head_request = q->method_len == 4 && memcmp(q->method, "HEAD", 4) == 0;
+    mc_http_trace_begin(s);
     mc_http_alog_begin(s);
+    mc_http_im_request_head(s);
     s->req_body = q->body;
     s->req_remaining = q->content_length;
     mc_h1_chunked_init(&s->req_chunked);

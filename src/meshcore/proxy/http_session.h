@@ -89,6 +89,8 @@ struct mc_upconn {
     mc_task_t task;
     uint64_t connect_start, last_used;
     char principal[128]; /* the upstream's SPIFFE ID (TLS) */
+    uint16_t im_principal; /* principal, interned for Istio metrics once im_principal_set */
+    uint8_t im_principal_set;
 };
 
 /* Events a connection reports to its owner. */
@@ -207,6 +209,18 @@ struct mc_http_session {
     uint32_t last_ep;             /* endpoint of the last try (access log) */
     uint64_t bytes_rx, bytes_tx;
     mc_http_logreq_t logreq;
+    /* Istio metrics (proxy/http_istio.c) */
+    uint16_t im_peer;         /* the peer's metadata, this request (0: none) */
+    uint8_t im_peer_present;  /* the request carried peer metadata: answer with ours */
+    uint8_t im_principal_set; /* im_principal is the client's, interned (once per connection) */
+    uint16_t im_principal;
+    /* tracing (proxy/http_trace.c) */
+    uint64_t trace_hi, trace_lo;  /* trace id (trace_hi 0: a 64-bit B3 id) */
+    uint64_t span_id;             /* this hop's span */
+    uint64_t parent_span_id;      /* the caller's span, 0: this hop is the root */
+    uint8_t trace_active;         /* the listener traces: context is propagated */
+    uint8_t trace_sampled;        /* and this request records a span */
+    uint8_t trace_b3;             /* MC_TRACE_B3_*: the B3 form the caller used */
 };
 
 /* proxy/http_session.c */
@@ -265,6 +279,30 @@ const char *mc_http_reason(int status);
 /* proxy/http_alog.c: access-log records (no-ops unless the listener logs) */
 void mc_http_alog_begin(mc_http_session_t *s);
 void mc_http_alog_end(mc_http_session_t *s);
+
+/* proxy/http_istio.c: Istio standard metrics and the peer metadata
+ * exchange (no-ops unless the chain has istio.stats) */
+int mc_http_im_header(const char *name, size_t len); /* x-envoy-peer-metadata(-id) */
+void mc_http_im_request_head(mc_http_session_t *s);
+void mc_http_im_response_head(mc_http_session_t *s);
+void mc_http_im_end(mc_http_session_t *s);
+
+/* proxy/http_trace.c: trace context (no-ops unless the HCM traces) */
+enum { MC_TRACE_B3_NONE = 0, MC_TRACE_B3_SINGLE = 1, MC_TRACE_B3_MULTI = 2 };
+typedef struct mc_trace_out {
+    char traceparent[56];
+    size_t traceparent_len;
+    char trace_id[32], span_id[16], parent_id[16];
+    size_t trace_id_len;
+    int has_parent;
+    char b3[32 + 1 + 16 + 2 + 1 + 16];
+    size_t b3_len;
+} mc_trace_out_t;
+void mc_http_trace_begin(mc_http_session_t *s);           /* at the request head */
+int mc_http_trace_header(const char *name, size_t len);   /* traceparent, b3, x-b3-*: replaced upstream */
+void mc_http_trace_outgoing(const mc_http_session_t *s, mc_trace_out_t *o); /* the upstream request's */
+size_t mc_http_trace_format_id(const mc_http_session_t *s, char *out33);
+size_t mc_http_trace_format_span(uint64_t span, char *out17);
 
 /* proxy/http_mirror.c */
 void mc_http_mirror(mc_http_session_t *s);

@@ -95,6 +95,7 @@ struct tcp_session {
     mc_addr_t peer;
     char down_principal[128], up_principal[128];
     const char *denied_by; /* the RBAC policy that refused the connection */
+    mc_im_set_t *im;       /* Istio metrics label set while established, or NULL */
 };
 
 size_t mc_tcp_proxy_session_size(void)
@@ -179,11 +180,47 @@ static void log_session(tcp_session_t *s)
     mc_alog_commit(&s->w->alog);
 }
 
+/* The Istio metrics label set of this connection (istio.stats on the
+ * chain), or NULL. */
+static mc_im_set_t *im_set(tcp_session_t *s, uint32_t flags)
+{
+    const mc_im_cfg_t *im = &s->ch->im;
+    if (im->reporter == MC_IM_REPORTER_NONE)
+        return NULL;
+    mc_im_key_t k;
+    memset(&k, 0, sizeof(k));
+    k.reporter = im->reporter;
+    k.protocol = MC_IM_PROTO_TCP;
+    k.flags = flags;
+    k.service = s->c ? s->c->im_service : 0;
+    const char *p = im->reporter == MC_IM_DESTINATION ? s->down_principal : s->up_principal;
+    k.principal = mc_im_principal(&s->w->im, p, strlen(p));
+    if (im->reporter == MC_IM_DESTINATION)
+        k.security = s->down_principal[0] ? MC_IM_SEC_MUTUAL_TLS : MC_IM_SEC_NONE;
+    return mc_im_find(&s->w->im, &k);
+}
+
+static void im_close(tcp_session_t *s)
+{
+    if (s->ch->im.reporter == MC_IM_REPORTER_NONE)
+        return;
+    uint32_t flags = s->state == ESTABLISHED || s->denied_by ? 0 : MC_RF_UF;
+    mc_im_set_t *set = s->im;
+    if (!set || flags) { /* never established: opened and closed at once */
+        set = im_set(s, flags);
+        if (set)
+            mc_im_add(&set->tcp_opened, 1);
+    }
+    if (set)
+        mc_im_add(&set->tcp_closed, 1);
+}
+
 static void close_session(tcp_session_t *s)
 {
     if (s->state == CLOSED)
         return;
     log_session(s);
+    im_close(s);
     mc_worker_t *w = s->w;
     mc_stats_shard_t *st = STATS(s);
     release_upstream(s);
@@ -230,6 +267,8 @@ static void count_written(tcp_session_t *s, dir_t *d, size_t n, int spliced)
     }
     if (spliced)
         mc_stat_add(st, tcp, MC_TCP_SPLICED_BYTES_TOTAL, (int64_t)n);
+    if (s->im)
+        mc_im_add(d->upstream_bound ? &s->im->tcp_received : &s->im->tcp_sent, n);
     s->last_activity = s->w->loop.now;
 }
 
@@ -510,6 +549,9 @@ static void established(tcp_session_t *s)
     mc_timer_cancel(&w->loop.timers, &s->timer);
     s->state = ESTABLISHED;
     s->last_activity = w->loop.now;
+    s->im = im_set(s, 0);
+    if (s->im)
+        mc_im_add(&s->im->tcp_opened, 1);
     if (s->ch->tcp.idle_timeout_ns)
         mc_timer_arm(&w->loop.timers, &s->timer, w->loop.now + s->ch->tcp.idle_timeout_ns);
     if (w->splice == MC_SPLICE_ALWAYS && !s->down.st.ssl && !s->up.st.ssl) {

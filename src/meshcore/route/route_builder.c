@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meshcore/access_log.h"
 #include "route/rbac.h"
 #include "route/route_config.h"
 
@@ -251,6 +252,9 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
         h->server_name = dupn(s->server_name, &h->server_name_len);
     fault_init(&h->fault, &s->fault);
     h->access_log_id = s->access_log_id;
+    h->tracer_id = s->tracer_id;
+    h->random_sampling = s->random_sampling > 1000000 ? 1000000 : s->random_sampling;
+    h->span_kind = (uint8_t)(s->span_kind == MC_SPAN_CLIENT ? MC_SPAN_CLIENT : MC_SPAN_SERVER);
     if (header_ops_init(&h->req_ops, &s->request_ops, err, errlen) < 0 ||
         header_ops_init(&h->resp_ops, &s->response_ops, err, errlen) < 0)
         return -1;

@@ -164,6 +164,8 @@ typedef struct mc_hcm {
     mc_fault_t fault;
     mc_header_ops_t req_ops, resp_ops;
     uint32_t access_log_id;
+    uint32_t tracer_id, random_sampling; /* see mc_sb_hcm_t */
+    uint8_t span_kind;
     struct mc_rbac **rbac; /* envoy.filters.http.rbac, in http_filters order */
     uint32_t n_rbac;
     mc_route_table_t rt;

@@ -389,6 +389,52 @@ uint32_t mc_engine_drain_access_log(mc_engine_t *e, mc_alog_record_t *out, uint3
     return n;
 }
 
+size_t mc_engine_im_export(mc_engine_t *e, const double *duration_bounds, uint32_t n_duration,
+                           const double *bytes_bounds, uint32_t n_bytes, mc_im_row_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        n += mc_im_table_export(&e->workers[i]->im, i, duration_bounds, n_duration, bytes_bounds, n_bytes,
+                                out + (n < cap ? n : cap), n < cap ? cap - n : 0);
+    return n;
+}
+
+static const mc_im_strings_t *im_strings(mc_engine_t *e, uint32_t worker, int principals)
+{
+    if (worker >= e->n_workers)
+        return NULL;
+    mc_im_table_t *t = &e->workers[worker]->im;
+    return principals ? &t->principals : &t->peers;
+}
+
+const char *mc_engine_im_peer(mc_engine_t *e, uint32_t worker, uint32_t index, size_t *len)
+{
+    const mc_im_strings_t *st = im_strings(e, worker, 0);
+    if (!st || index == 0 || index > __atomic_load_n(&st->n, __ATOMIC_ACQUIRE))
+        return NULL;
+    *len = st->len[index];
+    return st->data[index];
+}
+
+const char *mc_engine_im_principal(mc_engine_t *e, uint32_t worker, uint32_t index)
+{
+    const mc_im_strings_t *st = im_strings(e, worker, 1);
+    if (!st || index == 0 || index > __atomic_load_n(&st->n, __ATOMIC_ACQUIRE))
+        return NULL;
+    return st->data[index];
+}
+
+void mc_engine_im_overflow(mc_engine_t *e, uint64_t *sets, uint64_t *peers, uint64_t *principals)
+{
+    *sets = *peers = *principals = 0;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        mc_im_table_t *t = &e->workers[i]->im;
+        *sets += __atomic_load_n(&t->overflow, __ATOMIC_RELAXED);
+        *peers += __atomic_load_n(&t->peers.overflow, __ATOMIC_RELAXED);
+        *principals += __atomic_load_n(&t->principals.overflow, __ATOMIC_RELAXED);
+    }
+}
+
 static mc_snapshot_t *current_ref(mc_engine_t *e)
 {
     pthread_mutex_lock(&e->lock);

@@ -296,6 +296,40 @@ int mc_sb_set_tcp_access_log(mc_snapshot_builder_t *b, int listener, uint32_t lo
     return 0;
 }
 
+int mc_sb_set_istio_stats(mc_snapshot_builder_t *b, int listener, const mc_sb_istio_stats_t *cfg)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    if (cfg->reporter != MC_IM_SOURCE && cfg->reporter != MC_IM_DESTINATION)
+        return fail(b, "listener \"%s\": istio.stats: reporter %d", l->name, cfg->reporter);
+    if (!cfg->peer_metadata != !cfg->peer_metadata_id)
+        return fail(b, "listener \"%s\": istio.metadata_exchange: metadata and its id go together", l->name);
+    mc_im_cfg_t *im = &l->chains[l->n_chains - 1].im;
+    free(im->exchange);
+    free(im->exchange_id);
+    memset(im, 0, sizeof(*im));
+    im->reporter = (uint8_t)cfg->reporter;
+    if (cfg->peer_metadata) {
+        im->exchange = strdup(cfg->peer_metadata);
+        im->exchange_id = strdup(cfg->peer_metadata_id);
+        if (!im->exchange || !im->exchange_id)
+            return fail(b, "out of memory");
+        im->exchange_len = strlen(im->exchange);
+        im->exchange_id_len = strlen(im->exchange_id);
+    }
+    return 0;
+}
+
+int mc_sb_set_cluster_service(mc_snapshot_builder_t *b, int cluster, uint32_t service_id)
+{
+    mc_snapshot_t *s = b->snap;
+    if (cluster < 0 || (uint32_t)cluster >= s->n_clusters)
+        return fail(b, "no cluster %d", cluster);
+    s->clusters[cluster].im_service = service_id;
+    return 0;
+}
+
 int mc_sb_add_chain(mc_snapshot_builder_t *b, int listener, int transport)
 {
     mc_listener_t *l = listener_at(b, listener);
@@ -488,8 +522,8 @@ static int resolve_routes(mc_snapshot_t *s, mc_listener_t *l, mc_chain_t *ch, ch
 static int finalize_chain(mc_snapshot_t *s, mc_listener_t *l, mc_chain_t *ch, uint32_t k, mc_stats_t *stats,
                           char *err, size_t errlen)
 {
-    if (ch->hcm.access_log_id || ch->tcp.access_log_id)
-        s->access_logs = 1;
+    if (ch->hcm.access_log_id || ch->hcm.tracer_id || ch->tcp.access_log_id)
+        s->access_logs = 1; /* the workers' record rings carry access-log records and spans */
     if (ch->hcm.present) {
         if (resolve_routes(s, l, ch, err, errlen) < 0)
             return -1;
@@ -610,6 +644,8 @@ static void free_snapshot(mc_snapshot_t *s)
             free(ch->tcp.cluster_idx);
             free(ch->tcp.weights);
             mc_hcm_destroy(&ch->hcm);
+            free(ch->im.exchange);
+            free(ch->im.exchange_id);
             mc_tls_ctx_unref(ch->tls);
             for (uint32_t k = 0; k < ch->n_net_rbac; k++)
                 mc_rbac_free(ch->net_rbac[k]);

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "meshcore/istio_metrics.h"
 #include "meshcore/snapshot.h"
 #include "meshcore/stats.h"
 #include "net/listener.h"
@@ -42,6 +43,7 @@ typedef struct mc_cluster {
     uint32_t max_requests_per_connection;
     uint32_t ring_min, ring_max;
     mc_tls_ctx_t *tls;     /* upstream TLS, or NULL */
+    uint32_t im_service;   /* id of its Istio service labels (destination_service...), 0: unknown */
     uint64_t *ring_hashes; /* RING_HASH: sorted points and their endpoints */
     uint32_t *ring_endpoints;
     uint32_t ring_size;
@@ -60,6 +62,15 @@ typedef struct mc_tcp_proxy {
     uint32_t *weights;
 } mc_tcp_proxy_t;
 
+/* Istio standard metrics for a chain's connections/requests (istio.stats)
+ * and the peer metadata exchange (istio.metadata_exchange). */
+typedef struct mc_im_cfg {
+    uint8_t reporter;     /* MC_IM_*; MC_IM_REPORTER_NONE: not counted */
+    char *exchange;       /* x-envoy-peer-metadata value this proxy sends; NULL: no exchange */
+    char *exchange_id;    /* x-envoy-peer-metadata-id */
+    size_t exchange_len, exchange_id_len;
+} mc_im_cfg_t;
+
 /* A filter chain: which connections it takes (by their first bytes), its
  * downstream TLS, and its terminal filter (exactly one of tcp and hcm). */
 typedef struct mc_chain {
@@ -70,6 +81,7 @@ typedef struct mc_chain {
     uint32_t n_net_rbac;
     mc_tcp_proxy_t tcp;
     mc_hcm_t hcm;
+    mc_im_cfg_t im;
 } mc_chain_t;
 
 typedef struct mc_listener {

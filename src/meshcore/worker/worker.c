@@ -366,6 +366,7 @@ mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, char *err, size_t errlen
     }
     w->id = id;
     w->engine = e;
+    mc_im_table_init(&w->im);
     w->reserve_fd = -1;
     w->wake.fd = -1;
     if (mc_loop_init(&w->loop) < 0) {
@@ -427,6 +428,7 @@ void mc_worker_free(mc_worker_t *w)
     if (w->match_data)
         pcre2_match_data_free(w->match_data);
     free(w->alog.slots);
+    mc_im_table_free(&w->im);
     if (w->wake.fd >= 0)
         close(w->wake.fd);
     if (w->reserve_fd >= 0)

@@ -25,6 +25,7 @@
 #include "meshcore/rand.h"
 #include "net/pipe_pool.h"
 #include "stats/alog_ring.h"
+#include "stats/istio_table.h"
 #include "stats/shard.h"
 #include "worker/snapshot.h"
 
@@ -81,6 +82,7 @@ struct mc_worker {
     mc_pool_t bufs;          /* 16 KiB buffers */
     pcre2_match_data *match_data;
     mc_alog_ring_t alog;
+    mc_im_table_t im; /* Istio standard metrics */
     mc_pipe_pool_t pipes;
     mc_wctx_t *ctx;
     mc_wctx_t *retired;

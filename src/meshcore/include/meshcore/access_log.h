@@ -1,6 +1,8 @@
 /*
  * Access log records: one per HTTP request (and per TCP connection), written
  * by workers into per-worker rings and drained by Python off the hot path.
+ * The record of a sampled request is its span too (trace ids, timings):
+ * one copy of the request's fields serves the access log and the tracer.
  *
  * Each ring has one producer (its worker) and one consumer (the drain
  * call); head and tail are atomics, a record is fully written before the
@@ -15,9 +17,13 @@
 #define MC_ALOG_RING 4096 /* records per worker */
 
 enum { MC_ALOG_HTTP = 1, MC_ALOG_TCP = 2 };
+/* A record is also a finished span when span_kind is set (tracing). */
+enum { MC_SPAN_NONE = 0, MC_SPAN_SERVER = 1, MC_SPAN_CLIENT = 2 };
 
 typedef struct mc_alog_record {
-    uint32_t log_id;      /* which access_log configuration (assigned by the compiler) */
+    uint32_t log_id;      /* which access_log configuration (assigned by the compiler); 0: none */
+    uint32_t tracer_id;   /* which tracing provider gets the span; 0: not a span */
+    uint8_t span_kind;    /* MC_SPAN_*: the span this hop records (sampled requests only) */
     uint8_t kind;         /* MC_ALOG_* */
     uint8_t http_minor;   /* HTTP/1.<minor> */
     uint16_t status;      /* response code, 0 if none was sent */

@@ -177,6 +177,11 @@ typedef struct mc_sb_hcm {
     mc_sb_fault_t fault;     /* the fault filter's own config (present = filter configured) */
     mc_sb_header_ops_t request_ops, response_ops; /* route_config level */
     uint32_t access_log_id;  /* 0: no access log; else records carry this id */
+    /* tracing: trace context propagated (W3C traceparent, B3), and a span
+     * recorded for sampled requests */
+    uint32_t tracer_id;       /* 0: no tracing; else sampled requests' spans carry this id */
+    uint32_t random_sampling; /* requests per million sampled when the caller did not decide */
+    int span_kind;            /* MC_SPAN_SERVER (ingress) or MC_SPAN_CLIENT (egress) */
 } mc_sb_hcm_t;
 
 int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm);
@@ -287,8 +292,31 @@ typedef struct mc_sb_rbac {
 int mc_sb_add_http_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_rbac_t *rbac);
 int mc_sb_add_network_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_rbac_t *rbac);
 
+/* ---- Istio standard metrics (meshcore/istio_metrics.h) --------------------
+ *
+ * istio.stats on the listener's last chain (its HCM or tcp_proxy counts),
+ * and istio.metadata_exchange when the header values are given: an
+ * outbound (SOURCE) chain sends them with requests and reads the peer's
+ * from responses; an inbound (DESTINATION) chain reads them from requests
+ * and answers with its own. Either way the peer's headers are removed
+ * before the application sees them. */
+typedef struct mc_sb_istio_stats {
+    int reporter;                  /* MC_IM_SOURCE / MC_IM_DESTINATION */
+    const char *peer_metadata;     /* x-envoy-peer-metadata to send; NULL: no exchange */
+    const char *peer_metadata_id;  /* x-envoy-peer-metadata-id */
+} mc_sb_istio_stats_t;
+
+int mc_sb_set_istio_stats(mc_snapshot_builder_t *b, int listener, const mc_sb_istio_stats_t *cfg);
+/* The id of a cluster's service labels (the exporter maps it back). */
+int mc_sb_set_cluster_service(mc_snapshot_builder_t *b, int cluster, uint32_t service_id);
+
 /* Checks a regular expression the way routes compile it (PCRE2); 0 if it
  * compiles, else -1 with the reason in err. */
 int mc_regex_check(const char *pattern, char *err, size_t errlen);
+
+/* The first URI SAN (a SPIFFE ID) of the first certificate in a PEM blob,
+ * NUL-terminated in buf; 0 when there is none or the PEM is not one. The
+ * compiler labels this proxy's own identity with it (Istio metrics). */
+size_t mc_pem_uri_san(const char *pem, size_t pem_len, char *buf, size_t len);
 
 #endif

@@ -1,0 +1,336 @@
+"""Distributed tracing: spans recorded by the core, exported off the hot path.
+
+Configured as in Envoy, on an http_connection_manager:
+
+    tracing:
+      random_sampling: {value: 1}          # percent; Envoy's default is 100
+      provider:
+        name: envoy.tracers.opentelemetry  # OTLP/HTTP, protobuf
+        typed_config:
+          "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+          service_name: productpage
+          http_service:
+            http_uri: {uri: "http://otel:4318/v1/traces", cluster: otel, timeout: 1s}
+
+or `envoy.tracers.zipkin` (`ZipkinConfig`: collector_cluster,
+collector_endpoint, collector_endpoint_version HTTP_JSON: Zipkin v2 JSON).
+
+The core propagates the trace context (W3C traceparent, B3) and decides
+sampling per request (the caller's decision first, then random_sampling);
+a sampled request's access-log record doubles as its span (one per hop:
+SERVER on an INBOUND listener, CLIENT on an OUTBOUND one). The record drain
+hands spans here; each provider has a bounded queue and a thread that posts
+batches to the collector. A collector that is down or slow costs dropped
+spans, counted in `tracing.<provider>.spans_dropped`, and never a request's
+latency: nothing here runs on a worker.
+"""
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import logging
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+from meshcore import _core
+from meshcore.accesslog import response_flags
+
+log = logging.getLogger("meshcore.tracing")
+
+OTEL_CONFIG = "envoy.config.trace.v3.OpenTelemetryConfig"
+ZIPKIN_CONFIG = "envoy.config.trace.v3.ZipkinConfig"
+
+QUEUE_MAX = 8192      # spans waiting per provider; more are dropped
+BATCH_MAX = 512       # spans per request to the collector
+FLUSH_INTERVAL = 1.0  # seconds a span may wait for a batch to fill
+
+
+@dataclass
+class Provider:
+    """One tracing provider configuration and its exporter."""
+    kind: str                 # "opentelemetry" or "zipkin"
+    host: str                 # collector address (the cluster's first endpoint)
+    port: int
+    path: str
+    authority: str
+    service_name: str
+    timeout: float = 1.0
+    node: dict = field(default_factory=dict)  # resource / span attributes of this proxy
+    queue: collections.deque = field(default_factory=lambda: collections.deque(maxlen=QUEUE_MAX))
+    counters: dict = field(default_factory=lambda: dict.fromkeys(
+        ("spans_sent", "spans_dropped", "reports_sent", "reports_failed"), 0))
+
+    def key(self) -> tuple:
+        return (self.kind, self.host, self.port, self.path, self.authority, self.service_name,
+                tuple(sorted(self.node.items())))
+
+
+def _struct_dict(msg) -> dict:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(msg)
+
+
+def _endpoint_of(clusters, name: str) -> tuple[str, int] | None:
+    for c in clusters:
+        if c.name == name:
+            for loc in c.load_assignment.endpoints:
+                for lbe in loc.lb_endpoints:
+                    sa = lbe.endpoint.address.socket_address
+                    return sa.address, sa.port_value
+    return None
+
+
+def _collector(clusters, name: str) -> tuple[str, int]:
+    ep = _endpoint_of(clusters, name)
+    if ep is None:  # the validator checks this; a direct caller may not have
+        from meshcore.errors import ConfigError
+
+        raise ConfigError(f"tracing: collector cluster {name!r} has no endpoint")
+    return ep
+
+
+def provider_from_xds(tracing, bootstrap) -> Provider:
+    """HttpConnectionManager.Tracing (validated) -> Provider."""
+    from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2
+
+    node = bootstrap.node
+    md = _struct_dict(node.metadata) if bootstrap.HasField("node") else {}
+    attrs = {"node_id": node.id} if node.id else {}
+    for key, md_key in (("istio.namespace", "NAMESPACE"), ("istio.mesh_id", "MESH_ID")):
+        if isinstance(md.get(md_key), str):
+            attrs[key] = md[md_key]
+    default_name = node.cluster or md.get("WORKLOAD_NAME") or "meshcore"
+    clusters = bootstrap.static_resources.clusters
+    tc = tracing.provider.typed_config
+    if tc.type_url.endswith(OTEL_CONFIG):
+        cfg = opentelemetry_pb2.OpenTelemetryConfig()
+        tc.Unpack(cfg)
+        uri = urllib.parse.urlsplit(cfg.http_service.http_uri.uri)
+        ep = _collector(clusters, cfg.http_service.http_uri.cluster)
+        t = cfg.http_service.http_uri.timeout
+        timeout = (t.seconds + t.nanos / 1e9) if cfg.http_service.http_uri.HasField("timeout") else 1.0
+        return Provider("opentelemetry", ep[0], ep[1], uri.path or "/v1/traces", uri.netloc or ep[0],
+                        cfg.service_name or default_name, timeout, attrs)
+    cfg = zipkin_pb2.ZipkinConfig()
+    tc.Unpack(cfg)
+    ep = _collector(clusters, cfg.collector_cluster)
+    return Provider("zipkin", ep[0], ep[1], cfg.collector_endpoint or "/api/v2/spans",
+                    cfg.collector_hostname or cfg.collector_cluster, default_name, 1.0, attrs)
+
+
+def _hcms(listener):
+    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+
+    for k, chain in enumerate(listener.filter_chains):
+        for f in chain.filters:
+            if f.typed_config.type_url.endswith(".HttpConnectionManager"):
+                hcm = hcm_pb2.HttpConnectionManager()
+                f.typed_config.Unpack(hcm)
+                yield k, hcm
+
+
+# ---- span encodings -----------------------------------------------------------------------
+
+
+def _name(r: dict, operations: dict) -> str:
+    # The route's decorator names the span, as in Envoy; else the host, as Istio's default.
+    return operations.get(r["route"]) or f"{r['authority'] or '-'}/*"
+
+
+def _tags(r: dict, p: Provider) -> dict:
+    tags = {
+        "component": "proxy",
+        "http.method": r["method"],
+        "http.url": f"http://{r['authority']}{r['path']}",
+        "http.protocol": f"HTTP/1.{r['http_minor']}",
+        "http.status_code": str(r["status"]),
+        "response_flags": response_flags(r["flags"]),
+        "request_size": str(r["bytes_rx"]),
+        "response_size": str(r["bytes_tx"]),
+        "peer.address": r["downstream_peer"].rsplit(":", 1)[0] if r["downstream_peer"] else "",
+        **p.node,
+    }
+    for key, field_name in (("guid:x-request-id", "request_id"), ("user_agent", "user_agent"),
+                            ("upstream_cluster", "upstream_cluster"), ("upstream_address", "upstream_host"),
+                            ("peer.principal", "downstream_principal"),
+                            ("upstream_peer.principal", "upstream_principal")):
+        if r[field_name]:
+            tags[key] = r[field_name]
+    if r["status"] >= 500 or r["status"] == 0:
+        tags["error"] = "true"
+    return tags
+
+
+def otlp_request(records: list[dict], p: Provider, operations: dict) -> bytes:
+    """An ExportTraceServiceRequest (serialized) for span records."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", p.service_name
+    ss = rs.scope_spans.add()
+    ss.scope.name = "meshcore"
+    for r in records:
+        s = ss.spans.add()
+        s.trace_id = bytes.fromhex(r["trace_id"])
+        s.span_id = bytes.fromhex(r["span_id"])
+        if r["parent_span_id"]:
+            s.parent_span_id = bytes.fromhex(r["parent_span_id"])
+        s.name = _name(r, operations)
+        s.kind = (trace_pb2.Span.SPAN_KIND_CLIENT if r["span_kind"] == "client"
+                  else trace_pb2.Span.SPAN_KIND_SERVER)
+        s.start_time_unix_nano = r["start_us"] * 1000
+        s.end_time_unix_nano = (r["start_us"] + r["duration_us"]) * 1000
+        for k, v in _tags(r, p).items():
+            a = s.attributes.add()
+            a.key, a.value.string_value = k, v
+        if r["status"] >= 500 or r["status"] == 0:
+            s.status.code = trace_pb2.Status.STATUS_CODE_ERROR
+    return req.SerializeToString()
+
+
+def zipkin_json(records: list[dict], p: Provider, operations: dict) -> bytes:
+    """Zipkin v2 JSON (a list of spans) for span records."""
+    spans = []
+    for r in records:
+        s = {
+            "traceId": r["trace_id"], "id": r["span_id"], "name": _name(r, operations),
+            "kind": "CLIENT" if r["span_kind"] == "client" else "SERVER",
+            "timestamp": r["start_us"], "duration": max(r["duration_us"], 1),
+            "localEndpoint": {"serviceName": p.service_name},
+            "tags": _tags(r, p),
+        }
+        if r["parent_span_id"]:
+            s["parentId"] = r["parent_span_id"]
+        spans.append(s)
+    return json.dumps(spans, separators=(",", ":")).encode()
+
+
+# ---- the registry and its exporters ----------------------------------------------------------
+
+
+class Tracers:
+    """Tracer ids handed to the compiler, and one exporter thread per provider."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._ids: dict[tuple, int] = {}
+        self._providers: dict[int, Provider] = {}
+        self._operations: dict[int, dict] = {}  # tracer id -> route name -> decorator operation
+        self._wake = threading.Condition(self._lock)
+        self._stop = False
+        self._thread = None
+
+    def plan(self, bootstrap) -> dict:
+        """(listener, chain) -> (tracer id, random sampling per million, span kind)."""
+        out = {}
+        for listener in bootstrap.static_resources.listeners:
+            kind = _core.SPAN_CLIENT if listener.traffic_direction == 2 else _core.SPAN_SERVER
+            for k, hcm in _hcms(listener):
+                if not hcm.HasField("tracing") or not hcm.tracing.HasField("provider"):
+                    continue
+                p = provider_from_xds(hcm.tracing, bootstrap)
+                with self._lock:
+                    tid = self._ids.get(p.key())
+                    if tid is None:
+                        tid = self._ids[p.key()] = len(self._ids) + 1
+                        self._providers[tid] = p
+                    ops = self._operations.setdefault(tid, {})
+                    for vh in hcm.route_config.virtual_hosts:
+                        for rt in vh.routes:
+                            if rt.name and rt.decorator.operation:
+                                ops[rt.name] = rt.decorator.operation
+                pct = hcm.tracing.random_sampling.value if hcm.tracing.HasField("random_sampling") else 100.0
+                out[(listener.name, k)] = (tid, round(pct * 10000), kind)
+        if out:
+            self._ensure_thread()
+        return out
+
+    def add(self, records: list[dict]) -> None:
+        """Spans from the record drain (records with a tracer id)."""
+        with self._lock:
+            for r in records:
+                p = self._providers.get(r["tracer_id"])
+                if p is None:
+                    continue
+                if len(p.queue) == p.queue.maxlen:
+                    p.counters["spans_dropped"] += 1  # the oldest goes
+                p.queue.append(r)
+            self._wake.notify()
+
+    def counters(self) -> dict:
+        """tracing.<kind>.<counter>, summed over providers of a kind."""
+        out = {}
+        with self._lock:
+            for p in self._providers.values():
+                for name, v in p.counters.items():
+                    key = f"tracing.{p.kind}.{name}"
+                    out[key] = out.get(key, 0) + v
+        return out
+
+    def _ensure_thread(self):
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mc-tracing", daemon=True)
+                self._thread.start()
+
+    def _run(self):
+        last = time.monotonic()
+        while True:
+            with self._lock:
+                self._wake.wait(timeout=FLUSH_INTERVAL / 4)
+                stopping = self._stop
+                due = stopping or time.monotonic() - last >= FLUSH_INTERVAL
+                work = []
+                for tid, p in self._providers.items():
+                    while p.queue and (due or len(p.queue) >= BATCH_MAX):
+                        batch = [p.queue.popleft() for _ in range(min(BATCH_MAX, len(p.queue)))]
+                        work.append((p, batch, dict(self._operations.get(tid, {}))))
+            if due:
+                last = time.monotonic()
+            for p, batch, ops in work:
+                self._send(p, batch, ops)
+            if stopping:
+                return
+
+    def _send(self, p: Provider, batch: list[dict], ops: dict) -> None:
+        if p.kind == "opentelemetry":
+            body, ctype = otlp_request(batch, p, ops), "application/x-protobuf"
+        else:
+            body, ctype = zipkin_json(batch, p, ops), "application/json"
+        ok = False
+        try:
+            conn = http.client.HTTPConnection(p.host, p.port, timeout=p.timeout)
+            try:
+                conn.request("POST", p.path, body, {"Content-Type": ctype, "Host": p.authority})
+                resp = conn.getresponse()
+                resp.read()
+                ok = 200 <= resp.status < 300
+                if not ok:
+                    log.warning("%s collector %s:%d answered %d", p.kind, p.host, p.port, resp.status)
+            finally:
+                conn.close()
+        except OSError as e:
+            log.debug("%s collector %s:%d: %s", p.kind, p.host, p.port, e)
+        with self._lock:
+            if ok:
+                p.counters["spans_sent"] += len(batch)
+                p.counters["reports_sent"] += 1
+            else:
+                p.counters["spans_dropped"] += len(batch)
+                p.counters["reports_failed"] += 1
+
+    def stop(self) -> None:
+        """Sends what is queued (one attempt each) and stops the thread."""
+        with self._lock:
+            self._stop = True
+            self._wake.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
