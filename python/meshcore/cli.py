@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.set_defaults(func=_cmd_demo)
     __import__("meshcore.ca_cli").ca_cli.add_ca_parser(sub)  # `meshcore ca ...`: python/meshcore/ca_cli.py
     __import__("meshcore.proxy_config").proxy_config.add_parser(sub)
+    __import__("meshcore.stat_cli").stat_cli.add_parser(sub)
     return p
 
 
