@@ -27,11 +27,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from meshcore import ca as ca_mod
 from meshcore.errors import ConfigError
+
+if TYPE_CHECKING:  # cryptography is imported when a certificate is made or read, not by file watching
+    from cryptography import x509
+
+    from meshcore import ca as ca_mod
 
 log = logging.getLogger("meshcore.certs")
 
@@ -81,6 +84,8 @@ class Provisioner:
         self.ca = authority
         self.namespace = namespace
         self.service_account = service_account or "default"
+        from meshcore import ca as ca_mod
+
         self.spiffe_id = ca_mod.workload_id(authority.trust_domain, namespace, self.service_account)
         self.ttl = authority.ttl(ttl)  # checked against max_workload_ttl now, not at the first renewal
         self.key_type = key_type or authority.key_type
@@ -88,6 +93,8 @@ class Provisioner:
 
     @classmethod
     def from_dir(cls, ca_dir: str, namespace: str, service_account: str, ttl=None) -> Provisioner:
+        from meshcore import ca as ca_mod
+
         return cls(ca_mod.CertificateAuthority.load(ca_dir), namespace, service_account, ttl)
 
     @property
@@ -96,6 +103,8 @@ class Provisioner:
 
     def issue(self) -> Certificate:
         """A new key, a CSR, the CA's signature: the new current certificate."""
+        from meshcore import ca as ca_mod
+
         key = ca_mod.generate_key(self.key_type)
         csr = ca_mod.make_csr(key, self.spiffe_id)
         # Today the CA is in this process (file mode); the control plane will
@@ -158,6 +167,8 @@ def certificate_pairs(bootstrap) -> list[tuple[str, str]]:
 def check_pair(cert_file: str, key_file: str) -> x509.Certificate:
     """The leaf certificate of cert_file; ConfigError unless key_file holds its private key."""
     from cryptography.hazmat.primitives import serialization
+
+    from meshcore import ca as ca_mod
 
     try:
         with open(cert_file, "rb") as f:

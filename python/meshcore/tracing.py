@@ -27,12 +27,10 @@ latency: nothing here runs on a worker.
 from __future__ import annotations
 
 import collections
-import http.client
 import json
 import logging
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 
 from meshcore import _core
@@ -95,6 +93,8 @@ def _collector(clusters, name: str) -> tuple[str, int]:
 
 def provider_from_xds(tracing, bootstrap) -> Provider:
     """HttpConnectionManager.Tracing (validated) -> Provider."""
+    import urllib.parse
+
     from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2
 
     node = bootstrap.node
@@ -300,6 +300,8 @@ class Tracers:
                 return
 
     def _send(self, p: Provider, batch: list[dict], ops: dict) -> None:
+        import http.client  # (and ssl, email...): only a proxy that traces pays for them
+
         if p.kind == "opentelemetry":
             body, ctype = otlp_request(batch, p, ops), "application/x-protobuf"
         else:

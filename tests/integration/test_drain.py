@@ -140,3 +140,38 @@ def test_drain_listeners_refuses_new_keeps_existing(proxy_factory, echo):
         assert echo_exchange(held, b"after reload") == b"after reload"
     assert proxy.running()
     assert echo.accepted == 1
+
+
+def test_stop_closes_idle_http_connections_at_once_and_in_flight_ones_after_their_response(
+        engine_factory, backend_factory):
+    """As Envoy drains HTTP: a keep-alive connection with no request in
+    flight closes now (a peer sidecar's pooled connection must not hold the
+    drain for its whole timeout); one with a request gets its response with
+    connection: close, then closes."""
+    from support import http as h
+
+    gate = threading.Event()
+    backend = backend_factory("app", lambda req: (gate.wait(10), h.Reply(200, [], b"done"))[1])
+    engine = engine_factory(config=h.simple([backend.port]))
+    port = engine.listener_port("http")
+    idle = h.Conn(port)
+    gate.set()
+    assert idle.request("GET", "/warm").status == 200
+    gate.clear()
+    busy = h.Conn(port)
+    busy.send(h.build_request("GET", "/slow"))
+    backend.wait_requests(2)
+    stopper = threading.Thread(target=engine.stop, kwargs={"drain_timeout": 20})
+    stopper.start()
+    try:
+        assert wait_until(idle.at_eof, 5, what="the idle connection closed before the drain timeout")
+        gate.set()
+        resp = busy.response()
+        assert (resp.status, resp.body, resp.header("connection")) == (200, b"done", "close")
+        assert busy.at_eof()
+    finally:
+        gate.set()
+        stopper.join(30)
+        idle.close()
+        busy.close()
+    assert not stopper.is_alive()

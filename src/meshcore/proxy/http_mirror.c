@@ -28,6 +28,7 @@ void mc_http_mirror(mc_http_session_t *s)
     sh->replay_head = mc_hbuf_len(&s->mirror);
     sh->shadow = 1;
     sh->base.abort = s->base.abort;
+    sh->base.drain = s->base.drain;
     sh->task.cb = s->task.cb;
     sh->w = w;
     sh->ctx = s->ctx;

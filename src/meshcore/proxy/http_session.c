@@ -103,6 +103,19 @@ static void abort_session(mc_session_t *base)
     mc_http_session_close(mc_container_of(base, mc_http_session_t, base));
 }
 
+static void drain_session(mc_session_t *base)
+{
+    mc_http_session_t *s = mc_container_of(base, mc_http_session_t, base);
+    if (s->shadow)
+        return;
+    if (s->state == DS_READ_HEAD && !s->head_start_ns && mc_hbuf_len(&s->in) == 0 && mc_hbuf_len(&s->out) == 0) {
+        mc_http_session_close(s); /* idle between requests */
+        return;
+    }
+    s->draining = 1;
+    s->close_after = 1; /* connection: close on the response in flight, then close */
+}
+
 /* ---- writing to the client ------------------------------------------------- */
 
 /* Sends s->out; 1 when it is empty, 0 when the socket is full, -1 on error. */
@@ -628,7 +641,7 @@ static void start_request(mc_http_session_t *s, int head_len)
     } else if (s->hcm->generate_request_id) {
         new_request_id(s);
     }
-    s->close_after = !q->keep_alive ||
+    s->close_after = s->draining || !q->keep_alive ||
                      (s->hcm->max_requests_per_connection && s->requests >= s->hcm->max_requests_per_connection);
     s->head_request = q->method_len == 4 && memcmp(q->method, "HEAD", 4) == 0;
     mc_http_trace_begin(s);
@@ -1008,6 +1021,7 @@ void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t chain,
         return;
     }
     s->base.abort = abort_session;
+    s->base.drain = drain_session;
     s->task.cb = task_run;
     s->w = w;
     s->ctx = ctx;

@@ -253,6 +253,25 @@ static void adopt(mc_worker_t *w, mc_snapshot_t *s)
 
 /* ---- control ------------------------------------------------------------ */
 
+static void close_idle_upstreams(mc_worker_t *w, mc_wctx_t *c);
+
+/* Stopping: sessions that can finish early do (an idle keep-alive client
+ * connection closes now, one with a request in flight after its response,
+ * as Envoy drains HTTP connections); pooled upstream connections close so
+ * the next hop's drain does not wait for them. The rest get the drain
+ * timeout. */
+static void drain_sessions(mc_worker_t *w)
+{
+    mc_list_t *l = w->sessions_list.next;
+    while (l != &w->sessions_list) {
+        mc_session_t *s = mc_container_of(l, mc_session_t, link);
+        l = l->next; /* drain may close (and unlink) s */
+        if (s->drain)
+            s->drain(s);
+    }
+    close_idle_upstreams(w, w->ctx);
+}
+
 static void on_wake(mc_io_t *io, uint32_t ev)
 {
     (void)ev;
@@ -281,6 +300,7 @@ static void on_wake(mc_io_t *io, uint32_t ev)
     if (stop && !w->stopping) {
         w->stopping = 1;
         w->stop_deadline = deadline;
+        drain_sessions(w);
     }
     pthread_mutex_lock(&e->lock);
     w->acked_gen = gen;

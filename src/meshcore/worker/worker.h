@@ -40,6 +40,7 @@ typedef struct mc_session mc_session_t;
 struct mc_session {
     mc_list_t link;
     void (*abort)(mc_session_t *s);
+    void (*drain)(mc_session_t *s); /* the worker stops: finish soon (NULL: the drain timeout decides) */
 };
 
 typedef struct mc_wlistener {
