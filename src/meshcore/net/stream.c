@@ -22,9 +22,40 @@ static ssize_t map(mc_stream_t *s, int rc)
     }
 }
 
+/* Watches the socket reads OpenSSL makes: one that returns less than it
+ * asked for (or nothing) means the socket was empty at that moment. Only
+ * reads made during the current mc_tls_read count (the flag is cleared
+ * first): data that arrived since an older read has an epoll edge this
+ * loop turn may already have consumed. */
+static long rbio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+                    size_t *processed)
+{
+    (void)argp, (void)argi, (void)argl;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+        mc_stream_t *s = (mc_stream_t *)BIO_get_callback_arg(b);
+        if (ret <= 0 || (processed && *processed < len))
+            s->drained = 1;
+    }
+    return ret;
+}
+
+void mc_stream_set_ssl(mc_stream_t *s, SSL *ssl)
+{
+    s->ssl = ssl;
+    s->drained = 0;
+    if (!ssl)
+        return;
+    BIO *rbio = SSL_get_rbio(ssl);
+    if (rbio) {
+        BIO_set_callback_ex(rbio, rbio_cb);
+        BIO_set_callback_arg(rbio, (char *)s);
+    }
+}
+
 ssize_t mc_tls_read(mc_stream_t *s, void *buf, size_t len)
 {
     size_t n = 0;
+    s->drained = 0;
     int rc = SSL_read_ex(s->ssl, buf, len, &n);
     if (rc == 1)
         return (ssize_t)n;

@@ -22,10 +22,14 @@
 
 typedef struct mc_stream {
     int fd;
-    SSL *ssl;            /* NULL: plaintext */
-    unsigned shook : 1;  /* TLS handshake done */
-    unsigned failed : 1; /* TLS handshake failed */
+    SSL *ssl;             /* NULL: plaintext */
+    unsigned shook : 1;   /* TLS handshake done */
+    unsigned failed : 1;  /* TLS handshake failed */
+    unsigned drained : 1; /* TLS: the last mc_tls_read's socket read came back short (see net/stream.c) */
 } mc_stream_t;
+
+/* Makes the stream TLS with ssl (which may be NULL: allocation failed). */
+void mc_stream_set_ssl(mc_stream_t *s, SSL *ssl);
 
 ssize_t mc_tls_read(mc_stream_t *s, void *buf, size_t len);
 ssize_t mc_tls_write(mc_stream_t *s, const void *buf, size_t len);
@@ -58,11 +62,13 @@ static inline ssize_t mc_stream_write(mc_stream_t *s, const void *buf, size_t le
     }
 }
 
-/* True when a short read proves the source is drained: for plaintext, a
- * recv shorter than asked; TLS may hold more records, so never. */
+/* True when a short read proves the source is drained, so the caller need
+ * not read again to see EAGAIN: for plaintext, a recv shorter than asked;
+ * for TLS, a socket read during that very mc_tls_read came back short and
+ * OpenSSL holds nothing more (read-ahead may buffer several records). */
 static inline int mc_stream_short_read_drains(const mc_stream_t *s)
 {
-    return s->ssl == NULL;
+    return s->ssl == NULL || (s->drained && !SSL_has_pending(s->ssl));
 }
 
 /* Drives the TLS handshake: 1 done, 0 in progress (wait for readiness),

@@ -57,7 +57,7 @@ void mc_http_session_close(mc_http_session_t *s)
         mc_loop_post(&w->loop, &s->task, free_task);
         return;
     }
-    if (s->state == DS_ACTIVE) {
+    if (s->state == DS_ACTIVE && !s->accounted) {
         /* Mid-request: we reset the client's stream because of the
          * upstream or a timeout (the flag says which), or the client left. */
         if (s->flags & (MC_RF_UC | MC_RF_UT | MC_RF_UPE | MC_RF_UF | MC_RF_LR | MC_RF_SI)) {
@@ -72,8 +72,9 @@ void mc_http_session_close(mc_http_session_t *s)
         mc_http_alog_end(s);
         mc_http_im_end(s);
         mc_stat_add(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_ACTIVE, -1);
-        mc_http_forward_abort(s);
     }
+    if (s->state == DS_ACTIVE)
+        mc_http_forward_abort(s);
     if (s->state == DS_HANDSHAKE) /* failed, timed out, or the client went away mid-handshake */
         mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_CONNECTION_ERROR);
     s->state = DS_CLOSED;
@@ -237,6 +238,7 @@ static void flush_closing(mc_http_session_t *s)
 /* ---- the response toward the client ---------------------------------------- */
 
 static void finish_exchange(mc_http_session_t *s);
+static void account_exchange(mc_http_session_t *s);
 /* For an HTTP/1.0 client: consumes chunk framing from the upstream buffer
  * until chunk data is next, then offers that data (resp_ready) to be
  * written from the buffer as usual. Framing is walked a byte at a time;
@@ -300,10 +302,38 @@ static int scan_response(mc_http_session_t *s, mc_upconn_t *u)
 
 static void task_run(mc_task_t *t);
 
+/* Response body bytes already here join the head in `out`, so a small
+ * response leaves in one write (one TLS record) instead of two. Bounded by
+ * the room left in `out`; a larger body streams from the upstream buffer. */
+static int coalesce_body(mc_http_session_t *s, mc_upconn_t *u)
+{
+    if (!u || s->shadow || s->resp_done || !mc_hbuf_len(&s->out))
+        return 0;
+    if (!s->resp_ready && mc_hbuf_len(&u->in) && scan_response(s, u) < 0)
+        return -1;
+    uint32_t n = s->resp_ready;
+    if (!n || n > s->out.cap - s->out.end)
+        return 0;
+    memcpy(s->out.data + s->out.end, u->in.data + u->in.start, n);
+    s->out.end += n;
+    u->in.start += n;
+    s->resp_ready = 0;
+    s->bytes_tx += n;
+    return 0;
+}
+
 void mc_http_pump_response(mc_http_session_t *s)
 {
     size_t budget = 1u << 20; /* then yield to other connections */
     for (;;) {
+        if (coalesce_body(s, s->up) < 0) {
+            s->flags |= MC_RF_UPE;
+            mc_stat_inc(STATS(s), s->up->cluster_scope, MC_CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR);
+            mc_http_session_close(s);
+            return;
+        }
+        if (s->resp_done && s->resp_ready == 0 && !s->accounted)
+            account_exchange(s); /* before the last write: see account_exchange */
         int r = flush_out(s);
         if (r < 0) {
             mc_http_session_close(s);
@@ -394,15 +424,16 @@ void mc_http_pump_response(mc_http_session_t *s)
     }
 }
 
-static void finish_exchange(mc_http_session_t *s)
+/* The request's stats, access-log record / span and Istio metrics, once
+ * its whole response is known (the last bytes may still be on their way
+ * out, as when Envoy logs a stream): a client that has read its response
+ * then finds it counted. */
+static void account_exchange(mc_http_session_t *s)
 {
-    mc_worker_t *w = s->w;
-    mc_stats_shard_t *st = STATS(s);
-    if (s->shadow) {
-        mc_http_forward_abort(s); /* returns the connection to the pool */
-        mc_http_session_close(s);
+    if (s->accounted || s->shadow)
         return;
-    }
+    s->accounted = 1;
+    mc_stats_shard_t *st = STATS(s);
     count_status(s, s->status);
     mc_stat_add(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_ACTIVE, -1);
     mc_stat_hist(st, HTTP_SCOPE(s), MC_HTTP_H_DOWNSTREAM_RQ_TIME, (mc_now_ns() - s->rq_start_ns) / 1000);
@@ -411,6 +442,17 @@ static void finish_exchange(mc_http_session_t *s)
             mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + i);
     mc_http_alog_end(s);
     mc_http_im_end(s);
+}
+
+static void finish_exchange(mc_http_session_t *s)
+{
+    mc_worker_t *w = s->w;
+    if (s->shadow) {
+        mc_http_forward_abort(s); /* returns the connection to the pool */
+        mc_http_session_close(s);
+        return;
+    }
+    account_exchange(s);
     mc_http_forward_abort(s); /* returns the upstream connection (reused when clean) */
     s->state = DS_READ_HEAD;
     mc_timer_cancel(&w->loop.timers, &s->timer);
@@ -505,6 +547,7 @@ void mc_http_request_done(mc_http_session_t *s)
     s->denied_by = NULL;
     s->replay_sent = 0;
     s->bytes_rx = s->bytes_tx = 0;
+    s->accounted = 0;
     if (mc_hbuf_len(&s->in) == 0)
         mc_hbuf_release(s->w, &s->in); /* idle keep-alive connections hold no buffer */
     arm_idle(s);
@@ -856,6 +899,7 @@ static void handshake(mc_http_session_t *s)
     }
     mc_stat_inc(st, s->l->scope, MC_LISTENER_SSL_HANDSHAKE);
     mc_tls_peer_uri(s->st.ssl, s->principal, sizeof(s->principal));
+    s->readable = 1; /* the handshake's reads may have buffered the first request (read-ahead) */
     mc_timer_cancel(&s->w->loop.timers, &s->timer);
     if (!net_rbac_allows(s)) {
         mc_http_session_close(s);
@@ -1052,7 +1096,7 @@ void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t chain,
         return;
     }
     if (ch->tls) {
-        s->st.ssl = mc_tls_new_ssl(ch->tls, fd);
+        mc_stream_set_ssl(&s->st, mc_tls_new_ssl(ch->tls, fd));
         if (!s->st.ssl) {
             mc_http_session_close(s);
             return;

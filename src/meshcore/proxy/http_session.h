@@ -148,6 +148,7 @@ struct mc_http_session {
     uint8_t limited;
     uint8_t close_after; /* close once the current response is written */
     uint8_t draining;    /* the worker stops: every response closes the connection */
+    uint8_t accounted;   /* this request's stats, log record and metrics are written */
     mc_addr_t peer;
     mc_hbuf_t in;  /* downstream bytes: head, body, pipelined requests */
     mc_hbuf_t out; /* bytes to downstream we generated (heads, local replies) */

@@ -208,13 +208,14 @@ static void handshake(mc_upconn_t *u)
     if (SSL_session_reused(u->st.ssl))
         mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_SESSION_REUSED);
     mc_tls_peer_uri(u->st.ssl, u->principal, sizeof(u->principal));
+    u->readable = 1; /* read-ahead may hold records past the handshake */
     connected(u, 1);
 }
 
 /* TCP is up: the TLS handshake toward the upstream. 0 = started. */
 static int start_tls(mc_upconn_t *u)
 {
-    u->st.ssl = mc_tls_new_ssl(u->tls, u->io.fd);
+    mc_stream_set_ssl(&u->st, mc_tls_new_ssl(u->tls, u->io.fd));
     if (!u->st.ssl)
         return -1;
     mc_host_wpool_t *p = &u->host->wpools[u->w->id];

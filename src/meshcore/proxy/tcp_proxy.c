@@ -519,6 +519,7 @@ static void up_handshake(tcp_session_t *s)
     }
     mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_SSL_HANDSHAKE);
     mc_tls_peer_uri(s->up.st.ssl, s->up_principal, sizeof(s->up_principal));
+    s->up.readable = 1; /* read-ahead may hold records past the handshake */
     established(s);
 }
 
@@ -530,7 +531,7 @@ static void on_connected(tcp_session_t *s)
                  (mc_now_ns() - s->connect_start_ns) / 1000);
     s->up.writable = 1;
     if (s->c->tls) {
-        s->up.st.ssl = mc_tls_new_ssl(s->c->tls, s->up.io.fd);
+        mc_stream_set_ssl(&s->up.st, mc_tls_new_ssl(s->c->tls, s->up.io.fd));
         if (!s->up.st.ssl) {
             connect_failed(s, 0);
             return;
@@ -661,6 +662,7 @@ static void down_handshake(tcp_session_t *s)
     }
     mc_stat_inc(STATS(s), s->l->scope, MC_LISTENER_SSL_HANDSHAKE);
     mc_tls_peer_uri(s->down.st.ssl, s->down_principal, sizeof(s->down_principal));
+    s->down.readable = 1; /* read-ahead may have buffered the client's first bytes */
     mc_timer_cancel(&s->w->loop.timers, &s->timer);
     start_upstream(s);
 }
@@ -788,7 +790,7 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t c
         return;
     }
     if (ch->tls) {
-        s->down.st.ssl = mc_tls_new_ssl(ch->tls, fd);
+        mc_stream_set_ssl(&s->down.st, mc_tls_new_ssl(ch->tls, fd));
         if (!s->down.st.ssl) {
             close_session(s);
             return;
