@@ -223,20 +223,28 @@ class AccessLogs:
         self._spans = spans  # where records that are spans go (meshcore.tracing.Tracers.add)
         self._interval = interval
         self._sinks: dict[int, list[Sink]] = {}
+        self._ids: dict[tuple, int] = {}  # serialized AccessLog list -> its id
         self._next = 1
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
 
     def register(self, access_logs) -> int:
-        """An id for a list of xDS AccessLog messages (0 when empty)."""
+        """An id for a list of xDS AccessLog messages (0 when empty). The
+        same list gets the same id and sinks: a reload (or a certificate
+        rotation, which re-applies the config) opens no new files."""
         if not access_logs:
             return 0
+        key = tuple(a.SerializeToString(deterministic=True) for a in access_logs)
+        with self._lock:
+            if key in self._ids:
+                return self._ids[key]
         sinks = [sink_from_xds(a) for a in access_logs]
         with self._lock:
             log_id = self._next
             self._next += 1
             self._sinks[log_id] = sinks
+            self._ids[key] = log_id
         self._ensure_thread()
         return log_id
 

@@ -137,8 +137,9 @@ def _hcms(listener):
 
 
 def _name(r: dict, operations: dict) -> str:
+    """operations: tracer id (one per connection manager) -> route name -> decorator."""
     # The route's decorator names the span, as in Envoy; else the host, as Istio's default.
-    return operations.get(r["route"]) or f"{r['authority'] or '-'}/*"
+    return operations.get(r["tracer_id"], {}).get(r["route"]) or f"{r['authority'] or '-'}/*"
 
 
 def _tags(r: dict, p: Provider) -> dict:
@@ -220,8 +221,9 @@ class Tracers:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._ids: dict[tuple, int] = {}
-        self._providers: dict[int, Provider] = {}
+        self._exporters: dict[tuple, Provider] = {}  # provider config -> its exporter (queue, counters)
+        self._ids: dict[tuple, int] = {}  # (provider config, listener, chain) -> tracer id
+        self._providers: dict[int, Provider] = {}  # tracer id -> exporter
         self._operations: dict[int, dict] = {}  # tracer id -> route name -> decorator operation
         self._wake = threading.Condition(self._lock)
         self._stop = False
@@ -236,16 +238,15 @@ class Tracers:
                 if not hcm.HasField("tracing") or not hcm.tracing.HasField("provider"):
                     continue
                 p = provider_from_xds(hcm.tracing, bootstrap)
+                # One id per connection manager: its spans are named by its own
+                # routes' decorators; connection managers share the exporter.
+                ops = {rt.name: rt.decorator.operation for vh in hcm.route_config.virtual_hosts
+                       for rt in vh.routes if rt.name and rt.decorator.operation}
                 with self._lock:
-                    tid = self._ids.get(p.key())
-                    if tid is None:
-                        tid = self._ids[p.key()] = len(self._ids) + 1
-                        self._providers[tid] = p
-                    ops = self._operations.setdefault(tid, {})
-                    for vh in hcm.route_config.virtual_hosts:
-                        for rt in vh.routes:
-                            if rt.name and rt.decorator.operation:
-                                ops[rt.name] = rt.decorator.operation
+                    exporter = self._exporters.setdefault(p.key(), p)
+                    tid = self._ids.setdefault((p.key(), listener.name, k), len(self._ids) + 1)
+                    self._providers[tid] = exporter
+                    self._operations[tid] = ops
                 pct = hcm.tracing.random_sampling.value if hcm.tracing.HasField("random_sampling") else 100.0
                 out[(listener.name, k)] = (tid, round(pct * 10000), kind)
         if out:
@@ -268,7 +269,7 @@ class Tracers:
         """tracing.<kind>.<counter>, summed over providers of a kind."""
         out = {}
         with self._lock:
-            for p in self._providers.values():
+            for p in self._exporters.values():
                 for name, v in p.counters.items():
                     key = f"tracing.{p.kind}.{name}"
                     out[key] = out.get(key, 0) + v
@@ -288,10 +289,11 @@ class Tracers:
                 stopping = self._stop
                 due = stopping or time.monotonic() - last >= FLUSH_INTERVAL
                 work = []
-                for tid, p in self._providers.items():
+                for p in self._exporters.values():
                     while p.queue and (due or len(p.queue) >= BATCH_MAX):
                         batch = [p.queue.popleft() for _ in range(min(BATCH_MAX, len(p.queue)))]
-                        work.append((p, batch, dict(self._operations.get(tid, {}))))
+                        ops = {r["tracer_id"]: self._operations.get(r["tracer_id"], {}) for r in batch}
+                        work.append((p, batch, ops))
             if due:
                 last = time.monotonic()
             for p, batch, ops in work:

@@ -127,3 +127,21 @@ def test_unsupported_format_rejected_by_name(engine_factory, tmp_path, fmt, comp
     with pytest.raises(ConfigError) as e:
         engine.apply(doc, "a.yaml")
     assert "access_log[0]" in str(e.value) and complaint in str(e.value)
+
+
+def test_reapplying_a_config_reuses_its_log_files(http_upstream_port, engine_factory, tmp_path):
+    """A reload or a certificate rotation re-applies the config: the same
+    access_log keeps its one open file."""
+    import os
+
+    path = tmp_path / "json.log"
+    doc = cfg.bootstrap([http_listener([file_log(path)])], [cfg.static_cluster("app", [http_upstream_port]),
+                                                           cfg.static_cluster("dead", [free_port()])])
+    engine = engine_factory(config=doc)
+    for _ in range(5):
+        engine.apply(doc)
+        assert get(engine.listener_port("http"), "/a")[0] == 200
+    flushed_lines(engine, path, 5)
+    fds = [fd for fd in os.listdir("/proc/self/fd")
+           if os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(path)]
+    assert len(fds) == 1
