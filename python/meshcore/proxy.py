@@ -75,6 +75,7 @@ class Proxy:
         self._provisioner = None
         self._renewer = None
         self._last_bootstrap = None  # the Bootstrap last applied (a renewal swaps its Secrets)
+        self._translation = None  # mesh mode: the Translation _load made last
         self._cert_files: list[str] = []
         self._cert_signature: tuple = ()
         self.config_path = config_path
@@ -142,6 +143,7 @@ class Proxy:
         if self.mesh_dir is None:
             return load_bootstrap(self.config_path), os.path.basename(self.config_path)
         result, warnings = self._translate()
+        self._translation = result
         bootstrap = result.bootstrap
         current = {str(w) for w in warnings}
         for w in warnings:  # each warning once, not again at every reload
@@ -163,6 +165,7 @@ class Proxy:
         try:
             self.engine.apply(bootstrap, name)
             self._last_bootstrap = self.engine.bootstrap
+            self._adopt_peers()
             host, port = self._admin_address(bootstrap)
             ctx = AdminContext(self.engine, reload=self.reload, quit=self.request_stop,
                                counters=lambda: dict(self._counters), version=f"meshcore/{__version__}")
@@ -194,6 +197,15 @@ class Proxy:
                 log.info("%s changed", self.mesh_dir)
                 self.reload()
 
+    def _adopt_peers(self) -> None:
+        """Mesh mode, after a translation was applied: the mesh's workloads by principal, for
+        Istio's metrics labels of peers that sent no metadata (TCP, plaintext)."""
+        if self._translation is None:
+            return
+        from meshcore.istio_metrics import Workload
+
+        self.engine.istio.peers = {p: Workload.from_metadata(md) for p, md in self._translation.peers.items()}
+
     def _admin_address(self, bootstrap) -> tuple[str, int]:
         if self._admin_override:
             return self._admin_override
@@ -223,6 +235,8 @@ class Proxy:
             self._last_bootstrap = self.engine.bootstrap
             if self.mesh_dir is None:
                 self._watch_certificate_files()
+            else:
+                self._adopt_peers()
             self._counters["server.config_reload_success"] += 1
             log.info("config reloaded from %s", self.source)
             return True, "reloaded"

@@ -50,7 +50,8 @@ def listener(b, port):
 
 
 def filter_config(ls):
-    return support.unpack(ls.filter_chains[0].filters[0].typed_config)
+    """The terminal filter's config (Istio's istio.stats filter comes before a tcp_proxy)."""
+    return support.unpack(ls.filter_chains[0].filters[-1].typed_config)
 
 
 def test_one_listener_per_distinct_port_on_the_outbound_address():

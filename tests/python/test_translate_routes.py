@@ -302,12 +302,14 @@ http:
         "abort": {"http_status": 500, "percentage": {"numerator": 1000, "denominator": "MILLION"}}}
     fault = support.unpack(rest.typed_per_filter_config[support.FAULT_FILTER_NAME])
     assert as_dict(fault) == {"delay": {"fixed_delay": "1s", "percentage": {"numerator": 5}}}  # HUNDRED = 0
-    assert [f.name for f in hcm(b, 9080).http_filters] == ["envoy.filters.http.fault", "envoy.filters.http.router"]
+    assert [f.name for f in hcm(b, 9080).http_filters] == [
+        "istio.metadata_exchange", "envoy.filters.http.fault", "istio.stats", "envoy.filters.http.router"]
 
 
 def test_no_fault_no_fault_filter():
     b = xds(vs("{hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}"))
-    assert [f.name for f in hcm(b, 9080).http_filters] == ["envoy.filters.http.router"]
+    assert [f.name for f in hcm(b, 9080).http_filters] == [
+        "istio.metadata_exchange", "istio.stats", "envoy.filters.http.router"]
 
 
 def test_mirror_and_mirrors():

@@ -242,6 +242,8 @@ def rbac_filters(doc, name, http):
         filters = chain["filters"][:-1]
     out = []
     for f in filters:
+        if not f["name"].endswith(".rbac"):  # Istio's telemetry filters are on the chains too
+            continue
         from envoy.config.rbac.v3 import rbac_pb2
 
         msg = rbac_pb2.RBAC()

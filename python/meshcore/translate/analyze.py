@@ -17,9 +17,12 @@ from .schema import parse_duration
 def analyze(mesh, registry: reg.Registry | None = None, security=None) -> list[fnd.Finding]:
     from .security import Security
     from .securitycheck import security_findings
+    from .telemetry import telemetry_findings
 
     registry = registry or reg.Registry(mesh)
-    out: list[fnd.Finding] = security_findings(mesh, registry, security or Security())
+    security = security or Security()
+    out: list[fnd.Finding] = security_findings(mesh, registry, security)
+    out += telemetry_findings(mesh, registry, security)
     virtual_services = mesh.of("VirtualService")
     for vs in virtual_services:
         if not applies_to_sidecars(vs):  # nothing of it is used: no more to say

@@ -24,6 +24,7 @@ from . import clusters as cl
 from . import findings as fnd
 from . import registry as reg
 from . import security as sec
+from . import telemetry as tm
 from .routes import VirtualServiceRoutes, default_route, tcp_destinations
 from .rules import MESH_GATEWAY
 
@@ -38,6 +39,9 @@ class Translation:
     findings: list = field(default_factory=list)
     workload: reg.Workload | None = None
     uses_certificate: bool = False  # the config refers to the workload's certificate (mTLS)
+    # principal (SPIFFE ID) -> node metadata of the WorkloadEntries with that identity: the
+    # labels of a peer that sent none (istio_metrics.IstioMetrics.peers)
+    peers: dict = field(default_factory=dict)
 
     @property
     def errors(self) -> list:
@@ -65,6 +69,7 @@ class _Translator:
         self.clusters: dict[str, dict] = {}
         self.used: dict[str, tuple] = {}  # cluster name -> (resource, path) of its first use
         self.proxy: reg.Workload | None = None
+        self.tel: tm.WorkloadTelemetry | None = None
         self._dr_cache: dict = {}
 
     # -- the context routes.py uses
@@ -92,6 +97,8 @@ class _Translator:
         services = self.registry.visible_services(self.proxy)
         for svc in services:
             self._service_clusters(svc)
+        self.tel = tm.WorkloadTelemetry(self.mesh, self.registry, self.proxy, self.sec, self.clusters.get)
+        self.findings += self.tel.findings
         virtual_services = [vs for vs in self.mesh.of("VirtualService") if applies_to_sidecars(vs)
                             and reg.visible(vs.spec.get("exportTo"), vs.namespace, self.proxy.namespace)]
         by_port: dict[int, list] = {}
@@ -118,7 +125,8 @@ class _Translator:
         doc = {
             "node": {"id": f"sidecar~{self.proxy.address}~{self.proxy.name}.{self.proxy.namespace}"
                            f"~{self.proxy.namespace}.svc.{hosts.DOMAIN}",
-                     "cluster": f"{self.proxy.labels.get('app') or self.proxy.name}.{self.proxy.namespace}"},
+                     "cluster": tm.service_cluster(self.proxy),
+                     "metadata": tm.node_metadata(self.proxy, self.sec.trust_domain)},
             "static_resources": static,
         }
         bootstrap = bootstrap_pb2.Bootstrap()
@@ -128,7 +136,8 @@ class _Translator:
         except ConfigError as e:  # a translation meshcore's core cannot take: say so, never apply it
             self.findings.append(fnd.Finding(fnd.ERROR, fnd.UNSUPPORTED, "", "", "",
                                              f"the translated config is outside meshcore's xDS subset: {e}"))
-        return Translation(bootstrap, fnd.unique(self.findings), self.proxy, self.uses_certificate)
+        return Translation(bootstrap, fnd.unique(self.findings), self.proxy, self.uses_certificate,
+                           tm.peers(self.registry.workloads, self.sec.trust_domain))
 
     # -- clusters
 
@@ -142,6 +151,7 @@ class _Translator:
 
         plan = sec.outbound_plan(svc, port, endpoints, tls, subset, self.pas, self.sec, note)
         cluster = cl.build_cluster(name, svc, port, plan.endpoints, policy, plan.port_of)
+        cluster["metadata"] = tm.service_metadata([svc])
         if plan.transport_socket is not None:
             cluster["transport_socket"] = plan.transport_socket
         self.uses_certificate |= plan.uses_certificate
@@ -191,7 +201,7 @@ class _Translator:
             mapped = authz.map_destination_ports(http_filters if ip.is_http else tcp_filters, ip.app_port,
                                                  ip.listener_port)
             listener, cluster = sec.inbound_listener(self.proxy.address, ip, mapped if ip.is_http else [],
-                                                     mapped if not ip.is_http else [])
+                                                     mapped if not ip.is_http else [], self.tel)
             out.append(listener)
             self.clusters[cluster["name"]] = cluster
             if ip.mode != "DISABLE":
@@ -285,16 +295,17 @@ class _Translator:
         filters = []
         if any(FAULT_FILTER_NAME in r.get("typed_per_filter_config", {}) for v in vhosts for r in v["routes"]):
             filters.append({"name": FAULT_FILTER_NAME, "typed_config": {"@type": f"type.googleapis.com/{HTTP_FAULT}"}})
-        filters.append({"name": "envoy.filters.http.router",
-                        "typed_config": {"@type": f"type.googleapis.com/{ROUTER}"}})
+        router = {"name": "envoy.filters.http.router", "typed_config": {"@type": f"type.googleapis.com/{ROUTER}"}}
         hcm = {
             "@type": f"type.googleapis.com/{HCM}",
             "stat_prefix": f"outbound_{self.address}_{number}",
             "codec_type": "AUTO",
             "route_config": {"name": str(number), "virtual_hosts": vhosts},
-            "http_filters": filters,
+            "http_filters": self.tel.http_filters(tm.OUTBOUND, filters, router),
+            **self.tel.hcm_fields(tm.OUTBOUND),
         }
         return {"name": f"{self.address}_{number}", "address": self._address(number),
+                "traffic_direction": tm.OUTBOUND,
                 "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
                                                 "typed_config": hcm}]}]}
 
@@ -314,8 +325,11 @@ class _Translator:
         idle = cl.tcp_idle_timeout(cl.merged_policy(self.destination_rule(svc.host), number, None))
         if idle is not None:
             tp["idle_timeout"] = idle
+        tp.update(self.tel.tcp_proxy_fields(tm.OUTBOUND))
+        filters = self.tel.network_filters(tm.OUTBOUND, []) + [
+            {"name": "envoy.filters.network.tcp_proxy", "typed_config": tp}]
         return {"name": f"{self.address}_{number}", "address": self._address(number),
-                "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": tp}]}]}
+                "traffic_direction": tm.OUTBOUND, "filter_chains": [{"filters": filters}]}
 
 
 def _names(entries):

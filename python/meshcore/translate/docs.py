@@ -6,7 +6,7 @@ validate.py (docs/istio.md embeds them; a test keeps the two in step).
 from __future__ import annotations
 
 from .schema import describe
-from .validate import SPECS
+from .validate import ROOTS, SPECS
 
 # Sections that repeat the fields of spec.trafficPolicy: one row each instead.
 _REPEATS = {
@@ -27,7 +27,7 @@ def rows(kind: str) -> list[tuple[str, str, str]]:
     if kind in _SUMMARY:
         return _SUMMARY[kind]
     out, done, plumbing = [], set(), []
-    for path, status, detail in describe(SPECS[kind]):
+    for path, status, detail in describe(SPECS[kind], ROOTS.get(kind, "spec")):
         repeat = next((r for prefix, r in _REPEATS.items() if path.startswith(prefix)), None)
         if repeat is not None:
             if repeat not in done:

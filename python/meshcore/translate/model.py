@@ -4,8 +4,10 @@ A mesh directory holds Istio YAML files (*.yaml, *.yml, any depth, several
 documents per file): networking.istio.io VirtualService, DestinationRule,
 ServiceEntry and WorkloadEntry; Kubernetes v1 Service (the registry, with
 WorkloadEntries as the endpoints a Service selects); security.istio.io
-PeerAuthentication and AuthorizationPolicy (security.py, authz.py).
-Other kinds are reported by name and left out.
+PeerAuthentication and AuthorizationPolicy (security.py, authz.py);
+telemetry.istio.io Telemetry and the ConfigMap `istio` holding Istio's
+MeshConfig (telemetry.py, meshconfig.py). Other kinds are reported by name
+and left out.
 
 Loading never stops at the first problem: every document is checked and
 every finding kept. A resource with an "invalid" finding is left out of
@@ -20,13 +22,14 @@ import yaml
 
 from ..errors import ConfigError
 from . import findings as fnd
-from . import hosts
+from . import hosts, meshconfig
 from .schema import Obj, Opaque, Out, Str, show, unknown_field
 from .validate import validate_spec
 
 NETWORKING = "networking.istio.io"
 SECURITY = "security.istio.io"
-VERSIONS = {NETWORKING: ("v1alpha3", "v1beta1", "v1"), SECURITY: ("v1beta1", "v1")}
+TELEMETRY = "telemetry.istio.io"
+VERSIONS = {NETWORKING: ("v1alpha3", "v1beta1", "v1"), SECURITY: ("v1beta1", "v1"), TELEMETRY: ("v1alpha1", "v1")}
 
 # (group, kind) -> loaded into the model; the rest of these groups' kinds are
 # known and reported as unsupported.
@@ -37,7 +40,9 @@ LOADED = {
     (NETWORKING, "WorkloadEntry"),
     (SECURITY, "PeerAuthentication"),
     (SECURITY, "AuthorizationPolicy"),
+    (TELEMETRY, "Telemetry"),
     ("", "Service"),
+    ("", "ConfigMap"),  # only the one named istio: Istio's MeshConfig (meshconfig.py); others are not read
 }
 KNOWN_UNSUPPORTED = {
     NETWORKING: {"Gateway": "meshcore runs sidecars, not gateways",
@@ -46,6 +51,7 @@ KNOWN_UNSUPPORTED = {
                  "WorkloadGroup": "WorkloadEntries are written by hand (no auto-registration)",
                  "ProxyConfig": "proxy settings come from the command line"},
     SECURITY: {"RequestAuthentication": "JWT authentication is not implemented"},
+    TELEMETRY: {},
 }
 NOT_ENFORCED: dict = {}  # kinds loaded but not yet enforced (none since the security release)
 
@@ -291,7 +297,7 @@ def _load_document(mesh, doc, filename, line):
     namespace = namespace if isinstance(namespace, str) and namespace else "default"
     label = f"{kind} {namespace}/{name}" if isinstance(name, str) else f"{kind} ({where})"
 
-    if (group, kind) not in LOADED:
+    if (group, kind) not in LOADED or ((group, kind) == ("", "ConfigMap") and name != meshconfig.NAME):
         _report_other_kind(mesh, filename, label, group, version, kind)
         return
     if group in VERSIONS and version not in VERSIONS[group]:
@@ -303,17 +309,21 @@ def _load_document(mesh, doc, filename, line):
         return
 
     out = Out()
+    top = meshconfig.CONFIG_MAP_TOP if kind == "ConfigMap" else _TOP
     for key in doc:
-        if key not in _TOP:
-            out.error("", unknown_field(key, _TOP))
+        if key not in top:
+            out.error("", unknown_field(key, top))
     if meta is None:
         out.error("metadata", "Required value")
     else:
         _METADATA.walk(meta, "metadata", out)
         if isinstance(meta, dict):
             _check_metadata(meta, out)
-    spec_out = validate_spec(kind, doc.get("spec"))
-    out.items += spec_out.items
+    if kind == "ConfigMap":
+        spec = meshconfig.validate_config_map(doc, out, read_documents)
+    else:
+        spec = doc.get("spec") or {}
+        out.items += validate_spec(kind, doc.get("spec")).items
     for severity, code, path, message in out.items:
         mesh.findings.append(fnd.Finding(severity, code, filename, label, path, message))
     if out.invalid:
@@ -321,8 +331,7 @@ def _load_document(mesh, doc, filename, line):
     if kind in NOT_ENFORCED:
         mesh.findings.append(fnd.Finding(fnd.WARNING, fnd.NOT_ENFORCED, filename, label, "",
                                          f"loaded, not yet enforced: {NOT_ENFORCED[kind]}"))
-    mesh.resources.append(Resource(group, version, kind, namespace, name, doc.get("spec") or {}, meta,
-                                   filename, line))
+    mesh.resources.append(Resource(group, version, kind, namespace, name, spec, meta, filename, line))
 
 
 def _check_metadata(meta, out):

@@ -75,6 +75,12 @@ def subset_labels():
     return m
 
 
+def target_ref():
+    """A policy's targetRef (Gateway API: gateways and waypoints)."""
+    return Obj(fields={"group": Str(max_len=253), "kind": Str(max_len=63), "name": Str(max_len=253),
+                       "namespace": Str()}, required=("kind", "name"))
+
+
 def selector_labels(max_props=4096):
     m = label_map()
     m.max_props = max_props

@@ -267,6 +267,10 @@ class Obj(Node):
     required: tuple = ()
     exclusive: tuple = ()  # groups of field names of which at most one may be set
     min_props: int | None = None
+    # What a field not in `fields` is: "error" (not valid, as a CRD schema says), or
+    # "warn" (a valid field meshcore does not read: MeshConfig, where meshcore
+    # describes a subset of a large message)
+    unknown: str = "error"
 
     def walk(self, value, path, out):
         if not isinstance(value, dict):
@@ -275,7 +279,10 @@ class Obj(Node):
         for key, item in value.items():
             child = self.fields.get(key)
             if child is None:
-                out.error(path, unknown_field(key, self.fields))
+                if self.unknown == "warn":
+                    out.warn(join(path, str(key)), not_read(key, self.fields))
+                else:
+                    out.error(path, unknown_field(key, self.fields))
                 continue
             if item is None:
                 continue
@@ -356,10 +363,18 @@ class Map(Node):
             self.check(value, path, out)
 
 
-def unknown_field(key, fields) -> str:
+def _hint(key, fields) -> str:
     close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.75)
-    hint = f' (did you mean "{close[0]}"?)' if close else ""
-    return f'unknown field "{key}"{hint}'
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def unknown_field(key, fields) -> str:
+    return f'unknown field "{key}"{_hint(key, fields)}'
+
+
+def not_read(key, fields) -> str:
+    """A field of a message meshcore reads in part (Obj(unknown="warn"))."""
+    return f'field "{key}" is not read by meshcore, ignored{_hint(key, fields)}'
 
 
 # ---- docs --------------------------------------------------------------------------------------------

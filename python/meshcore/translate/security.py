@@ -347,10 +347,15 @@ class InboundPort:
     services: list  # (Service, Port)
 
 
-def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp) -> tuple[dict, dict]:
-    """(Listener, Cluster) for one inbound port. filters_*: the RBAC filters."""
+def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp, telemetry=None) -> tuple[dict, dict]:
+    """(Listener, Cluster) for one inbound port. filters_*: the RBAC filters; telemetry: the
+    workload's (telemetry.WorkloadTelemetry: Istio's filters, tracing, access logs), or None."""
+    from . import telemetry as tm
+
     cluster_name = f"inbound|{ip.app_port}||"
     if ip.is_http:
+        router = {"name": "envoy.filters.http.router",
+                  "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
         hcm = {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
                      "HttpConnectionManager",
@@ -359,16 +364,21 @@ def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp) -
             "route_config": {"name": cluster_name, "virtual_hosts": [{
                 "name": f"inbound|http|{ip.app_port}", "domains": ["*"],
                 "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster_name, "timeout": "0s"}}]}]},
-            "http_filters": list(filters_http) + [{
-                "name": "envoy.filters.http.router",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+            "http_filters": (telemetry.http_filters(tm.INBOUND, filters_http, router) if telemetry is not None
+                             else list(filters_http) + [router]),
         }
+        if telemetry is not None:
+            hcm.update(telemetry.hcm_fields(tm.INBOUND))
         filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
     else:
         tp = {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
               "stat_prefix": cluster_name, "cluster": cluster_name}
-        filters = list(filters_tcp) + [{"name": "envoy.filters.network.tcp_proxy", "typed_config": tp}]
-    listener = {"name": f"inbound_{address}_{ip.listener_port}",
+        network = list(filters_tcp)
+        if telemetry is not None:
+            tp.update(telemetry.tcp_proxy_fields(tm.INBOUND))
+            network = telemetry.network_filters(tm.INBOUND, network)
+        filters = network + [{"name": "envoy.filters.network.tcp_proxy", "typed_config": tp}]
+    listener = {"name": f"inbound_{address}_{ip.listener_port}", "traffic_direction": "INBOUND",
                 "address": {"socket_address": {"address": address, "port_value": ip.listener_port}}}
     if ip.mode == "STRICT":
         listener["filter_chains"] = [{"filters": filters, "transport_socket": downstream_tls()}]
@@ -386,6 +396,8 @@ def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp) -
                "load_assignment": {"cluster_name": cluster_name, "endpoints": [{"lb_endpoints": [
                    {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
                                                                 "port_value": ip.app_port}}}}]}]}}
+    if ip.services:  # destination_service on the server side: the services of this port
+        cluster["metadata"] = tm.service_metadata([svc for svc, _ in ip.services])
     return listener, cluster
 
 

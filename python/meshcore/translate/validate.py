@@ -16,8 +16,10 @@ import re
 
 from . import findings as fnd
 from . import hosts
+from . import meshconfig as mc
 from .destinationrule import DESTINATION_RULE
-from .rules import export_to, port_number, selector_labels
+from .meshconfig import MESH_CONFIG
+from .rules import export_to, port_number, selector_labels, target_ref
 from .schema import (
     Enum,
     Int,
@@ -31,6 +33,7 @@ from .schema import (
     Warned,
     join,
 )
+from .telemetry import TELEMETRY
 from .virtualservice import VIRTUAL_SERVICE
 
 # ---- ServiceEntry and WorkloadEntry ------------------------------------------------------------------------
@@ -434,11 +437,6 @@ def _check_authorization_policy(v, path, out):
                                     "policy is not applied by meshcore", fnd.IGNORED)
 
 
-def _target_ref():
-    return Obj(fields={"group": Str(max_len=253), "kind": Str(max_len=63), "name": Str(max_len=253),
-                       "namespace": Str()}, required=("kind", "name"))
-
-
 _SOURCE_TO = {
     "principals": "authenticated.principal_name (spiffe://<principal>; trust domain aliases as Istio)",
     "notPrincipals": "not_id of the same",
@@ -464,8 +462,8 @@ AUTHORIZATION_POLICY = Obj(
     fields={
         "selector": Obj(fields={"matchLabels": selector_labels()},
                         to="the workloads it applies to (root namespace: the whole mesh)"),
-        "targetRef": _target_ref(),
-        "targetRefs": List(_target_ref(), max_items=16),
+        "targetRef": target_ref(),
+        "targetRefs": List(target_ref(), max_items=16),
         "action": Enum(values=("ALLOW", "DENY", "AUDIT", "CUSTOM"),
                        to="RBAC filters in order: root-namespace DENY, DENY, ALLOW (AUDIT ignored, CUSTOM refused)"),
         "provider": Obj(fields={"name": Str()}, to="CUSTOM only (refused)"),
@@ -556,10 +554,15 @@ SPECS = {
     "PeerAuthentication": PEER_AUTHENTICATION,
     "AuthorizationPolicy": AUTHORIZATION_POLICY,
     "Service": SERVICE,
+    "Telemetry": TELEMETRY,
+    "MeshConfig": MESH_CONFIG,  # the `mesh` text of the ConfigMap istio (model.py reads it)
 }
 
+# Where each kind's field paths start (docs, findings): "spec" unless named here.
+ROOTS = {"MeshConfig": mc.ROOT}
+
 # Kinds whose spec may be absent (everything optional).
-SPEC_OPTIONAL = {"PeerAuthentication", "AuthorizationPolicy"}
+SPEC_OPTIONAL = {"PeerAuthentication", "AuthorizationPolicy", "Telemetry"}
 
 
 def validate_spec(kind: str, spec) -> Out:
