@@ -31,6 +31,7 @@ SCOPE_LABELS = {
     "listener": "envoy_listener_address",
     "tcp": "envoy_tcp_prefix",
     "connection_limit": "envoy_connection_limit_prefix",
+    "http": "envoy_http_conn_manager_prefix",
 }
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")

@@ -198,3 +198,23 @@ def test_methods_and_unknown_paths(busy_proxy):
     assert proxy.running()
     assert proxy.get("/ready") == (200, "LIVE\n")
     assert short_echo(proxy.port, b"still proxying") == b"still proxying"
+
+
+def test_stats_prometheus_has_one_series_per_scope(engine_factory):
+    """Each scope's name is a label (Envoy's tag names), so two connection
+    managers or two clusters never expose the same series twice (Prometheus
+    would keep one and drop the other silently)."""
+    import collections
+
+    from support import http as h
+
+    from meshcore import metrics
+
+    engine = engine_factory(config=h.bootstrap(
+        [h.hcm_listener("a", routes=[h.route("/", "x")]), h.hcm_listener("b", routes=[h.route("/", "y")])],
+        [h.http_cluster("x", [9]), h.http_cluster("y", [10])]))
+    text = metrics.exposition(engine.stats(), engine.istio)[0]
+    series = collections.Counter(line.rsplit(" ", 1)[0] for line in text.splitlines()
+                                 if line and not line.startswith("#"))
+    assert [s for s, n in series.items() if n > 1] == []
+    assert 'envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix="a"}' in series
