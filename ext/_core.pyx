@@ -9,6 +9,7 @@ ever calls back into Python.
 """
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 
 from includes.access_log cimport *
 from includes.balancer cimport *
@@ -25,6 +26,15 @@ LB_LEAST_REQUEST = MC_LB_LEAST_REQUEST
 LB_RANDOM = MC_LB_RANDOM
 IM_SOURCE = MC_IM_SOURCE
 SPAN_SERVER = MC_SPAN_SERVER
+ALOG_OPS = {name: i for i, name in enumerate((
+    "LITERAL", "START_TIME", "PROTOCOL", "RESPONSE_CODE", "RESPONSE_FLAGS", "RESPONSE_CODE_DETAILS",
+    "BYTES_RECEIVED", "BYTES_SENT", "DURATION", "UPSTREAM_HOST", "UPSTREAM_CLUSTER", "ROUTE_NAME",
+    "DOWNSTREAM_REMOTE_ADDRESS", "DOWNSTREAM_PEER_URI_SAN", "UPSTREAM_PEER_URI_SAN",
+    "UPSTREAM_REQUEST_ATTEMPT_COUNT", "TRACE_ID", "REQ_METHOD", "REQ_PATH", "REQ_AUTHORITY", "REQ_USER_AGENT",
+    "REQ_REQUEST_ID", "REQ_FORWARDED_FOR", "RESP_UPSTREAM_SERVICE_TIME", "PROTOCOL_OR_TCP",
+    "DURATION_MS_FLOAT"))}  # the order of mc_alog_op_t
+ALOG_TEXT, ALOG_JSON_VALUE, ALOG_JSON_STRING = MC_ALOG_STYLE_TEXT, MC_ALOG_STYLE_JSON_VALUE, MC_ALOG_STYLE_JSON_STRING
+assert len(ALOG_OPS) == MC_ALOG_OP__COUNT, "ALOG_OPS must list mc_alog_op_t in order"
 SPAN_CLIENT = MC_SPAN_CLIENT
 IM_DESTINATION = MC_IM_DESTINATION
 IM_PROTOCOLS = {MC_IM_PROTO_HTTP: "http", MC_IM_PROTO_GRPC: "grpc", MC_IM_PROTO_TCP: "tcp"}
@@ -130,7 +140,6 @@ cdef dict _record(mc_alog_record_t *r):
 cdef class Engine:
     """The data-plane engine: worker threads with their own event loops."""
     cdef mc_engine_t *e
-    cdef public object _alog_dropped
 
     def __cinit__(self, uint32_t concurrency=0, splice="auto",
                   uint32_t max_connections_per_worker=0):
@@ -190,9 +199,45 @@ cdef class Engine:
     def active_sessions(self):
         return mc_engine_active_sessions(self.e)
 
-    def drain_access_log(self, uint32_t max_records=4096):
-        """Access-log records taken from the workers' rings (oldest first per
-        worker), as dicts; see meshcore/access_log.h for the fields."""
+    # -- the log writer (meshcore/access_log.h) --
+
+    def alog_add_sink(self, uint32_t log_id, path, int fd, http_format, tcp_format):
+        """A sink for records with log_id: a file path, or fd when path is
+        None. *_format: [(op, style, text or None)] (compiled by
+        meshcore.accesslog)."""
+        cdef char err[ERRLEN]
+        cdef _Arena a = _Arena()
+        cdef mc_alog_segment_t *segs[2]
+        cdef uint32_t counts[2]
+        cdef bytes p = _b(path) if path is not None else None
+        cdef const char *cpath = NULL
+        if p is not None:
+            cpath = p
+        for k, fmt in enumerate((http_format, tcp_format)):
+            segs[k] = <mc_alog_segment_t *>a.alloc(len(fmt) or 1, sizeof(mc_alog_segment_t))
+            counts[k] = len(fmt)
+            for i, (op, style, text) in enumerate(fmt):
+                segs[k][i].op = op
+                segs[k][i].style = style
+                if text is None:
+                    segs[k][i].text = NULL
+                    segs[k][i].len = 0
+                else:
+                    raw = _b(text)
+                    segs[k][i].text = a.s(raw)
+                    segs[k][i].len = len(raw)
+        err[0] = 0
+        if mc_engine_alog_add_sink(self.e, log_id, cpath, fd, segs[0], counts[0], segs[1], counts[1], err,
+                                   ERRLEN) < 0:
+            raise OSError(err.decode())
+
+    def alog_flush(self):
+        """Formats and writes every record produced so far."""
+        with nogil:
+            mc_engine_alog_flush(self.e)
+
+    def drain_spans(self, uint32_t max_records=1024):
+        """Sampled requests' records (dicts, as access-log records), oldest first."""
         cdef mc_alog_record_t *buf = <mc_alog_record_t *>calloc(max_records or 1, sizeof(mc_alog_record_t))
         cdef uint32_t n
         cdef uint64_t dropped = 0
@@ -200,17 +245,21 @@ cdef class Engine:
             raise MemoryError()
         try:
             with nogil:
-                n = mc_engine_drain_access_log(self.e, buf, max_records, &dropped)
-            self._alog_dropped = dropped
+                n = mc_engine_drain_spans(self.e, buf, max_records, &dropped)
             return [_record(&buf[i]) for i in range(n)]
         finally:
             free(buf)
 
     @property
+    def alog_counters(self):
+        """(records dropped with a ring full, spans dropped, lines lost to write errors)."""
+        cdef uint64_t ring = 0, spans = 0, errors = 0
+        mc_engine_alog_counters(self.e, &ring, &spans, &errors)
+        return ring, spans, errors
+
+    @property
     def access_log_dropped(self):
-        cdef uint64_t dropped = 0
-        mc_engine_drain_access_log(self.e, NULL, 0, &dropped)
-        return dropped
+        return self.alog_counters[0]
 
     def listeners(self):
         """[(name, bound address "ip:port", port)] of the current snapshot."""
@@ -328,6 +377,7 @@ include "compile_http.pxi"
 include "compile_tls.pxi"
 include "compile_rbac.pxi"
 include "compile.pxi"
+include "alog.pxi"
 
 
 # ---- the core's policies, exposed for reference tests -------------------

@@ -1,5 +1,7 @@
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
+from includes.engine cimport mc_engine_t
+
 cdef extern from "meshcore/access_log.h" nogil:
     enum:
         MC_ALOG_HTTP
@@ -7,6 +9,10 @@ cdef extern from "meshcore/access_log.h" nogil:
         MC_SPAN_NONE
         MC_SPAN_SERVER
         MC_SPAN_CLIENT
+        MC_ALOG_STYLE_TEXT
+        MC_ALOG_STYLE_JSON_VALUE
+        MC_ALOG_STYLE_JSON_STRING
+        MC_ALOG_OP__COUNT
     ctypedef struct mc_alog_record_t:
         uint32_t log_id
         uint32_t tracer_id
@@ -38,3 +44,18 @@ cdef extern from "meshcore/access_log.h" nogil:
         char downstream_principal[128]
         char upstream_principal[128]
         char details[160]
+
+    ctypedef struct mc_alog_segment_t:
+        int op
+        int style
+        const char *text
+        size_t len
+    int mc_engine_alog_add_sink(mc_engine_t *e, uint32_t log_id, const char *path, int fd,
+                                const mc_alog_segment_t *http, uint32_t n_http, const mc_alog_segment_t *tcp,
+                                uint32_t n_tcp, char *err, size_t errlen)
+    uint32_t mc_engine_drain_spans(mc_engine_t *e, mc_alog_record_t *out, uint32_t max, uint64_t *dropped)
+    void mc_engine_alog_flush(mc_engine_t *e)
+    void mc_engine_alog_counters(mc_engine_t *e, uint64_t *ring_dropped, uint64_t *spans_dropped,
+                                 uint64_t *write_errors)
+    size_t mc_alog_render(const mc_alog_segment_t *seg, uint32_t n, const mc_alog_record_t *r, char *buf,
+                          size_t cap)

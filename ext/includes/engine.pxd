@@ -1,6 +1,5 @@
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
-from includes.access_log cimport mc_alog_record_t
 from includes.snapshot cimport mc_snapshot_builder_t
 from includes.stats cimport mc_stats_t
 
@@ -26,7 +25,6 @@ cdef extern from "meshcore/engine.h" nogil:
     uint64_t mc_engine_generation(mc_engine_t *e)
     mc_stats_t *mc_engine_stats(mc_engine_t *e)
     uint64_t mc_engine_active_sessions(mc_engine_t *e)
-    uint32_t mc_engine_drain_access_log(mc_engine_t *e, mc_alog_record_t *out, uint32_t max, uint64_t *dropped)
     uint32_t mc_engine_listener_count(mc_engine_t *e)
     int mc_engine_listener_info(mc_engine_t *e, uint32_t i, char *name, size_t namelen,
                                 char *addr, size_t addrlen, uint16_t *port)

@@ -87,9 +87,12 @@ class Engine:
         EngineError (e.g. address in use; nothing applied either)."""
         bootstrap, source = self._load(config, filename)
         res = bootstrap.static_resources
-        log_ids = {(listener.name, k): self._access_logs.register(logs)
-                   for listener in res.listeners
-                   for k, logs in enumerate(access_logs_of(listener))}
+        try:
+            log_ids = {(listener.name, k): self._access_logs.register(logs)
+                       for listener in res.listeners
+                       for k, logs in enumerate(access_logs_of(listener))}
+        except OSError as e:  # the log file cannot be opened: nothing is applied
+            raise ConfigError(f"{source}: access log: {e}") from None
         secrets = {s.name: s for s in res.secrets}
         istio = self.istio.plan(bootstrap)
         tracing = self.tracers.plan(bootstrap)
@@ -158,14 +161,16 @@ class Engine:
 
     def stats(self, extra_counters: dict | None = None) -> Stats:
         """Every counter, gauge and histogram, summed over workers."""
-        extra = {"server.access_log_dropped": self._core.access_log_dropped, **self.tracers.counters(),
+        ring_dropped, spans_dropped, write_errors = self._core.alog_counters
+        extra = {"server.access_log_dropped": ring_dropped, "server.access_log_write_errors": write_errors,
+                 "server.spans_dropped": spans_dropped, **self.tracers.counters(),
                  **(extra_counters or {})}
         return Stats(scopes_from_core(self._core.stats()), extra)
 
-    def flush_access_logs(self) -> int:
-        """Writes the access-log records waiting in the workers' rings now
-        (the drain thread does it every 100 ms); returns how many."""
-        return self._access_logs.drain()
+    def flush_access_logs(self) -> None:
+        """Writes the access-log records produced so far now (the core's log
+        writer does it every 20 ms) and hands their spans to the tracer."""
+        self._access_logs.drain()
 
 
 def access_logs_of(listener) -> list:

@@ -77,7 +77,7 @@ _OPERATOR = re.compile(r"%([A-Z0-9_]+)(?:\(([^)]*)\))?(?::\d+)?%")
 
 def supported_format(fmt: str) -> tuple[str, list[str]]:
     """(the format meshcore can render, what was changed): operators the core does not
-    record become "-"; %REQ(A?B)% with only B recorded becomes %REQ(B)%."""
+    record become "-" (%REQ(A?B)% is rendered as is when one of A, B is recorded)."""
     problems = []
 
     def one(m):

@@ -56,8 +56,11 @@ void mc_http_alog_end(mc_http_session_t *s)
     if (!recorded(s) || s->shadow || !s->logreq.start_us)
         return;
     mc_alog_record_t *r = mc_alog_reserve(&s->w->alog);
-    if (!r)
+    if (!r) {
+        if (s->trace_active && s->trace_sampled)
+            __atomic_store_n(&s->w->alog.dropped_spans, s->w->alog.dropped_spans + 1, __ATOMIC_RELAXED);
         return;
+    }
     const mc_http_logreq_t *l = &s->logreq;
     memset(r, 0, sizeof(*r));
     r->log_id = s->hcm->access_log_id;

@@ -10,6 +10,7 @@ typedef struct mc_alog_ring {
     uint64_t head; /* written by the worker */
     uint64_t tail; /* written by the consumer */
     uint64_t dropped;
+    uint64_t dropped_spans; /* dropped records that were spans (sampled requests) */
     mc_alog_record_t *slots; /* [MC_ALOG_RING], allocated on first use */
 } mc_alog_ring_t;
 

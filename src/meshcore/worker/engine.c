@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "worker/alog_writer.h"
 #include "worker/engine_internal.h"
 
 #define ACK_TIMEOUT_S 5
@@ -41,7 +42,8 @@ mc_engine_t *mc_engine_new(const mc_engine_opts_t *opts, char *err, size_t errle
     pthread_cond_init(&e->acked, NULL);
     e->stats = mc_stats_new(e->n_workers);
     e->workers = calloc(e->n_workers, sizeof(*e->workers));
-    if (!e->stats || !e->workers) {
+    e->alog = mc_alog_writer_new(e);
+    if (!e->stats || !e->workers || !e->alog) {
         snprintf(err, errlen, "out of memory");
         mc_engine_free(e);
         return NULL;
@@ -321,6 +323,7 @@ int mc_engine_stop(mc_engine_t *e, uint32_t drain_timeout_ms)
     e->n_registry = e->cap_registry = 0;
     for (uint32_t i = 0; i < e->n_workers; i++)
         mc_worker_join(e->workers[i]);
+    mc_alog_writer_stop(e->alog); /* after the workers: their last records get written */
     e->joined = 1;
     pthread_mutex_unlock(&e->ctl);
     return 0;
@@ -331,6 +334,7 @@ void mc_engine_free(mc_engine_t *e)
     if (!e)
         return;
     mc_engine_stop(e, 0);
+    mc_alog_writer_free(e->alog); /* stopped above, or never started */
     if (e->workers) {
         for (uint32_t i = 0; i < e->n_workers; i++)
             mc_worker_free(e->workers[i]);
@@ -374,19 +378,35 @@ uint64_t mc_engine_active_sessions(mc_engine_t *e)
     return n;
 }
 
-uint32_t mc_engine_drain_access_log(mc_engine_t *e, mc_alog_record_t *out, uint32_t max, uint64_t *dropped)
+/* ---- the log writer (worker/alog_writer.c) ------------------------------------ */
+
+int mc_engine_alog_add_sink(mc_engine_t *e, uint32_t log_id, const char *path, int fd,
+                            const mc_alog_segment_t *http, uint32_t n_http, const mc_alog_segment_t *tcp,
+                            uint32_t n_tcp, char *err, size_t errlen)
 {
-    uint32_t n = 0;
-    uint64_t drops = 0;
+    return mc_alog_writer_add_sink(e->alog, log_id, path, fd, http, n_http, tcp, n_tcp, err, errlen);
+}
+
+uint32_t mc_engine_drain_spans(mc_engine_t *e, mc_alog_record_t *out, uint32_t max, uint64_t *dropped)
+{
+    return mc_alog_writer_spans(e->alog, out, max, dropped);
+}
+
+void mc_engine_alog_flush(mc_engine_t *e)
+{
+    mc_alog_writer_flush(e->alog);
+}
+
+void mc_engine_alog_counters(mc_engine_t *e, uint64_t *ring_dropped, uint64_t *spans_dropped, uint64_t *write_errors)
+{
+    uint64_t ring = 0, ring_spans = 0, queue_spans = 0;
     for (uint32_t i = 0; i < e->n_workers; i++) {
-        mc_alog_ring_t *r = &e->workers[i]->alog;
-        drops += __atomic_load_n(&r->dropped, __ATOMIC_RELAXED);
-        if (n < max && __atomic_load_n(&r->slots, __ATOMIC_ACQUIRE))
-            n += mc_alog_drain(r, out + n, max - n);
+        ring += __atomic_load_n(&e->workers[i]->alog.dropped, __ATOMIC_RELAXED);
+        ring_spans += __atomic_load_n(&e->workers[i]->alog.dropped_spans, __ATOMIC_RELAXED);
     }
-    if (dropped)
-        *dropped = drops;
-    return n;
+    *write_errors = mc_alog_writer_errors(e->alog, &queue_spans);
+    *ring_dropped = ring;
+    *spans_dropped = ring_spans + queue_spans;
 }
 
 size_t mc_engine_im_export(mc_engine_t *e, const double *duration_bounds, uint32_t n_duration,

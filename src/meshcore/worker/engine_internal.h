@@ -24,6 +24,7 @@ struct mc_engine {
     mc_worker_t **workers;
     mc_stats_t *stats;
     uint32_t server_scope;
+    struct mc_alog_writer *alog; /* formats and writes access logs, hands spans over */
     /* Shared cluster/host runtime state, by cluster name (control thread). */
     mc_cluster_registry_t clusters;
     /* Listen socket sets by address; each holds one registry reference. */

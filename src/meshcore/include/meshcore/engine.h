@@ -58,10 +58,7 @@ mc_stats_t *mc_engine_stats(mc_engine_t *e);
 /* Connections (downstream sessions) open across workers right now. */
 uint64_t mc_engine_active_sessions(mc_engine_t *e);
 
-/* Moves up to max access-log records (from every worker) into out; returns
- * how many. *dropped (may be NULL) gets the total records dropped so far
- * because a ring was full. One caller at a time. */
-uint32_t mc_engine_drain_access_log(mc_engine_t *e, mc_alog_record_t *out, uint32_t max, uint64_t *dropped);
+/* Access-log sinks, spans and the log writer: meshcore/access_log.h. */
 
 /* Listeners of the current snapshot, for the admin API. */
 uint32_t mc_engine_listener_count(mc_engine_t *e);
