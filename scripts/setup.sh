@@ -37,4 +37,9 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools wheel "Cython>=3.0"
 # The extension is built against this tree (editable), with the core at -Werror.
 .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
+# xds-protos ships an old copy of opentelemetry/proto/trace/v1/trace_pb2.py; when pip
+# installs it after opentelemetry-proto it replaces the current one. Put the
+# current one back (meshcore exports with either; see meshcore.tracing.scope_spans).
+.venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+    "opentelemetry-proto==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 echo "setup: ready (.venv/bin/meshcore)"

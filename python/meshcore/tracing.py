@@ -166,6 +166,18 @@ def _tags(r: dict, p: Provider) -> dict:
     return tags
 
 
+def scope_spans(resource_spans):
+    """ResourceSpans field 2, under either of its names.
+
+    xds-protos bundles a pre-1.0 copy of opentelemetry/proto/trace/v1/trace_pb2.py
+    (field 2 named instrumentation_library_spans) that replaces opentelemetry-proto's
+    when pip happens to install it second. The wire format is the same, so export
+    works with whichever file is on disk."""
+    if "scope_spans" in resource_spans.DESCRIPTOR.fields_by_name:
+        return resource_spans.scope_spans
+    return resource_spans.instrumentation_library_spans
+
+
 def otlp_request(records: list[dict], p: Provider, operations: dict) -> bytes:
     """An ExportTraceServiceRequest (serialized) for span records."""
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -175,8 +187,8 @@ def otlp_request(records: list[dict], p: Provider, operations: dict) -> bytes:
     rs = req.resource_spans.add()
     kv = rs.resource.attributes.add()
     kv.key, kv.value.string_value = "service.name", p.service_name
-    ss = rs.scope_spans.add()
-    ss.scope.name = "meshcore"
+    ss = scope_spans(rs).add()
+    (ss.scope if "scope" in ss.DESCRIPTOR.fields_by_name else ss.instrumentation_library).name = "meshcore"
     for r in records:
         s = ss.spans.add()
         s.trace_id = bytes.fromhex(r["trace_id"])

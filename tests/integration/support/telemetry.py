@@ -207,7 +207,10 @@ class Collector:
             req.ParseFromString(body)
             for rs in req.resource_spans:
                 service = next(a.value.string_value for a in rs.resource.attributes if a.key == "service.name")
-                for ss in rs.scope_spans:
+                # Field 2 under either name: see meshcore.tracing.scope_spans.
+                field = ("scope_spans" if "scope_spans" in rs.DESCRIPTOR.fields_by_name
+                         else "instrumentation_library_spans")
+                for ss in getattr(rs, field):
                     for s in ss.spans:
                         spans.append({
                             "format": "otlp", "service": service, "name": s.name, "kind": s.kind,
