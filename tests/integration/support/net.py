@@ -40,11 +40,14 @@ def connect(port: int, timeout: float = 10.0) -> socket.socket:
 
 
 def is_refused(port: int) -> bool:
-    """True if a TCP connect to the port is refused."""
+    """True if a TCP connect to the port is refused.
+
+    A reset during connect counts: the kernel resets connections still in the
+    accept queue of a listening socket that is being closed."""
     try:
         with socket.create_connection((LOCALHOST, port), timeout=5):
             return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 
