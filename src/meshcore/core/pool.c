@@ -50,14 +50,21 @@ static int grow(mc_pool_t *p)
     return 0;
 }
 
-void *mc_pool_get(mc_pool_t *p)
+void *mc_pool_get_raw(mc_pool_t *p)
 {
     if (!p->free_list && grow(p) < 0)
         return NULL;
     void *obj = p->free_list;
     p->free_list = *(void **)obj;
     p->in_use++;
-    memset(obj, 0, p->obj_size);
+    return obj;
+}
+
+void *mc_pool_get(mc_pool_t *p)
+{
+    void *obj = mc_pool_get_raw(p);
+    if (obj)
+        memset(obj, 0, p->obj_size);
     return obj;
 }
 

@@ -25,6 +25,9 @@ void mc_pool_init(mc_pool_t *p, size_t obj_size, uint32_t per_slab, uint32_t max
 void mc_pool_destroy(mc_pool_t *p);
 /* Returns zeroed memory, or NULL when max_objs is reached or memory is out. */
 void *mc_pool_get(mc_pool_t *p);
+/* The same, not zeroed: for byte buffers, whose users track lengths (a
+ * 16 KiB memset per buffer was 7% of a proxy's CPU). */
+void *mc_pool_get_raw(mc_pool_t *p);
 void mc_pool_put(mc_pool_t *p, void *obj);
 
 #endif

@@ -100,7 +100,7 @@ void mc_http_alog_end(mc_http_session_t *s)
             copy(r->upstream_host, sizeof(r->upstream_host), h, strlen(h));
         }
     }
-    mc_addr_format(&s->peer, r->downstream_peer, sizeof(r->downstream_peer));
+    memcpy(r->downstream_peer, s->peer_text, sizeof(r->downstream_peer)); /* formatted at accept */
     memcpy(r->downstream_principal, s->principal, sizeof(r->downstream_principal));
     if (s->up)
         memcpy(r->upstream_principal, s->up->principal, sizeof(r->upstream_principal));

@@ -116,11 +116,21 @@ static void put(out_t *o, const char *s, size_t n)
 
 #define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
 
+/* Decimal digits of v ending at end; returns their count (no snprintf on the hot path). */
+static size_t u64_digits(char *end, uint64_t v)
+{
+    char *p = end;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    return (size_t)(end - p);
+}
+
 static void put_u64(out_t *o, uint64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    put(o, tmp, (size_t)n);
+    size_t n = u64_digits(tmp + sizeof(tmp), v);
+    put(o, tmp + sizeof(tmp) - n, n);
 }
 
 static void put_fields(out_t *o, const list_t *l)
@@ -133,29 +143,8 @@ static void put_fields(out_t *o, const list_t *l)
     }
 }
 
-static int name_is(const char *name, size_t len, const char *lit)
-{
-    size_t n = strlen(lit);
-    return len == n && mc_h1_token_eq(name, len, lit, n);
-}
-
-/* The peer's IP (no port) into buf. */
-static size_t peer_ip(const mc_addr_t *a, char *buf, size_t cap)
-{
-    char tmp[64];
-    mc_addr_format(a, tmp, sizeof(tmp));
-    char *colon = strrchr(tmp, ':');
-    if (colon)
-        *colon = '\0';
-    char *ip = tmp;
-    if (*ip == '[') {
-        ip++;
-        char *end = strchr(ip, ']');
-        if (end)
-            *end = '\0';
-    }
-    return (size_t)snprintf(buf, cap, "%s", ip);
-}
+/* A field name against a literal: the length first, no strlen. */
+#define name_is(name, len, lit) ((len) == sizeof(lit) - 1 && mc_h1_token_eq((name), (len), (lit), sizeof(lit) - 1))
 
 /* The path sent upstream: rewritten per route, origin-form. */
 static void put_path(out_t *o, const mc_http_session_t *s)
@@ -219,8 +208,8 @@ long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t ca
     }
     push(&l, "host", 4, host, host_len);
     char xff[512];
-    char ip[64];
-    size_t ip_len = peer_ip(&s->peer, ip, sizeof(ip));
+    const char *ip = s->peer_text + s->peer_ip_off;
+    size_t ip_len = s->peer_ip_len;
     int have_xff = 0, have_xfp = 0, have_rid = 0;
     const mc_im_cfg_t *im = &s->ch->im;
     for (size_t i = 0; i < q->n_headers; i++) {
@@ -233,7 +222,7 @@ long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t ca
         if (!have_xff && name_is(h->name, h->name_len, "x-forwarded-for")) {
             /* The connection manager appends the client's address. */
             have_xff = 1;
-            int n = snprintf(xff, sizeof(xff), "%.*s, %s", (int)h->value_len, h->value, ip);
+            int n = snprintf(xff, sizeof(xff), "%.*s, %.*s", (int)h->value_len, h->value, (int)ip_len, ip);
             push(&l, h->name, h->name_len, xff, n > 0 && (size_t)n < sizeof(xff) ? (size_t)n : h->value_len);
             continue;
         }
@@ -308,9 +297,9 @@ long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t c
             continue;
         push(&l, h->name, h->name_len, h->value, h->value_len);
     }
-    char service[24];
-    int sn = snprintf(service, sizeof(service), "%llu", (unsigned long long)service_ms);
-    push(&l, "x-envoy-upstream-service-time", 29, service, (size_t)sn);
+    char service_buf[24];
+    size_t sn = u64_digits(service_buf + sizeof(service_buf), service_ms);
+    push(&l, "x-envoy-upstream-service-time", 29, service_buf + sizeof(service_buf) - sn, sn);
     if (im->exchange && im->reporter == MC_IM_DESTINATION && s->im_peer_present) {
         push(&l, "x-envoy-peer-metadata-id", 24, im->exchange_id, im->exchange_id_len);
         push(&l, "x-envoy-peer-metadata", 21, im->exchange, im->exchange_len);

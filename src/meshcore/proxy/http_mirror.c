@@ -41,6 +41,9 @@ void mc_http_mirror(mc_http_session_t *s)
     sh->writable = 1;
     sh->state = DS_ACTIVE;
     sh->peer = s->peer;
+    memcpy(sh->peer_text, s->peer_text, sizeof(sh->peer_text));
+    sh->peer_ip_off = s->peer_ip_off;
+    sh->peer_ip_len = s->peer_ip_len;
     sh->route = s->route;
     sh->vhost = s->vhost;
     sh->cidx = s->mirror_cluster;

@@ -99,6 +99,20 @@ void mc_http_session_close(mc_http_session_t *s)
     mc_loop_post(&w->loop, &s->task, free_task);
 }
 
+void mc_http_peer_text(mc_http_session_t *s)
+{
+    mc_addr_format(&s->peer, s->peer_text, sizeof(s->peer_text));
+    const char *t = s->peer_text, *colon = strrchr(t, ':');
+    size_t end = colon ? (size_t)(colon - t) : strlen(t);
+    size_t off = 0;
+    if (t[0] == '[' && end >= 2 && t[end - 1] == ']') { /* [v6]:port */
+        off = 1;
+        end--;
+    }
+    s->peer_ip_off = (uint8_t)off;
+    s->peer_ip_len = (uint8_t)(end - off);
+}
+
 static void abort_session(mc_session_t *base)
 {
     mc_http_session_close(mc_container_of(base, mc_http_session_t, base));
@@ -1081,6 +1095,7 @@ void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t chain,
     s->state = DS_READ_HEAD;
     if (peer)
         s->peer = *peer;
+    mc_http_peer_text(s);
     s->last_activity = w->loop.now;
     mc_list_init(&s->pending_link);
     mc_timer_init(&s->timer, on_timer);

@@ -150,6 +150,8 @@ struct mc_http_session {
     uint8_t draining;    /* the worker stops: every response closes the connection */
     uint8_t accounted;   /* this request's stats, log record and metrics are written */
     mc_addr_t peer;
+    char peer_text[64]; /* "ip:port" ("[ip]:port"), formatted once per connection */
+    uint8_t peer_ip_off, peer_ip_len; /* the IP alone, within peer_text (x-forwarded-for) */
     mc_hbuf_t in;  /* downstream bytes: head, body, pipelined requests */
     mc_hbuf_t out; /* bytes to downstream we generated (heads, local replies) */
     uint32_t requests;
@@ -226,6 +228,7 @@ struct mc_http_session {
 };
 
 /* proxy/http_session.c */
+void mc_http_peer_text(mc_http_session_t *s); /* fills peer_text and the IP's place in it */
 void mc_http_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t listener, uint32_t chain, int fd,
                     const mc_addr_t *peer);
 size_t mc_http_session_size(void);

@@ -32,7 +32,7 @@ int mc_hbuf_reserve(mc_worker_t *w, mc_hbuf_t *b, uint32_t need)
     }
     uint32_t len = b->data ? b->end - b->start : 0;
     if (!b->data && need <= MC_HTTP_BUF) {
-        b->data = mc_pool_get(&w->bufs);
+        b->data = mc_pool_get_raw(&w->bufs);
         if (!b->data)
             return -1;
         b->cap = MC_HTTP_BUF;

@@ -354,7 +354,7 @@ static ssize_t relay(tcp_session_t *s, dir_t *d)
     if (off)
         count_written(s, d, off, 0);
     if (off < (size_t)n) {
-        d->pend = mc_pool_get(&w->bufs);
+        d->pend = mc_pool_get_raw(&w->bufs);
         if (!d->pend)
             return -2;
         memcpy(d->pend, w->scratch + off, (size_t)n - off);

@@ -48,7 +48,8 @@ struct mc_alog_writer {
     mc_alog_record_t *spans; /* ring of SPAN_QUEUE, NULL until spans are asked for */
     uint64_t span_head, span_tail;
     uint64_t spans_dropped, write_errors;
-    mc_alog_record_t batch[BATCH];
+    mc_alog_record_t *batch;      /* BATCH per worker: one round of every ring */
+    const mc_alog_record_t **order; /* the round sorted by start time */
     char line[LINE_MAX_BYTES];
 };
 
@@ -128,27 +129,47 @@ static void span_put(mc_alog_writer_t *w, const mc_alog_record_t *r)
     w->spans[w->span_head++ % SPAN_QUEUE] = *r;
 }
 
-/* One pass over every worker's ring; `mu` held. */
+static int by_start(const void *a, const void *b)
+{
+    uint64_t x = (*(const mc_alog_record_t *const *)a)->start_us, y = (*(const mc_alog_record_t *const *)b)->start_us;
+    return (x > y) - (x < y);
+}
+
+/* Passes over every worker's ring until they are empty; `mu` held. Each
+ * round takes up to BATCH records from each ring and writes them in start
+ * order, so lines from different workers come out as the requests came in
+ * (within a round: exactly; across rounds, which only a backlog makes,
+ * nearly). */
 static void drain_pass(mc_alog_writer_t *w)
 {
     mc_engine_t *e = w->e;
-    for (uint32_t i = 0; i < e->n_workers; i++) {
-        mc_alog_ring_t *ring = &e->workers[i]->alog;
-        if (!__atomic_load_n(&ring->slots, __ATOMIC_ACQUIRE))
-            continue;
-        uint32_t n;
-        while ((n = mc_alog_drain(ring, w->batch, BATCH)) > 0) {
-            for (uint32_t k = 0; k < n; k++) {
-                const mc_alog_record_t *r = &w->batch[k];
-                if (r->log_id)
-                    for (uint32_t s = 0; s < w->n_sinks; s++)
-                        if (w->sinks[s].log_id == r->log_id)
-                            sink_put(w, &w->sinks[s], r);
-                if (r->tracer_id)
-                    span_put(w, r);
-            }
-            if (n < BATCH)
-                break;
+    if (!w->batch) {
+        w->batch = calloc((size_t)BATCH * e->n_workers, sizeof(*w->batch));
+        w->order = calloc((size_t)BATCH * e->n_workers, sizeof(*w->order));
+        if (!w->batch || !w->order)
+            return; /* the rings keep their records (and drop when full, counted) */
+    }
+    for (int round = 0; round < 64; round++) { /* then let span readers and flushes in */
+        uint32_t total = 0;
+        for (uint32_t i = 0; i < e->n_workers; i++) {
+            mc_alog_ring_t *ring = &e->workers[i]->alog;
+            if (__atomic_load_n(&ring->slots, __ATOMIC_ACQUIRE))
+                total += mc_alog_drain(ring, w->batch + total, BATCH);
+        }
+        if (total == 0)
+            break;
+        for (uint32_t k = 0; k < total; k++)
+            w->order[k] = &w->batch[k];
+        if (e->n_workers > 1)
+            qsort(w->order, total, sizeof(*w->order), by_start);
+        for (uint32_t k = 0; k < total; k++) {
+            const mc_alog_record_t *r = w->order[k];
+            if (r->log_id)
+                for (uint32_t s = 0; s < w->n_sinks; s++)
+                    if (w->sinks[s].log_id == r->log_id)
+                        sink_put(w, &w->sinks[s], r);
+            if (r->tracer_id)
+                span_put(w, r);
         }
     }
     for (uint32_t s = 0; s < w->n_sinks; s++)
@@ -302,6 +323,8 @@ void mc_alog_writer_free(mc_alog_writer_t *w)
     }
     free(w->sinks);
     free(w->spans);
+    free(w->batch);
+    free(w->order);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
     free(w);
