@@ -17,7 +17,7 @@ import time
 import pytest
 from support import http as h
 from support import telemetry as t
-from support.net import wait_until
+from support.net import free_port, wait_until
 
 
 def backend_handler(req):
@@ -86,6 +86,23 @@ def test_mtls_principals_and_security_policy(mesh):
         assert s.labels["source_principal"] == t.CLIENT_ID
         assert s.labels["destination_principal"] == t.SERVER_ID
         assert s.labels["connection_security_policy"] == security
+
+
+def test_a_server_sidecars_own_reply_carries_its_metadata(engine_factory):
+    """A 503 the server's sidecar makes itself (its app is down) carries the
+    peer metadata back as a proxied response does, so the caller's sidecar
+    labels it with the destination workload rather than "unknown"; the caller
+    never sees those headers."""
+    server = engine_factory(config=t.server_sidecar(free_port()))
+    client = engine_factory(config=t.client_sidecar(server.listener_port("inbound")))
+    r = h.request(client.listener_port("outbound"), "GET", "/", host=t.SERVICE)
+    assert r.status == 503
+    assert not r.has("x-envoy-peer-metadata") and not r.has("x-envoy-peer-metadata-id")
+    for engine, reporter, flags in ((client, "source", "-"), (server, "destination", "UF")):
+        samples = t.samples(t.scrape(engine), "istio_requests_total", reporter=reporter, response_code="503")
+        assert samples and all(s.labels["destination_workload"] == "reviews-v1" for s in samples), samples
+        assert all(s.labels["source_workload"] == "productpage-v1" for s in samples)
+        assert samples[0].labels["response_flags"] == flags
 
 
 def test_durations_land_in_istio_buckets(mesh):

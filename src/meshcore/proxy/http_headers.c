@@ -352,6 +352,10 @@ long mc_http_write_local_reply(char *buf, size_t cap, const mc_http_local_t *r)
         push(&l, "server", 6, "meshcore", 8);
     if (r->request_id_len)
         push(&l, "x-request-id", 12, r->request_id, r->request_id_len);
+    if (r->peer_md_len) {
+        push(&l, "x-envoy-peer-metadata-id", 24, r->peer_md_id, r->peer_md_id_len);
+        push(&l, "x-envoy-peer-metadata", 21, r->peer_md, r->peer_md_len);
+    }
     /* direct_response and redirects get the route's response headers, as
      * Envoy finalizes them (Route::finalizeResponseHeaders). */
     apply_levels(&l, r->ops[0], r->ops[1], r->ops[2]);

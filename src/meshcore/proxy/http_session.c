@@ -193,7 +193,15 @@ void mc_http_reply(mc_http_session_t *s, int status, const char *body, size_t bo
         r.ops[1] = s->vhost ? &s->vhost->resp_ops : NULL;
         r.ops[2] = &s->hcm->resp_ops;
     }
-    uint32_t need = (uint32_t)body_len + 1024 + (location ? (uint32_t)strlen(location) : 0);
+    const mc_im_cfg_t *im = &s->ch->im;
+    if (im->exchange && im->reporter == MC_IM_DESTINATION && s->im_peer_present) {
+        r.peer_md_id = im->exchange_id;
+        r.peer_md_id_len = im->exchange_id_len;
+        r.peer_md = im->exchange;
+        r.peer_md_len = im->exchange_len;
+    }
+    uint32_t need = (uint32_t)body_len + 1024 + (location ? (uint32_t)strlen(location) : 0) + (uint32_t)r.peer_md_id_len +
+                    (uint32_t)r.peer_md_len;
     if (mc_hbuf_reserve(s->w, &s->out, need) < 0) {
         mc_http_session_close(s);
         return;

@@ -276,6 +276,11 @@ typedef struct mc_http_local {
     const char *server; /* http_connection_manager server_name, or NULL */
     size_t server_len;
     const char *location; /* redirects */
+    /* inbound istio.metadata_exchange: this workload's metadata, as on a
+     * proxied response, so the caller labels local replies (an RBAC 403, a
+     * 503) with the destination workload too */
+    const char *peer_md_id, *peer_md;
+    size_t peer_md_id_len, peer_md_len;
     const mc_header_ops_t *ops[3]; /* response header operations (route, vhost, config) or NULL */
 } mc_http_local_t;
 long mc_http_write_local_reply(char *buf, size_t cap, const mc_http_local_t *reply);
