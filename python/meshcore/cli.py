@@ -93,10 +93,20 @@ def _duration(text: str):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _request_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of requests") from None
+    if n < 10:
+        raise argparse.ArgumentTypeError(f"{n}: at least 10 requests (a 90/10 split needs 10 to show)")
+    return n
+
+
 def _cmd_demo(args) -> int:
     from meshcore.demo import run_demo
 
-    return run_demo(connections=args.connections)
+    return run_demo(requests=200 if args.quick else args.requests, keep=args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,8 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the namespace of mesh-wide policies (default istio-system, as Istio)")
     ck.set_defaults(func=_cmd_check)
 
-    dm = sub.add_parser("demo", help="run a small local mesh with real traffic and show its stats")
-    dm.add_argument("--connections", type=int, default=300)
+    dm = sub.add_parser("demo", help="run a small local mesh with real traffic: three sidecars, mTLS, "
+                        "a 90/10 canary with retries, authorization, and its stats")
+    count = dm.add_mutually_exclusive_group()
+    count.add_argument("--requests", type=_request_count, default=1000, metavar="N",
+                       help="requests frontend sends to checkout (default 1000)")
+    count.add_argument("--quick", action="store_true", help="200 requests")
+    dm.add_argument("--keep", action="store_true",
+                    help="keep the temporary directory: the CA, the mesh's Istio YAML, the sidecars' logs")
     dm.set_defaults(func=_cmd_demo)
     __import__("meshcore.ca_cli").ca_cli.add_ca_parser(sub)  # `meshcore ca ...`: python/meshcore/ca_cli.py
     __import__("meshcore.proxy_config").proxy_config.add_parser(sub)
