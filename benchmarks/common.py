@@ -564,6 +564,29 @@ def measure_group(url: str, connections: int, duration: float, latency: bool,
     return GroupMeasurement(res, w.wall_s, sum(by_pid.values()), w.others_cpu_s, by_pid)
 
 
+def measure_beside(url: str, connections: int, duration: float, latency: bool,
+                   proxy_pid: int | None, upstream_pid: int, helper_pids=(),
+                   settle_s: float = 0.0,
+                   proxy_core: int = PROXY_CORE, load_core: int = LOAD_CORE) -> Measurement:
+    """measure() with helpers beside the proxy, and time for deferred work.
+
+    helper_pids: processes of the benchmark's own that run on the benchmark's
+    cores during the run (a trace collector, a log sink): their CPU is
+    neither the proxy's nor noise. settle_s: after wrk exits, waits that long
+    before the CPU is read again, so that work a proxy defers (an access-log
+    drain, a buffered flush, a span export) is charged to the run that caused
+    it rather than to the next one. The idle proxy costs next to nothing
+    while it waits; the noise share is over the whole window."""
+    helpers = [p for p in helper_pids if p]
+    pids = [p for p in (proxy_pid, upstream_pid) if p] + helpers
+    with cpu_window(pids, {proxy_core, load_core}) as w:
+        res = run_wrk(url, connections, duration, latency=latency, core=load_core)
+        if settle_s > 0:
+            time.sleep(settle_s)
+    return Measurement(res, w.wall_s, w.cpu_s.get(proxy_pid) if proxy_pid else None,
+                       w.others_cpu_s)
+
+
 # ---- reporting --------------------------------------------------------------------------
 
 
