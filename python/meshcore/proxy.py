@@ -78,6 +78,7 @@ class Proxy:
         self._translation = None  # mesh mode: the Translation _load made last
         self._cert_files: list[str] = []
         self._cert_signature: tuple = ()
+        self._cert_pending: tuple | None = None  # a change seen once, waiting to settle
         self.config_path = config_path
         self.mesh_dir = mesh_dir
         self.workload = workload
@@ -290,7 +291,15 @@ class Proxy:
 
         signature = files_signature(self._cert_files)
         if signature == self._cert_signature:
+            self._cert_pending = None
             return True
+        if signature != self._cert_pending:
+            # A writer (`meshcore ca issue`, a Secret volume update) may be
+            # between its files: rotate once they have stayed unchanged for a
+            # poll interval, so that one rewrite is one rotation.
+            self._cert_pending = signature
+            return True
+        self._cert_pending = None
         log.info("certificate files changed: %s", ", ".join(
             p for (p, *a), (_, *b) in zip(signature, self._cert_signature, strict=False) if a != b))
         return self.rotate_certificates("files changed")
