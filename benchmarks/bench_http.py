@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -59,6 +58,7 @@ from common import (  # noqa: E402
     fmt,
     free_port,
     http_get,
+    keep_workdir,
     make_workdir,
     measure,
     measurement_dict,
@@ -695,13 +695,6 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
     return args
-
-
-def keep_workdir(workdir: Path, dest: str) -> None:
-    shutil.copytree(workdir, dest, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*_temp", "client_body", "proxy", "fastcgi",
-                                                  "uwsgi", "scgi", "*.pid"))
-    print(f"\nconfigs and logs copied to {dest}")
 
 
 def main(argv=None) -> int:

@@ -59,7 +59,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -88,6 +87,7 @@ from common import (  # noqa: E402
     fmt,
     free_port,
     http_get,
+    keep_workdir,
     make_workdir,
     measure_group,
     measurement_dict,
@@ -1107,13 +1107,6 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
     return args
-
-
-def keep_workdir(workdir: Path, dest: str) -> None:
-    shutil.copytree(workdir, dest, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*_temp", "client_body", "proxy", "fastcgi",
-                                                  "uwsgi", "scgi", "*.pid"))
-    print(f"\nconfigs, certificates and logs copied to {dest}")
 
 
 def result_dict(r: Result) -> dict:

@@ -58,7 +58,6 @@ import math
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -68,6 +67,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_http import derive, had_errors  # noqa: E402  (bench_http.py's figures, per target)
 from common import (  # noqa: E402
     LOAD_CORE,
     PROXY_CORE,
@@ -83,6 +83,7 @@ from common import (  # noqa: E402
     fmt,
     free_port,
     http_get,
+    keep_workdir,
     make_workdir,
     measure_beside,
     measurement_dict,
@@ -849,51 +850,6 @@ def keep_head(path: Path, keep: bool, lines: int = 200) -> None:
 # ---- derived figures and reporting ---------------------------------------------------------------
 
 
-def _mib(kib: int | None) -> float | None:
-    return kib / 1024 if kib else None
-
-
-def derive(results: dict[str, Result]) -> None:
-    """bench_http.py's figures, per target."""
-    direct = results["direct"]
-    for r in results.values():
-        if r.c1 is None or r.c32 is None:
-            continue
-        m = r.metrics
-        m["p50_ms"], m["p99_ms"] = r.c1.wrk.p50_ms, r.c1.wrk.p99_ms
-        m["rps_c32"] = r.c32.wrk.rps
-        runs = (r.c1.wrk, r.c32.wrk)
-        m["errors"] = sum(w.errors for w in runs)
-        m["non2xx"] = sum(w.non2xx for w in runs)
-        m["socket_errors"] = sum(w.socket_errors for w in runs)
-        m["warmup_errors"] = r.warmup.errors if r.warmup else 0
-        m["requests_total"] = sum(w.requests for w in runs) + (r.warmup.requests if r.warmup else 0)
-        for conns in ("c1", "c32"):
-            per = getattr(r, conns).cpu_s_per_rq
-            m[f"cpu_us_per_rq_{conns}"] = per * 1e6 if per is not None else None
-        m["start_rss_mib"] = _mib(r.start_rss_kib)
-        m["warm_rss_mib"] = _mib(r.warm_rss_kib)
-        m["end_rss_mib"] = _mib(r.end_rss_kib)
-        m["peak_rss_mib"] = _mib(r.peak_rss_kib)
-        m["rss_growth_mib"] = (m["end_rss_mib"] - m["start_rss_mib"]
-                               if m["end_rss_mib"] and m["start_rss_mib"] else None)
-        m["upstream_conns"] = r.upstream_conns
-        busy = r.c32.proxy_cpu_s
-        m["core_busy_c32"] = busy / r.c32.wall_s if busy is not None else None
-        m["others"] = max(r.c1.others_share, r.c32.others_share)
-        if r is direct or direct.c1 is None:
-            continue
-        for pct in ("p50", "p99"):
-            added = m[f"{pct}_ms"] - getattr(direct.c1.wrk, f"{pct}_ms")
-            m[f"added_{pct}_ms_raw"] = added
-            m[f"{pct}_clamped"] = added < ADDED_LATENCY_EPSILON_MS
-            m[f"added_{pct}_ms"] = max(added, ADDED_LATENCY_EPSILON_MS)
-
-
-def had_errors(r: Result) -> bool:
-    return bool(r.metrics.get("errors") or r.metrics.get("warmup_errors"))
-
-
 # The on-vs-off comparison: (metric, label, unit scale for display, digits).
 COMPARED = [
     ("cpu_us_per_rq_c1", "CPU us/request @1", 1, 2),
@@ -1212,13 +1168,6 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
     return args
-
-
-def keep_workdir(workdir: Path, dest: str) -> None:
-    shutil.copytree(workdir, dest, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*_temp", "client_body", "proxy", "fastcgi",
-                                                  "uwsgi", "scgi", "*.pid"))
-    print(f"\nconfigs and logs copied to {dest}")
 
 
 def result_dict(r: Result) -> dict:

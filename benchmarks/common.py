@@ -673,3 +673,11 @@ def print_ratios(rows: list[RatioRow], subject: str, out=None) -> None:
 
 def make_workdir(prefix: str) -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=prefix)
+
+
+def keep_workdir(workdir: Path, dest: str) -> None:
+    """--keep-workdir: the run's configs, certificates and logs, without nginx's temp dirs."""
+    shutil.copytree(workdir, dest, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*_temp", "client_body", "proxy", "fastcgi",
+                                                  "uwsgi", "scgi", "*.pid"))
+    print(f"\nconfigs and logs copied to {dest}")
