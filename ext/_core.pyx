@@ -199,6 +199,15 @@ cdef class Engine:
     def active_sessions(self):
         return mc_engine_active_sessions(self.e)
 
+    def host_outlier(self, cluster, ip, uint16_t port):
+        """(ejected now, times ejected) of a cluster's host, or None if the engine has no such host."""
+        cdef int ejected = 0
+        cdef uint32_t ejections = 0
+        c, a = cluster.encode(), ip.encode()
+        if mc_engine_host_outlier(self.e, c, a, port, &ejected, &ejections) < 0:
+            return None
+        return bool(ejected), ejections
+
     # -- the log writer (meshcore/access_log.h) --
 
     def alog_add_sink(self, uint32_t log_id, path, int fd, http_format, tcp_format):

@@ -344,6 +344,13 @@ def _host_key(ip, port):
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def _ejected(engine, cluster: str, ip: str, port: int) -> bool:
+    """Whether outlier detection has the host out of rotation now (Envoy's
+    health flag /failed_outlier_check)."""
+    state = engine.host_outlier(cluster, ip, port)
+    return bool(state and state[0])
+
+
 def render_clusters_text(engine, stats) -> str:
     lines = []
     for cname, hosts in _cluster_hosts(engine):
@@ -354,7 +361,8 @@ def render_clusters_text(engine, stats) -> str:
             values = {**scope.counters, **scope.gauges} if scope else {}
             for stat in sorted(values):
                 lines.append(f"{cname}::{key}::{stat}::{values[stat]}")
-            lines.append(f"{cname}::{key}::health_flags::healthy")
+            ejected = _ejected(engine, cname, ip, port)
+            lines.append(f"{cname}::{key}::health_flags::{'/failed_outlier_check' if ejected else 'healthy'}")
             lines.append(f"{cname}::{key}::weight::{weight}")
     return "\n".join(lines) + "\n"
 
@@ -370,6 +378,7 @@ def render_clusters_json(engine, stats) -> str:
             hs.address.socket_address.address = ip
             hs.address.socket_address.port_value = port
             hs.health_status.eds_health_status = 1  # HEALTHY
+            hs.health_status.failed_outlier_check = _ejected(engine, cname, ip, port)
             scope = stats.hosts.get(f"{cname}::{_host_key(ip, port)}")
             if scope:
                 for name, v in sorted(scope.counters.items()):

@@ -148,6 +148,11 @@ class Engine:
         """Downstream connections open right now, across workers."""
         return self._core.active_sessions
 
+    def host_outlier(self, cluster: str, ip: str, port: int) -> tuple[bool, int] | None:
+        """(ejected now, times ejected) of one of a cluster's hosts, as outlier
+        detection sees it; None if the running config has no such host."""
+        return self._core.host_outlier(cluster, ip, port)
+
     def listeners(self) -> list[tuple[str, str, int]]:
         """[(name, "ip:port", port)] of the running snapshot; port is the
         bound one (useful with port_value: 0)."""

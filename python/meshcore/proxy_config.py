@@ -671,29 +671,6 @@ CLUSTER_COLUMNS = [
 # ---- endpoints ---------------------------------------------------------------------------------------
 
 
-def _inferred_health(od, hosts: list[dict], ejections: int, uptime: float | None) -> list[str]:
-    """Health of a cluster's hosts when the admin API does not say which are ejected.
-
-    Only what follows from the counters: a host with fewer errors than the
-    lowest consecutive-failure threshold was never ejected; with no ejection
-    counted, none was. While the process is younger than the shortest
-    ejection, every ejection counted is still in force, so when as many hosts
-    reached the threshold as there were ejections, those are the ejected
-    ones. Anything else is "unknown" (meshcore's core does not report
-    per-host ejection state yet)."""
-    if od is None:
-        return ["healthy"] * len(hosts)
-    thresholds = [t for t in (od["consecutive_5xx"], od["consecutive_gateway_failure"]) if t]
-    if not thresholds or ejections == 0:
-        return ["healthy"] * len(hosts)
-    low = min(thresholds)
-    candidate = [_host_stats(h).get("rq_error", 0) >= low for h in hosts]
-    shortest = min(_seconds(od["base_ejection_time"], 30), _seconds(od["max_ejection_time"], 300))
-    # uptime is whole seconds, rounded down: the true age is below uptime + 1.
-    certain = uptime is not None and uptime + 1 <= shortest and sum(candidate) == ejections
-    return ["healthy" if not c else "ejected" if certain else "unknown" for c in candidate]
-
-
 def _reported_health(h: dict):
     """Health the admin API states (Envoy's HostHealthStatus), or None for plain "healthy"."""
     hs = h.get("health_status", {})
@@ -707,16 +684,13 @@ def _reported_health(h: dict):
     return None if eds in ("HEALTHY", "UNKNOWN") else eds.lower()
 
 
-def endpoint_rows(dump, clusters_json, stats: dict, uptime: float | None = None) -> list[dict]:
+def endpoint_rows(dump, clusters_json, stats: dict) -> list[dict]:
     configs = {c.get("name", ""): c for c in dump_clusters(dump)}
     rows = []
     for cname, hosts in _live_hosts(clusters_json).items():
         od = _outlier(configs.get(cname, {}))
-        inferred = _inferred_health(od, hosts, _cstat(stats, cname, "outlier_detection.ejections_enforced_total"),
-                                    uptime)
-        for h, guess in zip(hosts, inferred, strict=True):
+        for h in hosts:
             hst = _host_stats(h)
-            reported = _reported_health(h)
             ok, bad = hst.get("rq_success", 0), hst.get("rq_error", 0)
             if "success_rate" in h:  # Envoy's outlier detector's rate, in percent
                 rate = float(h["success_rate"].get("value", 0))
@@ -727,8 +701,7 @@ def endpoint_rows(dump, clusters_json, stats: dict, uptime: float | None = None)
             rows.append({
                 "address": _socket_address(h.get("address")),
                 "cluster": cname,
-                "health": reported or guess,
-                "health_source": "admin" if reported or od is None else "inferred",
+                "health": _reported_health(h) or "healthy",
                 "weight": int(h.get("weight", 1)),
                 "rq_active": hst.get("rq_active", 0),
                 "cx_active": hst.get("cx_active", 0),
@@ -887,11 +860,6 @@ def render(rows, columns, output: str) -> str:
 # ---- the command ------------------------------------------------------------------------------------------
 
 
-def _uptime(info) -> float | None:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)s?", str((info or {}).get("uptime_current_epoch", "")))
-    return float(m.group(1)) if m else None
-
-
 def _stats(admin: Admin, pattern: str) -> dict:
     doc = admin.get("/stats?format=json&filter=" + urllib.parse.quote(pattern))
     return {s["name"]: s["value"] for s in doc.get("stats", []) if "name" in s}
@@ -918,7 +886,7 @@ def collect(kind: str, admin: Admin) -> list[dict]:
     clusters_json = admin.get("/clusters?format=json")
     if kind == "clusters":
         return cluster_rows(dump, stats, clusters_json)
-    return endpoint_rows(dump, clusters_json, stats, _uptime(admin.get("/server_info")))
+    return endpoint_rows(dump, clusters_json, stats)
 
 
 def select(kind: str, rows: list[dict], args) -> list[dict]:
@@ -992,7 +960,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--cluster", help="only this cluster's endpoints")
     p.add_argument("--address", help="only endpoints with this IP")
     p.add_argument("--port", type=int, help="only endpoints on this port")
-    p.add_argument("--status", choices=["healthy", "ejected", "unknown", "unhealthy"],
+    p.add_argument("--status", choices=["healthy", "ejected", "unhealthy"],
                    help="only endpoints in this state")
     p = kind("secrets", ["secret", "s"], "a row per static secret (certificates and trust bundles)")
     p.add_argument("--name", help="only this secret")

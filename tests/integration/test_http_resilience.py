@@ -204,6 +204,10 @@ def test_outlier_ejection_and_return(engine_factory, backend_factory):
         wait_until(lambda: c.request("GET", "/").header("x-backend") == "sick", 10,
                    what="the ejected endpoint to come back")
     assert h.stat(engine, "cluster.backend.outlier_detection.ejections_enforced_total") == 1
+    # what the admin API's /clusters reports: back in rotation, ejected once
+    assert engine.host_outlier("backend", "127.0.0.1", sick.port) == (False, 1)
+    assert engine.host_outlier("backend", "127.0.0.1", free_port()) is None
+    assert engine.host_outlier("no-such-cluster", "127.0.0.1", sick.port) is None
 
 
 def test_outlier_ejection_one_of_two_endpoints(engine_factory, backend_factory):

@@ -13,6 +13,7 @@ import pathlib
 import subprocess
 import sys
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -320,6 +321,15 @@ def test_endpoint_ejected_by_outlier_detection(proxy_factory, backend_factory, t
     assert line_with(lines, f"127.0.0.1:{sick.port}").split()[:3] == [f"127.0.0.1:{sick.port}", "flaky", "ejected"]
     assert line_with(lines, f"127.0.0.1:{ok.port}").split()[2] == "healthy"
     assert [r["address"] for r in rows("endpoints", admin, "--status", "ejected")] == [f"127.0.0.1:{sick.port}"]
+    # as the admin API states it, in Envoy's two formats
+    text = urllib.request.urlopen(f"http://{admin}/clusters", timeout=10).read().decode()
+    assert f"flaky::127.0.0.1:{sick.port}::health_flags::/failed_outlier_check" in text.splitlines()
+    assert f"flaky::127.0.0.1:{ok.port}::health_flags::healthy" in text.splitlines()
+    doc = json.loads(urllib.request.urlopen(f"http://{admin}/clusters?format=json", timeout=10).read())
+    (flaky,) = [c for c in doc["cluster_statuses"] if c["name"] == "flaky"]
+    flagged = {hs["address"]["socket_address"]["port_value"]: hs["health_status"].get("failed_outlier_check", False)
+               for hs in flaky["host_statuses"]}
+    assert flagged == {sick.port: True, ok.port: False}
     (cluster,) = rows("clusters", admin)
     assert cluster["ejections_enforced_total"] == 1
     assert cluster["outlier_detection"]["consecutive_5xx"] == 2

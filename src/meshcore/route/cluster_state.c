@@ -165,6 +165,24 @@ int mc_outlier_report(mc_cluster_state_t *c, mc_host_state_t *h, const mc_outlie
     return 0;
 }
 
+int mc_cluster_state_host_outlier(mc_cluster_state_t *c, const mc_addr_t *addr, uint64_t now, int *ejected,
+                                  uint32_t *ejections)
+{
+    int rc = -1;
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t i = 0; i < c->n_hosts; i++) {
+        mc_host_state_t *h = c->hosts[i];
+        if (mc_addr_equal(&h->addr, addr)) {
+            *ejected = now < __atomic_load_n(&h->ejected_until_ns, __ATOMIC_RELAXED);
+            *ejections = __atomic_load_n(&h->num_ejections, __ATOMIC_RELAXED);
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
 int mc_outlier_ejected(mc_cluster_state_t *c, mc_host_state_t *h, uint64_t now)
 {
     uint64_t until = __atomic_load_n(&h->ejected_until_ns, __ATOMIC_RELAXED);

@@ -99,6 +99,10 @@ enum { MC_OUTCOME_SUCCESS, MC_OUTCOME_5XX, MC_OUTCOME_GATEWAY /* 502/503/504, co
 /* Returns 1 if this report ejected the host. */
 int mc_outlier_report(mc_cluster_state_t *c, mc_host_state_t *h, const mc_outlier_cfg_t *cfg, int outcome,
                       uint32_t n_hosts, uint64_t now);
+/* The outlier state of the cluster's host at addr, read without changing
+ * it (for the admin API): 0, or -1 if the cluster has no such host. */
+int mc_cluster_state_host_outlier(mc_cluster_state_t *c, const mc_addr_t *addr, uint64_t now, int *ejected,
+                                  uint32_t *ejections);
 /* True while the host is ejected; un-ejects it lazily once its time is up. */
 int mc_outlier_ejected(mc_cluster_state_t *c, mc_host_state_t *h, uint64_t now);
 

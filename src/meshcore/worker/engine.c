@@ -378,6 +378,24 @@ uint64_t mc_engine_active_sessions(mc_engine_t *e)
     return n;
 }
 
+int mc_engine_host_outlier(mc_engine_t *e, const char *cluster, const char *ip, uint16_t port, int *ejected,
+                           uint32_t *ejections)
+{
+    mc_addr_t a;
+    if (mc_addr_parse(&a, ip, port) < 0)
+        return -1;
+    int rc = -1;
+    pthread_mutex_lock(&e->ctl); /* the registry changes only under ctl (apply) */
+    for (uint32_t i = 0; i < e->clusters.n; i++) {
+        if (strcmp(e->clusters.states[i]->name, cluster) == 0) {
+            rc = mc_cluster_state_host_outlier(e->clusters.states[i], &a, mc_now_ns(), ejected, ejections);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->ctl);
+    return rc;
+}
+
 /* ---- the log writer (worker/alog_writer.c) ------------------------------------ */
 
 int mc_engine_alog_add_sink(mc_engine_t *e, uint32_t log_id, const char *path, int fd,

@@ -58,6 +58,12 @@ mc_stats_t *mc_engine_stats(mc_engine_t *e);
 /* Connections (downstream sessions) open across workers right now. */
 uint64_t mc_engine_active_sessions(mc_engine_t *e);
 
+/* Outlier detection's view of one host of a cluster, for the admin API:
+ * whether it is ejected now and how many times it has been. 0, or -1 when
+ * the engine has no such cluster or host (or ip does not parse). */
+int mc_engine_host_outlier(mc_engine_t *e, const char *cluster, const char *ip, uint16_t port, int *ejected,
+                           uint32_t *ejections);
+
 /* Access-log sinks, spans and the log writer: meshcore/access_log.h. */
 
 /* Listeners of the current snapshot, for the admin API. */
