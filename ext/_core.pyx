@@ -396,10 +396,13 @@ def lb_swrr_sequence(weights, int picks, uint64_t exclude=0):
     cdef uint32_t n = len(weights)
     cdef uint32_t *w = <uint32_t *>calloc(n or 1, sizeof(uint32_t))
     cdef int64_t *cur = <int64_t *>calloc(n or 1, sizeof(int64_t))
+    cdef mc_lb_skip_t skip
+    skip.words = &exclude
+    skip.n_words = 1
     try:
         for i in range(n):
             w[i] = weights[i]
-        return [mc_lb_swrr(cur, w, n, exclude) for _ in range(picks)]
+        return [mc_lb_swrr(cur, w, n, skip) for _ in range(picks)]
     finally:
         free(w)
         free(cur)

@@ -11,7 +11,10 @@ cdef extern from "meshcore/balancer.h" nogil:
         MC_LB_LEAST_REQUEST
         MC_LB_RANDOM
         MC_LB_RING_HASH
-    uint32_t mc_lb_swrr(int64_t *cur, const uint32_t *weights, uint32_t n, uint64_t exclude)
-    uint32_t mc_lb_random(mc_rand_t *r, const uint64_t *cum, uint32_t n, uint64_t exclude)
+    ctypedef struct mc_lb_skip_t:
+        const uint64_t *words
+        uint32_t n_words
+    uint32_t mc_lb_swrr(int64_t *cur, const uint32_t *weights, uint32_t n, mc_lb_skip_t skip)
+    uint32_t mc_lb_random(mc_rand_t *r, const uint64_t *cum, uint32_t n, mc_lb_skip_t skip)
     uint32_t mc_lb_least_request(mc_rand_t *r, const uint32_t *weights, const uint64_t *cum,
-                                 const uint32_t *active, uint32_t n, uint64_t exclude)
+                                 const uint32_t *active, uint32_t n, mc_lb_skip_t skip)

@@ -13,6 +13,9 @@
 #include "meshcore/balancer.h"
 #include "meshcore/rand.h"
 
+/* A set over indices < 64, from a mask. */
+#define M(mask) ((mc_lb_skip_t){(const uint64_t[]){(mask)}, 1})
+
 static void make_cum(const uint32_t *w, uint64_t *cum, uint32_t n)
 {
     uint64_t s = 0;
@@ -30,18 +33,18 @@ static void test_empty(void)
     uint32_t w[1] = {1};
     uint64_t cum[1] = {1};
     uint32_t active[1] = {0};
-    CHECK(mc_lb_swrr(cur, w, 0, 0) == UINT32_MAX);
-    CHECK(mc_lb_swrr(cur, w, 0, ~0ull) == UINT32_MAX);
-    CHECK(mc_lb_random(&r, cum, 0, 0) == UINT32_MAX);
-    CHECK(mc_lb_least_request(&r, cur, w, active, 0, 0) == UINT32_MAX);
+    CHECK(mc_lb_swrr(cur, w, 0, M(0)) == UINT32_MAX);
+    CHECK(mc_lb_swrr(cur, w, 0, M(~0ull)) == UINT32_MAX);
+    CHECK(mc_lb_random(&r, cum, 0, M(0)) == UINT32_MAX);
+    CHECK(mc_lb_least_request(&r, cur, w, active, 0, M(0)) == UINT32_MAX);
 
     /* A single entry is always picked, excluded or not. */
-    CHECK_EQ(mc_lb_swrr(cur, w, 1, 0), 0);
-    CHECK_EQ(mc_lb_swrr(cur, w, 1, 1), 0);
-    CHECK_EQ(mc_lb_random(&r, cum, 1, 0), 0);
-    CHECK_EQ(mc_lb_random(&r, cum, 1, 1), 0);
-    CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 1, 0), 0);
-    CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 1, 1), 0);
+    CHECK_EQ(mc_lb_swrr(cur, w, 1, M(0)), 0);
+    CHECK_EQ(mc_lb_swrr(cur, w, 1, M(1)), 0);
+    CHECK_EQ(mc_lb_random(&r, cum, 1, M(0)), 0);
+    CHECK_EQ(mc_lb_random(&r, cum, 1, M(1)), 0);
+    CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 1, M(0)), 0);
+    CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 1, M(1)), 0);
 }
 
 static void test_swrr_nginx_sequence(void)
@@ -51,7 +54,7 @@ static void test_swrr_nginx_sequence(void)
     static const uint32_t seq[7] = {0, 0, 1, 0, 2, 0, 0};
     int64_t cur[3] = {0, 0, 0};
     for (uint32_t i = 0; i < 7 * 10; i++) {
-        uint32_t got = mc_lb_swrr(cur, w, 3, 0);
+        uint32_t got = mc_lb_swrr(cur, w, 3, M(0));
         CHECK_EQ(got, seq[i % 7]);
         /* The running weights always sum to zero (nothing excluded). */
         CHECK_EQ(cur[0] + cur[1] + cur[2], 0);
@@ -70,7 +73,7 @@ static void test_swrr_counts(void)
     uint32_t count[3] = {0, 0, 0};
     int bad = 0;
     for (uint32_t i = 1; i <= 10000; i++) {
-        uint32_t got = mc_lb_swrr(cur, w, 3, 0);
+        uint32_t got = mc_lb_swrr(cur, w, 3, M(0));
         if (got >= 3) {
             bad++;
             continue;
@@ -103,7 +106,7 @@ static void test_swrr_exclude(void)
     /* a excluded (a retry after a failed): b and c alternate. */
     uint32_t count[3] = {0, 0, 0};
     for (uint32_t i = 0; i < 100; i++) {
-        uint32_t got = mc_lb_swrr(cur, w, 3, 1ull << 0);
+        uint32_t got = mc_lb_swrr(cur, w, 3, M(1ull << 0));
         CHECK(got == 1 || got == 2);
         if (got < 3)
             count[got]++;
@@ -114,22 +117,22 @@ static void test_swrr_exclude(void)
 
     /* a and c excluded: only b. */
     for (uint32_t i = 0; i < 20; i++)
-        CHECK_EQ(mc_lb_swrr(cur, w, 3, (1ull << 0) | (1ull << 2)), 1);
+        CHECK_EQ(mc_lb_swrr(cur, w, 3, M((1ull << 0) | (1ull << 2))), 1);
 
     /* Bits at or past n do not count as excluding anything real. */
     memset(cur, 0, sizeof(cur));
     for (uint32_t i = 0; i < 7; i++)
-        CHECK(mc_lb_swrr(cur, w, 3, ~0ull << 3) < 3);
+        CHECK(mc_lb_swrr(cur, w, 3, M(~0ull << 3)) < 3);
 
     /* Everything excluded: the mask is ignored, so the picks are exactly
      * the unexcluded sequence. */
     static const uint32_t seq[7] = {0, 0, 1, 0, 2, 0, 0};
     memset(cur, 0, sizeof(cur));
     for (uint32_t i = 0; i < 14; i++)
-        CHECK_EQ(mc_lb_swrr(cur, w, 3, 0x7), seq[i % 7]);
+        CHECK_EQ(mc_lb_swrr(cur, w, 3, M(0x7)), seq[i % 7]);
     memset(cur, 0, sizeof(cur));
     for (uint32_t i = 0; i < 14; i++)
-        CHECK_EQ(mc_lb_swrr(cur, w, 3, ~0ull), seq[i % 7]);
+        CHECK_EQ(mc_lb_swrr(cur, w, 3, M(~0ull)), seq[i % 7]);
 }
 
 /* 64 entries: the exclusion mask covers all of them. */
@@ -142,17 +145,68 @@ static void test_swrr_64(void)
     memset(cur, 0, sizeof(cur));
     /* Exclude all but entry 63. */
     for (uint32_t i = 0; i < 10; i++)
-        CHECK_EQ(mc_lb_swrr(cur, w, 64, ~0ull >> 1), 63);
+        CHECK_EQ(mc_lb_swrr(cur, w, 64, M(~0ull >> 1)), 63);
     /* Exclude all: ignored, every entry once per 64 picks. */
     memset(cur, 0, sizeof(cur));
     uint32_t seen[64] = {0};
     for (uint32_t i = 0; i < 64; i++) {
-        uint32_t got = mc_lb_swrr(cur, w, 64, ~0ull);
+        uint32_t got = mc_lb_swrr(cur, w, 64, M(~0ull));
         CHECK(got < 64);
         if (got < 64)
             seen[got]++;
     }
     for (uint32_t i = 0; i < 64; i++)
+        CHECK_EQ(seen[i], 1);
+}
+
+/* Sets of any size: a 200-entry list (four words) with everything but one
+ * entry past the first word skipped, and the tried-hosts helper. */
+static void test_skip_beyond_64(void)
+{
+    enum { N = 200 };
+    uint32_t w[N];
+    int64_t cur[N];
+    uint64_t cum[N];
+    uint32_t active[N];
+    uint64_t words[4];
+    mc_rand_t r;
+    mc_rand_seed(&r, 7);
+    for (uint32_t i = 0; i < N; i++) {
+        w[i] = 1;
+        cum[i] = i + 1;
+        active[i] = 0;
+    }
+    memset(cur, 0, sizeof(cur));
+    CHECK_EQ(mc_lb_skip_words(N), 4);
+    memset(words, 0xff, sizeof(words));
+    words[150 / 64] &= ~(1ull << (150 % 64));
+    mc_lb_skip_t skip = {words, 4};
+    CHECK(!mc_lb_excluded(skip, 150) && mc_lb_excluded(skip, 149) && mc_lb_excluded(skip, 199));
+    for (uint32_t i = 0; i < 20; i++) {
+        CHECK_EQ(mc_lb_swrr(cur, w, N, skip), 150);
+        CHECK_EQ(mc_lb_random(&r, cum, N, skip), 150);
+        CHECK_EQ(mc_lb_least_request(&r, cur, w, active, N, skip), 150);
+    }
+    /* A set shorter than the list: the indices past it are never skipped. */
+    mc_lb_skip_t short_skip = {words, 1};
+    CHECK(!mc_lb_excluded(short_skip, 130));
+    /* Tried hosts 3, 70 and 199 (and one out of range, ignored). */
+    const uint32_t tried[] = {3, 70, 199, 500};
+    mc_lb_skip_t t = mc_lb_skip_of(words, N, tried, 4);
+    CHECK_EQ(t.n_words, 4);
+    for (uint32_t i = 0; i < N; i++)
+        CHECK_EQ(mc_lb_excluded(t, i), i == 3 || i == 70 || i == 199);
+    /* Everything skipped: ignored, every entry once per N picks. */
+    memset(words, 0xff, sizeof(words));
+    memset(cur, 0, sizeof(cur));
+    uint32_t seen[N] = {0};
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t got = mc_lb_swrr(cur, w, N, skip);
+        CHECK(got < N);
+        if (got < N)
+            seen[got]++;
+    }
+    for (uint32_t i = 0; i < N; i++)
         CHECK_EQ(seen[i], 1);
 }
 
@@ -167,7 +221,7 @@ static void test_random(void)
     enum { N = 100000 };
     uint32_t count[2] = {0, 0};
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_random(&r, cum, 2, 0);
+        uint32_t got = mc_lb_random(&r, cum, 2, M(0));
         CHECK(got < 2);
         if (got < 2)
             count[got]++;
@@ -182,7 +236,7 @@ static void test_random(void)
     make_cum(wz, cz, 3);
     uint32_t cnt3[3] = {0, 0, 0};
     for (uint32_t i = 0; i < 10000; i++) {
-        uint32_t got = mc_lb_random(&r, cz, 3, 0);
+        uint32_t got = mc_lb_random(&r, cz, 3, M(0));
         if (got < 3)
             cnt3[got]++;
     }
@@ -192,13 +246,13 @@ static void test_random(void)
     /* Exclusion: the heavy entry excluded always yields the light one,
      * also when the excluded entry holds almost all the weight. */
     for (uint32_t i = 0; i < 1000; i++)
-        CHECK_EQ(mc_lb_random(&r, cum, 2, 1ull << 1), 0);
+        CHECK_EQ(mc_lb_random(&r, cum, 2, M(1ull << 1)), 0);
     static const uint32_t wh[3] = {1, 1000000, 1};
     uint64_t ch[3];
     make_cum(wh, ch, 3);
     uint32_t cnth[3] = {0, 0, 0};
     for (uint32_t i = 0; i < 1000; i++) {
-        uint32_t got = mc_lb_random(&r, ch, 3, 1ull << 1);
+        uint32_t got = mc_lb_random(&r, ch, 3, M(1ull << 1));
         CHECK(got == 0 || got == 2);
         if (got < 3)
             cnth[got]++;
@@ -208,7 +262,7 @@ static void test_random(void)
     /* Everything excluded: ignored, the distribution is the plain one. */
     count[0] = count[1] = 0;
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_random(&r, cum, 2, 0x3);
+        uint32_t got = mc_lb_random(&r, cum, 2, M(0x3));
         if (got < 2)
             count[got]++;
     }
@@ -230,7 +284,7 @@ static void test_least_request(void)
     static const uint32_t active[2] = {100, 0};
     uint32_t count[3] = {0, 0, 0};
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_least_request(&r, cur, w, active, 2, 0);
+        uint32_t got = mc_lb_least_request(&r, cur, w, active, 2, M(0));
         CHECK(got < 2);
         if (got < 2)
             count[got]++;
@@ -244,7 +298,7 @@ static void test_least_request(void)
     static const uint32_t active4[4] = {0, 0, 50, 0};
     uint32_t count4[4] = {0, 0, 0, 0};
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_least_request(&r, cur, w4, active4, 4, 0);
+        uint32_t got = mc_lb_least_request(&r, cur, w4, active4, 4, M(0));
         if (got < 4)
             count4[got]++;
     }
@@ -256,14 +310,14 @@ static void test_least_request(void)
     /* Exclusion: the idle entry excluded (it just failed), the busy one is
      * the only candidate. */
     for (uint32_t i = 0; i < 1000; i++)
-        CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 2, 1ull << 1), 0);
+        CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 2, M(1ull << 1)), 0);
     /* Excluding the busy one: always the idle one. */
     for (uint32_t i = 0; i < 1000; i++)
-        CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 2, 1ull << 0), 1);
+        CHECK_EQ(mc_lb_least_request(&r, cur, w, active, 2, M(1ull << 0)), 1);
     /* All excluded: ignored, same preference for the idle entry. */
     count[0] = count[1] = 0;
     for (uint32_t i = 0; i < N; i++) {
-        uint32_t got = mc_lb_least_request(&r, cur, w, active, 2, 0x3);
+        uint32_t got = mc_lb_least_request(&r, cur, w, active, 2, M(0x3));
         if (got < 2)
             count[got]++;
     }
@@ -276,7 +330,7 @@ static void test_least_request(void)
     int64_t cur3[3] = {0, 0, 0};
     count[0] = count[1] = count[2] = 0;
     for (uint32_t i = 0; i < 10000; i++) {
-        uint32_t got = mc_lb_least_request(&r, cur3, w3, idle3, 3, 0);
+        uint32_t got = mc_lb_least_request(&r, cur3, w3, idle3, 3, M(0));
         if (got < 3)
             count[got]++;
     }
@@ -291,14 +345,14 @@ static void test_least_request(void)
     int64_t cur2[2] = {0, 0};
     count[0] = count[1] = 0;
     for (uint32_t i = 0; i < 30000; i++) {
-        uint32_t got = mc_lb_least_request(&r, cur2, ww, aw, 2, 0);
+        uint32_t got = mc_lb_least_request(&r, cur2, ww, aw, 2, M(0));
         if (got < 2)
             count[got]++;
     }
     CHECK(count[0] > 9990 && count[0] < 10010);
     /* Excluded entries are skipped in the weighted path too. */
     for (uint32_t i = 0; i < 100; i++)
-        CHECK_EQ(mc_lb_least_request(&r, cur2, ww, aw, 2, 1ull << 1), 0);
+        CHECK_EQ(mc_lb_least_request(&r, cur2, ww, aw, 2, M(1ull << 1)), 0);
 }
 
 int main(void)
@@ -308,6 +362,7 @@ int main(void)
     test_swrr_counts();
     test_swrr_exclude();
     test_swrr_64();
+    test_skip_beyond_64();
     test_random();
     test_least_request();
     CHECK_DONE();

@@ -217,6 +217,26 @@ def test_outlier_ejection_one_of_two_endpoints(engine_factory, backend_factory):
         only_healthy_while_ejected(c, sick, ejected_at)
 
 
+def test_outlier_ejection_beyond_the_64th_endpoint(engine_factory, backend_factory):
+    """Skip sets are as large as the cluster: the 70th endpoint is ejected
+    like the first, and kept out of rotation while ejected."""
+    healthy = [backend_factory(f"ok{i}") for i in range(69)]
+    sick = backend_factory("sick", lambda req: h.Reply(500, [("x-backend", "sick")], b"broken"))
+    engine, port = engine_for(engine_factory, [b.port for b in healthy] + [sick.port], concurrency=1,
+                              outlier_detection={"consecutive_5xx": 3, "base_ejection_time": "300s",
+                                                 "max_ejection_percent": 100})
+    with h.Conn(port) as c:
+        for _ in range(70 * 4):  # round robin: the sick one every 70th request
+            c.request("GET", "/")
+            if h.stat(engine, "cluster.backend.outlier_detection.ejections_enforced_total") == 1:
+                break
+        assert engine.host_outlier("backend", "127.0.0.1", sick.port) == (True, 1)
+        seen = sick.count()
+        for _ in range(3 * 70):
+            assert c.request("GET", "/").status == 200
+    assert sick.count() == seen == 3
+
+
 # ---- upstream failures ------------------------------------------------------------------------------
 
 

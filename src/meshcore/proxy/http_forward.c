@@ -113,7 +113,8 @@ static uint32_t pick_split(mc_http_session_t *s)
     if (r->n_clusters == 1)
         return r->cluster_idx[0];
     int64_t *cur = s->ctx->route_swrr[s->ch->gidx][r->swrr_slot]; /* per filter chain */
-    uint32_t k = mc_lb_swrr(cur, r->weights, r->n_clusters, s->tried_clusters);
+    mc_lb_skip_t given_up = {&s->tried_clusters, 1}; /* members past 64 are never given up on */
+    uint32_t k = mc_lb_swrr(cur, r->weights, r->n_clusters, given_up);
     return r->cluster_idx[k];
 }
 
@@ -177,7 +178,7 @@ static void compute_hash(mc_http_session_t *s)
     s->has_hash = (uint8_t)have;
 }
 
-static uint32_t ring_pick(const mc_cluster_t *c, uint64_t hash, uint64_t exclude)
+static uint32_t ring_pick(const mc_cluster_t *c, uint64_t hash, mc_lb_skip_t skip)
 {
     uint32_t lo = 0, hi = c->ring_size;
     while (lo < hi) {
@@ -189,7 +190,7 @@ static uint32_t ring_pick(const mc_cluster_t *c, uint64_t hash, uint64_t exclude
     }
     for (uint32_t k = 0; k < c->ring_size; k++) {
         uint32_t ep = c->ring_endpoints[(lo + k) % c->ring_size];
-        if (!mc_lb_excluded(exclude, ep))
+        if (!mc_lb_excluded(skip, ep))
             return ep;
     }
     return c->ring_endpoints[lo % c->ring_size];
@@ -203,46 +204,43 @@ static uint32_t pick_endpoint(mc_http_session_t *s)
     uint32_t n = c->n_endpoints;
     if (n == 0)
         return UINT32_MAX;
-    uint64_t exclude = 0;
     const mc_retry_policy_t *rp = retry_policy(s);
-    if (rp && rp->previous_hosts)
-        exclude = s->tried;
+    int previous_hosts = rp && rp->previous_hosts;
+    mc_lb_skip_t skip = mc_lb_skip_of(wc->skip, n, s->tried, previous_hosts ? s->n_tried : 0);
     /* Ejected hosts are skipped unless the cluster is in panic: as Envoy,
      * healthy share x 1.4 (overprovisioning) below 50%, then balance over
-     * all of them. */
-    uint32_t ejected = 0;
-    uint64_t ejected_mask = 0;
-    if (c->outlier.enabled) {
-        for (uint32_t i = 0; i < n && i < 64; i++) {
+     * all of them. No host ejected (the usual case): nothing to look at. */
+    if (c->outlier.enabled && __atomic_load_n(&c->state->n_ejected, __ATOMIC_RELAXED)) {
+        uint32_t ejected = 0;
+        for (uint32_t i = 0; i < n; i++) {
             if (mc_outlier_ejected(c->state, c->endpoints[i].host, s->w->loop.now)) {
                 ejected++;
-                ejected_mask |= 1ull << i;
+                mc_lb_skip_set(wc->skip, i);
             }
         }
-        if ((uint64_t)(n - ejected) * 140 >= (uint64_t)n * 50)
-            exclude |= ejected_mask;
+        if ((uint64_t)(n - ejected) * 140 < (uint64_t)n * 50) /* panic: only the tried ones again */
+            skip = mc_lb_skip_of(wc->skip, n, s->tried, previous_hosts ? s->n_tried : 0);
     }
     switch (c->lb_policy) {
     case MC_LB_RANDOM:
-        return mc_lb_random(&s->w->rand, c->cum_weights, n, exclude);
+        return mc_lb_random(&s->w->rand, c->cum_weights, n, skip);
     case MC_LB_LEAST_REQUEST:
-        return mc_lb_least_request(&s->w->rand, wc->swrr, c->weights, wc->active, n, exclude);
+        return mc_lb_least_request(&s->w->rand, wc->swrr, c->weights, wc->active, n, skip);
     case MC_LB_RING_HASH:
         if (s->has_hash && c->ring_size)
-            return ring_pick(c, s->hash, exclude);
-        return mc_lb_random(&s->w->rand, c->cum_weights, n, exclude);
+            return ring_pick(c, s->hash, skip);
+        return mc_lb_random(&s->w->rand, c->cum_weights, n, skip);
     default:
-        return mc_lb_swrr(wc->swrr, c->weights, n, exclude);
+        return mc_lb_swrr(wc->swrr, c->weights, n, skip);
     }
 }
 
+/* Every host of the cluster tried (picks avoid tried hosts until none is
+ * left, so the tries so far are distinct). */
 static int all_tried(const mc_http_session_t *s)
 {
     uint32_t n = s->c->n_endpoints;
-    if (n == 0 || n > 64)
-        return n == 0;
-    uint64_t all = n == 64 ? ~0ull : (1ull << n) - 1;
-    return (s->tried & all) == all;
+    return n == 0 || (n <= MC_TRIED_MAX && s->n_tried >= n);
 }
 
 /* ---- the request body -------------------------------------------------------- */
@@ -509,7 +507,7 @@ static void start_try(mc_http_session_t *s)
             mc_stat_add(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE, -1);
             s->rq_slot = 0;
             set_cluster(s, next);
-            s->tried = 0;
+            s->n_tried = 0;
             if (mc_cb_acquire(&s->c->state->rq_active, s->c->max_requests) == 0) {
                 s->rq_slot = 1;
                 mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_ACTIVE);
@@ -523,8 +521,8 @@ static void start_try(mc_http_session_t *s)
     }
     s->ep = ep;
     s->last_ep = ep;
-    if (ep < 64)
-        s->tried |= 1ull << ep;
+    if (s->n_tried < MC_TRIED_MAX)
+        s->tried[s->n_tried++] = ep;
     s->tries++;
     s->try_start_ns = mc_now_ns();
     s->replay_sent = 0;

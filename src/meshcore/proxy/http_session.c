@@ -558,7 +558,8 @@ void mc_http_request_done(mc_http_session_t *s)
     s->flags = 0;
     s->status = 0;
     s->tries = s->retries = 0;
-    s->tried = s->tried_clusters = 0;
+    s->n_tried = 0;
+    s->tried_clusters = 0;
     s->try_state = TRY_NONE;
     s->req_done = s->buffered = s->body_sent = s->sent_100 = 0;
     s->req_ready = s->resp_ready = 0;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "http/h1_chunked.h"
+#include "meshcore/balancer.h"
 #include "net/stream.h"
 #include "net/tls.h"
 #include "http/h1_parser.h"
@@ -173,7 +174,8 @@ struct mc_http_session {
     uint32_t cidx;                /* cluster in the snapshot */
     const struct mc_cluster *c;
     uint32_t ep;                  /* endpoint of the current try */
-    uint64_t tried;               /* endpoints tried (previous_hosts) */
+    uint32_t tried[MC_TRIED_MAX]; /* endpoints tried (previous_hosts): the first MC_TRIED_MAX */
+    uint8_t n_tried;
     uint64_t tried_clusters;      /* split members given up on */
     uint32_t tries, retries;
     mc_cluster_state_t *retry_cs; /* holds a max_retries slot of this cluster */

@@ -82,7 +82,8 @@ struct tcp_session {
     const mc_cluster_t *c;
     uint32_t cidx;
     uint32_t ep; /* UINT32_MAX when no upstream socket is open */
-    uint64_t tried;
+    uint32_t tried[MC_TRIED_MAX]; /* endpoints tried: a reconnect goes elsewhere */
+    uint8_t n_tried;
     uint32_t attempts;
     uint8_t state;
     uint8_t limited; /* counted against the listener's connection limit */
@@ -566,14 +567,14 @@ static uint32_t pick_endpoint(tcp_session_t *s)
 {
     const mc_cluster_t *c = s->c;
     mc_wcluster_t *wc = &s->ctx->clusters[s->cidx];
+    mc_lb_skip_t skip = mc_lb_skip_of(wc->skip, c->n_endpoints, s->tried, s->n_tried);
     switch (c->lb_policy) {
     case MC_LB_RANDOM:
-        return mc_lb_random(&s->w->rand, c->cum_weights, c->n_endpoints, s->tried);
+        return mc_lb_random(&s->w->rand, c->cum_weights, c->n_endpoints, skip);
     case MC_LB_LEAST_REQUEST:
-        return mc_lb_least_request(&s->w->rand, wc->swrr, c->weights, wc->active, c->n_endpoints,
-                                   s->tried);
+        return mc_lb_least_request(&s->w->rand, wc->swrr, c->weights, wc->active, c->n_endpoints, skip);
     default:
-        return mc_lb_swrr(wc->swrr, c->weights, c->n_endpoints, s->tried);
+        return mc_lb_swrr(wc->swrr, c->weights, c->n_endpoints, skip);
     }
 }
 
@@ -591,8 +592,8 @@ static void connect_next(tcp_session_t *s)
     const mc_endpoint_t *e = &c->endpoints[ep];
     s->ep = ep;
     s->last_ep = ep;
-    if (ep < 64)
-        s->tried |= 1ull << ep;
+    if (s->n_tried < MC_TRIED_MAX)
+        s->tried[s->n_tried++] = ep;
     s->attempts++;
     s->ctx->clusters[s->cidx].active[ep]++;
     mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_CX_TOTAL);
@@ -782,7 +783,8 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t c
 
     mc_sock_nodelay(fd);
     uint32_t k = ch->tcp.n_clusters == 1 ? 0
-                                          : mc_lb_swrr(ctx->tcp_swrr[ch->gidx], ch->tcp.weights, ch->tcp.n_clusters, 0);
+                                          : mc_lb_swrr(ctx->tcp_swrr[ch->gidx], ch->tcp.weights, ch->tcp.n_clusters,
+                                                       MC_LB_SKIP_NONE);
     s->cidx = ch->tcp.cluster_idx[k];
     s->c = &ctx->snap->clusters[s->cidx];
     if (mc_loop_add_et(&w->loop, &s->down.io) < 0) {

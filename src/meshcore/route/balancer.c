@@ -1,26 +1,29 @@
 /* Load-balancing policies; see include/meshcore/balancer.h. */
 #include "meshcore/balancer.h"
 
-static int all_excluded(uint32_t n, uint64_t exclude)
+static int all_excluded(uint32_t n, mc_lb_skip_t skip)
 {
-    if (n > 64)
+    if (mc_lb_skip_words(n) > skip.n_words)
         return 0;
-    uint64_t all = n == 64 ? ~0ull : ((1ull << n) - 1);
-    return (exclude & all) == all;
+    for (uint32_t k = 0; k < n / 64; k++)
+        if (skip.words[k] != ~0ull)
+            return 0;
+    uint32_t rest = n % 64;
+    return rest == 0 || (skip.words[n / 64] & ((1ull << rest) - 1)) == (1ull << rest) - 1;
 }
 
-uint32_t mc_lb_swrr(int64_t *cur, const uint32_t *weights, uint32_t n, uint64_t exclude)
+uint32_t mc_lb_swrr(int64_t *cur, const uint32_t *weights, uint32_t n, mc_lb_skip_t skip)
 {
     if (n == 0)
         return UINT32_MAX;
     if (n == 1)
         return 0;
-    if (all_excluded(n, exclude))
-        exclude = 0;
+    if (all_excluded(n, skip))
+        skip = MC_LB_SKIP_NONE;
     uint32_t best = UINT32_MAX;
     int64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (mc_lb_excluded(exclude, i))
+        if (mc_lb_excluded(skip, i))
             continue;
         cur[i] += weights[i];
         total += weights[i];
@@ -45,30 +48,30 @@ static uint32_t pick_weighted(mc_rand_t *r, const uint64_t *cum, uint32_t n)
     return lo;
 }
 
-static uint32_t pick_allowed(mc_rand_t *r, const uint64_t *cum, uint32_t n, uint64_t exclude)
+static uint32_t pick_allowed(mc_rand_t *r, const uint64_t *cum, uint32_t n, mc_lb_skip_t skip)
 {
     for (int tries = 0; tries < 8; tries++) {
         uint32_t i = pick_weighted(r, cum, n);
-        if (!mc_lb_excluded(exclude, i))
+        if (!mc_lb_excluded(skip, i))
             return i;
     }
     /* Most weight is excluded: walk from a random start instead. */
     uint32_t start = (uint32_t)mc_rand_below(r, n);
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = (start + k) % n;
-        if (!mc_lb_excluded(exclude, i))
+        if (!mc_lb_excluded(skip, i))
             return i;
     }
     return start;
 }
 
-uint32_t mc_lb_random(mc_rand_t *r, const uint64_t *cum, uint32_t n, uint64_t exclude)
+uint32_t mc_lb_random(mc_rand_t *r, const uint64_t *cum, uint32_t n, mc_lb_skip_t skip)
 {
     if (n == 0)
         return UINT32_MAX;
-    if (all_excluded(n, exclude))
-        exclude = 0;
-    return pick_allowed(r, cum, n, exclude);
+    if (all_excluded(n, skip))
+        skip = MC_LB_SKIP_NONE;
+    return pick_allowed(r, cum, n, skip);
 }
 
 static int equal_weights(const uint32_t *weights, uint32_t n)
@@ -79,17 +82,17 @@ static int equal_weights(const uint32_t *weights, uint32_t n)
     return 1;
 }
 
-static uint32_t pick_uniform(mc_rand_t *r, uint32_t n, uint64_t exclude)
+static uint32_t pick_uniform(mc_rand_t *r, uint32_t n, mc_lb_skip_t skip)
 {
     for (int tries = 0; tries < 8; tries++) {
         uint32_t i = (uint32_t)mc_rand_below(r, n);
-        if (!mc_lb_excluded(exclude, i))
+        if (!mc_lb_excluded(skip, i))
             return i;
     }
     uint32_t start = (uint32_t)mc_rand_below(r, n);
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = (start + k) % n;
-        if (!mc_lb_excluded(exclude, i))
+        if (!mc_lb_excluded(skip, i))
             return i;
     }
     return start;
@@ -98,23 +101,23 @@ static uint32_t pick_uniform(mc_rand_t *r, uint32_t n, uint64_t exclude)
 #define LR_SCALE 1000000 /* fixed point for weight / (active + 1) */
 
 uint32_t mc_lb_least_request(mc_rand_t *r, int64_t *cur, const uint32_t *weights, const uint32_t *active,
-                             uint32_t n, uint64_t exclude)
+                             uint32_t n, mc_lb_skip_t skip)
 {
     if (n == 0)
         return UINT32_MAX;
     if (n == 1)
         return 0;
-    if (all_excluded(n, exclude))
-        exclude = 0;
+    if (all_excluded(n, skip))
+        skip = MC_LB_SKIP_NONE;
     if (equal_weights(weights, n)) {
-        uint32_t a = pick_uniform(r, n, exclude);
-        uint32_t b = pick_uniform(r, n, exclude);
+        uint32_t a = pick_uniform(r, n, skip);
+        uint32_t b = pick_uniform(r, n, skip);
         return active[b] < active[a] ? b : a;
     }
     uint32_t best = UINT32_MAX;
     int64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (mc_lb_excluded(exclude, i))
+        if (mc_lb_excluded(skip, i))
             continue;
         int64_t eff = (int64_t)weights[i] * LR_SCALE / ((int64_t)active[i] + 1);
         cur[i] += eff;

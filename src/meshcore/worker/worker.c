@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "meshcore/balancer.h"
 #include "proxy/http_session.h"
 #include "proxy/tcp_proxy.h"
 #include "worker/engine_internal.h"
@@ -27,6 +28,7 @@ static void ctx_free(mc_wctx_t *c)
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         free(c->clusters[i].swrr);
         free(c->clusters[i].active);
+        free(c->clusters[i].skip);
     }
     for (uint32_t i = 0; i < s->n_listeners; i++) {
         for (uint32_t j = 0; j < s->listeners[i].n_chains; j++) {
@@ -67,7 +69,8 @@ static mc_wctx_t *ctx_new(mc_worker_t *w, mc_snapshot_t *s)
         uint32_t n = s->clusters[i].n_endpoints ? s->clusters[i].n_endpoints : 1;
         c->clusters[i].swrr = calloc(n, sizeof(int64_t));
         c->clusters[i].active = calloc(n, sizeof(uint32_t));
-        if (!c->clusters[i].swrr || !c->clusters[i].active)
+        c->clusters[i].skip = calloc(mc_lb_skip_words(n), sizeof(uint64_t));
+        if (!c->clusters[i].swrr || !c->clusters[i].active || !c->clusters[i].skip)
             goto fail;
     }
     for (uint32_t i = 0; i < s->n_listeners; i++) {

@@ -53,6 +53,7 @@ typedef struct mc_wlistener {
 typedef struct mc_wcluster {
     int64_t *swrr;    /* smooth WRR state per endpoint */
     uint32_t *active; /* sessions per endpoint on this worker */
+    uint64_t *skip;   /* scratch: endpoints a pick must avoid (mc_lb_skip_words(n) words) */
 } mc_wcluster_t;
 
 struct mc_wctx {
