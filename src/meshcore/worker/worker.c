@@ -101,12 +101,33 @@ fail:
     return NULL;
 }
 
+static void ctx_free_task(mc_task_t *t)
+{
+    mc_wctx_t *c = mc_container_of(t, mc_wctx_t, free_task);
+    if (c->users > 0) {
+        /* An accept fetched in the batch that retired it started a session
+         * on it: it is freed when that session unpins it. */
+        c->next_retired = c->w->retired;
+        c->w->retired = c;
+        return;
+    }
+    ctx_free(c);
+}
+
+/* Frees c after the current event batch: events already fetched in it may
+ * still point at c's listeners (their fds were re-pointed to the new
+ * context, but epoll_wait returned before that). */
+static void free_after_batch(mc_worker_t *w, mc_wctx_t *c)
+{
+    mc_loop_post(&w->loop, &c->free_task, ctx_free_task);
+}
+
 static void retire(mc_worker_t *w, mc_wctx_t *c)
 {
     if (!c)
         return;
     if (c->users == 0) {
-        ctx_free(c);
+        free_after_batch(w, c);
         return;
     }
     c->next_retired = w->retired;
@@ -124,7 +145,7 @@ void mc_wctx_unpin(mc_wctx_t *c)
             break;
         }
     }
-    ctx_free(c);
+    free_after_batch(w, c);
 }
 
 /* ---- listeners ---------------------------------------------------------- */
@@ -436,8 +457,11 @@ void mc_worker_free(mc_worker_t *w)
     if (!w)
         return;
     unregister_all(w);
-    retire(w, w->ctx);
-    w->ctx = NULL;
+    if (w->ctx) { /* the loop has stopped: free it with the retired ones */
+        w->ctx->next_retired = w->retired;
+        w->retired = w->ctx;
+        w->ctx = NULL;
+    }
     while (w->retired) { /* only if sessions were leaked; free anyway */
         mc_wctx_t *c = w->retired;
         w->retired = c->next_retired;

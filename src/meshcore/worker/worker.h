@@ -65,6 +65,7 @@ struct mc_wctx {
     int64_t **tcp_swrr;    /* per chain (gidx): tcp_proxy weighted_clusters state */
     int64_t ***route_swrr; /* per chain (gidx), per route split slot: weighted cluster state */
     mc_wctx_t *next_retired;
+    mc_task_t free_task; /* freed after the event batch that dropped it */
 };
 
 struct mc_worker {
