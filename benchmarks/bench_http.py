@@ -523,7 +523,8 @@ def rss_check(results: dict[str, Result]) -> dict | None:
             "target": f"< {RSS_FLAT_MIB:g} MiB", "met": growth < RSS_FLAT_MIB}
 
 
-def print_results(results: dict[str, Result], ratios: list[RatioRow], rss: dict | None) -> None:
+def print_target_tables(results: dict[str, Result]) -> None:
+    """The latency and cost tables, a row per target (bench_telemetry.py prints them too)."""
     lat_rows, cost_rows = [], []
     for r in results.values():
         if r.skipped or r.failed:
@@ -562,6 +563,10 @@ def print_results(results: dict[str, Result], ratios: list[RatioRow], rss: dict 
             print(f"  {r.name}: skipped: {r.skipped}")
         if r.failed:
             print(f"  {r.name}: FAILED: " + r.failed.replace("\n", "\n    "))
+
+
+def print_results(results: dict[str, Result], ratios: list[RatioRow], rss: dict | None) -> None:
+    print_target_tables(results)
     print("\n  @1 = wrk -c1 (latency), @32 = wrk -c32 (throughput); +p50/+p99 = "
           "added over direct;\n  non-2xx, sock err = wrk's counts over both measured runs;\n"
           "  CPU = the proxy process's utime+stime during that wrk run / requests it served;\n"

@@ -67,7 +67,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_http import derive, had_errors  # noqa: E402  (bench_http.py's figures, per target)
+from bench_http import derive, had_errors, print_target_tables  # noqa: E402  (bench_http.py's figures, per target)
 from common import (  # noqa: E402
     LOAD_CORE,
     PROXY_CORE,
@@ -905,44 +905,7 @@ def on_off_rows(results: dict[str, Result]) -> list[OnOffRow]:
 
 
 def print_results(results: dict[str, Result], rows: list[OnOffRow]) -> None:
-    lat_rows, cost_rows = [], []
-    for r in results.values():
-        if r.skipped or r.failed:
-            state = "skipped" if r.skipped else "FAILED"
-            lat_rows.append([r.name, state, *(["-"] * 7)])
-            cost_rows.append([r.name, state, *(["-"] * 7)])
-            continue
-        m = r.metrics
-        added50, added99 = m.get("added_p50_ms_raw"), m.get("added_p99_ms_raw")
-        lat_rows.append([
-            r.name,
-            fmt(m["p50_ms"], 3), fmt(m["p99_ms"], 3),
-            fmt(added50 * 1000 if added50 is not None else None, 0),
-            fmt(added99 * 1000 if added99 is not None else None, 0),
-            fmt(m["rps_c32"], 0),
-            fmt(m["non2xx"]), fmt(m["socket_errors"]),
-            fmt(m["others"] * 100, 0, "%"),
-        ])
-        growth = m["rss_growth_mib"]
-        cost_rows.append([
-            r.name,
-            fmt(m["cpu_us_per_rq_c1"], 2), fmt(m["cpu_us_per_rq_c32"], 2),
-            fmt(m["core_busy_c32"] * 100 if m["core_busy_c32"] is not None else None, 0, "%"),
-            fmt(m["start_rss_mib"], 1), fmt(m["end_rss_mib"], 1),
-            "n/a" if growth is None else f"{growth:+.1f}",
-            fmt(m["peak_rss_mib"], 1),
-            fmt(m["upstream_conns"]),
-        ])
-    print_table(["target", "p50 ms", "p99 ms", "+p50 us", "+p99 us", "req/s @32",
-                 "non-2xx", "sock err", "others"], lat_rows)
-    print()
-    print_table(["target", "CPU us/rq @1", "CPU us/rq @32", "core @32", "RSS start MiB",
-                 "RSS end MiB", "RSS +MiB", "RSS peak MiB", "upstream conns"], cost_rows)
-    for r in results.values():
-        if r.skipped:
-            print(f"  {r.name}: skipped: {r.skipped}")
-        if r.failed:
-            print(f"  {r.name}: FAILED: " + r.failed.replace("\n", "\n    "))
+    print_target_tables(results)
     print("\n  @1 = wrk -c1 (latency), @32 = wrk -c32 (throughput); +p50/+p99 = added over direct;\n"
           "  non-2xx, sock err = wrk's counts over both measured runs;\n"
           f"  CPU = the proxy process's utime+stime from the start of that wrk run to {SETTLE_S:g} s "
