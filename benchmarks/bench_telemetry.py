@@ -67,7 +67,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_http import derive, had_errors, print_target_tables  # noqa: E402  (bench_http.py's figures, per target)
+from bench_http import derive, had_errors, print_target_tables, tool_versions  # noqa: E402  (bench_http.py's figures, per target)
 from common import (  # noqa: E402
     LOAD_CORE,
     PROXY_CORE,
@@ -79,7 +79,6 @@ from common import (  # noqa: E402
     admin_counters,
     cpu_count,
     find_envoy,
-    first_line,
     fmt,
     free_port,
     http_get,
@@ -1089,18 +1088,6 @@ def print_counters(results: dict[str, Result]) -> None:
 
 
 # ---- main ---------------------------------------------------------------------------------------------
-
-
-def tool_versions(ctx: dict) -> dict:
-    envoy = first_line([ctx["envoy"], "--version"]) if ctx["envoy"] else None
-    return {
-        "meshcore": first_line([ctx["meshcore_python"], "-c",
-                                "import meshcore; print(meshcore.__version__)"]),
-        "haproxy": first_line([ctx["haproxy"], "-v"]) if ctx["haproxy"] else None,
-        "envoy": envoy.split("version:")[-1].strip() if envoy else None,
-        "nginx": first_line([ctx["nginx"], "-v"]),
-        "wrk": first_line([which("wrk"), "-v"]),
-    }
 
 
 def parse_args(argv=None):
