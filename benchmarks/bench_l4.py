@@ -20,7 +20,6 @@ a benchmark could not run (a proxy died, a tool is missing).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -33,20 +32,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    LOAD_CORE,
-    PROXY_CORE,
     REPO_DIR,
     BenchError,
     Measurement,
     Proc,
     RatioRow,
     Target,
+    bench_arg_parser,
     cpu_count,
     find_envoy,
     fmt,
     free_port,
     make_workdir,
     measure,
+    parse_bench_args,
     peak_rss_kib,
     print_ratios,
     print_table,
@@ -413,28 +412,8 @@ def tool_versions(ctx: dict) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=10.0,
-                   help="seconds per measured wrk run (default 10)")
-    p.add_argument("--quick", action="store_true", help="3 s runs, for smoke tests")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per target")
-    p.add_argument("--json", metavar="PATH", help="also write the results here")
-    p.add_argument("--proxies", default=",".join(PROXIES),
-                   help=f"comma-separated subset of {','.join(PROXIES)}")
-    p.add_argument("--meshcore-launcher", choices=("auto", "cli", "inline"), default="auto",
-                   help="cli = `meshcore proxy`; inline = meshcore.Engine in a python -c "
-                        "(auto: cli when meshcore.cli exists)")
-    p.add_argument("--envoy", help="envoy binary (default: the one setup.sh installs)")
-    p.add_argument("--proxy-core", type=int, default=PROXY_CORE)
-    p.add_argument("--load-core", type=int, default=LOAD_CORE)
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3.0
-    args.proxies = [x.strip() for x in args.proxies.split(",") if x.strip()]
-    unknown = set(args.proxies) - set(PROXIES)
-    if unknown:
-        p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
-    return args
+    p = bench_arg_parser(__doc__, PROXIES)
+    return parse_bench_args(p, PROXIES, argv)
 
 
 def main(argv=None) -> int:

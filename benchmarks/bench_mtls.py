@@ -53,7 +53,6 @@ certificates could not be made).
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -71,8 +70,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    LOAD_CORE,
-    PROXY_CORE,
     BenchError,
     GroupMeasurement,
     Proc,
@@ -80,6 +77,7 @@ from common import (  # noqa: E402
     Target,
     WrkResult,
     admin_counters,
+    bench_arg_parser,
     cpu_count,
     cpu_window,
     find_envoy,
@@ -94,6 +92,7 @@ from common import (  # noqa: E402
     meshcore_command,
     meshcore_python,
     nginx_accepts,
+    parse_bench_args,
     peak_rss_kib,
     pick_meshcore_launcher,
     print_ratios,
@@ -1083,30 +1082,12 @@ def tool_versions(ctx: dict) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=10.0,
-                   help="seconds per measured run, wrk and handshakes (default 10)")
-    p.add_argument("--quick", action="store_true", help="3 s runs, for smoke tests")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per pair")
-    p.add_argument("--json", metavar="PATH", help="also write the results here")
-    p.add_argument("--proxies", default=",".join(PROXIES),
-                   help=f"comma-separated subset of {','.join(PROXIES)}")
-    p.add_argument("--meshcore-launcher", choices=("auto", "cli", "inline"), default="auto",
-                   help="cli = `meshcore proxy`; inline = meshcore.Engine in a python -c "
-                        "(no admin API; auto: cli when meshcore.cli exists)")
-    p.add_argument("--envoy", help="envoy binary (default: the one setup.sh installs)")
-    p.add_argument("--proxy-core", type=int, default=PROXY_CORE)
-    p.add_argument("--load-core", type=int, default=LOAD_CORE)
+    p = bench_arg_parser(__doc__, PROXIES, per="pair",
+                         duration_help="seconds per measured run, wrk and handshakes (default 10)",
+                         launcher_note="no admin API; ")
     p.add_argument("--keep-workdir", metavar="DIR",
                    help="copy the generated configs, certificates and every process's log here")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3.0
-    args.proxies = [x.strip() for x in args.proxies.split(",") if x.strip()]
-    unknown = set(args.proxies) - set(PROXIES)
-    if unknown:
-        p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
-    return args
+    return parse_bench_args(p, PROXIES, argv)
 
 
 def result_dict(r: Result) -> dict:

@@ -51,7 +51,6 @@ or the collector died).
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import math
@@ -69,14 +68,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_http import derive, had_errors, print_target_tables, tool_versions  # noqa: E402  (bench_http.py's figures, per target)
 from common import (  # noqa: E402
-    LOAD_CORE,
-    PROXY_CORE,
     BenchError,
     Measurement,
     Proc,
     Target,
     WrkResult,
     admin_counters,
+    bench_arg_parser,
     cpu_count,
     find_envoy,
     fmt,
@@ -89,6 +87,7 @@ from common import (  # noqa: E402
     meshcore_command,
     meshcore_python,
     nginx_accepts,
+    parse_bench_args,
     peak_rss_kib,
     pick_meshcore_launcher,
     print_table,
@@ -1091,33 +1090,13 @@ def print_counters(results: dict[str, Result]) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=10.0,
-                   help="seconds per measured wrk run (default 10)")
-    p.add_argument("--quick", action="store_true", help="3 s runs, for smoke tests")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per target")
-    p.add_argument("--json", metavar="PATH", help="also write the results here")
-    p.add_argument("--proxies", default=",".join(PROXIES),
-                   help=f"comma-separated subset of {','.join(PROXIES)}")
+    p = bench_arg_parser(__doc__, PROXIES)
     p.add_argument("--breakdown", action="store_true",
                    help="also run meshcore with each telemetry part alone (log, metrics, tracing)")
-    p.add_argument("--meshcore-launcher", choices=("auto", "cli", "inline"), default="auto",
-                   help="cli = `meshcore proxy`; inline = meshcore.Engine in a python -c "
-                        "(auto: cli when meshcore.cli exists)")
-    p.add_argument("--envoy", help="envoy binary (default: the one setup.sh installs)")
-    p.add_argument("--proxy-core", type=int, default=PROXY_CORE)
-    p.add_argument("--load-core", type=int, default=LOAD_CORE)
     p.add_argument("--keep-workdir", metavar="DIR",
                    help="copy the generated configs, every process's log and the first lines "
                         "of each access log here")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3.0
-    args.proxies = [x.strip() for x in args.proxies.split(",") if x.strip()]
-    unknown = set(args.proxies) - set(PROXIES)
-    if unknown:
-        p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
-    return args
+    return parse_bench_args(p, PROXIES, argv)
 
 
 def result_dict(r: Result) -> dict:

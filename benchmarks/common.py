@@ -11,6 +11,7 @@ way it measures HAProxy and Envoy, as a separate process.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import glob
 import http.client
@@ -681,3 +682,36 @@ def keep_workdir(workdir: Path, dest: str) -> None:
                     ignore=shutil.ignore_patterns("*_temp", "client_body", "proxy", "fastcgi",
                                                   "uwsgi", "scgi", "*.pid"))
     print(f"\nconfigs and logs copied to {dest}")
+
+
+def bench_arg_parser(doc: str, proxies, *, per: str = "target",
+                     duration_help: str = "seconds per measured wrk run (default 10)",
+                     launcher_note: str = "") -> argparse.ArgumentParser:
+    """The options every benchmark script takes; a script adds its own, then calls
+    parse_bench_args."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=10.0, help=duration_help)
+    p.add_argument("--quick", action="store_true", help="3 s runs, for smoke tests")
+    p.add_argument("--warmup", type=float, default=1.0, help=f"seconds of warm-up per {per}")
+    p.add_argument("--json", metavar="PATH", help="also write the results here")
+    p.add_argument("--proxies", default=",".join(proxies),
+                   help=f"comma-separated subset of {','.join(proxies)}")
+    p.add_argument("--meshcore-launcher", choices=("auto", "cli", "inline"), default="auto",
+                   help="cli = `meshcore proxy`; inline = meshcore.Engine in a python -c "
+                        f"({launcher_note}auto: cli when meshcore.cli exists)")
+    p.add_argument("--envoy", help="envoy binary (default: the one setup.sh installs)")
+    p.add_argument("--proxy-core", type=int, default=PROXY_CORE)
+    p.add_argument("--load-core", type=int, default=LOAD_CORE)
+    return p
+
+
+def parse_bench_args(p: argparse.ArgumentParser, proxies, argv=None):
+    """Parses, then applies --quick and checks --proxies against `proxies`."""
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration = 3.0
+    args.proxies = [x.strip() for x in args.proxies.split(",") if x.strip()]
+    unknown = set(args.proxies) - set(proxies)
+    if unknown:
+        p.error(f"unknown proxies: {', '.join(sorted(unknown))}")
+    return args
