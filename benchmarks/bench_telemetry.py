@@ -66,7 +66,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_http import derive, had_errors, print_target_tables, tool_versions  # noqa: E402  (bench_http.py's figures, per target)
+from bench_http import (  # noqa: E402  (bench_http.py's target: its checks and figures)
+    check_request,
+    derive,
+    had_errors,
+    print_target_tables,
+    tool_versions,
+)
 from common import (  # noqa: E402
     BenchError,
     Measurement,
@@ -103,7 +109,6 @@ from common import (  # noqa: E402
 PROXIES = ("meshcore", "haproxy", "envoy")
 
 # What the upstream answers to GET /; checked through each proxy before its runs.
-EXPECTED_BODY = b"ok\n"
 
 # Added latency <= 0 is clamped to this (wrk's resolution) before dividing.
 ADDED_LATENCY_EPSILON_MS = 0.001
@@ -681,25 +686,6 @@ def check_telemetry(v: Variant, t: Telemetry, wrk_total: int) -> None:
 
 
 # ---- one target ------------------------------------------------------------------------------
-
-
-def check_request(port: int, proc: Proc | None, timeout: float = 3.0) -> None:
-    """GET / must come back 200 with the upstream's body (see bench_http.py)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            status, body = http_get(port, "/")
-            if status == 200 and body == EXPECTED_BODY:
-                return
-            problem = f"answered {status} {body[:120]!r}"
-        except (OSError, http.client.HTTPException) as e:
-            problem = f"{type(e).__name__}: {e}"
-        if proc is not None:
-            proc.check_alive()
-        if time.monotonic() > deadline:
-            raise BenchError(f"GET / through port {port} did not return 200 "
-                             f"{EXPECTED_BODY!r}: {problem}")
-        time.sleep(0.1)
 
 
 NOTABLE_COUNTER = re.compile(
