@@ -159,13 +159,13 @@ def _parse_document(doc, filename):
     if doc is None:
         raise _error(filename, "top level", "", "the document is empty")
     if not isinstance(doc, dict):
-        raise _error(filename, "top level", "", f"expected a mapping, got {_show(doc)}")
+        raise _error(filename, "top level", "", f"expected a mapping, got {show(doc)}")
     doc = dict(doc)
     static = _pop(doc, "static_resources", filename, "")
     resources = {"listeners": [], "clusters": []}
     if static is not None:
         if not isinstance(static, dict):
-            got = f"expected a mapping, got {_show(static)}"
+            got = f"expected a mapping, got {show(static)}"
             raise _error(filename, "top level", "static_resources", got)
         static = dict(static)
         for kind in resources:
@@ -173,7 +173,7 @@ def _parse_document(doc, filename):
             if items is None:
                 continue
             if not isinstance(items, list):
-                got = f"expected a list, got {_show(items)}"
+                got = f"expected a list, got {show(items)}"
                 raise _error(filename, "top level", f"static_resources.{kind}", got)
             resources[kind] = items
         doc["static_resources"] = static  # what is left (e.g. secrets) is judged as top level
@@ -252,7 +252,7 @@ class _Locator:
         if full.startswith("google.protobuf."):  # Duration, wrappers, Struct: JSON-special values
             return self._well_known(value, desc, path)
         if not isinstance(value, dict):
-            return path, f"expected a mapping, got {_show(value)}"
+            return path, f"expected a mapping, got {show(value)}"
         seen, oneofs = {}, {}
         for key, item in value.items():
             fd = _field_by_key(desc, key)
@@ -281,7 +281,7 @@ class _Locator:
         slot = support.any_slot(fd.containing_type.full_name, fd.name)
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             if not isinstance(item, dict):
-                return path, f"expected a mapping, got {_show(item)}"
+                return path, f"expected a mapping, got {show(item)}"
             allowed = support.allowed_keys(fd.containing_type.full_name, fd.name)
             for k in item:
                 if allowed is not None and k not in allowed:
@@ -292,7 +292,7 @@ class _Locator:
             name = parent.get(slot.name_field) if slot else None
             if fd.is_repeated:
                 if not isinstance(item, list):
-                    return path, f"expected a list, got {_show(item)}"
+                    return path, f"expected a list, got {show(item)}"
                 value_fd = fd
                 items = [(f"{path}[{i}]", v, name, parent_path, True) for i, v in enumerate(item)]
             else:
@@ -317,12 +317,12 @@ class _Locator:
         """value: an Any; slot: what it may hold; name, where: what and where errors call it
         (by_name: name is the extension's own name, not a map key)."""
         if not isinstance(value, dict):
-            return path, f"expected a mapping, got {_show(value)}"
+            return path, f"expected a mapping, got {show(value)}"
         url = value.get("@type")
         if not url:
             return path, '"@type" is required'
         if not isinstance(url, str):
-            return path, f'"@type" must be a string, got {_show(url)}'
+            return path, f'"@type" must be a string, got {show(url)}'
         desc = support.find_type(url)
         if slot is not None and (desc is None or desc.full_name not in slot.types):
             name = name if isinstance(name, str) else ""
@@ -342,7 +342,7 @@ class _Locator:
             return None
         except _PARSE_ERRORS as e:
             if desc.full_name == "google.protobuf.Duration":
-                return path, f'expected a duration such as "1s" or "0.25s", got {_show(value)}'
+                return path, f'expected a duration such as "1s" or "0.25s", got {show(value)}'
             if desc.full_name.endswith("Value") and "value" in desc.fields_by_name:  # wrappers
                 return self._scalar_error(desc.fields_by_name["value"], value, path)
             return path, _from_parse_error(e)[1]
@@ -356,7 +356,7 @@ class _Locator:
 
     @staticmethod
     def _scalar_error(fd, value, path):
-        shown = value if isinstance(value, str) else _show(value)
+        shown = value if isinstance(value, str) else show(value)
         if fd.enum_type is not None:
             rule = support.SCHEMA.get(fd.containing_type.full_name)
             allowed = rule.enums.get(fd.name) if rule else None
@@ -367,13 +367,14 @@ class _Locator:
             if fd.type == getattr(fd, tname):
                 if isinstance(value, int) and not isinstance(value, bool):
                     return path, f"{value} is out of range ({lo}..{hi})"
-                return path, f"expected an integer, got {_show(value)}"
+                return path, f"expected an integer, got {show(value)}"
         kind = next((k for t, k in _KINDS.items() if fd.type == getattr(fd, t)), "a scalar")
-        return path, f"expected {kind}, got {_show(value)}"
+        return path, f"expected {kind}, got {show(value)}"
 
 
-def _show(value):
-    """A value as the user wrote it, roughly (YAML spelling, not Python's)."""
+def show(value) -> str:
+    """A value as the user wrote it, roughly (YAML spelling, not Python's);
+    the Istio schema's messages use it too (translate/schema.py)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

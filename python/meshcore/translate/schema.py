@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from meshcore.config.bootstrap import show  # noqa: F401  (also for model.py, meshconfig.py)
+
 from . import findings as fnd
 
 # ---- support levels --------------------------------------------------------------------
@@ -109,21 +111,6 @@ def parse_duration(text) -> int | None:
         total += round(float(m.group(1)) * _UNIT_NS[m.group(2)])
         pos = m.end()
     return total if pos == len(text) else None
-
-
-def show(value) -> str:
-    """A value as the user wrote it, roughly (YAML spelling)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
 
 
 def join(path: str, name: str) -> str:

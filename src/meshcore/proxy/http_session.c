@@ -223,15 +223,10 @@ void mc_http_local_reply(mc_http_session_t *s, int status, const char *body, uin
     mc_http_reply(s, status, body ? body : "", body ? strlen(body) : 0, flags, NULL);
 }
 
-/* A reply for a request we cannot even parse: answer and close. */
-static void protocol_error(mc_http_session_t *s, int status, const char *reason)
+/* Answers a request that never got as far as routing (unparsable, or a
+ * client that stalled), then closes: what it sent is dropped unread. */
+static void reply_and_close(mc_http_session_t *s, int status, const char *body)
 {
-    mc_stats_shard_t *st = STATS(s);
-    mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR);
-    mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + 11); /* DPE */
-    count_status(s, status);
-    char body[160];
-    snprintf(body, sizeof(body), "bad request: %s\n", reason ? reason : "malformed");
     char buf[1024];
     mc_http_local_t r = {.status = status, .body = body, .body_len = strlen(body), .close = 1,
                          .server = s->hcm->server_name, .server_len = s->hcm->server_name_len};
@@ -243,6 +238,18 @@ static void protocol_error(mc_http_session_t *s, int status, const char *reason)
     }
     s->state = DS_CLOSING;
     flush_closing(s);
+}
+
+/* A reply for a request we cannot even parse: answer and close. */
+static void protocol_error(mc_http_session_t *s, int status, const char *reason)
+{
+    mc_stats_shard_t *st = STATS(s);
+    mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR);
+    mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RF_FIRST + 11); /* DPE */
+    count_status(s, status);
+    char body[160];
+    snprintf(body, sizeof(body), "bad request: %s\n", reason ? reason : "malformed");
+    reply_and_close(s, status, body);
 }
 
 /* DS_CLOSING: write what is queued, then close (half-close first so the
@@ -936,17 +943,7 @@ static void handshake(mc_http_session_t *s)
 /* A 408 for a client that stalled before its request head was complete. */
 static void timeout_reply(mc_http_session_t *s)
 {
-    char buf[512];
-    mc_http_local_t r = {.status = 408, .body = "request timeout", .body_len = 15, .close = 1,
-                         .server = s->hcm->server_name, .server_len = s->hcm->server_name_len};
-    long n = mc_http_write_local_reply(buf, sizeof(buf), &r);
-    mc_hbuf_release(s->w, &s->in);
-    if (n < 0 || queue_out(s, buf, (size_t)n) < 0) {
-        mc_http_session_close(s);
-        return;
-    }
-    s->state = DS_CLOSING;
-    flush_closing(s);
+    reply_and_close(s, 408, "request timeout");
 }
 
 static void on_timer(mc_timer_t *t)
