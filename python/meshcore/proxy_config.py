@@ -80,28 +80,33 @@ class Admin:
         self.addr = addr
         self.timeout = timeout
 
-    def get(self, path: str, missing_ok: bool = False):
-        """The JSON document at path; None for a 404 when missing_ok."""
+    def fetch(self, path: str, headers: dict | None = None) -> tuple[int, str, str]:
+        """(status, reason, body) of GET path; an unreachable admin API is a
+        MeshcoreError naming it (`meshcore stat` scrapes through this too)."""
         import http.client  # here, not at import: `meshcore proxy` builds this parser too (admin.py: RSS)
 
-        where = show_address(self.addr)
         conn = http.client.HTTPConnection(*self.addr, timeout=self.timeout)
         try:
-            conn.request("GET", path, headers={"Accept": "application/json"})
+            conn.request("GET", path, headers=headers or {})
             resp = conn.getresponse()
-            body = resp.read().decode("utf-8", "replace")
+            return resp.status, resp.reason, resp.read().decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as e:
             reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
             if isinstance(e, socket.timeout):
                 reason = f"no answer within {self.timeout:g}s"
-            raise MeshcoreError(f"cannot reach the admin API at {where}: {reason}") from None
+            raise MeshcoreError(f"cannot reach the admin API at {show_address(self.addr)}: {reason}") from None
         finally:
             conn.close()
-        if resp.status == 404 and missing_ok:
+
+    def get(self, path: str, missing_ok: bool = False):
+        """The JSON document at path; None for a 404 when missing_ok."""
+        where = show_address(self.addr)
+        status, reason, body = self.fetch(path, {"Accept": "application/json"})
+        if status == 404 and missing_ok:
             return None
-        if resp.status != 200:
+        if status != 200:
             line = body.strip().splitlines()[0] if body.strip() else ""
-            raise MeshcoreError(f"admin API at {where}: GET {path}: {resp.status} {resp.reason}"
+            raise MeshcoreError(f"admin API at {where}: GET {path}: {status} {reason}"
                                 + (f": {line}" if line else ""))
         try:
             return json.loads(body)

@@ -40,7 +40,7 @@ import sys
 import time
 
 from meshcore.errors import MeshcoreError
-from meshcore.proxy_config import admin_address, render_table, show_address
+from meshcore.proxy_config import Admin, admin_address, render_table, show_address
 
 log = logging.getLogger("meshcore.stat")
 
@@ -69,21 +69,8 @@ NO_METRICS = ("no istio_requests_total: is istio.stats configured? (an istio.sta
 
 def _get(addr: tuple[str, int], path: str, timeout: float) -> tuple[int, str]:
     """(status, body) of GET path; an unreachable admin API is a MeshcoreError naming it."""
-    import http.client
-    import socket
-
-    conn = http.client.HTTPConnection(*addr, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException) as e:
-        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-        if isinstance(e, socket.timeout):
-            reason = f"no answer within {timeout:g}s"
-        raise MeshcoreError(f"cannot reach the admin API at {show_address(addr)}: {reason}") from None
-    finally:
-        conn.close()
+    status, _, body = Admin(addr, timeout).fetch(path)
+    return status, body
 
 
 def _uptime(addr: tuple[str, int], timeout: float) -> float | None:
