@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "core/clock.h"
-#include "proxy/http_session.h"
+#include "proxy/http_stream.h"
 
 /* Copies a view into a fixed field, truncated, NUL-terminated. */
 static void copy(char *dst, size_t cap, const char *src, size_t len)
@@ -30,12 +30,12 @@ static void copy_header(char *dst, size_t cap, const mc_h1_request_t *q, const c
 }
 
 /* A record is written for an access log, or as the span of a sampled request. */
-static int recorded(const mc_http_session_t *s)
+static int recorded(const mc_http_stream_t *s)
 {
     return s->hcm->access_log_id || (s->trace_active && s->trace_sampled);
 }
 
-void mc_http_alog_begin(mc_http_session_t *s)
+void mc_http_alog_begin(mc_http_stream_t *s)
 {
     if (!recorded(s))
         return;
@@ -51,9 +51,9 @@ void mc_http_alog_begin(mc_http_session_t *s)
     copy_header(l->forwarded_for, sizeof(l->forwarded_for), q, "x-forwarded-for");
 }
 
-void mc_http_alog_end(mc_http_session_t *s)
+void mc_http_alog_end(mc_http_stream_t *s)
 {
-    if (!recorded(s) || s->shadow || !s->logreq.start_us)
+    if (!recorded(s) || !s->conn || !s->logreq.start_us)
         return;
     mc_alog_record_t *r = mc_alog_reserve(&s->w->alog);
     if (!r) {
@@ -100,8 +100,8 @@ void mc_http_alog_end(mc_http_session_t *s)
             copy(r->upstream_host, sizeof(r->upstream_host), h, strlen(h));
         }
     }
-    memcpy(r->downstream_peer, s->peer_text, sizeof(r->downstream_peer)); /* formatted at accept */
-    memcpy(r->downstream_principal, s->principal, sizeof(r->downstream_principal));
+    memcpy(r->downstream_peer, s->peer->text, sizeof(r->downstream_peer)); /* formatted at accept */
+    memcpy(r->downstream_principal, s->peer->principal, sizeof(r->downstream_principal));
     if (s->up)
         memcpy(r->upstream_principal, s->up->principal, sizeof(r->upstream_principal));
     if (s->denied_by)

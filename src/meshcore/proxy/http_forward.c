@@ -31,19 +31,20 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "meshcore/balancer.h"
-#include "proxy/http_session.h"
+#include "proxy/http_stream.h"
+#include "route/picker.h"
 
 #define STATS(s) ((s)->w->stats)
 
-static void start_try(mc_http_session_t *s);
-static void try_failed(mc_http_session_t *s, int failure, int status);
-static void send_upstream(mc_http_session_t *s);
-static void read_response_head(mc_http_session_t *s);
-static void arm_route_timeout(mc_http_session_t *s);
+static void start_try(mc_http_stream_t *s);
+static void try_failed(mc_http_stream_t *s, int failure, int status);
+static void send_upstream(mc_http_stream_t *s);
+static void read_response_head(mc_http_stream_t *s);
+static void arm_route_timeout(mc_http_stream_t *s);
 
-static const mc_retry_policy_t *retry_policy(const mc_http_session_t *s)
+static const mc_retry_policy_t *retry_policy(const mc_http_stream_t *s)
 {
-    if (s->shadow)
+    if (!s->conn)
         return NULL; /* a mirror is fire-and-forget */
     if (s->route && s->route->has_retry)
         return &s->route->retry;
@@ -54,7 +55,7 @@ static const mc_retry_policy_t *retry_policy(const mc_http_session_t *s)
 
 /* ---- resources held by a request ---------------------------------------------- */
 
-static void leave_pending(mc_http_session_t *s)
+static void leave_pending(mc_http_stream_t *s)
 {
     if (s->try_state == TRY_PENDING) {
         mc_list_remove(&s->pending_link);
@@ -69,7 +70,7 @@ static void leave_pending(mc_http_session_t *s)
 
 /* Ends the current try: the connection goes back to the pool if the
  * exchange completed cleanly, else it is closed. */
-static void end_try(mc_http_session_t *s, int reusable)
+static void end_try(mc_http_stream_t *s, int reusable)
 {
     leave_pending(s);
     mc_timer_cancel(&s->w->loop.timers, &s->try_timer);
@@ -92,7 +93,7 @@ static void end_try(mc_http_session_t *s, int reusable)
     }
 }
 
-void mc_http_forward_abort(mc_http_session_t *s)
+void mc_http_forward_abort(mc_http_stream_t *s)
 {
     int clean = s->try_state == TRY_RESPONDING && s->resp_done && s->resp_ready == 0 && s->resp_keep_upstream &&
                 s->req_done && s->req_ready == 0 && !s->early_response;
@@ -107,7 +108,7 @@ void mc_http_forward_abort(mc_http_session_t *s)
 
 /* ---- choosing ------------------------------------------------------------------- */
 
-static uint32_t pick_split(mc_http_session_t *s)
+static uint32_t pick_split(mc_http_stream_t *s)
 {
     const mc_route_t *r = s->route;
     if (r->n_clusters == 1)
@@ -118,7 +119,7 @@ static uint32_t pick_split(mc_http_session_t *s)
     return r->cluster_idx[k];
 }
 
-static void set_cluster(mc_http_session_t *s, uint32_t cidx)
+static void set_cluster(mc_http_stream_t *s, uint32_t cidx)
 {
     s->cidx = cidx;
     s->c = &s->ctx->snap->clusters[cidx];
@@ -126,7 +127,7 @@ static void set_cluster(mc_http_session_t *s, uint32_t cidx)
 
 /* The ring hash key from the route's hash policies (first that applies,
  * combined as Envoy does when several apply and none is terminal). */
-static void compute_hash(mc_http_session_t *s)
+static void compute_hash(mc_http_stream_t *s)
 {
     const mc_route_t *r = s->route;
     const mc_h1_request_t *q = &s->req;
@@ -164,7 +165,7 @@ static void compute_hash(mc_http_session_t *s)
             x = mc_xxh64(found, flen, 0);
         } else {
             char ip[64];
-            mc_addr_format(&s->peer, ip, sizeof(ip));
+            mc_addr_format(&s->peer->addr, ip, sizeof(ip));
             char *colon = strrchr(ip, ':');
             size_t n = colon ? (size_t)(colon - ip) : strlen(ip);
             x = mc_xxh64(ip, n, 0);
@@ -178,66 +179,19 @@ static void compute_hash(mc_http_session_t *s)
     s->has_hash = (uint8_t)have;
 }
 
-static uint32_t ring_pick(const mc_cluster_t *c, uint64_t hash, mc_lb_skip_t skip)
-{
-    uint32_t lo = 0, hi = c->ring_size;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (c->ring_hashes[mid] < hash)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (uint32_t k = 0; k < c->ring_size; k++) {
-        uint32_t ep = c->ring_endpoints[(lo + k) % c->ring_size];
-        if (!mc_lb_excluded(skip, ep))
-            return ep;
-    }
-    return c->ring_endpoints[lo % c->ring_size];
-}
-
 /* Picks an endpoint of s->c; UINT32_MAX when the cluster is empty. */
-static uint32_t pick_endpoint(mc_http_session_t *s)
+static uint32_t pick_endpoint(mc_http_stream_t *s)
 {
-    const mc_cluster_t *c = s->c;
-    mc_wcluster_t *wc = &s->ctx->clusters[s->cidx];
-    uint32_t n = c->n_endpoints;
-    if (n == 0)
-        return UINT32_MAX;
     const mc_retry_policy_t *rp = retry_policy(s);
     int previous_hosts = rp && rp->previous_hosts;
-    mc_lb_skip_t skip = mc_lb_skip_of(wc->skip, n, s->tried, previous_hosts ? s->n_tried : 0);
-    /* Ejected hosts are skipped unless the cluster is in panic: as Envoy,
-     * healthy share x 1.4 (overprovisioning) below 50%, then balance over
-     * all of them. No host ejected (the usual case): nothing to look at. */
-    if (c->outlier.enabled && __atomic_load_n(&c->state->n_ejected, __ATOMIC_RELAXED)) {
-        uint32_t ejected = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (mc_outlier_ejected(c->state, c->endpoints[i].host, s->w->loop.now)) {
-                ejected++;
-                mc_lb_skip_set(wc->skip, i);
-            }
-        }
-        if ((uint64_t)(n - ejected) * 140 < (uint64_t)n * 50) /* panic: only the tried ones again */
-            skip = mc_lb_skip_of(wc->skip, n, s->tried, previous_hosts ? s->n_tried : 0);
-    }
-    switch (c->lb_policy) {
-    case MC_LB_RANDOM:
-        return mc_lb_random(&s->w->rand, c->cum_weights, n, skip);
-    case MC_LB_LEAST_REQUEST:
-        return mc_lb_least_request(&s->w->rand, wc->swrr, c->weights, wc->active, n, skip);
-    case MC_LB_RING_HASH:
-        if (s->has_hash && c->ring_size)
-            return ring_pick(c, s->hash, skip);
-        return mc_lb_random(&s->w->rand, c->cum_weights, n, skip);
-    default:
-        return mc_lb_swrr(wc->swrr, c->weights, n, skip);
-    }
+    mc_pick_t p = {.tried = s->tried, .n_tried = previous_hosts ? s->n_tried : 0, .hash = s->hash,
+                   .has_hash = s->has_hash};
+    return mc_pick_endpoint(s->c, &s->ctx->clusters[s->cidx], &s->w->rand, s->w->loop.now, &p);
 }
 
 /* Every host of the cluster tried (picks avoid tried hosts until none is
  * left, so the tries so far are distinct). */
-static int all_tried(const mc_http_session_t *s)
+static int all_tried(const mc_http_stream_t *s)
 {
     uint32_t n = s->c->n_endpoints;
     return n == 0 || (n <= MC_TRIED_MAX && s->n_tried >= n);
@@ -245,37 +199,12 @@ static int all_tried(const mc_http_session_t *s)
 
 /* ---- the request body -------------------------------------------------------- */
 
-/* Scans downstream bytes for body: sets req_ready / req_done. */
-static int scan_body(mc_http_session_t *s)
-{
-    if (s->req_ready || s->req_done)
-        return 0;
-    uint32_t avail = mc_hbuf_len(&s->in);
-    if (!avail)
-        return 0;
-    if (s->req_body == MC_H1_BODY_LENGTH) {
-        uint64_t n = avail < s->req_remaining ? avail : s->req_remaining;
-        s->req_ready = (uint32_t)n;
-        s->req_remaining -= n;
-        s->req_done = s->req_remaining == 0;
-        return 0;
-    }
-    int done = 0;
-    const char *reason = NULL;
-    ssize_t n = mc_h1_chunked_scan(&s->req_chunked, s->in.data + s->in.start, avail, &done, &reason);
-    if (n < 0)
-        return -1;
-    s->req_ready = (uint32_t)n;
-    s->req_done = (uint8_t)done;
-    return 0;
-}
-
 /* Moves scanned body bytes into `replay` while they fit (they can then be
  * resent by a retry); what does not fit is streamed from `in`. */
-static int take_body(mc_http_session_t *s)
+static int take_body(mc_http_stream_t *s)
 {
     for (;;) {
-        if (scan_body(s) < 0)
+        if (s->codec->scan_body(s) < 0)
             return -1;
         if (!s->req_ready || !s->buffered)
             return 0;
@@ -284,15 +213,15 @@ static int take_body(mc_http_session_t *s)
             s->buffered = 0; /* too big to keep: stream the rest */
             return 0;
         }
-        memcpy(s->replay.data + s->replay.end, s->in.data + s->in.start, s->req_ready);
+        memcpy(s->replay.data + s->replay.end, s->rx->data + s->rx->start, s->req_ready);
         s->replay.end += s->req_ready;
         s->bytes_rx += s->req_ready;
-        s->in.start += s->req_ready;
+        s->rx->start += s->req_ready;
         s->req_ready = 0;
     }
 }
 
-static void maybe_mirror(mc_http_session_t *s)
+static void maybe_mirror(mc_http_stream_t *s)
 {
     if (!s->mirror.data || s->mirrored || !s->req_done)
         return;
@@ -302,13 +231,13 @@ static void maybe_mirror(mc_http_session_t *s)
     mc_hbuf_release(s->w, &s->mirror);
 }
 
-void mc_http_forward_shadow(mc_http_session_t *sh)
+void mc_http_forward_shadow(mc_http_stream_t *sh)
 {
     mc_stats_shard_t *st = STATS(sh);
     sh->ep = UINT32_MAX;
     if (mc_cb_acquire(&sh->c->state->rq_active, sh->c->max_requests) < 0) {
         mc_stat_inc(st, sh->c->scope, MC_CLUSTER_UPSTREAM_RQ_OVERFLOW);
-        mc_http_session_close(sh);
+        sh->codec->reset(sh);
         return;
     }
     sh->rq_slot = 1;
@@ -318,11 +247,11 @@ void mc_http_forward_shadow(mc_http_session_t *sh)
     start_try(sh);
 }
 
-static void body_error(mc_http_session_t *s)
+static void body_error(mc_http_stream_t *s)
 {
     mc_stat_inc(STATS(s), s->hcm->scope, MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR);
     if (s->try_state >= TRY_SENDING && s->body_sent) {
-        mc_http_session_close(s);
+        s->codec->reset(s);
         return;
     }
     mc_http_local_reply(s, 400, "bad request: malformed chunked body\n", MC_RF_DPE);
@@ -331,19 +260,19 @@ static void body_error(mc_http_session_t *s)
 /* ---- starting ---------------------------------------------------------------- */
 
 /* The request is read whole: the route timeout starts (Envoy). */
-static void arm_route_timeout(mc_http_session_t *s)
+static void arm_route_timeout(mc_http_stream_t *s)
 {
     if (!s->rq_done_ns)
         s->rq_done_ns = s->w->loop.now;
-    mc_http_rearm(s);
+    mc_http_stream_rearm(s);
 }
 
-static int roll(mc_http_session_t *s, uint32_t ppm)
+static int roll(mc_http_stream_t *s, uint32_t ppm)
 {
     return ppm && mc_rand_below(&s->w->rand, 1000000) < ppm;
 }
 
-void mc_http_forward(mc_http_session_t *s)
+void mc_http_forward(mc_http_stream_t *s)
 {
     mc_worker_t *w = s->w;
     mc_stats_shard_t *st = STATS(s);
@@ -356,7 +285,7 @@ void mc_http_forward(mc_http_session_t *s)
     /* The whole upstream request head, serialized while the parsed views
      * are valid; retries resend it from here. */
     if (mc_hbuf_reserve(w, &s->replay, MC_HTTP_BUF) < 0) {
-        mc_http_session_close(s);
+        s->codec->reset(s);
         return;
     }
     long n = mc_http_write_request_head(s, s->replay.data, s->replay.cap, NULL);
@@ -364,7 +293,7 @@ void mc_http_forward(mc_http_session_t *s)
         mc_hbuf_release(w, &s->replay);
         uint32_t big = s->head_len * 2 + 4096;
         if (mc_hbuf_reserve(w, &s->replay, big) < 0) {
-            mc_http_session_close(s);
+            s->codec->reset(s);
             return;
         }
         n = mc_http_write_request_head(s, s->replay.data, s->replay.cap, NULL);
@@ -426,7 +355,7 @@ void mc_http_forward(mc_http_session_t *s)
 }
 
 /* Gets a connection for the current try: pooled, new, or wait. */
-static void acquire(mc_http_session_t *s)
+static void acquire(mc_http_stream_t *s)
 {
     mc_worker_t *w = s->w;
     mc_stats_shard_t *st = STATS(s);
@@ -490,7 +419,7 @@ static void acquire(mc_http_session_t *s)
     send_upstream(s);
 }
 
-static void start_try(mc_http_session_t *s)
+static void start_try(mc_http_stream_t *s)
 {
     mc_worker_t *w = s->w;
     mc_stats_shard_t *st = STATS(s);
@@ -536,7 +465,7 @@ static void start_try(mc_http_session_t *s)
     acquire(s);
 }
 
-void mc_http_pending_wake(mc_http_session_t *s)
+void mc_http_pending_wake(mc_http_stream_t *s)
 {
     /* Off the wait list (keeping the pending slot until connected), and
      * re-run from the loop, not from inside the pool's own call. */
@@ -546,15 +475,15 @@ void mc_http_pending_wake(mc_http_session_t *s)
     mc_loop_post(&s->w->loop, &s->task, s->task.cb);
 }
 
-void mc_http_forward_resume(mc_http_session_t *s)
+void mc_http_forward_resume(mc_http_stream_t *s)
 {
-    if (s->state == DS_ACTIVE && s->try_state == TRY_WOKEN)
+    if (s->state == ST_ACTIVE && s->try_state == TRY_WOKEN)
         acquire(s);
 }
 
 /* ---- sending -------------------------------------------------------------------- */
 
-static void send_upstream(mc_http_session_t *s)
+static void send_upstream(mc_http_stream_t *s)
 {
     mc_upconn_t *u = s->up;
     mc_stats_shard_t *st = STATS(s);
@@ -568,8 +497,8 @@ static void send_upstream(mc_http_session_t *s)
         }
         if (!s->buffered || s->req_done)
             break; /* whole, or too big to keep: send */
-        mc_http_pump_request(s); /* read more of the body */
-        if (s->state != DS_ACTIVE || !mc_hbuf_len(&s->in))
+        s->codec->read_body(s); /* read more of the body */
+        if (s->state != ST_ACTIVE || !mc_hbuf_len(s->rx))
             return; /* wait for the client */
     }
     for (;;) {
@@ -597,14 +526,14 @@ static void send_upstream(mc_http_session_t *s)
                     return;
                 }
                 /* Wait for the client's next body bytes. */
-                mc_http_pump_request(s);
-                if (s->state != DS_ACTIVE)
+                s->codec->read_body(s);
+                if (s->state != ST_ACTIVE)
                     return;
-                if (!mc_hbuf_len(&s->in) || s->req_ready)
+                if (!mc_hbuf_len(s->rx) || s->req_ready)
                     return;
                 continue;
             }
-            p = s->in.data + s->in.start;
+            p = s->rx->data + s->rx->start;
             len = s->req_ready;
             from_in = 1;
         }
@@ -613,7 +542,7 @@ static void send_upstream(mc_http_session_t *s)
             mc_stat_add(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, n);
             if (from_in) {
                 s->bytes_rx += (uint64_t)n;
-                s->in.start += (uint32_t)n;
+                s->rx->start += (uint32_t)n;
                 s->req_ready -= (uint32_t)n;
                 s->body_sent = 1; /* not in replay: no retry from here on */
             } else {
@@ -637,10 +566,10 @@ static void send_upstream(mc_http_session_t *s)
     }
 }
 
-void mc_http_forward_progress(mc_http_session_t *s)
+void mc_http_forward_progress(mc_http_stream_t *s)
 {
-    mc_http_pump_request(s);
-    if (s->state != DS_ACTIVE)
+    s->codec->read_body(s);
+    if (s->state != ST_ACTIVE)
         return;
     if (s->try_state == TRY_SENDING && s->up) {
         send_upstream(s);
@@ -654,7 +583,7 @@ void mc_http_forward_progress(mc_http_session_t *s)
 
 /* ---- the response head ----------------------------------------------------------- */
 
-static void count_upstream_status(mc_http_session_t *s, int status)
+static void count_upstream_status(mc_http_stream_t *s, int status)
 {
     static const int slots[6] = {0, MC_CLUSTER_UPSTREAM_RQ_1XX, MC_CLUSTER_UPSTREAM_RQ_2XX,
                                  MC_CLUSTER_UPSTREAM_RQ_3XX, MC_CLUSTER_UPSTREAM_RQ_4XX, MC_CLUSTER_UPSTREAM_RQ_5XX};
@@ -670,7 +599,7 @@ static int outcome_of(int status)
     return status >= 500 ? MC_OUTCOME_5XX : MC_OUTCOME_SUCCESS;
 }
 
-static void report_outlier(mc_http_session_t *s, int outcome)
+static void report_outlier(mc_http_stream_t *s, int outcome)
 {
     const mc_cluster_t *c = s->c;
     if (!c->outlier.enabled || s->ep == UINT32_MAX)
@@ -683,7 +612,7 @@ static void report_outlier(mc_http_session_t *s, int outcome)
 }
 
 /* Whether a retry may start now; takes the retry circuit-breaker slot. */
-static int may_retry(mc_http_session_t *s, int failure, int status)
+static int may_retry(mc_http_stream_t *s, int failure, int status)
 {
     const mc_retry_policy_t *rp = retry_policy(s);
     if (!rp || s->retries >= rp->num_retries || s->body_sent || !mc_retry_wanted(rp, status, failure))
@@ -695,7 +624,7 @@ static int may_retry(mc_http_session_t *s, int failure, int status)
     return 1;
 }
 
-static void schedule_retry(mc_http_session_t *s)
+static void schedule_retry(mc_http_stream_t *s)
 {
     const mc_retry_policy_t *rp = retry_policy(s);
     s->retries++;
@@ -706,7 +635,7 @@ static void schedule_retry(mc_http_session_t *s)
     mc_timer_arm(&s->w->loop.timers, &s->try_timer, s->w->loop.now + wait);
 }
 
-static void try_failed(mc_http_session_t *s, int failure, int status)
+static void try_failed(mc_http_stream_t *s, int failure, int status)
 {
     mc_stats_shard_t *st = STATS(s);
     report_outlier(s, MC_OUTCOME_GATEWAY);
@@ -737,10 +666,9 @@ static void try_failed(mc_http_session_t *s, int failure, int status)
     }
 }
 
-static void commit_response(mc_http_session_t *s, int head_len)
+static void commit_response(mc_http_stream_t *s, int head_len)
 {
     mc_worker_t *w = s->w;
-    mc_upconn_t *u = s->up;
     const mc_h1_response_t *r = &s->resp;
     mc_timer_cancel(&w->loop.timers, &s->try_timer);
     if (s->retry_cs) {
@@ -758,32 +686,12 @@ static void commit_response(mc_http_session_t *s, int head_len)
     s->resp_keep_upstream = r->keep_alive && r->body != MC_H1_BODY_UNTIL_CLOSE;
     s->resp_done = r->body == MC_H1_BODY_NONE || (r->body == MC_H1_BODY_LENGTH && r->content_length == 0);
     s->resp_ready = 0;
-    /* An HTTP/1.0 client knows no chunked coding (RFC 9112 6.1): it gets
-     * the decoded body, ended by closing the connection. */
-    s->resp_dechunk = r->body == MC_H1_BODY_CHUNKED && s->req.minor_version == 0;
-    if (r->body == MC_H1_BODY_UNTIL_CLOSE || s->early_response || s->resp_dechunk)
-        s->close_after = 1; /* the client cannot tell where it ends otherwise */
     mc_stat_hist(STATS(s), s->c->scope, MC_CLUSTER_H_UPSTREAM_RQ_TIME, (mc_now_ns() - s->try_start_ns) / 1000);
     uint64_t service_ms = (mc_now_ns() - s->try_start_ns) / 1000000;
-    /* Written straight into the client's buffer, sized for the head (which
-     * may be up to the parser's limit, larger than a pooled buffer). */
-    long n = -1;
-    for (uint32_t room = (uint32_t)head_len + 1024; n < 0 && room <= 4u * (uint32_t)head_len + 8192; room *= 2) {
-        if (mc_hbuf_reserve(w, &s->out, room) < 0)
-            break;
-        n = mc_http_write_response_head(s, s->out.data + s->out.end, s->out.cap - s->out.end, service_ms);
-    }
-    u->in.start += (uint32_t)head_len; /* the views are no longer needed */
-    if (n < 0) {
-        s->flags |= MC_RF_UPE;
-        mc_http_session_close(s);
-        return;
-    }
-    s->out.end += (uint32_t)n;
-    mc_http_pump_response(s);
+    s->codec->response_head(s, (uint32_t)head_len, service_ms);
 }
 
-static void on_response_head(mc_http_session_t *s, int head_len)
+static void on_response_head(mc_http_stream_t *s, int head_len)
 {
     mc_stats_shard_t *st = STATS(s);
     mc_upconn_t *u = s->up;
@@ -811,7 +719,7 @@ static void on_response_head(mc_http_session_t *s, int head_len)
     commit_response(s, head_len);
 }
 
-static void read_response_head(mc_http_session_t *s)
+static void read_response_head(mc_http_stream_t *s)
 {
     mc_upconn_t *u = s->up;
     for (;;) {
@@ -840,7 +748,7 @@ static void read_response_head(mc_http_session_t *s)
             return;
         }
         if (mc_hbuf_reserve(s->w, &u->in, mc_hbuf_len(&u->in) + 4096 > MC_HTTP_BUF ? mc_hbuf_len(&u->in) : 4096) < 0) {
-            mc_http_session_close(s);
+            s->codec->reset(s);
             return;
         }
         uint32_t room = u->in.cap - u->in.end;
@@ -873,9 +781,9 @@ static void read_response_head(mc_http_session_t *s)
 
 /* ---- events ----------------------------------------------------------------------- */
 
-void mc_http_upstream_event(mc_http_session_t *s, mc_upconn_t *u, int event)
+void mc_http_upstream_event(mc_http_stream_t *s, mc_upconn_t *u, int event)
 {
-    if (s->state != DS_ACTIVE || s->up != u)
+    if (s->state != ST_ACTIVE || s->up != u)
         return;
     mc_stats_shard_t *st = STATS(s);
     switch (event) {
@@ -896,7 +804,7 @@ void mc_http_upstream_event(mc_http_session_t *s, mc_upconn_t *u, int event)
     default:
         if (s->try_state == TRY_SENDING) {
             send_upstream(s);
-            if (s->state == DS_ACTIVE && s->try_state == TRY_SENDING && s->up && s->up->readable) {
+            if (s->state == ST_ACTIVE && s->try_state == TRY_SENDING && s->up && s->up->readable) {
                 /* An early response (e.g. 413 before the body is done). */
                 s->early_response = 1;
                 read_response_head(s);
@@ -904,7 +812,7 @@ void mc_http_upstream_event(mc_http_session_t *s, mc_upconn_t *u, int event)
         } else if (s->try_state == TRY_WAITING) {
             read_response_head(s);
         } else if (s->try_state == TRY_RESPONDING) {
-            mc_http_pump_response(s);
+            s->codec->send_response(s);
         }
         break;
     }
@@ -912,8 +820,8 @@ void mc_http_upstream_event(mc_http_session_t *s, mc_upconn_t *u, int event)
 
 void mc_http_try_timer(mc_timer_t *t)
 {
-    mc_http_session_t *s = mc_container_of(t, mc_http_session_t, try_timer);
-    if (s->state != DS_ACTIVE)
+    mc_http_stream_t *s = mc_container_of(t, mc_http_stream_t, try_timer);
+    if (s->state != ST_ACTIVE)
         return;
     if (s->try_state == TRY_BACKOFF) {
         start_try(s); /* after a retry back-off or an injected delay */

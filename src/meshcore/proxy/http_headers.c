@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/http_session.h"
+#include "proxy/http_stream.h"
 
 #define MAX_FIELDS 256
 
@@ -147,7 +147,7 @@ static void put_fields(out_t *o, const list_t *l)
 #define name_is(name, len, lit) ((len) == sizeof(lit) - 1 && mc_h1_token_eq((name), (len), (lit), sizeof(lit) - 1))
 
 /* The path sent upstream: rewritten per route, origin-form. */
-static void put_path(out_t *o, const mc_http_session_t *s)
+static void put_path(out_t *o, const mc_http_stream_t *s)
 {
     const mc_h1_request_t *q = &s->req;
     const mc_route_t *r = s->route;
@@ -189,7 +189,7 @@ static size_t host_with_suffix(char *buf, size_t cap, const char *host, size_t l
     return (size_t)snprintf(buf, cap, "%.*s%s%.*s", (int)port_at, host, suffix, (int)(len - port_at), host + port_at);
 }
 
-long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t cap, const char *host_suffix)
+long mc_http_write_request_head(const mc_http_stream_t *s, char *buf, size_t cap, const char *host_suffix)
 {
     const mc_h1_request_t *q = &s->req;
     static __thread list_t l; /* 6 KiB of views: per worker thread, not per call */
@@ -208,8 +208,8 @@ long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t ca
     }
     push(&l, "host", 4, host, host_len);
     char xff[512];
-    const char *ip = s->peer_text + s->peer_ip_off;
-    size_t ip_len = s->peer_ip_len;
+    const char *ip = s->peer->text + s->peer->ip_off;
+    size_t ip_len = s->peer->ip_len;
     int have_xff = 0, have_xfp = 0, have_rid = 0;
     const mc_im_cfg_t *im = &s->ch->im;
     for (size_t i = 0; i < q->n_headers; i++) {
@@ -280,7 +280,7 @@ long mc_http_write_request_head(const mc_http_session_t *s, char *buf, size_t ca
     return o.overflow ? -1 : (long)o.len;
 }
 
-long mc_http_write_response_head(const mc_http_session_t *s, char *buf, size_t cap, uint64_t service_ms)
+long mc_http_write_response_head(const mc_http_stream_t *s, char *buf, size_t cap, uint64_t service_ms)
 {
     const mc_h1_response_t *r = &s->resp;
     static __thread list_t l;

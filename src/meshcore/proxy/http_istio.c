@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "proxy/http_session.h"
+#include "proxy/http_stream.h"
 
 int mc_http_im_header(const char *name, size_t len)
 {
@@ -30,7 +30,7 @@ static uint16_t peer_of(mc_worker_t *w, const mc_h1_header_t *headers, size_t n)
     return h ? mc_im_peer(&w->im, h->value, h->value_len) : 0;
 }
 
-void mc_http_im_request_head(mc_http_session_t *s)
+void mc_http_im_request_head(mc_http_stream_t *s)
 {
     const mc_im_cfg_t *im = &s->ch->im;
     s->im_peer = 0;
@@ -45,17 +45,17 @@ void mc_http_im_request_head(mc_http_session_t *s)
     s->im_peer = peer_of(s->w, q->headers, q->n_headers);
 }
 
-void mc_http_im_response_head(mc_http_session_t *s)
+void mc_http_im_response_head(mc_http_stream_t *s)
 {
     const mc_im_cfg_t *im = &s->ch->im;
-    if (im->reporter == MC_IM_SOURCE && im->exchange && !s->shadow)
+    if (im->reporter == MC_IM_SOURCE && im->exchange && s->conn)
         s->im_peer = peer_of(s->w, s->resp.headers, s->resp.n_headers);
 }
 
-void mc_http_im_end(mc_http_session_t *s)
+void mc_http_im_end(mc_http_stream_t *s)
 {
     const mc_im_cfg_t *im = &s->ch->im;
-    if (im->reporter == MC_IM_REPORTER_NONE || s->shadow)
+    if (im->reporter == MC_IM_REPORTER_NONE || !s->conn)
         return;
     mc_worker_t *w = s->w;
     mc_im_key_t k;
@@ -67,12 +67,13 @@ void mc_http_im_end(mc_http_session_t *s)
     k.peer = s->im_peer;
     k.service = s->c ? s->c->im_service : 0;
     if (im->reporter == MC_IM_DESTINATION) {
-        if (!s->im_principal_set) { /* once per connection */
-            s->im_principal = mc_im_principal(&w->im, s->principal, strlen(s->principal));
-            s->im_principal_set = 1;
+        mc_http_peer_t *p = s->peer;
+        if (!p->im_principal_set) { /* once per connection */
+            p->im_principal = mc_im_principal(&w->im, p->principal, strlen(p->principal));
+            p->im_principal_set = 1;
         }
-        k.principal = s->im_principal;
-        k.security = s->principal[0] ? MC_IM_SEC_MUTUAL_TLS : MC_IM_SEC_NONE;
+        k.principal = p->im_principal;
+        k.security = p->principal[0] ? MC_IM_SEC_MUTUAL_TLS : MC_IM_SEC_NONE;
     } else {
         mc_upconn_t *u = s->up;
         if (u && !u->im_principal_set) {

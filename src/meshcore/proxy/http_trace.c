@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "meshcore/rand.h"
-#include "proxy/http_session.h"
+#include "proxy/http_stream.h"
 
 static int hexval(char c)
 {
@@ -60,7 +60,7 @@ static const mc_h1_header_t *header(const mc_h1_request_t *q, const char *name)
 }
 
 /* traceparent: 00-<32 hex trace>-<16 hex parent>-<2 hex flags> */
-static int parse_traceparent(mc_http_session_t *s, const mc_h1_header_t *h)
+static int parse_traceparent(mc_http_stream_t *s, const mc_h1_header_t *h)
 {
     const char *v = h->value;
     uint64_t parent, flags;
@@ -86,7 +86,7 @@ static int sampling_state(const char *v, size_t n)
 }
 
 /* b3: {trace}-{span}[-{sampled}[-{parent}]] or a lone sampling state. */
-static int parse_b3_single(mc_http_session_t *s, const mc_h1_header_t *h, int *decision)
+static int parse_b3_single(mc_http_stream_t *s, const mc_h1_header_t *h, int *decision)
 {
     const char *v = h->value, *end = v + h->value_len;
     if (h->value_len == 1) {
@@ -110,7 +110,7 @@ static int parse_b3_single(mc_http_session_t *s, const mc_h1_header_t *h, int *d
     return 0;
 }
 
-static int parse_b3_multi(mc_http_session_t *s, const mc_h1_request_t *q, int *decision)
+static int parse_b3_multi(mc_http_stream_t *s, const mc_h1_request_t *q, int *decision)
 {
     const mc_h1_header_t *sampled = header(q, "x-b3-sampled"), *flags = header(q, "x-b3-flags");
     if (flags && flags->value_len == 1 && flags->value[0] == '1')
@@ -135,13 +135,13 @@ static uint64_t nonzero(mc_rand_t *r)
     return v;
 }
 
-void mc_http_trace_begin(mc_http_session_t *s)
+void mc_http_trace_begin(mc_http_stream_t *s)
 {
     const mc_hcm_t *h = s->hcm;
     s->trace_active = 0;
     s->trace_sampled = 0;
     s->trace_b3 = 0;
-    if (!h->tracer_id || s->shadow)
+    if (!h->tracer_id || !s->conn)
         return;
     const mc_h1_request_t *q = &s->req;
     mc_rand_t *rng = &s->w->rand;
@@ -184,7 +184,7 @@ static void hex(char *out, uint64_t v, int digits)
         out[i] = d[v & 15];
 }
 
-size_t mc_http_trace_format_id(const mc_http_session_t *s, char *out33)
+size_t mc_http_trace_format_id(const mc_http_stream_t *s, char *out33)
 {
     hex(out33, s->trace_hi, 16);
     hex(out33 + 16, s->trace_lo, 16);
@@ -199,7 +199,7 @@ size_t mc_http_trace_format_span(uint64_t span, char *out17)
     return 16;
 }
 
-void mc_http_trace_outgoing(const mc_http_session_t *s, mc_trace_out_t *o)
+void mc_http_trace_outgoing(const mc_http_stream_t *s, mc_trace_out_t *o)
 {
     /* traceparent: 00-trace-span-flags */
     memcpy(o->traceparent, "00-", 3);

@@ -14,70 +14,33 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
 #include "core/clock.h"
-#include "proxy/http_session.h"
-
-/* ---- buffers ------------------------------------------------------------- */
-
-int mc_hbuf_reserve(mc_worker_t *w, mc_hbuf_t *b, uint32_t need)
-{
-    if (b->data && b->cap - b->end >= need)
-        return 0;
-    if (b->data && b->start > 0) {
-        mc_hbuf_compact(b);
-        if (b->cap - b->end >= need)
-            return 0;
-    }
-    uint32_t len = b->data ? b->end - b->start : 0;
-    if (!b->data && need <= MC_HTTP_BUF) {
-        b->data = mc_pool_get_raw(&w->bufs);
-        if (!b->data)
-            return -1;
-        b->cap = MC_HTTP_BUF;
-        b->start = b->end = 0;
-        return 0;
-    }
-    /* Grow past the pool size: a one-off allocation (large heads only). */
-    uint32_t cap = len + need;
-    char *p = malloc(cap);
-    if (!p)
-        return -1;
-    if (len)
-        memcpy(p, b->data + b->start, len);
-    mc_hbuf_release(w, b);
-    b->data = p;
-    b->cap = cap;
-    b->start = 0;
-    b->end = len;
-    return 0;
-}
-
-void mc_hbuf_release(mc_worker_t *w, mc_hbuf_t *b)
-{
-    if (b->data) {
-        if (b->cap == MC_HTTP_BUF)
-            mc_pool_put(&w->bufs, b->data);
-        else
-            free(b->data);
-    }
-    b->data = NULL;
-    b->cap = b->start = b->end = 0;
-}
-
-void mc_hbuf_compact(mc_hbuf_t *b)
-{
-    if (b->start == 0)
-        return;
-    uint32_t len = b->end - b->start;
-    if (len)
-        memmove(b->data, b->data + b->start, len);
-    b->start = 0;
-    b->end = len;
-}
+#include "proxy/http_stream.h"
 
 /* ---- lifecycle ------------------------------------------------------------- */
+
+size_t mc_upconn_size(void)
+{
+    return sizeof(mc_upconn_t);
+}
+
+ssize_t mc_upconn_fill(mc_upconn_t *u, uint32_t want)
+{
+    if (mc_hbuf_len(&u->in) == 0)
+        u->in.start = u->in.end = 0;
+    if (mc_hbuf_reserve(u->w, &u->in, want) < 0)
+        return MC_IO_ERROR;
+    uint32_t room = u->in.cap - u->in.end;
+    ssize_t n = mc_stream_read(&u->st, u->in.data + u->in.end, room);
+    if (n > 0) {
+        u->in.end += (uint32_t)n;
+        if ((uint32_t)n < room && !u->rdhup && mc_stream_short_read_drains(&u->st))
+            u->readable = 0;
+    } else if (n == MC_IO_AGAIN) {
+        u->readable = 0;
+    }
+    return n;
+}
 
 /* A connection slot or an idle connection just appeared: let the oldest
  * request waiting on this cluster try again. */
@@ -85,7 +48,7 @@ static void wake_pending(mc_worker_t *w, mc_cluster_state_t *cs)
 {
     mc_list_t *l = &cs->wpending[w->id];
     if (!mc_list_empty(l))
-        mc_http_pending_wake(mc_container_of(l->next, mc_http_session_t, pending_link));
+        mc_http_pending_wake(mc_container_of(l->next, mc_http_stream_t, pending_link));
 }
 
 /* Keeps the connection's TLS session so the next connection to the host
@@ -117,7 +80,7 @@ static void keep_tls_session(mc_upconn_t *u, int closing)
 static void free_task(mc_task_t *t)
 {
     mc_upconn_t *u = mc_container_of(t, mc_upconn_t, task);
-    mc_pool_put(&u->w->upconns, u);
+    mc_pool_put(&mc_proxy_of(u->w)->upconns, u);
 }
 
 void mc_upconn_close(mc_upconn_t *u)
@@ -156,7 +119,7 @@ static void on_timer(mc_timer_t *t)
 {
     mc_upconn_t *u = mc_container_of(t, mc_upconn_t, timer);
     if (u->state == UP_CONNECTING || u->state == UP_HANDSHAKE) {
-        mc_http_session_t *s = u->owner;
+        mc_http_stream_t *s = u->owner;
         if (s)
             mc_http_upstream_event(s, u, u->failed ? UPEV_CONNECT_FAILED : UPEV_CONNECT_TIMEOUT);
         else
@@ -177,7 +140,7 @@ static void on_timer(mc_timer_t *t)
 /* Tells the owner how connecting went. */
 static void connected(mc_upconn_t *u, int ok)
 {
-    mc_http_session_t *s = u->owner;
+    mc_http_stream_t *s = u->owner;
     if (ok)
         u->state = UP_BUSY;
     if (s)
@@ -194,13 +157,7 @@ static void handshake(mc_upconn_t *u)
     mc_stats_shard_t *st = u->w->stats;
     mc_timer_cancel(&u->w->loop.timers, &u->timer);
     if (r < 0) {
-        int kind = mc_tls_failure_kind(u->st.ssl);
-        mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_CONNECTION_ERROR);
-        if (kind == MC_TLS_FAIL_SAN)
-            mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_FAIL_VERIFY_SAN);
-        else if (kind == MC_TLS_FAIL_VERIFY)
-            mc_stat_inc(st, u->cluster_scope, MC_CLUSTER_SSL_FAIL_VERIFY_ERROR);
-        ERR_clear_error();
+        mc_tls_count_failure(st, u->cluster_scope, u->st.ssl, MC_TLS_UPSTREAM);
         connected(u, 0);
         return;
     }
@@ -277,10 +234,10 @@ static void on_io(mc_io_t *io, uint32_t ev)
         mc_http_upstream_event(u->owner, u, UPEV_IO);
 }
 
-mc_upconn_t *mc_upconn_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t endpoint, mc_http_session_t *owner)
+mc_upconn_t *mc_upconn_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t endpoint, mc_http_stream_t *owner)
 {
     const mc_endpoint_t *e = &c->endpoints[endpoint];
-    mc_upconn_t *u = mc_pool_get(&w->upconns);
+    mc_upconn_t *u = mc_pool_get(&mc_proxy_of(w)->upconns);
     if (!u)
         return NULL;
     int in_progress;

@@ -46,6 +46,7 @@
 #include "net/tls.h"
 #include "proxy/response_flags.h"
 #include "proxy/tcp_proxy.h"
+#include "route/picker.h"
 
 #define PUMP_BUDGET (1u << 20) /* bytes per direction per call */
 #define PIPE_SIZE 65536u
@@ -86,7 +87,7 @@ struct tcp_session {
     uint8_t n_tried;
     uint32_t attempts;
     uint8_t state;
-    uint8_t limited; /* counted against the listener's connection limit */
+    mc_admission_t adm;
     end_t down, up;
     dir_t d2u, u2d;
     uint64_t start_ns, connect_start_ns, last_activity;
@@ -117,7 +118,7 @@ static void free_task(mc_task_t *t)
     tcp_session_t *s = mc_container_of(t, tcp_session_t, task);
     mc_worker_t *w = s->w;
     mc_wctx_unpin(s->ctx);
-    mc_pool_put(&w->sessions, s);
+    mc_pool_put(&mc_proxy_of(w)->tcp_sessions, s);
 }
 
 static void release_dir(tcp_session_t *s, dir_t *d)
@@ -223,7 +224,6 @@ static void close_session(tcp_session_t *s)
     log_session(s);
     im_close(s);
     mc_worker_t *w = s->w;
-    mc_stats_shard_t *st = STATS(s);
     release_upstream(s);
     s->state = CLOSED;
     mc_timer_cancel(&w->loop.timers, &s->timer);
@@ -231,16 +231,8 @@ static void close_session(tcp_session_t *s)
     s->down.io.fd = -1;
     release_dir(s, &s->d2u);
     release_dir(s, &s->u2d);
-    const mc_listener_t *l = s->l;
-    mc_stat_add(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_ACTIVE, -1);
-    mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_DESTROY);
-    mc_stat_hist(st, l->scope, MC_LISTENER_H_DOWNSTREAM_CX_LENGTH_MS,
-                 (w->loop.now - s->start_ns) / 1000);
-    if (s->limited) {
-        __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
-        mc_stat_add(st, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS, -1);
-    }
-    mc_worker_session_remove(w, &s->base);
+    mc_listener_cx_close(w, s->l, &s->adm);
+    mc_session_list_remove(&w->sessions, &s->base);
     /* Events for these sockets may still be in this loop turn's batch;
      * free only after it (the handlers see CLOSED and return). */
     mc_loop_post(&w->loop, &s->task, free_task);
@@ -479,31 +471,6 @@ static void connect_failed(tcp_session_t *s, int timed_out)
     close_session(s);
 }
 
-/* Counts a failed handshake by kind; returns the reason for logs. */
-static const char *count_tls_failure(tcp_session_t *s, SSL *ssl, uint32_t scope, int downstream)
-{
-    mc_stats_shard_t *st = STATS(s);
-    int kind = mc_tls_failure_kind(ssl);
-    const char *why = mc_tls_failure(ssl);
-    if (downstream) {
-        mc_stat_inc(st, scope, MC_LISTENER_SSL_CONNECTION_ERROR);
-        if (kind == MC_TLS_FAIL_SAN)
-            mc_stat_inc(st, scope, MC_LISTENER_SSL_FAIL_VERIFY_SAN);
-        else if (kind == MC_TLS_FAIL_VERIFY)
-            mc_stat_inc(st, scope, MC_LISTENER_SSL_FAIL_VERIFY_ERROR);
-        else if (kind == MC_TLS_FAIL_NO_CERT)
-            mc_stat_inc(st, scope, MC_LISTENER_SSL_NO_CERTIFICATE);
-    } else {
-        mc_stat_inc(st, scope, MC_CLUSTER_SSL_CONNECTION_ERROR);
-        if (kind == MC_TLS_FAIL_SAN)
-            mc_stat_inc(st, scope, MC_CLUSTER_SSL_FAIL_VERIFY_SAN);
-        else if (kind == MC_TLS_FAIL_VERIFY)
-            mc_stat_inc(st, scope, MC_CLUSTER_SSL_FAIL_VERIFY_ERROR);
-    }
-    ERR_clear_error();
-    return why;
-}
-
 static void established(tcp_session_t *s);
 static void connect_failed(tcp_session_t *s, int timed_out);
 
@@ -514,7 +481,7 @@ static void up_handshake(tcp_session_t *s)
     if (r == 0)
         return;
     if (r < 0) {
-        count_tls_failure(s, s->up.st.ssl, s->c->scope, 0);
+        mc_tls_count_failure(STATS(s), s->c->scope, s->up.st.ssl, MC_TLS_UPSTREAM);
         connect_failed(s, 0);
         return;
     }
@@ -563,21 +530,6 @@ static void established(tcp_session_t *s)
     run(s);
 }
 
-static uint32_t pick_endpoint(tcp_session_t *s)
-{
-    const mc_cluster_t *c = s->c;
-    mc_wcluster_t *wc = &s->ctx->clusters[s->cidx];
-    mc_lb_skip_t skip = mc_lb_skip_of(wc->skip, c->n_endpoints, s->tried, s->n_tried);
-    switch (c->lb_policy) {
-    case MC_LB_RANDOM:
-        return mc_lb_random(&s->w->rand, c->cum_weights, c->n_endpoints, skip);
-    case MC_LB_LEAST_REQUEST:
-        return mc_lb_least_request(&s->w->rand, wc->swrr, c->weights, wc->active, c->n_endpoints, skip);
-    default:
-        return mc_lb_swrr(wc->swrr, c->weights, c->n_endpoints, skip);
-    }
-}
-
 static void connect_next(tcp_session_t *s)
 {
     mc_worker_t *w = s->w;
@@ -588,7 +540,8 @@ static void connect_next(tcp_session_t *s)
         close_session(s);
         return;
     }
-    uint32_t ep = pick_endpoint(s);
+    mc_pick_t pick = {.tried = s->tried, .n_tried = s->n_tried};
+    uint32_t ep = mc_pick_endpoint(c, &s->ctx->clusters[s->cidx], &w->rand, w->loop.now, &pick);
     const mc_endpoint_t *e = &c->endpoints[ep];
     s->ep = ep;
     s->last_ep = ep;
@@ -657,7 +610,7 @@ static void down_handshake(tcp_session_t *s)
     if (r == 0)
         return;
     if (r < 0) {
-        count_tls_failure(s, s->down.st.ssl, s->l->scope, 1);
+        mc_tls_count_failure(STATS(s), s->l->scope, s->down.st.ssl, MC_TLS_DOWNSTREAM);
         close_session(s);
         return;
     }
@@ -722,34 +675,14 @@ static void on_up(mc_io_t *io, uint32_t ev)
 
 /* ---- accept ------------------------------------------------------------- */
 
-void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t chain, int fd,
-                         const mc_addr_t *peer)
+void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, const mc_listener_t *l, const mc_chain_t *ch, int fd,
+                         const mc_addr_t *peer, const mc_admission_t *adm)
 {
-    const mc_listener_t *l = &ctx->snap->listeners[li];
-    const mc_chain_t *ch = &l->chains[chain];
     mc_stats_shard_t *st = w->stats;
-    int limited = 0;
-    if (l->conn_limit) {
-        int64_t n = __atomic_add_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
-        if (n > (int64_t)l->conn_limit) {
-            __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
-            mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_LIMITED_CONNECTIONS);
-            mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_OVERFLOW);
-            close(fd);
-            return;
-        }
-        limited = 1;
-        mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS);
-    }
-    tcp_session_t *s = mc_pool_get(&w->sessions);
+    tcp_session_t *s = mc_pool_get(&mc_proxy_of(w)->tcp_sessions);
     if (!s) {
-        if (limited) {
-            __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
-            mc_stat_add(st, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS, -1);
-        }
-        mc_stat_inc(st, w->server_scope, MC_SERVER_CONN_POOL_EXHAUSTED);
-        mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_OVERFLOW);
-        close(fd);
+        mc_admission_t a = *adm;
+        mc_listener_overflow(w, l, &a, fd);
         return;
     }
     s->base.abort = abort_session;
@@ -758,7 +691,7 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t c
     mc_wctx_pin(ctx);
     s->l = l;
     s->ch = ch;
-    s->limited = (uint8_t)limited;
+    s->adm = *adm;
     s->ep = UINT32_MAX;
     s->last_ep = UINT32_MAX;
     s->state = CONNECTING;
@@ -775,10 +708,8 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t c
     s->up = (end_t){.io = {.fd = -1, .cb = on_up}, .st = {.fd = -1}, .s = s};
     s->d2u = (dir_t){.src = &s->down, .dst = &s->up, .pipe = {-1, -1}, .upstream_bound = 1};
     s->u2d = (dir_t){.src = &s->up, .dst = &s->down, .pipe = {-1, -1}};
-    mc_worker_session_add(w, &s->base);
-
-    mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_TOTAL);
-    mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_ACTIVE);
+    mc_session_list_add(&w->sessions, &s->base);
+    mc_listener_cx_open(w, l);
     mc_stat_inc(st, ch->tcp.scope, MC_TCP_DOWNSTREAM_CX_TOTAL);
 
     mc_sock_nodelay(fd);
@@ -805,29 +736,9 @@ void mc_tcp_proxy_accept(mc_worker_t *w, mc_wctx_t *ctx, uint32_t li, uint32_t c
     start_upstream(s);
 }
 
-/* envoy.filters.network.rbac: decided once, when the peer is known. */
-static int net_rbac_allows(tcp_session_t *s)
-{
-    const mc_chain_t *ch = s->ch;
-    mc_rbac_ctx_t c = {.principal = s->down_principal, .authenticated = s->down_principal[0] != 0,
-                       .peer = &s->peer, .local = s->l->ls ? &s->l->ls->bound : &s->l->addr,
-                       .md = s->w->match_data};
-    for (uint32_t i = 0; i < ch->n_net_rbac; i++) {
-        const char *policy;
-        if (!mc_rbac_allows(ch->net_rbac[i], &c, &policy)) {
-            s->denied_by = policy ? policy : "";
-            mc_stat_inc(STATS(s), ch->tcp.scope, MC_TCP_RBAC_DENIED);
-            return 0;
-        }
-    }
-    if (ch->n_net_rbac)
-        mc_stat_inc(STATS(s), ch->tcp.scope, MC_TCP_RBAC_ALLOWED);
-    return 1;
-}
-
 static void start_upstream(tcp_session_t *s)
 {
-    if (!net_rbac_allows(s)) {
+    if (!mc_listener_net_rbac(s->w, s->l, s->ch, &s->peer, s->down_principal, &s->denied_by)) {
         close_session(s);
         return;
     }

@@ -15,39 +15,9 @@
 #include "net/listener.h"
 #include "net/sock.h"
 #include "net/tls.h"
-#include "route/cluster_state.h"
+#include "route/cluster.h"
 #include "route/rbac.h"
 #include "route/route_config.h"
-
-typedef struct mc_endpoint {
-    mc_addr_t addr;
-    mc_host_state_t *host; /* shared runtime state (outlier, pools) */
-    uint32_t host_scope;
-    char name[64]; /* ip:port */
-} mc_endpoint_t;
-
-typedef struct mc_cluster {
-    char *name;
-    uint32_t lb_policy;
-    uint64_t connect_timeout_ns;
-    uint32_t n_endpoints, cap_endpoints;
-    mc_endpoint_t *endpoints;
-    uint32_t *weights;
-    uint64_t *cum_weights;
-    uint32_t scope;
-    mc_cluster_state_t *state; /* shared runtime state (circuit breakers) */
-    /* HTTP: circuit breakers, outlier detection, connection pool */
-    uint32_t max_connections, max_pending_requests, max_requests, max_retries;
-    mc_outlier_cfg_t outlier;
-    uint64_t idle_timeout_ns;
-    uint32_t max_requests_per_connection;
-    uint32_t ring_min, ring_max;
-    mc_tls_ctx_t *tls;     /* upstream TLS, or NULL */
-    uint32_t im_service;   /* id of its Istio service labels (destination_service...), 0: unknown */
-    uint64_t *ring_hashes; /* RING_HASH: sorted points and their endpoints */
-    uint32_t *ring_endpoints;
-    uint32_t ring_size;
-} mc_cluster_t;
 
 typedef struct mc_tcp_proxy {
     int present;

@@ -14,9 +14,7 @@
 
 #include "core/clock.h"
 #include "meshcore/balancer.h"
-#include "proxy/http_session.h"
-#include "proxy/tcp_proxy.h"
-#include "worker/engine_internal.h"
+#include "engine/engine_internal.h"
 
 #define ACCEPT_BATCH 64
 
@@ -150,22 +148,12 @@ void mc_wctx_unpin(mc_wctx_t *c)
 
 /* ---- listeners ---------------------------------------------------------- */
 
-void mc_chain_accept(mc_worker_t *w, mc_wctx_t *c, uint32_t li, uint32_t chain, int fd, const mc_addr_t *peer)
-{
-    const mc_chain_t *ch = &c->snap->listeners[li].chains[chain];
-    if (ch->hcm.present)
-        mc_http_accept(w, c, li, chain, fd, peer);
-    else
-        mc_tcp_proxy_accept(w, c, li, chain, fd, peer);
-}
-
 static void on_accept(mc_io_t *io, uint32_t ev)
 {
     (void)ev;
     mc_wlistener_t *wl = mc_container_of(io, mc_wlistener_t, io);
     mc_wctx_t *c = wl->ctx;
     mc_worker_t *w = c->w;
-    const mc_listener_t *l = &c->snap->listeners[wl->index];
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         mc_addr_t peer;
         peer.len = sizeof(peer.ss);
@@ -187,10 +175,7 @@ static void on_accept(mc_io_t *io, uint32_t ev)
             }
             return;
         }
-        if (l->inspect)
-            mc_inspect_start(w, c, wl->index, fd, &peer);
-        else
-            mc_chain_accept(w, c, wl->index, 0, fd, &peer);
+        w->hooks->accept(w, c, wl->index, fd, &peer);
     }
 }
 
@@ -222,8 +207,7 @@ static void close_removed_idle(mc_worker_t *w, mc_wctx_t *old, mc_snapshot_t *s)
             mc_host_wpool_t *p = &c->endpoints[e].host->wpools[w->id];
             if (p->seen == s->generation)
                 continue;
-            while (!mc_list_empty(&p->idle))
-                mc_upconn_close(mc_container_of(p->idle.next, mc_upconn_t, link));
+            w->hooks->close_idle(p);
         }
     }
 }
@@ -286,13 +270,7 @@ static void close_idle_upstreams(mc_worker_t *w, mc_wctx_t *c);
  * timeout. */
 static void drain_sessions(mc_worker_t *w)
 {
-    mc_list_t *l = w->sessions_list.next;
-    while (l != &w->sessions_list) {
-        mc_session_t *s = mc_container_of(l, mc_session_t, link);
-        l = l->next; /* drain may close (and unlink) s */
-        if (s->drain)
-            s->drain(s);
-    }
+    mc_session_list_drain(&w->sessions);
     close_idle_upstreams(w, w->ctx);
 }
 
@@ -339,18 +317,6 @@ void mc_worker_wake(mc_worker_t *w)
     }
 }
 
-void mc_worker_session_add(mc_worker_t *w, mc_session_t *s)
-{
-    mc_list_push(&w->sessions_list, &s->link);
-    __atomic_store_n(&w->n_sessions, w->n_sessions + 1, __ATOMIC_RELAXED);
-}
-
-void mc_worker_session_remove(mc_worker_t *w, mc_session_t *s)
-{
-    mc_list_remove(&s->link);
-    __atomic_store_n(&w->n_sessions, w->n_sessions - 1, __ATOMIC_RELAXED);
-}
-
 /* Pooled upstream connections are not sessions: close them on the way out
  * so upstreams see the FIN now, not when the process exits. */
 static void close_idle_upstreams(mc_worker_t *w, mc_wctx_t *c)
@@ -360,9 +326,7 @@ static void close_idle_upstreams(mc_worker_t *w, mc_wctx_t *c)
     for (uint32_t i = 0; i < c->snap->n_clusters; i++) {
         const mc_cluster_t *cl = &c->snap->clusters[i];
         for (uint32_t e = 0; e < cl->n_endpoints; e++) {
-            mc_host_wpool_t *p = &cl->endpoints[e].host->wpools[w->id];
-            while (!mc_list_empty(&p->idle))
-                mc_upconn_close(mc_container_of(p->idle.next, mc_upconn_t, link));
+            w->hooks->close_idle(&cl->endpoints[e].host->wpools[w->id]);
         }
     }
 }
@@ -383,14 +347,10 @@ static void *worker_main(void *arg)
         mc_loop_turn(&w->loop, w->stopping ? 50 : -1);
         if (!w->stopping)
             continue;
-        if (mc_list_empty(&w->sessions_list))
+        if (mc_session_list_empty(&w->sessions))
             break;
-        if (w->loop.now >= w->stop_deadline) {
-            while (!mc_list_empty(&w->sessions_list)) {
-                mc_session_t *s = mc_container_of(w->sessions_list.next, mc_session_t, link);
-                s->abort(s);
-            }
-        }
+        if (w->loop.now >= w->stop_deadline)
+            mc_session_list_abort(&w->sessions);
     }
     close_idle_upstreams(w, w->ctx);
     for (mc_wctx_t *c = w->retired; c; c = c->next_retired)
@@ -401,7 +361,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, char *err, size_t errlen)
+mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, const mc_worker_hooks_t *hooks, char *err, size_t errlen)
 {
     mc_worker_t *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -410,6 +370,7 @@ mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, char *err, size_t errlen
     }
     w->id = id;
     w->engine = e;
+    w->hooks = hooks;
     mc_im_table_init(&w->im);
     w->reserve_fd = -1;
     w->wake.fd = -1;
@@ -430,14 +391,16 @@ mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, char *err, size_t errlen
     w->server_scope = e->server_scope;
     mc_rand_seed(&w->rand, mc_now_ns() ^ ((uint64_t)(id + 1) * 0x9E3779B97F4A7C15ull));
     w->splice = e->opts.splice;
-    mc_pool_init(&w->sessions, mc_tcp_proxy_session_size(), 256, e->opts.max_connections_per_worker);
-    mc_pool_init(&w->http_sessions, mc_http_session_size(), 64, e->opts.max_connections_per_worker);
-    mc_pool_init(&w->upconns, sizeof(mc_upconn_t), 64, 0);
     mc_pool_init(&w->bufs, MC_WORKER_SCRATCH, 16, 0);
     /* Room for 31 capture groups: more than any route regex needs. */
     w->match_data = pcre2_match_data_create(32, NULL);
     mc_pipe_pool_init(&w->pipes);
-    mc_list_init(&w->sessions_list);
+    mc_session_list_init(&w->sessions);
+    if (hooks->init(w, e->opts.max_connections_per_worker) < 0) {
+        snprintf(err, errlen, "out of memory");
+        mc_worker_free(w);
+        return NULL;
+    }
     w->listening = 1;
     return w;
 }
@@ -468,9 +431,8 @@ void mc_worker_free(mc_worker_t *w)
         ctx_free(c);
     }
     mc_pipe_pool_destroy(&w->pipes);
-    mc_pool_destroy(&w->sessions);
-    mc_pool_destroy(&w->http_sessions);
-    mc_pool_destroy(&w->upconns);
+    if (w->hooks)
+        w->hooks->fini(w);
     mc_pool_destroy(&w->bufs);
     if (w->match_data)
         pcre2_match_data_free(w->match_data);

@@ -13,8 +13,9 @@
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "worker/alog_writer.h"
-#include "worker/engine_internal.h"
+#include "engine/alog_writer.h"
+#include "proxy/listener.h"
+#include "engine/engine_internal.h"
 
 #define ACK_TIMEOUT_S 5
 
@@ -51,7 +52,7 @@ mc_engine_t *mc_engine_new(const mc_engine_opts_t *opts, char *err, size_t errle
     e->server_scope = mc_stats_scope(e->stats, MC_SCOPE_SERVER, "server");
     e->clusters.n_workers = e->n_workers;
     for (uint32_t i = 0; i < e->n_workers; i++) {
-        e->workers[i] = mc_worker_new(e, i, err, errlen);
+        e->workers[i] = mc_worker_new(e, i, &mc_proxy_hooks, err, errlen);
         if (!e->workers[i]) {
             mc_engine_free(e);
             return NULL;
@@ -374,7 +375,7 @@ uint64_t mc_engine_active_sessions(mc_engine_t *e)
 {
     uint64_t n = 0;
     for (uint32_t i = 0; i < e->n_workers; i++)
-        n += __atomic_load_n(&e->workers[i]->n_sessions, __ATOMIC_RELAXED);
+        n += __atomic_load_n(&e->workers[i]->sessions.n, __ATOMIC_RELAXED);
     return n;
 }
 

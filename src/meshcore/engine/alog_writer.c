@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "worker/alog_writer.h"
-#include "worker/engine_internal.h"
+#include "engine/alog_writer.h"
+#include "engine/engine_internal.h"
 
 /* The pause between passes: WRITER_PERIOD_MS while records come (a ring of
  * MC_ALOG_RING holds ~130 ms of one worker at 30k requests/s), doubling up

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "worker/worker.h"
+#include "proxy/listener.h"
 
 #define INSPECT_TIMEOUT_NS (15ull * 1000000000ull)
 
@@ -80,10 +80,10 @@ static void on_io(mc_io_t *io, uint32_t ev)
     int fd = io->fd;
     finish(in, chosen < 0); /* no chain for this transport: close, as Envoy */
     if (chosen >= 0)
-        mc_chain_accept(in->w, in->ctx, in->listener, (uint32_t)chosen, fd, &in->peer);
+        mc_listener_start_chain(in->w, in->ctx, in->listener, (uint32_t)chosen, fd, &in->peer);
 }
 
-void mc_inspect_start(mc_worker_t *w, mc_wctx_t *c, uint32_t listener, int fd, const mc_addr_t *peer)
+void mc_tls_inspector_start(mc_worker_t *w, mc_wctx_t *c, uint32_t listener, int fd, const mc_addr_t *peer)
 {
     /* Rare and short-lived next to sessions: a plain allocation is fine. */
     inspect_t *in = calloc(1, sizeof(*in));

@@ -1,0 +1,856 @@
+/*
+ * HTTP/1.1 on a downstream connection: the connection (TLS handshake,
+ * keep-alive, pipelining, its own timeouts) and the codec its streams talk
+ * through (mc_http_codec_t). See proxy/http_conn.h for the model.
+ *
+ * States: DS_READ_HEAD (idle or reading a head) -> DS_ACTIVE (a stream in
+ * flight) -> back to DS_READ_HEAD, or DS_CLOSING (write what is queued,
+ * then close). Pipelined requests stay in `in` until the current response
+ * is complete; they are never parsed early, so they are answered in order.
+ *
+ * Response bodies are passed through: bytes go from the upstream
+ * connection's buffer to the client's socket with no copy (HTTP/1.1 on both
+ * sides keeps the framing; an HTTP/1.0 client gets chunked bodies decoded).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "proxy/http_stream.h"
+
+#define STATS(c) ((c)->w->stats)
+
+static const mc_http_codec_t h1_codec;
+static void read_head(mc_http_conn_t *c);
+static void flush_closing(mc_http_conn_t *c);
+static void conn_rearm(mc_http_conn_t *c);
+
+size_t mc_http_conn_size(void)
+{
+    return sizeof(mc_http_conn_t);
+}
+
+void mc_http_peer_init(mc_http_peer_t *p, const mc_addr_t *addr)
+{
+    if (addr)
+        p->addr = *addr;
+    mc_addr_format(&p->addr, p->text, sizeof(p->text));
+    const char *t = p->text, *colon = strrchr(t, ':');
+    size_t end = colon ? (size_t)(colon - t) : strlen(t);
+    size_t off = 0;
+    if (t[0] == '[' && end >= 2 && t[end - 1] == ']') { /* [v6]:port */
+        off = 1;
+        end--;
+    }
+    p->ip_off = (uint8_t)off;
+    p->ip_len = (uint8_t)(end - off);
+}
+
+/* ---- teardown ------------------------------------------------------------- */
+
+static void free_task(mc_task_t *t)
+{
+    mc_http_conn_t *c = mc_container_of(t, mc_http_conn_t, task);
+    mc_worker_t *w = c->w;
+    mc_wctx_unpin(c->ctx);
+    mc_pool_put(&mc_proxy_of(w)->http_conns, c);
+}
+
+static void conn_close(mc_http_conn_t *c)
+{
+    if (c->state == DS_CLOSED)
+        return;
+    mc_worker_t *w = c->w;
+    if (c->state == DS_HANDSHAKE) /* timed out, or the client went away mid-handshake */
+        mc_stat_inc(STATS(c), c->l->scope, MC_LISTENER_SSL_CONNECTION_ERROR);
+    c->state = DS_CLOSED;
+    if (c->stream) {
+        mc_http_stream_t *s = c->stream;
+        c->stream = NULL;
+        mc_http_stream_abort(s);
+    }
+    mc_timer_cancel(&w->loop.timers, &c->timer);
+    mc_stream_close(&c->st);
+    c->io.fd = -1;
+    mc_hbuf_release(w, &c->in);
+    mc_hbuf_release(w, &c->out);
+    mc_listener_cx_close(w, c->l, &c->adm);
+    mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_ACTIVE, -1);
+    mc_session_list_remove(&w->sessions, &c->base);
+    mc_loop_post(&w->loop, &c->task, free_task);
+}
+
+static void abort_conn(mc_session_t *base)
+{
+    conn_close(mc_container_of(base, mc_http_conn_t, base));
+}
+
+static void drain_conn(mc_session_t *base)
+{
+    mc_http_conn_t *c = mc_container_of(base, mc_http_conn_t, base);
+    if (c->state == DS_READ_HEAD && !c->head_start_ns && mc_hbuf_len(&c->in) == 0 && mc_hbuf_len(&c->out) == 0) {
+        conn_close(c); /* idle between requests */
+        return;
+    }
+    c->draining = 1;
+    if (c->stream) /* connection: close on the response in flight, then close */
+        c->stream->close_after = 1;
+}
+
+/* ---- writing to the client ------------------------------------------------- */
+
+/* Sends c->out; 1 when it is empty, 0 when the socket is full, -1 on error. */
+static int flush_out(mc_http_conn_t *c)
+{
+    while (mc_hbuf_len(&c->out)) {
+        if (!c->writable)
+            return 0;
+        ssize_t n = mc_stream_write(&c->st, c->out.data + c->out.start, mc_hbuf_len(&c->out));
+        if (n > 0) {
+            c->out.start += (uint32_t)n;
+            mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, n);
+        } else if (n == MC_IO_AGAIN) {
+            c->writable = 0;
+            return 0;
+        } else {
+            return -1;
+        }
+    }
+    mc_hbuf_release(c->w, &c->out);
+    return 1;
+}
+
+static int queue_out(mc_http_conn_t *c, const char *data, size_t len)
+{
+    if (mc_hbuf_reserve(c->w, &c->out, (uint32_t)len) < 0)
+        return -1;
+    memcpy(c->out.data + c->out.end, data, len);
+    c->out.end += (uint32_t)len;
+    return 0;
+}
+
+/* Answers a request that never got as far as a stream (unparsable, or a
+ * client that stalled), then closes: what it sent is dropped unread. */
+static void reply_and_close(mc_http_conn_t *c, int status, const char *body)
+{
+    char buf[1024];
+    mc_http_local_t r = {.status = status, .body = body, .body_len = strlen(body), .close = 1,
+                         .server = c->hcm->server_name, .server_len = c->hcm->server_name_len};
+    long n = mc_http_write_local_reply(buf, sizeof(buf), &r);
+    mc_hbuf_release(c->w, &c->in);
+    if (n < 0 || queue_out(c, buf, (size_t)n) < 0) {
+        conn_close(c);
+        return;
+    }
+    c->state = DS_CLOSING;
+    flush_closing(c);
+}
+
+/* A reply for a request we cannot even parse: answer and close. */
+static void protocol_error(mc_http_conn_t *c, int status, const char *reason)
+{
+    mc_stats_shard_t *st = STATS(c);
+    mc_stat_inc(st, c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR);
+    mc_stat_inc(st, c->hcm->scope, MC_HTTP_RF_FIRST + 11); /* DPE */
+    mc_http_count_status(c->w, c->hcm, status);
+    char body[160];
+    snprintf(body, sizeof(body), "bad request: %s\n", reason ? reason : "malformed");
+    reply_and_close(c, status, body);
+}
+
+/* DS_CLOSING: write what is queued, then close (half-close first so the
+ * client reads the reply before the connection goes). */
+static void flush_closing(mc_http_conn_t *c)
+{
+    int r = flush_out(c);
+    if (r == 0)
+        return;
+    if (r > 0)
+        mc_stream_shutdown(&c->st);
+    conn_close(c);
+}
+
+/* ---- the codec: responses ---------------------------------------------------- */
+
+static void h1_send_response(mc_http_stream_t *s);
+
+static void h1_reply(mc_http_stream_t *s, int status, const char *body, size_t body_len, uint32_t flags,
+                     const char *location)
+{
+    mc_http_conn_t *c = s->conn;
+    mc_http_local_t r = {.status = status, .body = body, .body_len = body_len, .close = s->close_after,
+                         .head = s->head_request, .request_id = s->request_id, .request_id_len = s->request_id_len,
+                         .server = s->hcm->server_name, .server_len = s->hcm->server_name_len, .location = location};
+    if (s->route && s->route->action != MC_ACTION_ROUTE && !flags) {
+        r.ops[0] = &s->route->resp_ops;
+        r.ops[1] = s->vhost ? &s->vhost->resp_ops : NULL;
+        r.ops[2] = &s->hcm->resp_ops;
+    }
+    const mc_im_cfg_t *im = &s->ch->im;
+    if (im->exchange && im->reporter == MC_IM_DESTINATION && s->im_peer_present) {
+        r.peer_md_id = im->exchange_id;
+        r.peer_md_id_len = im->exchange_id_len;
+        r.peer_md = im->exchange;
+        r.peer_md_len = im->exchange_len;
+    }
+    uint32_t need = (uint32_t)body_len + 1024 + (location ? (uint32_t)strlen(location) : 0) + (uint32_t)r.peer_md_id_len +
+                    (uint32_t)r.peer_md_len;
+    if (mc_hbuf_reserve(c->w, &c->out, need) < 0) {
+        conn_close(c);
+        return;
+    }
+    long n = mc_http_write_local_reply(c->out.data + c->out.end, c->out.cap - c->out.end, &r);
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    c->out.end += (uint32_t)n;
+    mc_http_forward_abort(s);
+    s->resp_done = 1;
+    s->try_state = TRY_RESPONDING;
+    h1_send_response(s);
+}
+
+static int h1_send_continue(mc_http_stream_t *s)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    mc_http_conn_t *c = s->conn;
+    queue_out(c, cont, sizeof(cont) - 1);
+    if (flush_out(c) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* For an HTTP/1.0 client: consumes chunk framing from the upstream buffer
+ * until chunk data is next, then offers that data (resp_ready) to be
+ * written from the buffer as usual. Framing is walked a byte at a time;
+ * it is a few bytes per chunk, the data is skipped in bulk. */
+static int dechunk_response(mc_http_stream_t *s, mc_upconn_t *u, uint32_t avail)
+{
+    const char *p = u->in.data + u->in.start;
+    uint32_t off = 0;
+    s->resp_ready = 0;
+    while (off < avail && !s->resp_done) {
+        uint64_t data = mc_h1_chunked_data_next(&s->resp_chunked);
+        int done = 0;
+        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, p + off, data ? (data < avail - off ? data : avail - off) : 1,
+                                       &done, NULL);
+        if (n < 0)
+            return -1;
+        if (data) {
+            s->resp_ready = (uint32_t)n;
+            break;
+        }
+        off += (uint32_t)n;
+        s->resp_done = (uint8_t)done;
+    }
+    u->in.start += off;
+    return 0;
+}
+
+/* Scans what is in the upstream buffer for response body bytes: sets
+ * resp_ready and resp_done. -1 on a malformed chunked body. */
+static int scan_response(mc_http_stream_t *s, mc_upconn_t *u)
+{
+    uint32_t avail = mc_hbuf_len(&u->in);
+    switch (s->resp_body) {
+    case MC_H1_BODY_LENGTH: {
+        uint64_t n = avail < s->resp_remaining ? avail : s->resp_remaining;
+        s->resp_ready = (uint32_t)n;
+        s->resp_remaining -= n;
+        s->resp_done = s->resp_remaining == 0;
+        return 0;
+    }
+    case MC_H1_BODY_CHUNKED: {
+        int done = 0;
+        const char *reason = NULL;
+        if (s->resp_dechunk)
+            return dechunk_response(s, u, avail);
+        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, u->in.data + u->in.start, avail, &done, &reason);
+        if (n < 0)
+            return -1;
+        s->resp_ready = (uint32_t)n;
+        s->resp_done = (uint8_t)done;
+        return 0;
+    }
+    case MC_H1_BODY_UNTIL_CLOSE:
+        s->resp_ready = avail;
+        return 0;
+    default:
+        s->resp_done = 1;
+        return 0;
+    }
+}
+
+/* Response body bytes already here join the head in `out`, so a small
+ * response leaves in one write (one TLS record) instead of two. Bounded by
+ * the room left in `out`; a larger body streams from the upstream buffer. */
+static int coalesce_body(mc_http_stream_t *s, mc_http_conn_t *c, mc_upconn_t *u)
+{
+    if (!u || s->resp_done || !mc_hbuf_len(&c->out))
+        return 0;
+    if (!s->resp_ready && mc_hbuf_len(&u->in) && scan_response(s, u) < 0)
+        return -1;
+    uint32_t n = s->resp_ready;
+    if (!n || n > c->out.cap - c->out.end)
+        return 0;
+    memcpy(c->out.data + c->out.end, u->in.data + u->in.start, n);
+    c->out.end += n;
+    u->in.start += n;
+    s->resp_ready = 0;
+    s->bytes_tx += n;
+    return 0;
+}
+
+static void upstream_protocol_error(mc_http_stream_t *s, mc_upconn_t *u)
+{
+    s->flags |= MC_RF_UPE;
+    mc_stat_inc(STATS(s), u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR);
+    conn_close(s->conn);
+}
+
+static void h1_send_response(mc_http_stream_t *s)
+{
+    mc_http_conn_t *c = s->conn;
+    size_t budget = 1u << 20; /* then yield to other connections */
+    for (;;) {
+        if (coalesce_body(s, c, s->up) < 0) {
+            upstream_protocol_error(s, s->up);
+            return;
+        }
+        if (s->resp_done && s->resp_ready == 0 && !s->accounted)
+            mc_http_stream_account(s); /* before the last write: see mc_http_stream_account */
+        int r = flush_out(c);
+        if (r < 0) {
+            conn_close(c);
+            return;
+        }
+        if (r == 0)
+            return; /* socket full: EPOLLOUT resumes */
+        mc_upconn_t *u = s->up;
+        if (s->resp_done && s->resp_ready == 0) {
+            mc_http_stream_finish(s);
+            return;
+        }
+        if (!u)
+            return;
+        if (s->resp_ready) {
+            /* Straight from the upstream buffer: no copy. Whatever the client
+             * does not take waits there; the upstream is not read meanwhile. */
+            if (!c->writable)
+                return;
+            ssize_t n = mc_stream_write(&c->st, u->in.data + u->in.start, s->resp_ready);
+            if (n > 0) {
+                s->last_activity = c->w->loop.now;
+                u->in.start += (uint32_t)n;
+                s->resp_ready -= (uint32_t)n;
+                s->bytes_tx += (uint64_t)n;
+                mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, n);
+                if ((size_t)n >= budget) {
+                    mc_loop_post(&c->w->loop, &s->task, s->task.cb);
+                    return;
+                }
+                budget -= (size_t)n;
+                continue;
+            }
+            if (n == MC_IO_AGAIN) {
+                c->writable = 0;
+                return;
+            }
+            conn_close(c);
+            return;
+        }
+        if (mc_hbuf_len(&u->in) && !s->resp_done) {
+            if (scan_response(s, u) < 0) {
+                upstream_protocol_error(s, u);
+                return;
+            }
+            if (s->resp_ready || s->resp_done)
+                continue;
+        }
+        /* Need more from upstream. */
+        if (!u->readable)
+            return;
+        ssize_t n = mc_upconn_fill(u, 1024);
+        if (n > 0)
+            continue;
+        if (n == MC_IO_AGAIN)
+            return;
+        if (n == 0 && s->resp_body == MC_H1_BODY_UNTIL_CLOSE) {
+            s->resp_done = 1;
+            s->resp_keep_upstream = 0;
+            continue;
+        }
+        /* Upstream went away mid-body: the client cannot get a whole
+         * response any more; close it so it sees a truncated message. */
+        s->flags |= MC_RF_UC;
+        mc_stat_inc(STATS(c), u->cluster_scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
+        conn_close(c);
+        return;
+    }
+}
+
+static void h1_response_head(mc_http_stream_t *s, uint32_t head_len, uint64_t service_ms)
+{
+    mc_http_conn_t *c = s->conn;
+    mc_upconn_t *u = s->up;
+    /* An HTTP/1.0 client knows no chunked coding (RFC 9112 6.1): it gets
+     * the decoded body, ended by closing the connection. */
+    s->resp_dechunk = s->resp.body == MC_H1_BODY_CHUNKED && s->req.minor_version == 0;
+    if (s->resp.body == MC_H1_BODY_UNTIL_CLOSE || s->early_response || s->resp_dechunk)
+        s->close_after = 1; /* the client cannot tell where it ends otherwise */
+    /* Written straight into the client's buffer, sized for the head (which
+     * may be up to the parser's limit, larger than a pooled buffer). */
+    long n = -1;
+    for (uint32_t room = head_len + 1024; n < 0 && room <= 4u * head_len + 8192; room *= 2) {
+        if (mc_hbuf_reserve(c->w, &c->out, room) < 0)
+            break;
+        n = mc_http_write_response_head(s, c->out.data + c->out.end, c->out.cap - c->out.end, service_ms);
+    }
+    u->in.start += head_len; /* the views are no longer needed */
+    if (n < 0) {
+        s->flags |= MC_RF_UPE;
+        conn_close(c);
+        return;
+    }
+    c->out.end += (uint32_t)n;
+    h1_send_response(s);
+}
+
+/* ---- the codec: request bodies --------------------------------------------------- */
+
+/* Scans downstream bytes for body: sets req_ready / req_done. */
+static int h1_scan_body(mc_http_stream_t *s)
+{
+    if (s->req_ready || s->req_done)
+        return 0;
+    mc_hbuf_t *in = s->rx;
+    uint32_t avail = mc_hbuf_len(in);
+    if (!avail)
+        return 0;
+    if (s->req_body == MC_H1_BODY_LENGTH) {
+        uint64_t n = avail < s->req_remaining ? avail : s->req_remaining;
+        s->req_ready = (uint32_t)n;
+        s->req_remaining -= n;
+        s->req_done = s->req_remaining == 0;
+        return 0;
+    }
+    int done = 0;
+    const char *reason = NULL;
+    ssize_t n = mc_h1_chunked_scan(&s->req_chunked, in->data + in->start, avail, &done, &reason);
+    if (n < 0)
+        return -1;
+    s->req_ready = (uint32_t)n;
+    s->req_done = (uint8_t)done;
+    return 0;
+}
+
+/* Reads more request body from the client into `in` (bounded). */
+static void h1_read_body(mc_http_stream_t *s)
+{
+    mc_http_conn_t *c = s->conn;
+    /* Only body bytes are wanted; the forwarder takes them and calls back
+     * here when it has room for more. */
+    if (c->state != DS_ACTIVE || s->req_done || !c->readable)
+        return;
+    /* Backpressure: body bytes the upstream has not taken yet cap what we
+     * read, so a slow upstream costs one buffer, never more. */
+    if (mc_hbuf_len(&c->in) >= MC_HTTP_BUF / 2)
+        return;
+    if (mc_hbuf_len(&c->in) == 0)
+        c->in.start = c->in.end = 0;
+    if (mc_hbuf_reserve(c->w, &c->in, MC_HTTP_BUF / 2) < 0) {
+        conn_close(c);
+        return;
+    }
+    uint32_t room = c->in.cap - c->in.end;
+    ssize_t n = mc_stream_read(&c->st, c->in.data + c->in.end, room);
+    if (n > 0) {
+        c->in.end += (uint32_t)n;
+        s->last_activity = c->w->loop.now;
+        mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
+        if ((uint32_t)n < room && !c->rdhup && mc_stream_short_read_drains(&c->st))
+            c->readable = 0;
+        return;
+    }
+    if (n == MC_IO_AGAIN) {
+        c->readable = 0;
+        return;
+    }
+    /* The client closed before sending its whole body. */
+    conn_close(c);
+}
+
+static void h1_reset(mc_http_stream_t *s)
+{
+    conn_close(s->conn);
+}
+
+/* The exchange is complete: the next request, or close. */
+static void h1_done(mc_http_stream_t *s)
+{
+    mc_http_conn_t *c = s->conn;
+    int close_after = s->close_after;
+    c->last_activity = s->last_activity;
+    c->stream = NULL;
+    mc_http_stream_free(s);
+    c->state = DS_READ_HEAD;
+    if (close_after) {
+        c->state = DS_CLOSING;
+        flush_closing(c);
+        return;
+    }
+    c->head_start_ns = 0;
+    if (mc_hbuf_len(&c->in) == 0)
+        mc_hbuf_release(c->w, &c->in); /* idle keep-alive connections hold no buffer */
+    conn_rearm(c);
+    /* A pipelined request may already be here. */
+    read_head(c);
+}
+
+static const mc_http_codec_t h1_codec = {
+    .name = "http/1.1",
+    .reply = h1_reply,
+    .send_continue = h1_send_continue,
+    .response_head = h1_response_head,
+    .send_response = h1_send_response,
+    .scan_body = h1_scan_body,
+    .read_body = h1_read_body,
+    .reset = h1_reset,
+    .done = h1_done,
+};
+
+/* ---- reading request heads ------------------------------------------------------- */
+
+enum { T_NONE, T_IDLE, T_HEADERS, T_REQUEST, T_STREAM_IDLE };
+
+/* The nearest deadline among the connection's timeouts (no stream in flight). */
+static uint64_t next_deadline(const mc_http_conn_t *c, int *which)
+{
+    const mc_hcm_t *h = c->hcm;
+    uint64_t best = UINT64_MAX;
+    *which = T_NONE;
+    if (c->state != DS_READ_HEAD)
+        return best;
+#define CONSIDER(t, kind)          \
+    do {                           \
+        uint64_t t_ = (t);         \
+        if (t_ < best) {           \
+            best = t_;             \
+            *which = (kind);       \
+        }                          \
+    } while (0)
+    if (!c->head_start_ns) {
+        if (h->idle_timeout_ns)
+            CONSIDER(c->last_activity + h->idle_timeout_ns, T_IDLE);
+        return best;
+    }
+    if (h->request_headers_timeout_ns)
+        CONSIDER(c->head_start_ns + h->request_headers_timeout_ns, T_HEADERS);
+    if (h->request_timeout_ns)
+        CONSIDER(c->head_start_ns + h->request_timeout_ns, T_REQUEST);
+    if (h->stream_idle_timeout_ns)
+        CONSIDER(c->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
+#undef CONSIDER
+    return best;
+}
+
+static void conn_rearm(mc_http_conn_t *c)
+{
+    int which;
+    uint64_t d = next_deadline(c, &which);
+    if (which == T_NONE)
+        mc_timer_cancel(&c->w->loop.timers, &c->timer);
+    else
+        mc_timer_arm(&c->w->loop.timers, &c->timer, d);
+}
+
+static void on_timer(mc_timer_t *t)
+{
+    mc_http_conn_t *c = mc_container_of(t, mc_http_conn_t, timer);
+    if (c->state == DS_HANDSHAKE) { /* the client never finished its handshake */
+        conn_close(c);
+        return;
+    }
+    int which;
+    uint64_t deadline = next_deadline(c, &which);
+    if (which == T_NONE)
+        return;
+    if (deadline > c->w->loop.now) { /* activity since arming: sleep the rest */
+        mc_timer_arm(&c->w->loop.timers, &c->timer, deadline);
+        return;
+    }
+    if (which == T_IDLE) {
+        mc_stat_inc(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_IDLE_TIMEOUT);
+        conn_close(c);
+        return;
+    }
+    /* The client stalled inside a request head: 408 and close. */
+    mc_stat_inc(STATS(c), c->hcm->scope,
+                which == T_STREAM_IDLE ? MC_HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT : MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
+    reply_and_close(c, 408, "request timeout");
+}
+
+/* A request head is parsed: the connection's part, then the stream's. */
+static void start_stream(mc_http_conn_t *c, mc_http_stream_t *s, int head_len)
+{
+    const mc_h1_request_t *q = &s->req;
+    c->state = DS_ACTIVE;
+    c->requests++;
+    mc_timer_cancel(&c->w->loop.timers, &c->timer);
+    s->head_len = (uint32_t)head_len;
+    s->head_start_ns = c->head_start_ns;
+    s->last_activity = c->last_activity;
+    s->close_after = c->draining || !q->keep_alive ||
+                     (c->hcm->max_requests_per_connection && c->requests >= c->hcm->max_requests_per_connection);
+    s->req_body = q->body;
+    s->req_remaining = q->content_length;
+    mc_h1_chunked_init(&s->req_chunked);
+    s->req_done = (q->body == MC_H1_BODY_NONE) || (q->body == MC_H1_BODY_LENGTH && q->content_length == 0);
+    c->in.start += (uint32_t)head_len; /* the views into the head stay valid until `in` is compacted */
+    mc_http_stream_start(s);
+}
+
+/* Between requests, a kept-alive connection moves to the worker's current
+ * config (as Envoy applies new routes to the next request on an open
+ * connection): same listener socket, same chain position, still HTTP. If
+ * the listener is gone or changed kind, the connection stays on its own. */
+static void refresh_config(mc_http_conn_t *c)
+{
+    mc_wctx_t *cur = c->w->ctx;
+    if (!cur || cur == c->ctx || !c->l->ls)
+        return;
+    const mc_snapshot_t *snap = cur->snap;
+    const mc_listener_t *l2 = NULL;
+    for (uint32_t i = 0; i < snap->n_listeners && !l2; i++)
+        if (snap->listeners[i].ls == c->l->ls)
+            l2 = &snap->listeners[i];
+    uint32_t k = (uint32_t)(c->ch - c->l->chains);
+    if (!l2 || k >= l2->n_chains || !l2->chains[k].hcm.present || l2->chains[k].transport != c->ch->transport)
+        return;
+    mc_stats_shard_t *st = STATS(c);
+    const mc_chain_t *ch2 = &l2->chains[k];
+    if (ch2->hcm.scope != c->hcm->scope) { /* the gauge follows the connection */
+        mc_stat_add(st, c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_ACTIVE, -1);
+        mc_stat_inc(st, ch2->hcm.scope, MC_HTTP_DOWNSTREAM_CX_ACTIVE);
+    }
+    if (l2->scope != c->l->scope) {
+        mc_stat_add(st, c->l->scope, MC_LISTENER_DOWNSTREAM_CX_ACTIVE, -1);
+        mc_stat_inc(st, l2->scope, MC_LISTENER_DOWNSTREAM_CX_ACTIVE);
+    }
+    mc_wctx_t *old = c->ctx;
+    mc_wctx_pin(cur);
+    c->ctx = cur;
+    c->l = l2;
+    c->ch = ch2;
+    c->hcm = &ch2->hcm;
+    mc_wctx_unpin(old);
+}
+
+static void read_head(mc_http_conn_t *c)
+{
+    if (c->state == DS_READ_HEAD && !c->stream)
+        refresh_config(c);
+    for (;;) {
+        if (c->state != DS_READ_HEAD)
+            return;
+        uint32_t len = mc_hbuf_len(&c->in);
+        if (len) {
+            mc_http_stream_t *s = c->stream;
+            if (!s) {
+                s = c->stream = mc_http_stream_new(c);
+                if (!s) {
+                    conn_close(c);
+                    return;
+                }
+            }
+            s->req.headers = s->headers;
+            s->req.n_headers = MC_HTTP_MAX_HEADERS;
+            int status = 400;
+            const char *reason = NULL;
+            if (!c->head_start_ns) /* a pipelined request, already here */
+                c->head_start_ns = c->w->loop.now;
+            int rc = mc_h1_parse_request(c->in.data + c->in.start, len, &s->req, &c->hcm->limits, &status, &reason);
+            if (rc > 0) {
+                start_stream(c, s, rc);
+                return;
+            }
+            if (rc == MC_H1_ERROR) {
+                protocol_error(c, status, reason);
+                return;
+            }
+        }
+        if (!c->readable)
+            return;
+        /* Room for more head: a head may be as large as the limit. */
+        uint32_t need = len < MC_HTTP_BUF / 2 ? MC_HTTP_BUF / 2 : len;
+        if (c->in.data && c->in.cap - c->in.end == 0 && c->in.cap >= c->hcm->limits.max_head_bytes + MC_HTTP_BUF) {
+            protocol_error(c, 431, "request head too large");
+            return;
+        }
+        if (mc_hbuf_reserve(c->w, &c->in, need) < 0) {
+            conn_close(c);
+            return;
+        }
+        uint32_t room = c->in.cap - c->in.end;
+        ssize_t n = mc_stream_read(&c->st, c->in.data + c->in.end, room);
+        if (n > 0) {
+            if (!c->head_start_ns) { /* a request begins: its timeouts start */
+                c->head_start_ns = c->w->loop.now;
+                c->last_activity = c->w->loop.now;
+                conn_rearm(c);
+            }
+            c->in.end += (uint32_t)n;
+            c->last_activity = c->w->loop.now;
+            mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
+            if ((uint32_t)n < room && !c->rdhup && mc_stream_short_read_drains(&c->st))
+                c->readable = 0;
+            continue;
+        }
+        if (n == MC_IO_AGAIN) {
+            c->readable = 0;
+            if (mc_hbuf_len(&c->in) == 0)
+                mc_hbuf_release(c->w, &c->in);
+            return;
+        }
+        /* EOF or error: between requests that is a normal close. */
+        conn_close(c);
+        return;
+    }
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+/* The peer is known (after the handshake, or at once in plaintext):
+ * network RBAC, then requests. */
+static void peer_known(mc_http_conn_t *c)
+{
+    const char *denied_by;
+    if (!mc_listener_net_rbac(c->w, c->l, c->ch, &c->peer.addr, c->peer.principal, &denied_by)) {
+        conn_close(c);
+        return;
+    }
+    c->state = DS_READ_HEAD;
+    conn_rearm(c);
+    read_head(c);
+}
+
+/* DS_HANDSHAKE: the downstream TLS handshake; then requests. */
+static void handshake(mc_http_conn_t *c)
+{
+    int r = mc_stream_handshake(&c->st);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        mc_tls_count_failure(STATS(c), c->l->scope, c->st.ssl, MC_TLS_DOWNSTREAM);
+        c->state = DS_CLOSING; /* counted: not again as a handshake cut short */
+        conn_close(c);
+        return;
+    }
+    mc_stat_inc(STATS(c), c->l->scope, MC_LISTENER_SSL_HANDSHAKE);
+    mc_tls_peer_uri(c->st.ssl, c->peer.principal, sizeof(c->peer.principal));
+    c->readable = 1; /* the handshake's reads may have buffered the first request (read-ahead) */
+    mc_timer_cancel(&c->w->loop.timers, &c->timer);
+    peer_known(c);
+}
+
+static void on_io(mc_io_t *io, uint32_t ev)
+{
+    mc_http_conn_t *c = mc_container_of(io, mc_http_conn_t, io);
+    if (c->state == DS_CLOSED)
+        return;
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->readable = 1;
+    if (ev & (EPOLLRDHUP | EPOLLHUP))
+        c->rdhup = 1;
+    if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+        c->writable = 1;
+    if (ev & EPOLLERR) {
+        conn_close(c);
+        return;
+    }
+    switch (c->state) {
+    case DS_HANDSHAKE:
+        handshake(c);
+        break;
+    case DS_READ_HEAD:
+        read_head(c);
+        break;
+    case DS_CLOSING:
+        flush_closing(c);
+        break;
+    case DS_ACTIVE: {
+        mc_http_stream_t *s = c->stream;
+        if (s->try_state == TRY_RESPONDING) {
+            h1_send_response(s);
+        } else if (!s->req_done) {
+            mc_http_forward_progress(s); /* reads more body and passes it on */
+        } else if ((ev & (EPOLLRDHUP | EPOLLHUP)) && !mc_hbuf_len(&c->out)) {
+            /* Whole request read; a FIN now is a half-close we tolerate
+             * (the response still goes out), a full HUP is a reset. */
+            if (ev & EPOLLHUP)
+                conn_close(c);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ---- accept ------------------------------------------------------------------- */
+
+void mc_h1_server_accept(mc_worker_t *w, mc_wctx_t *ctx, const mc_listener_t *l, const mc_chain_t *ch, int fd,
+                         const mc_addr_t *peer, const mc_admission_t *adm)
+{
+    mc_http_conn_t *c = mc_pool_get(&mc_proxy_of(w)->http_conns);
+    if (!c) {
+        mc_admission_t a = *adm;
+        mc_listener_overflow(w, l, &a, fd);
+        return;
+    }
+    c->base.abort = abort_conn;
+    c->base.drain = drain_conn;
+    c->w = w;
+    c->ctx = ctx;
+    mc_wctx_pin(ctx);
+    c->l = l;
+    c->ch = ch;
+    c->hcm = &ch->hcm;
+    c->codec = &h1_codec;
+    c->adm = *adm;
+    c->io.fd = fd;
+    c->io.cb = on_io;
+    c->st.fd = fd;
+    c->writable = 1;
+    c->state = DS_READ_HEAD;
+    mc_http_peer_init(&c->peer, peer);
+    c->last_activity = w->loop.now;
+    mc_timer_init(&c->timer, on_timer);
+    mc_session_list_add(&w->sessions, &c->base);
+    mc_listener_cx_open(w, l);
+    mc_stat_inc(w->stats, c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_TOTAL);
+    mc_stat_inc(w->stats, c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_ACTIVE);
+    mc_sock_nodelay(fd);
+    if (mc_loop_add_et(&w->loop, &c->io) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (ch->tls) {
+        mc_stream_set_ssl(&c->st, mc_tls_new_ssl(ch->tls, fd));
+        if (!c->st.ssl) {
+            conn_close(c);
+            return;
+        }
+        c->state = DS_HANDSHAKE;
+        mc_timer_arm(&w->loop.timers, &c->timer, w->loop.now + ch->tls->handshake_timeout_ns);
+        handshake(c);
+        return;
+    }
+    peer_known(c);
+}
