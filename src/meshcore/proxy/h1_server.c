@@ -1,16 +1,13 @@
 /*
- * HTTP/1.1 on a downstream connection: the connection (TLS handshake,
- * keep-alive, pipelining, its own timeouts) and the codec its streams talk
- * through (mc_http_codec_t). See proxy/http_conn.h for the model.
+ * HTTP/1.1 on a downstream connection: TLS handshake, reading request heads,
+ * keep-alive, pipelining and the connection's own timeouts. See
+ * proxy/http_conn.h for the model.
  *
  * States: DS_READ_HEAD (idle or reading a head) -> DS_ACTIVE (a stream in
  * flight) -> back to DS_READ_HEAD, or DS_CLOSING (write what is queued,
  * then close). Pipelined requests stay in `in` until the current response
  * is complete; they are never parsed early, so they are answered in order.
- *
- * Response bodies are passed through: bytes go from the upstream
- * connection's buffer to the client's socket with no copy (HTTP/1.1 on both
- * sides keeps the framing; an HTTP/1.0 client gets chunked bodies decoded).
+ * The codec the connection's streams talk through is proxy/h1_codec.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,11 +16,10 @@
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "proxy/http_stream.h"
+#include "proxy/h1_server.h"
 
 #define STATS(c) ((c)->w->stats)
 
-static const mc_http_codec_t h1_codec;
 static void read_head(mc_http_conn_t *c);
 static void flush_closing(mc_http_conn_t *c);
 static void conn_rearm(mc_http_conn_t *c);
@@ -59,7 +55,7 @@ static void free_task(mc_task_t *t)
     mc_pool_put(&mc_proxy_of(w)->http_conns, c);
 }
 
-static void conn_close(mc_http_conn_t *c)
+void mc_h1_conn_close(mc_http_conn_t *c)
 {
     if (c->state == DS_CLOSED)
         return;
@@ -85,14 +81,14 @@ static void conn_close(mc_http_conn_t *c)
 
 static void abort_conn(mc_session_t *base)
 {
-    conn_close(mc_container_of(base, mc_http_conn_t, base));
+    mc_h1_conn_close(mc_container_of(base, mc_http_conn_t, base));
 }
 
 static void drain_conn(mc_session_t *base)
 {
     mc_http_conn_t *c = mc_container_of(base, mc_http_conn_t, base);
     if (c->state == DS_READ_HEAD && !c->head_start_ns && mc_hbuf_len(&c->in) == 0 && mc_hbuf_len(&c->out) == 0) {
-        conn_close(c); /* idle between requests */
+        mc_h1_conn_close(c); /* idle between requests */
         return;
     }
     c->draining = 1;
@@ -103,7 +99,7 @@ static void drain_conn(mc_session_t *base)
 /* ---- writing to the client ------------------------------------------------- */
 
 /* Sends c->out; 1 when it is empty, 0 when the socket is full, -1 on error. */
-static int flush_out(mc_http_conn_t *c)
+int mc_h1_flush_out(mc_http_conn_t *c)
 {
     while (mc_hbuf_len(&c->out)) {
         if (!c->writable)
@@ -123,7 +119,7 @@ static int flush_out(mc_http_conn_t *c)
     return 1;
 }
 
-static int queue_out(mc_http_conn_t *c, const char *data, size_t len)
+int mc_h1_queue_out(mc_http_conn_t *c, const char *data, size_t len)
 {
     if (mc_hbuf_reserve(c->w, &c->out, (uint32_t)len) < 0)
         return -1;
@@ -141,8 +137,8 @@ static void reply_and_close(mc_http_conn_t *c, int status, const char *body)
                          .server = c->hcm->server_name, .server_len = c->hcm->server_name_len};
     long n = mc_http_write_local_reply(buf, sizeof(buf), &r);
     mc_hbuf_release(c->w, &c->in);
-    if (n < 0 || queue_out(c, buf, (size_t)n) < 0) {
-        conn_close(c);
+    if (n < 0 || mc_h1_queue_out(c, buf, (size_t)n) < 0) {
+        mc_h1_conn_close(c);
         return;
     }
     c->state = DS_CLOSING;
@@ -165,334 +161,16 @@ static void protocol_error(mc_http_conn_t *c, int status, const char *reason)
  * client reads the reply before the connection goes). */
 static void flush_closing(mc_http_conn_t *c)
 {
-    int r = flush_out(c);
+    int r = mc_h1_flush_out(c);
     if (r == 0)
         return;
     if (r > 0)
         mc_stream_shutdown(&c->st);
-    conn_close(c);
-}
-
-/* ---- the codec: responses ---------------------------------------------------- */
-
-static void h1_send_response(mc_http_stream_t *s);
-
-static void h1_reply(mc_http_stream_t *s, int status, const char *body, size_t body_len, uint32_t flags,
-                     const char *location)
-{
-    mc_http_conn_t *c = s->conn;
-    mc_http_local_t r = {.status = status, .body = body, .body_len = body_len, .close = s->close_after,
-                         .head = s->head_request, .request_id = s->request_id, .request_id_len = s->request_id_len,
-                         .server = s->hcm->server_name, .server_len = s->hcm->server_name_len, .location = location};
-    if (s->route && s->route->action != MC_ACTION_ROUTE && !flags) {
-        r.ops[0] = &s->route->resp_ops;
-        r.ops[1] = s->vhost ? &s->vhost->resp_ops : NULL;
-        r.ops[2] = &s->hcm->resp_ops;
-    }
-    const mc_im_cfg_t *im = &s->ch->im;
-    if (im->exchange && im->reporter == MC_IM_DESTINATION && s->im_peer_present) {
-        r.peer_md_id = im->exchange_id;
-        r.peer_md_id_len = im->exchange_id_len;
-        r.peer_md = im->exchange;
-        r.peer_md_len = im->exchange_len;
-    }
-    uint32_t need = (uint32_t)body_len + 1024 + (location ? (uint32_t)strlen(location) : 0) + (uint32_t)r.peer_md_id_len +
-                    (uint32_t)r.peer_md_len;
-    if (mc_hbuf_reserve(c->w, &c->out, need) < 0) {
-        conn_close(c);
-        return;
-    }
-    long n = mc_http_write_local_reply(c->out.data + c->out.end, c->out.cap - c->out.end, &r);
-    if (n < 0) {
-        conn_close(c);
-        return;
-    }
-    c->out.end += (uint32_t)n;
-    mc_http_forward_abort(s);
-    s->resp_done = 1;
-    s->try_state = TRY_RESPONDING;
-    h1_send_response(s);
-}
-
-static int h1_send_continue(mc_http_stream_t *s)
-{
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    mc_http_conn_t *c = s->conn;
-    queue_out(c, cont, sizeof(cont) - 1);
-    if (flush_out(c) < 0) {
-        conn_close(c);
-        return -1;
-    }
-    return 0;
-}
-
-/* For an HTTP/1.0 client: consumes chunk framing from the upstream buffer
- * until chunk data is next, then offers that data (resp_ready) to be
- * written from the buffer as usual. Framing is walked a byte at a time;
- * it is a few bytes per chunk, the data is skipped in bulk. */
-static int dechunk_response(mc_http_stream_t *s, mc_upconn_t *u, uint32_t avail)
-{
-    const char *p = u->in.data + u->in.start;
-    uint32_t off = 0;
-    s->resp_ready = 0;
-    while (off < avail && !s->resp_done) {
-        uint64_t data = mc_h1_chunked_data_next(&s->resp_chunked);
-        int done = 0;
-        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, p + off, data ? (data < avail - off ? data : avail - off) : 1,
-                                       &done, NULL);
-        if (n < 0)
-            return -1;
-        if (data) {
-            s->resp_ready = (uint32_t)n;
-            break;
-        }
-        off += (uint32_t)n;
-        s->resp_done = (uint8_t)done;
-    }
-    u->in.start += off;
-    return 0;
-}
-
-/* Scans what is in the upstream buffer for response body bytes: sets
- * resp_ready and resp_done. -1 on a malformed chunked body. */
-static int scan_response(mc_http_stream_t *s, mc_upconn_t *u)
-{
-    uint32_t avail = mc_hbuf_len(&u->in);
-    switch (s->resp_body) {
-    case MC_H1_BODY_LENGTH: {
-        uint64_t n = avail < s->resp_remaining ? avail : s->resp_remaining;
-        s->resp_ready = (uint32_t)n;
-        s->resp_remaining -= n;
-        s->resp_done = s->resp_remaining == 0;
-        return 0;
-    }
-    case MC_H1_BODY_CHUNKED: {
-        int done = 0;
-        const char *reason = NULL;
-        if (s->resp_dechunk)
-            return dechunk_response(s, u, avail);
-        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, u->in.data + u->in.start, avail, &done, &reason);
-        if (n < 0)
-            return -1;
-        s->resp_ready = (uint32_t)n;
-        s->resp_done = (uint8_t)done;
-        return 0;
-    }
-    case MC_H1_BODY_UNTIL_CLOSE:
-        s->resp_ready = avail;
-        return 0;
-    default:
-        s->resp_done = 1;
-        return 0;
-    }
-}
-
-/* Response body bytes already here join the head in `out`, so a small
- * response leaves in one write (one TLS record) instead of two. Bounded by
- * the room left in `out`; a larger body streams from the upstream buffer. */
-static int coalesce_body(mc_http_stream_t *s, mc_http_conn_t *c, mc_upconn_t *u)
-{
-    if (!u || s->resp_done || !mc_hbuf_len(&c->out))
-        return 0;
-    if (!s->resp_ready && mc_hbuf_len(&u->in) && scan_response(s, u) < 0)
-        return -1;
-    uint32_t n = s->resp_ready;
-    if (!n || n > c->out.cap - c->out.end)
-        return 0;
-    memcpy(c->out.data + c->out.end, u->in.data + u->in.start, n);
-    c->out.end += n;
-    u->in.start += n;
-    s->resp_ready = 0;
-    s->bytes_tx += n;
-    return 0;
-}
-
-static void upstream_protocol_error(mc_http_stream_t *s, mc_upconn_t *u)
-{
-    s->flags |= MC_RF_UPE;
-    mc_stat_inc(STATS(s), u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR);
-    conn_close(s->conn);
-}
-
-static void h1_send_response(mc_http_stream_t *s)
-{
-    mc_http_conn_t *c = s->conn;
-    size_t budget = 1u << 20; /* then yield to other connections */
-    for (;;) {
-        if (coalesce_body(s, c, s->up) < 0) {
-            upstream_protocol_error(s, s->up);
-            return;
-        }
-        if (s->resp_done && s->resp_ready == 0 && !s->accounted)
-            mc_http_stream_account(s); /* before the last write: see mc_http_stream_account */
-        int r = flush_out(c);
-        if (r < 0) {
-            conn_close(c);
-            return;
-        }
-        if (r == 0)
-            return; /* socket full: EPOLLOUT resumes */
-        mc_upconn_t *u = s->up;
-        if (s->resp_done && s->resp_ready == 0) {
-            mc_http_stream_finish(s);
-            return;
-        }
-        if (!u)
-            return;
-        if (s->resp_ready) {
-            /* Straight from the upstream buffer: no copy. Whatever the client
-             * does not take waits there; the upstream is not read meanwhile. */
-            if (!c->writable)
-                return;
-            ssize_t n = mc_stream_write(&c->st, u->in.data + u->in.start, s->resp_ready);
-            if (n > 0) {
-                s->last_activity = c->w->loop.now;
-                u->in.start += (uint32_t)n;
-                s->resp_ready -= (uint32_t)n;
-                s->bytes_tx += (uint64_t)n;
-                mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, n);
-                if ((size_t)n >= budget) {
-                    mc_loop_post(&c->w->loop, &s->task, s->task.cb);
-                    return;
-                }
-                budget -= (size_t)n;
-                continue;
-            }
-            if (n == MC_IO_AGAIN) {
-                c->writable = 0;
-                return;
-            }
-            conn_close(c);
-            return;
-        }
-        if (mc_hbuf_len(&u->in) && !s->resp_done) {
-            if (scan_response(s, u) < 0) {
-                upstream_protocol_error(s, u);
-                return;
-            }
-            if (s->resp_ready || s->resp_done)
-                continue;
-        }
-        /* Need more from upstream. */
-        if (!u->readable)
-            return;
-        ssize_t n = mc_upconn_fill(u, 1024);
-        if (n > 0)
-            continue;
-        if (n == MC_IO_AGAIN)
-            return;
-        if (n == 0 && s->resp_body == MC_H1_BODY_UNTIL_CLOSE) {
-            s->resp_done = 1;
-            s->resp_keep_upstream = 0;
-            continue;
-        }
-        /* Upstream went away mid-body: the client cannot get a whole
-         * response any more; close it so it sees a truncated message. */
-        s->flags |= MC_RF_UC;
-        mc_stat_inc(STATS(c), u->cluster_scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
-        conn_close(c);
-        return;
-    }
-}
-
-static void h1_response_head(mc_http_stream_t *s, uint32_t head_len, uint64_t service_ms)
-{
-    mc_http_conn_t *c = s->conn;
-    mc_upconn_t *u = s->up;
-    /* An HTTP/1.0 client knows no chunked coding (RFC 9112 6.1): it gets
-     * the decoded body, ended by closing the connection. */
-    s->resp_dechunk = s->resp.body == MC_H1_BODY_CHUNKED && s->req.minor_version == 0;
-    if (s->resp.body == MC_H1_BODY_UNTIL_CLOSE || s->early_response || s->resp_dechunk)
-        s->close_after = 1; /* the client cannot tell where it ends otherwise */
-    /* Written straight into the client's buffer, sized for the head (which
-     * may be up to the parser's limit, larger than a pooled buffer). */
-    long n = -1;
-    for (uint32_t room = head_len + 1024; n < 0 && room <= 4u * head_len + 8192; room *= 2) {
-        if (mc_hbuf_reserve(c->w, &c->out, room) < 0)
-            break;
-        n = mc_http_write_response_head(s, c->out.data + c->out.end, c->out.cap - c->out.end, service_ms);
-    }
-    u->in.start += head_len; /* the views are no longer needed */
-    if (n < 0) {
-        s->flags |= MC_RF_UPE;
-        conn_close(c);
-        return;
-    }
-    c->out.end += (uint32_t)n;
-    h1_send_response(s);
-}
-
-/* ---- the codec: request bodies --------------------------------------------------- */
-
-/* Scans downstream bytes for body: sets req_ready / req_done. */
-static int h1_scan_body(mc_http_stream_t *s)
-{
-    if (s->req_ready || s->req_done)
-        return 0;
-    mc_hbuf_t *in = s->rx;
-    uint32_t avail = mc_hbuf_len(in);
-    if (!avail)
-        return 0;
-    if (s->req_body == MC_H1_BODY_LENGTH) {
-        uint64_t n = avail < s->req_remaining ? avail : s->req_remaining;
-        s->req_ready = (uint32_t)n;
-        s->req_remaining -= n;
-        s->req_done = s->req_remaining == 0;
-        return 0;
-    }
-    int done = 0;
-    const char *reason = NULL;
-    ssize_t n = mc_h1_chunked_scan(&s->req_chunked, in->data + in->start, avail, &done, &reason);
-    if (n < 0)
-        return -1;
-    s->req_ready = (uint32_t)n;
-    s->req_done = (uint8_t)done;
-    return 0;
-}
-
-/* Reads more request body from the client into `in` (bounded). */
-static void h1_read_body(mc_http_stream_t *s)
-{
-    mc_http_conn_t *c = s->conn;
-    /* Only body bytes are wanted; the forwarder takes them and calls back
-     * here when it has room for more. */
-    if (c->state != DS_ACTIVE || s->req_done || !c->readable)
-        return;
-    /* Backpressure: body bytes the upstream has not taken yet cap what we
-     * read, so a slow upstream costs one buffer, never more. */
-    if (mc_hbuf_len(&c->in) >= MC_HTTP_BUF / 2)
-        return;
-    if (mc_hbuf_len(&c->in) == 0)
-        c->in.start = c->in.end = 0;
-    if (mc_hbuf_reserve(c->w, &c->in, MC_HTTP_BUF / 2) < 0) {
-        conn_close(c);
-        return;
-    }
-    uint32_t room = c->in.cap - c->in.end;
-    ssize_t n = mc_stream_read(&c->st, c->in.data + c->in.end, room);
-    if (n > 0) {
-        c->in.end += (uint32_t)n;
-        s->last_activity = c->w->loop.now;
-        mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
-        if ((uint32_t)n < room && !c->rdhup && mc_stream_short_read_drains(&c->st))
-            c->readable = 0;
-        return;
-    }
-    if (n == MC_IO_AGAIN) {
-        c->readable = 0;
-        return;
-    }
-    /* The client closed before sending its whole body. */
-    conn_close(c);
-}
-
-static void h1_reset(mc_http_stream_t *s)
-{
-    conn_close(s->conn);
+    mc_h1_conn_close(c);
 }
 
 /* The exchange is complete: the next request, or close. */
-static void h1_done(mc_http_stream_t *s)
+void mc_h1_conn_done(mc_http_stream_t *s)
 {
     mc_http_conn_t *c = s->conn;
     int close_after = s->close_after;
@@ -512,18 +190,6 @@ static void h1_done(mc_http_stream_t *s)
     /* A pipelined request may already be here. */
     read_head(c);
 }
-
-static const mc_http_codec_t h1_codec = {
-    .name = "http/1.1",
-    .reply = h1_reply,
-    .send_continue = h1_send_continue,
-    .response_head = h1_response_head,
-    .send_response = h1_send_response,
-    .scan_body = h1_scan_body,
-    .read_body = h1_read_body,
-    .reset = h1_reset,
-    .done = h1_done,
-};
 
 /* ---- reading request heads ------------------------------------------------------- */
 
@@ -574,7 +240,7 @@ static void on_timer(mc_timer_t *t)
 {
     mc_http_conn_t *c = mc_container_of(t, mc_http_conn_t, timer);
     if (c->state == DS_HANDSHAKE) { /* the client never finished its handshake */
-        conn_close(c);
+        mc_h1_conn_close(c);
         return;
     }
     int which;
@@ -587,7 +253,7 @@ static void on_timer(mc_timer_t *t)
     }
     if (which == T_IDLE) {
         mc_stat_inc(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_IDLE_TIMEOUT);
-        conn_close(c);
+        mc_h1_conn_close(c);
         return;
     }
     /* The client stalled inside a request head: 408 and close. */
@@ -665,7 +331,7 @@ static void read_head(mc_http_conn_t *c)
             if (!s) {
                 s = c->stream = mc_http_stream_new(c);
                 if (!s) {
-                    conn_close(c);
+                    mc_h1_conn_close(c);
                     return;
                 }
             }
@@ -694,7 +360,7 @@ static void read_head(mc_http_conn_t *c)
             return;
         }
         if (mc_hbuf_reserve(c->w, &c->in, need) < 0) {
-            conn_close(c);
+            mc_h1_conn_close(c);
             return;
         }
         uint32_t room = c->in.cap - c->in.end;
@@ -719,7 +385,7 @@ static void read_head(mc_http_conn_t *c)
             return;
         }
         /* EOF or error: between requests that is a normal close. */
-        conn_close(c);
+        mc_h1_conn_close(c);
         return;
     }
 }
@@ -732,7 +398,7 @@ static void peer_known(mc_http_conn_t *c)
 {
     const char *denied_by;
     if (!mc_listener_net_rbac(c->w, c->l, c->ch, &c->peer.addr, c->peer.principal, &denied_by)) {
-        conn_close(c);
+        mc_h1_conn_close(c);
         return;
     }
     c->state = DS_READ_HEAD;
@@ -749,7 +415,7 @@ static void handshake(mc_http_conn_t *c)
     if (r < 0) {
         mc_tls_count_failure(STATS(c), c->l->scope, c->st.ssl, MC_TLS_DOWNSTREAM);
         c->state = DS_CLOSING; /* counted: not again as a handshake cut short */
-        conn_close(c);
+        mc_h1_conn_close(c);
         return;
     }
     mc_stat_inc(STATS(c), c->l->scope, MC_LISTENER_SSL_HANDSHAKE);
@@ -771,7 +437,7 @@ static void on_io(mc_io_t *io, uint32_t ev)
     if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
         c->writable = 1;
     if (ev & EPOLLERR) {
-        conn_close(c);
+        mc_h1_conn_close(c);
         return;
     }
     switch (c->state) {
@@ -787,14 +453,14 @@ static void on_io(mc_io_t *io, uint32_t ev)
     case DS_ACTIVE: {
         mc_http_stream_t *s = c->stream;
         if (s->try_state == TRY_RESPONDING) {
-            h1_send_response(s);
+            mc_h1_send_response(s);
         } else if (!s->req_done) {
             mc_http_forward_progress(s); /* reads more body and passes it on */
         } else if ((ev & (EPOLLRDHUP | EPOLLHUP)) && !mc_hbuf_len(&c->out)) {
             /* Whole request read; a FIN now is a half-close we tolerate
              * (the response still goes out), a full HUP is a reset. */
             if (ev & EPOLLHUP)
-                conn_close(c);
+                mc_h1_conn_close(c);
         }
         break;
     }
@@ -822,7 +488,7 @@ void mc_h1_server_accept(mc_worker_t *w, mc_wctx_t *ctx, const mc_listener_t *l,
     c->l = l;
     c->ch = ch;
     c->hcm = &ch->hcm;
-    c->codec = &h1_codec;
+    c->codec = &mc_h1_codec;
     c->adm = *adm;
     c->io.fd = fd;
     c->io.cb = on_io;
@@ -838,13 +504,13 @@ void mc_h1_server_accept(mc_worker_t *w, mc_wctx_t *ctx, const mc_listener_t *l,
     mc_stat_inc(w->stats, c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_ACTIVE);
     mc_sock_nodelay(fd);
     if (mc_loop_add_et(&w->loop, &c->io) < 0) {
-        conn_close(c);
+        mc_h1_conn_close(c);
         return;
     }
     if (ch->tls) {
         mc_stream_set_ssl(&c->st, mc_tls_new_ssl(ch->tls, fd));
         if (!c->st.ssl) {
-            conn_close(c);
+            mc_h1_conn_close(c);
             return;
         }
         c->state = DS_HANDSHAKE;
