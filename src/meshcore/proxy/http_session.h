@@ -27,7 +27,7 @@
 #include "net/stream.h"
 #include "net/tls.h"
 #include "http/h1_parser.h"
-#include "proxy/response_flags.h"
+#include "stats/response_flags.h"
 #include "route/router.h"
 #include "worker/worker.h"
 

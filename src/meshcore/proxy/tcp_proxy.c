@@ -44,7 +44,7 @@
 #include "meshcore/balancer.h"
 #include "net/stream.h"
 #include "net/tls.h"
-#include "proxy/response_flags.h"
+#include "stats/response_flags.h"
 #include "proxy/tcp_proxy.h"
 
 #define PUMP_BUDGET (1u << 20) /* bytes per direction per call */

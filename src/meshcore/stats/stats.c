@@ -72,7 +72,7 @@ static const slot_def_t http_slots[MC_HTTP__SLOTS] = {
     {"downstream_rq_idle_timeout", 0}, {"no_route", 0}, {"rq_direct_response", 0}, {"rq_redirect", 0},
     {"fault.delays_injected", 0}, {"fault.aborts_injected", 0},
     {"rbac.allowed", 0}, {"rbac.denied", 0},
-    /* response flags, MC_RF_* order (proxy/response_flags.h) */
+    /* response flags, MC_RF_* order (stats/response_flags.h) */
     {"response_flag_UH", 0}, {"response_flag_UF", 0}, {"response_flag_UO", 0}, {"response_flag_NR", 0},
     {"response_flag_URX", 0}, {"response_flag_UT", 0}, {"response_flag_DC", 0}, {"response_flag_UC", 0},
     {"response_flag_DI", 0}, {"response_flag_FI", 0}, {"response_flag_UPE", 0}, {"response_flag_DPE", 0},

@@ -1,7 +1,7 @@
-/* Response flag names; see proxy/response_flags.h. */
+/* Response flag names; see stats/response_flags.h. */
 #include <string.h>
 
-#include "proxy/response_flags.h"
+#include "stats/response_flags.h"
 
 static const char *const names[MC_RF__COUNT] = {
     "UH", "UF", "UO", "NR", "URX", "UT", "DC", "UC", "DI", "FI", "UPE", "DPE", "LR", "UR", "SI", "UAEX",
