@@ -1,8 +1,11 @@
 /*
  * Envoy's response flags: why a request ended the way it did, as short
  * codes in access logs and stats (UF = upstream connection failure, ...).
- * A request may carry several; bit order = the http.<prefix>.response_flag_*
- * counters' order (stats/stats.c).
+ * A request may carry several. The table below is the one definition: the
+ * bit numbers (MC_RF_BIT_*), the masks (MC_RF_*), the printed codes and the
+ * http.<prefix>.response_flag_<FLAG> counters (stats/stats.c) come from it.
+ * Append only: the bits are in access-log records Python decodes
+ * (python/meshcore/accesslog.py keeps the same list).
  */
 #ifndef MESHCORE_RESPONSE_FLAGS_H
 #define MESHCORE_RESPONSE_FLAGS_H
@@ -10,25 +13,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum {
-    MC_RF_UH = 1u << 0,    /* no healthy upstream */
-    MC_RF_UF = 1u << 1,    /* upstream connection failure */
-    MC_RF_UO = 1u << 2,    /* upstream overflow (circuit breaker) */
-    MC_RF_NR = 1u << 3,    /* no route */
-    MC_RF_URX = 1u << 4,   /* upstream retry limit exceeded */
-    MC_RF_UT = 1u << 5,    /* upstream request timeout */
-    MC_RF_DC = 1u << 6,    /* downstream connection termination */
-    MC_RF_UC = 1u << 7,    /* upstream connection termination */
-    MC_RF_DI = 1u << 8,    /* delay injected */
-    MC_RF_FI = 1u << 9,    /* fault (abort) injected */
-    MC_RF_UPE = 1u << 10,  /* upstream protocol error */
-    MC_RF_DPE = 1u << 11,  /* downstream protocol error */
-    MC_RF_LR = 1u << 12,   /* local reset */
-    MC_RF_UR = 1u << 13,   /* upstream remote reset */
-    MC_RF_SI = 1u << 14,   /* stream idle timeout */
-    MC_RF_UAEX = 1u << 15, /* unauthorized (external authorization / RBAC) */
-    MC_RF__COUNT = 16
-};
+/* FLAG(code, meaning), in bit order. */
+#define MC_RESPONSE_FLAGS(FLAG)                                               \
+    FLAG(UH, "no healthy upstream")                                           \
+    FLAG(UF, "upstream connection failure")                                   \
+    FLAG(UO, "upstream overflow (circuit breaker)")                           \
+    FLAG(NR, "no route")                                                      \
+    FLAG(URX, "upstream retry limit exceeded")                                \
+    FLAG(UT, "upstream request timeout")                                      \
+    FLAG(DC, "downstream connection termination")                             \
+    FLAG(UC, "upstream connection termination")                               \
+    FLAG(DI, "delay injected")                                                \
+    FLAG(FI, "fault (abort) injected")                                        \
+    FLAG(UPE, "upstream protocol error")                                      \
+    FLAG(DPE, "downstream protocol error")                                    \
+    FLAG(LR, "local reset")                                                   \
+    FLAG(UR, "upstream remote reset")                                         \
+    FLAG(SI, "stream idle timeout")                                           \
+    FLAG(UAEX, "unauthorized (external authorization / RBAC)")
+
+#define MC_RF_BIT_(code, meaning) MC_RF_BIT_##code,
+enum { MC_RESPONSE_FLAGS(MC_RF_BIT_) MC_RF__COUNT };
+#undef MC_RF_BIT_
+#define MC_RF_MASK_(code, meaning) MC_RF_##code = 1u << MC_RF_BIT_##code,
+enum { MC_RESPONSE_FLAGS(MC_RF_MASK_) };
+#undef MC_RF_MASK_
 
 /* Writes the flags as Envoy prints them ("UF,URX", or "-" when none) into
  * buf; returns the length. */
