@@ -9,7 +9,11 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-in
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I$(SRC_DIR)/include -I$(SRC_DIR) $(WARN) -g -pthread
 LIBS := -lssl -lcrypto -lpcre2-8 -lpthread
 
-TEST_SRCS := $(sort $(wildcard tests/c/test_*.c))
+# C unit tests mirror the source tree: tests/c/<dir>/test_*.c tests src/meshcore/<dir>/.
+TEST_SRCS := $(sort $(wildcard tests/c/*/test_*.c))
+ifneq ($(wildcard tests/c/test_*.c),)
+$(error tests/c/test_*.c would not run: move them to tests/c/<dir>/ as src/meshcore/<dir>/)
+endif
 
 # Two flavours: release (O2) and sanitized (ASan + UBSan, no recovery).
 RELEASE_DIR := build/c

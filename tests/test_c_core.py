@@ -8,6 +8,18 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C_TESTS = os.path.join(ROOT, "tests", "c")
+
+
+def test_c_tests_mirror_src():
+    """tests/c/<dir>/test_*.c tests src/meshcore/<dir>/ (the Makefile runs
+    tests/c/*/test_*.c only)."""
+    for d in sorted(os.listdir(C_TESTS)):
+        path = os.path.join(C_TESTS, d)
+        if os.path.isdir(path):
+            assert os.path.isdir(os.path.join(ROOT, "src", "meshcore", d)), f"tests/c/{d}/ has no src/meshcore/{d}/"
+        else:
+            assert not d.startswith("test_"), f"tests/c/{d} would not run: move it to tests/c/<dir>/"
 
 
 @pytest.mark.parametrize("target", ["test", "test-asan"])

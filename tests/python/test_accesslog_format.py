@@ -1,4 +1,4 @@
-"""The core's access-log formatter (worker/alog_format.c) through formats
+"""The core's access-log formatter (stats/alog_format.c) through formats
 compiled by meshcore.accesslog: Envoy's text and JSON semantics, escaping
 that keeps every line valid JSON, and meshcore's default record."""
 from __future__ import annotations

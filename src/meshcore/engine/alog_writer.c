@@ -1,6 +1,6 @@
 /*
  * The engine's log writer: one thread that drains the workers' record
- * rings, formats access-log lines (worker/alog_format.c) into a buffer per
+ * rings, formats access-log lines (stats/alog_format.c) into a buffer per
  * sink and writes them, and hands sampled requests' records (spans) to
  * Python through a bounded queue. Workers only ever copy a record into
  * their ring; everything else happens here, off the request path.

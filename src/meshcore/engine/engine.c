@@ -39,8 +39,8 @@ mc_engine_t *mc_engine_new(const mc_engine_opts_t *opts, char *err, size_t errle
     e->n_workers = e->opts.concurrency ? e->opts.concurrency : (uint32_t)(ncpu > 0 ? ncpu : 1);
     e->opts.concurrency = e->n_workers;
     pthread_mutex_init(&e->ctl, NULL);
-    pthread_mutex_init(&e->lock, NULL);
-    pthread_cond_init(&e->acked, NULL);
+    pthread_mutex_init(&e->shared.lock, NULL);
+    pthread_cond_init(&e->shared.acked, NULL);
     e->stats = mc_stats_new(e->n_workers);
     e->workers = calloc(e->n_workers, sizeof(*e->workers));
     e->alog = mc_alog_writer_new(e);
@@ -52,7 +52,7 @@ mc_engine_t *mc_engine_new(const mc_engine_opts_t *opts, char *err, size_t errle
     e->server_scope = mc_stats_scope(e->stats, MC_SCOPE_SERVER, "server");
     e->clusters.n_workers = e->n_workers;
     for (uint32_t i = 0; i < e->n_workers; i++) {
-        e->workers[i] = mc_worker_new(e, i, &mc_proxy_hooks, err, errlen);
+        e->workers[i] = mc_worker_new(&e->shared, e->stats, e->server_scope, &e->opts, i, &mc_proxy_hooks, err, errlen);
         if (!e->workers[i]) {
             mc_engine_free(e);
             return NULL;
@@ -77,28 +77,28 @@ static void wait_acked(mc_engine_t *e, uint64_t gen)
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += ACK_TIMEOUT_S;
-    pthread_mutex_lock(&e->lock);
+    pthread_mutex_lock(&e->shared.lock);
     for (uint32_t i = 0; i < e->n_workers; i++) {
         while (e->workers[i]->acked_gen < gen) {
-            if (pthread_cond_timedwait(&e->acked, &e->lock, &until) == ETIMEDOUT)
+            if (pthread_cond_timedwait(&e->shared.acked, &e->shared.lock, &until) == ETIMEDOUT)
                 goto out;
         }
     }
 out:
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_unlock(&e->shared.lock);
 }
 
 /* Bumps the generation, wakes the workers and waits for them. */
 static void publish(mc_engine_t *e, mc_snapshot_t *s, mc_snapshot_t **old)
 {
-    pthread_mutex_lock(&e->lock);
-    uint64_t gen = ++e->generation;
+    pthread_mutex_lock(&e->shared.lock);
+    uint64_t gen = ++e->shared.generation;
     if (s) {
         s->generation = gen;
-        *old = e->current;
-        e->current = s;
+        *old = e->shared.current;
+        e->shared.current = s;
     }
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_unlock(&e->shared.lock);
     if (e->started) {
         wake_all(e);
         wait_acked(e, gen);
@@ -118,10 +118,10 @@ int mc_engine_start(mc_engine_t *e, char *err, size_t errlen)
         if (mc_worker_start(e->workers[i]) < 0) {
             snprintf(err, errlen, "cannot start worker thread: %s", strerror(errno));
             /* Stop the ones that did start. */
-            pthread_mutex_lock(&e->lock);
-            e->stopping = 1;
-            e->generation++;
-            pthread_mutex_unlock(&e->lock);
+            pthread_mutex_lock(&e->shared.lock);
+            e->shared.stopping = 1;
+            e->shared.generation++;
+            pthread_mutex_unlock(&e->shared.lock);
             for (uint32_t j = 0; j < i; j++) {
                 mc_worker_wake(e->workers[j]);
                 mc_worker_join(e->workers[j]);
@@ -176,7 +176,7 @@ static int bind_listeners(mc_engine_t *e, mc_snapshot_t *s, char *err, size_t er
 {
     for (uint32_t i = 0; i < s->n_listeners; i++) {
         mc_listener_t *l = &s->listeners[i];
-        if (e->drained)
+        if (e->shared.drained)
             continue;
         mc_lsock_t *ls = registry_find(e, l);
         if (ls) {
@@ -282,9 +282,9 @@ out:
 int mc_engine_drain_listeners(mc_engine_t *e)
 {
     pthread_mutex_lock(&e->ctl);
-    pthread_mutex_lock(&e->lock);
-    e->drained = 1;
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_lock(&e->shared.lock);
+    e->shared.drained = 1;
+    pthread_mutex_unlock(&e->shared.lock);
     publish(e, NULL, NULL);
     mc_lsock_t **gone = e->registry;
     uint32_t n = e->n_registry;
@@ -306,11 +306,11 @@ int mc_engine_stop(mc_engine_t *e, uint32_t drain_timeout_ms)
         pthread_mutex_unlock(&e->ctl);
         return 0;
     }
-    pthread_mutex_lock(&e->lock);
-    e->stopping = 1;
-    e->stop_deadline_ns = mc_now_ns() + (uint64_t)drain_timeout_ms * 1000000ull;
-    uint64_t gen = ++e->generation;
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_lock(&e->shared.lock);
+    e->shared.stopping = 1;
+    e->shared.stop_deadline_ns = mc_now_ns() + (uint64_t)drain_timeout_ms * 1000000ull;
+    uint64_t gen = ++e->shared.generation;
+    pthread_mutex_unlock(&e->shared.lock);
     wake_all(e);
     /* Once every worker has stopped polling them, close the listen sockets
      * so new connections are refused now, not at the end of the drain. */
@@ -344,11 +344,11 @@ void mc_engine_free(mc_engine_t *e)
     for (uint32_t i = 0; i < e->n_registry; i++)
         mc_lsock_unref(e->registry[i]);
     free(e->registry);
-    mc_snapshot_unref(e->current);
+    mc_snapshot_unref(e->shared.current);
     mc_cluster_registry_destroy(&e->clusters);
     mc_stats_free(e->stats);
-    pthread_cond_destroy(&e->acked);
-    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->shared.acked);
+    pthread_mutex_destroy(&e->shared.lock);
     pthread_mutex_destroy(&e->ctl);
     free(e);
 }
@@ -360,9 +360,9 @@ uint32_t mc_engine_concurrency(const mc_engine_t *e)
 
 uint64_t mc_engine_generation(mc_engine_t *e)
 {
-    pthread_mutex_lock(&e->lock);
-    uint64_t g = e->generation;
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_lock(&e->shared.lock);
+    uint64_t g = e->shared.generation;
+    pthread_mutex_unlock(&e->shared.lock);
     return g;
 }
 
@@ -476,11 +476,11 @@ void mc_engine_im_overflow(mc_engine_t *e, uint64_t *sets, uint64_t *peers, uint
 
 static mc_snapshot_t *current_ref(mc_engine_t *e)
 {
-    pthread_mutex_lock(&e->lock);
-    mc_snapshot_t *s = e->current;
+    pthread_mutex_lock(&e->shared.lock);
+    mc_snapshot_t *s = e->shared.current;
     if (s)
         mc_snapshot_ref(s);
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_unlock(&e->shared.lock);
     return s;
 }
 

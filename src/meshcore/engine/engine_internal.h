@@ -1,6 +1,5 @@
-/* The engine's control block, shared with workers. Everything here is
- * guarded by `lock`; workers take it only when woken (config change, drain,
- * stop), never on the connection path. */
+/* The engine: its control block, the workers it runs and the shared cluster
+ * state. What the workers see of it is worker/control.h (`shared`). */
 #ifndef MESHCORE_ENGINE_INTERNAL_H
 #define MESHCORE_ENGINE_INTERNAL_H
 
@@ -9,17 +8,14 @@
 #include "meshcore/engine.h"
 #include "net/listener.h"
 #include "worker/snapshot.h"
+#include "worker/control.h"
 #include "worker/worker.h"
 
 struct mc_engine {
     mc_engine_opts_t opts;
     pthread_mutex_t ctl; /* serializes control operations */
-    pthread_mutex_t lock;
-    pthread_cond_t acked;
-    mc_snapshot_t *current; /* the engine's reference */
-    uint64_t generation;    /* bumped by every publish (apply, drain, stop) */
-    int started, stopping, drained, joined;
-    uint64_t stop_deadline_ns;
+    mc_worker_control_t shared; /* with the workers: lock, current snapshot, generation, stop and drain */
+    int started, joined;
     uint32_t n_workers;
     mc_worker_t **workers;
     mc_stats_t *stats;

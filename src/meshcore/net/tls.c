@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "net/tls.h"
-#include "route/router.h"
 
 static int ex_ctx = -1;     /* SSL_CTX ex_data: the mc_tls_ctx_t */
 static int ex_reason = -1;  /* SSL ex_data: why our SAN check failed (static string) */
@@ -301,15 +300,13 @@ mc_tls_ctx_t *mc_tls_ctx_new(const mc_sb_tls_t *s, char *err, size_t errlen)
             goto bad;
         }
         for (uint32_t i = 0; i < s->n_sans; i++) {
-            t->sans[i].kind = (uint8_t)s->sans[i].kind;
-            t->sans[i].ignore_case = (uint8_t)(s->sans[i].ignore_case != 0);
-            t->sans[i].value = strdup(s->sans[i].value ? s->sans[i].value : "");
-            t->sans[i].len = strlen(t->sans[i].value);
-            t->n_sans++;
             if (s->sans[i].kind == MC_STR_REGEX) {
                 snprintf(err, errlen, "match_subject_alt_names: safe_regex is not supported");
                 goto bad;
             }
+            t->n_sans++;
+            if (mc_str_match_init(&t->sans[i], &s->sans[i], err, errlen) < 0)
+                goto bad;
         }
     }
     int mode = SSL_VERIFY_NONE;
@@ -367,7 +364,7 @@ void mc_tls_ctx_unref(mc_tls_ctx_t *t)
     if (t->ctx)
         SSL_CTX_free(t->ctx);
     for (uint32_t i = 0; i < t->n_sans; i++)
-        free(t->sans[i].value);
+        mc_str_match_free(&t->sans[i]);
     free(t->sans);
     free(t->sni);
     free(t->alpn);

@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/match.h"
 #include "meshcore/snapshot.h"
-#include "route/route_config.h"
 
 typedef struct mc_tls_ctx {
     int refcnt;

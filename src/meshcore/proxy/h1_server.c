@@ -150,7 +150,7 @@ static void protocol_error(mc_http_conn_t *c, int status, const char *reason)
 {
     mc_stats_shard_t *st = STATS(c);
     mc_stat_inc(st, c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR);
-    mc_stat_inc(st, c->hcm->scope, MC_HTTP_RF_FIRST + 11); /* DPE */
+    mc_stat_inc(st, c->hcm->scope, MC_HTTP_RF_FIRST + MC_RF_BIT_DPE);
     mc_http_count_status(c->w, c->hcm, status);
     char body[160];
     snprintf(body, sizeof(body), "bad request: %s\n", reason ? reason : "malformed");

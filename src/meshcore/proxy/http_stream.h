@@ -31,7 +31,7 @@
 #include "proxy/http_conn.h"
 #include "proxy/http_upstream.h"
 #include "route/router.h"
-#include "proxy/response_flags.h"
+#include "stats/response_flags.h"
 
 #define MC_HTTP_REPLAY_MAX MC_HTTP_BUF /* head + body kept for retries/mirrors */
 #define MC_HTTP_MAX_HEADERS 128        /* parser slots (the limit is in mc_h1_limits_t) */

@@ -44,7 +44,7 @@
 #include "meshcore/balancer.h"
 #include "net/stream.h"
 #include "net/tls.h"
-#include "proxy/response_flags.h"
+#include "stats/response_flags.h"
 #include "proxy/tcp_proxy.h"
 #include "route/picker.h"
 

@@ -15,9 +15,9 @@
 
 #include <stdint.h>
 
+#include "core/match.h"
 #include "meshcore/snapshot.h"
 #include "net/sock.h"
-#include "route/route_config.h"
 #include "route/router.h"
 
 typedef struct mc_rbac_node {

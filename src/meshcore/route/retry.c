@@ -10,19 +10,19 @@ int mc_retry_wanted(const mc_retry_policy_t *p, int status, int failure)
     if (!on)
         return 0;
     if (failure == MC_TRY_CONNECT_FAILURE)
-        return (on & (MC_RETRY_ON_5XX | MC_RETRY_ON_GATEWAY_ERROR | MC_RETRY_ON_RESET |
-                      MC_RETRY_ON_CONNECT_FAILURE)) != 0;
+        return (on & (MC_SB_RETRY_5XX | MC_SB_RETRY_GATEWAY_ERROR | MC_SB_RETRY_RESET |
+                      MC_SB_RETRY_CONNECT_FAILURE)) != 0;
     if (failure == MC_TRY_RESET)
-        return (on & (MC_RETRY_ON_5XX | MC_RETRY_ON_GATEWAY_ERROR | MC_RETRY_ON_RESET)) != 0;
+        return (on & (MC_SB_RETRY_5XX | MC_SB_RETRY_GATEWAY_ERROR | MC_SB_RETRY_RESET)) != 0;
     if (failure == MC_TRY_TIMEOUT)
         status = 504;
-    if ((on & MC_RETRY_ON_5XX) && status >= 500 && status <= 599)
+    if ((on & MC_SB_RETRY_5XX) && status >= 500 && status <= 599)
         return 1;
-    if ((on & MC_RETRY_ON_GATEWAY_ERROR) && status >= 502 && status <= 504)
+    if ((on & MC_SB_RETRY_GATEWAY_ERROR) && status >= 502 && status <= 504)
         return 1;
-    if ((on & MC_RETRY_ON_RETRIABLE_4XX) && status == 409)
+    if ((on & MC_SB_RETRY_RETRIABLE_4XX) && status == 409)
         return 1;
-    if (on & MC_RETRY_ON_RETRIABLE_STATUS_CODES) {
+    if (on & MC_SB_RETRY_RETRIABLE_STATUS_CODES) {
         for (uint32_t i = 0; i < p->n_codes; i++)
             if (p->codes[i] == status)
                 return 1;

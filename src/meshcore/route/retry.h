@@ -9,15 +9,7 @@
 #include <stdint.h>
 
 #include "meshcore/rand.h"
-
-enum {
-    MC_RETRY_ON_5XX = 1u << 0,
-    MC_RETRY_ON_GATEWAY_ERROR = 1u << 1,
-    MC_RETRY_ON_RESET = 1u << 2,
-    MC_RETRY_ON_CONNECT_FAILURE = 1u << 3,
-    MC_RETRY_ON_RETRIABLE_4XX = 1u << 4,
-    MC_RETRY_ON_RETRIABLE_STATUS_CODES = 1u << 5,
-};
+#include "meshcore/snapshot.h" /* MC_SB_RETRY_*: the retry_on bits, defined once for compiler and core */
 
 /* How a try ended when it produced no response head. */
 enum { MC_TRY_OK = 0, MC_TRY_CONNECT_FAILURE, MC_TRY_RESET, MC_TRY_TIMEOUT };
@@ -25,7 +17,7 @@ enum { MC_TRY_OK = 0, MC_TRY_CONNECT_FAILURE, MC_TRY_RESET, MC_TRY_TIMEOUT };
 #define MC_RETRY_MAX_CODES 16
 
 typedef struct mc_retry_policy {
-    uint32_t retry_on;        /* MC_RETRY_ON_* bits; 0 = no retries */
+    uint32_t retry_on;        /* MC_SB_RETRY_* bits; 0 = no retries */
     uint32_t num_retries;     /* Envoy default 1 when a policy is present */
     uint64_t per_try_timeout_ns; /* 0 = only the route timeout */
     uint64_t base_interval_ns;   /* default 25 ms */

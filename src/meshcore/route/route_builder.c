@@ -1,8 +1,9 @@
 /*
  * Building a route table from the compiler's specs (include/meshcore/
  * snapshot.h) into route/route_config.h structures: copies strings, compiles
- * regexes with PCRE2, and converts Envoy conventions once (RE2 `\1` group
- * references, full-match semantics) so the request path does no such work.
+ * regexes with PCRE2 (core/match.h, as every matcher), and converts Envoy
+ * conventions once (RE2 `\1` group references, full-match semantics) so the
+ * request path does no such work.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -47,88 +48,12 @@ static void lower(char *s)
         *s = (char)tolower((unsigned char)*s);
 }
 
-/* Compiles a regex. anchored: Envoy's safe_regex matchers must match the
- * whole subject (RE2::FullMatch); rewrites search anywhere. */
-static pcre2_code *compile_re(const char *pattern, int anchored, int caseless, char *err, size_t errlen)
-{
-    int code;
-    PCRE2_SIZE off;
-    /* Byte semantics (no PCRE2_UTF): header values may carry obs-text. */
-    uint32_t opts = caseless ? PCRE2_CASELESS : 0;
-    if (anchored)
-        opts |= PCRE2_ANCHORED | PCRE2_ENDANCHORED;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts, &code, &off, NULL);
-    if (!re) {
-        PCRE2_UCHAR msg[160];
-        pcre2_get_error_message(code, msg, sizeof(msg));
-        fail(err, errlen, "regex \"%s\": %s at offset %zu", pattern, (char *)msg, (size_t)off);
-        return NULL;
-    }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* best effort: falls back to the interpreter */
-    return re;
-}
-
-int mc_regex_check(const char *pattern, char *err, size_t errlen)
-{
-    pcre2_code *re = compile_re(pattern, 1, 0, err, errlen);
-    if (!re)
-        return -1;
-    pcre2_code_free(re);
-    return 0;
-}
-
 static uint32_t captures(const pcre2_code *re)
 {
     uint32_t n = 0;
     if (re)
         pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &n);
     return n;
-}
-
-static int str_match_init(mc_str_match_t *m, const mc_sb_matcher_t *s, char *err, size_t errlen)
-{
-    m->kind = (uint8_t)s->kind;
-    m->ignore_case = (uint8_t)(s->ignore_case != 0);
-    m->invert = (uint8_t)(s->invert != 0);
-    m->value = dupn(s->value, &m->len);
-    if (!m->value)
-        return fail(err, errlen, "out of memory");
-    if (s->kind == MC_STR_REGEX) {
-        m->re = compile_re(s->value ? s->value : "", 1, s->ignore_case, err, errlen);
-        if (!m->re)
-            return -1;
-    }
-    return 0;
-}
-
-static void str_match_free(mc_str_match_t *m)
-{
-    free(m->value);
-    if (m->re)
-        pcre2_code_free(m->re);
-}
-
-int mc_matcher_init(mc_matcher_t *m, const mc_sb_matcher_t *in, int header, char *err, size_t errlen)
-{
-    m->name = dupn(in->name, &m->name_len);
-    if (!m->name)
-        return fail(err, errlen, "out of memory");
-    if (header) {
-        lower(m->name);
-        m->field = !strcmp(m->name, ":method")      ? MC_FIELD_METHOD
-                   : !strcmp(m->name, ":authority") ? MC_FIELD_AUTHORITY
-                   : !strcmp(m->name, "host")       ? MC_FIELD_AUTHORITY
-                   : !strcmp(m->name, ":path")      ? MC_FIELD_PATH
-                   : !strcmp(m->name, ":scheme")    ? MC_FIELD_SCHEME
-                                                    : MC_FIELD_HEADER;
-    }
-    return str_match_init(&m->m, in, err, errlen);
-}
-
-void mc_matcher_free(mc_matcher_t *m)
-{
-    free(m->name);
-    str_match_free(&m->m);
 }
 
 static int matchers_init(mc_matcher_t **out, uint32_t *n_out, const mc_sb_matcher_t *in, uint32_t n,
@@ -384,7 +309,7 @@ int mc_route_table_add_route(mc_route_table_t *rt, uint32_t vhost, const mc_sb_r
     r->path = dupn(s->path, &r->path_len);
     if (s->path_kind == MC_PATH_REGEX) {
         char e[200];
-        r->path_re = compile_re(s->path ? s->path : "", 1, !s->case_sensitive, e, sizeof(e));
+        r->path_re = mc_regex_compile(s->path ? s->path : "", 1, !s->case_sensitive, e, sizeof(e));
         if (!r->path_re)
             return fail(err, errlen, "%s: %s", label, e);
     }
@@ -414,7 +339,7 @@ int mc_route_table_add_route(mc_route_table_t *rt, uint32_t vhost, const mc_sb_r
         r->prefix_rewrite = dup_opt(s->prefix_rewrite);
         r->prefix_rewrite_len = r->prefix_rewrite ? strlen(r->prefix_rewrite) : 0;
         if (s->regex_rewrite && *s->regex_rewrite) {
-            r->rewrite_re = compile_re(s->regex_rewrite, 0, 0, e, sizeof(e));
+            r->rewrite_re = mc_regex_compile(s->regex_rewrite, 0, 0, e, sizeof(e));
             if (!r->rewrite_re)
                 return fail(err, errlen, "%s: regex_rewrite: %s", label, e);
             r->rewrite_sub = substitution_for_pcre2(s->regex_substitution ? s->regex_substitution : "");

@@ -10,33 +10,13 @@
 #ifndef MESHCORE_ROUTE_CONFIG_H
 #define MESHCORE_ROUTE_CONFIG_H
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/match.h"
 #include "http/h1_parser.h"
 #include "meshcore/snapshot.h"
 #include "route/retry.h"
-
-/* What a matcher looks at: a header, or one of the request's pseudo-headers. */
-enum { MC_FIELD_HEADER, MC_FIELD_METHOD, MC_FIELD_AUTHORITY, MC_FIELD_PATH, MC_FIELD_SCHEME };
-
-typedef struct mc_str_match {
-    uint8_t kind; /* MC_STR_* */
-    uint8_t ignore_case;
-    uint8_t invert;
-    char *value;
-    size_t len;
-    pcre2_code *re;
-} mc_str_match_t;
-
-typedef struct mc_matcher {
-    char *name;
-    size_t name_len;
-    uint8_t field; /* MC_FIELD_* */
-    mc_str_match_t m;
-} mc_matcher_t;
 
 typedef struct mc_header_op {
     char *name;
@@ -172,8 +152,6 @@ typedef struct mc_hcm {
 } mc_hcm_t;
 
 /* Builder side (route/route_builder.c). Returns 0, or -1 with err filled. */
-int mc_matcher_init(mc_matcher_t *m, const mc_sb_matcher_t *spec, int header, char *err, size_t errlen);
-void mc_matcher_free(mc_matcher_t *m);
 int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *spec, char *err, size_t errlen);
 int mc_route_table_add_vhost(mc_route_table_t *rt, const char *name, const char *const *domains, uint32_t n,
                              const mc_sb_header_ops_t *req, const mc_sb_header_ops_t *resp,

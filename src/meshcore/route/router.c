@@ -41,35 +41,6 @@ static int eq(const char *a, const char *b, size_t n, int ignore_case)
     return ignore_case ? ieq(a, b, n) : memcmp(a, b, n) == 0;
 }
 
-static int contains(const char *v, size_t len, const char *s, size_t n, int ignore_case)
-{
-    if (n == 0)
-        return 1;
-    for (size_t i = 0; i + n <= len; i++)
-        if (eq(v + i, s, n, ignore_case))
-            return 1;
-    return 0;
-}
-
-int mc_str_matches(const mc_str_match_t *m, const char *v, size_t len, pcre2_match_data *md)
-{
-    switch (m->kind) {
-    case MC_STR_EXACT:
-        return len == m->len && eq(v, m->value, len, m->ignore_case);
-    case MC_STR_PREFIX:
-        return len >= m->len && eq(v, m->value, m->len, m->ignore_case);
-    case MC_STR_SUFFIX:
-        return len >= m->len && eq(v + len - m->len, m->value, m->len, m->ignore_case);
-    case MC_STR_CONTAINS:
-        return contains(v, len, m->value, m->len, m->ignore_case);
-    case MC_STR_REGEX:
-        return md && pcre2_match(m->re, (PCRE2_SPTR)v, len, 0, 0, md, NULL) >= 0;
-    case MC_STR_PRESENT:
-        return 1;
-    }
-    return 0;
-}
-
 int mc_router_header_matches(const mc_matcher_t *h, const mc_route_req_t *rq, pcre2_match_data *md)
 {
     const char *v = NULL;

@@ -41,7 +41,4 @@ const mc_route_t *mc_router_match(const mc_vhost_t *v, const mc_route_req_t *rq,
 /* A header matcher (route.v3 HeaderMatcher semantics) against a request. */
 int mc_router_header_matches(const mc_matcher_t *h, const mc_route_req_t *rq, pcre2_match_data *md);
 
-/* One string matcher against a value (exposed for tests). */
-int mc_str_matches(const mc_str_match_t *m, const char *v, size_t len, pcre2_match_data *md);
-
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats/response_flags.h"
 #include "stats/shard.h"
 
 typedef struct slot_def {
@@ -14,71 +15,34 @@ typedef struct slot_def {
     int gauge;
 } slot_def_t;
 
-static const slot_def_t server_slots[MC_SERVER__SLOTS] = {
-    {"workers_started", 0}, {"conn_pool_exhausted", 0}, {"splice_fallback", 0},
-};
-static const slot_def_t listener_slots[MC_LISTENER__SLOTS] = {
-    {"downstream_cx_total", 0}, {"downstream_cx_active", 1},
-    {"downstream_cx_destroy", 0}, {"downstream_cx_overflow", 0},
-    {"ssl.handshake", 0}, {"ssl.connection_error", 0}, {"ssl.fail_verify_error", 0},
-    {"ssl.fail_verify_san", 0}, {"ssl.no_certificate", 0},
-};
-static const char *listener_hists[MC_LISTENER__HISTS] = {"downstream_cx_length_ms"};
-static const slot_def_t tcp_slots[MC_TCP__SLOTS] = {
-    {"downstream_cx_total", 0}, {"downstream_cx_no_route", 0},
-    {"downstream_cx_rx_bytes_total", 0}, {"downstream_cx_tx_bytes_total", 0},
-    {"idle_timeout", 0}, {"upstream_flush_total", 0}, {"spliced_bytes_total", 0},
-    {"rbac.allowed", 0}, {"rbac.denied", 0},
-};
-static const slot_def_t conn_limit_slots[MC_CONN_LIMIT__SLOTS] = {
-    {"active_connections", 1}, {"limited_connections", 0},
-};
-static const slot_def_t cluster_slots[MC_CLUSTER__SLOTS] = {
-    {"upstream_cx_total", 0}, {"upstream_cx_active", 1},
-    {"upstream_cx_connect_fail", 0}, {"upstream_cx_connect_timeout", 0},
-    {"upstream_cx_connect_attempts_exceeded", 0}, {"upstream_cx_connect_retry", 0},
-    {"upstream_cx_none_healthy", 0}, {"upstream_cx_destroy", 0},
-    {"upstream_cx_rx_bytes_total", 0}, {"upstream_cx_tx_bytes_total", 0},
-    {"upstream_cx_overflow", 0}, {"upstream_cx_idle_timeout", 0},
-    {"upstream_rq_total", 0}, {"upstream_rq_active", 1},
-    {"upstream_rq_pending_total", 0}, {"upstream_rq_pending_active", 1},
-    {"upstream_rq_pending_overflow", 0},
-    {"upstream_rq_1xx", 0}, {"upstream_rq_2xx", 0}, {"upstream_rq_3xx", 0},
-    {"upstream_rq_4xx", 0}, {"upstream_rq_5xx", 0},
-    {"upstream_rq_timeout", 0}, {"upstream_rq_per_try_timeout", 0},
-    {"upstream_rq_retry", 0}, {"upstream_rq_retry_success", 0},
-    {"upstream_rq_retry_overflow", 0}, {"upstream_rq_retry_limit_exceeded", 0},
-    {"upstream_rq_overflow", 0}, {"upstream_rq_rx_reset", 0}, {"upstream_rq_tx_reset", 0},
-    {"upstream_cx_protocol_error", 0}, {"upstream_cx_reused", 0},
-    {"outlier_detection.ejections_enforced_total", 0}, {"upstream_rq_mirrored", 0},
-    {"ssl.handshake", 0}, {"ssl.connection_error", 0}, {"ssl.fail_verify_error", 0},
-    {"ssl.fail_verify_san", 0}, {"ssl.session_reused", 0},
-};
-static const char *cluster_hists[MC_CLUSTER__HISTS] = {
-    "upstream_cx_connect_ms", "upstream_cx_length_ms", "upstream_rq_time",
-};
-static const slot_def_t host_slots[MC_HOST__SLOTS] = {
-    {"cx_total", 0}, {"cx_active", 1}, {"cx_connect_fail", 0}, {"rq_total", 0}, {"rq_active", 1},
-    {"rq_error", 0}, {"rq_success", 0},
-};
+/* Names from the MC_<KIND>_STATS tables (include/meshcore/stats.h), each
+ * at its slot's index. */
+#define COUNTER(id, name) [id] = {name, 0},
+#define GAUGE(id, name) [id] = {name, 1},
+#define HIST(id, name) [id] = name,
+/* http.<prefix>.response_flag_<FLAG>, at MC_HTTP_RF_FIRST + its bit */
+#define RF_COUNTER(code, meaning) [MC_HTTP_RF_FIRST + MC_RF_BIT_##code] = {"response_flag_" #code, 0},
+
+static const slot_def_t server_slots[MC_SERVER__SLOTS] = {MC_SERVER_STATS(COUNTER, GAUGE)};
+static const slot_def_t listener_slots[MC_LISTENER__SLOTS] = {MC_LISTENER_STATS(COUNTER, GAUGE)};
+static const char *listener_hists[MC_LISTENER__HISTS] = {MC_LISTENER_HISTS(HIST)};
+static const slot_def_t tcp_slots[MC_TCP__SLOTS] = {MC_TCP_STATS(COUNTER, GAUGE)};
+static const slot_def_t conn_limit_slots[MC_CONN_LIMIT__SLOTS] = {MC_CONN_LIMIT_STATS(COUNTER, GAUGE)};
+static const slot_def_t cluster_slots[MC_CLUSTER__SLOTS] = {MC_CLUSTER_STATS(COUNTER, GAUGE)};
+static const char *cluster_hists[MC_CLUSTER__HISTS] = {MC_CLUSTER_HISTS(HIST)};
+static const slot_def_t host_slots[MC_HOST__SLOTS] = {MC_HOST_STATS(COUNTER, GAUGE)};
 static const slot_def_t http_slots[MC_HTTP__SLOTS] = {
-    {"downstream_cx_total", 0}, {"downstream_cx_active", 1},
-    {"downstream_cx_rx_bytes_total", 0}, {"downstream_cx_tx_bytes_total", 0},
-    {"downstream_cx_protocol_error", 0}, {"downstream_cx_idle_timeout", 0},
-    {"downstream_rq_total", 0}, {"downstream_rq_active", 1},
-    {"downstream_rq_1xx", 0}, {"downstream_rq_2xx", 0}, {"downstream_rq_3xx", 0},
-    {"downstream_rq_4xx", 0}, {"downstream_rq_5xx", 0},
-    {"downstream_rq_timeout", 0}, {"downstream_rq_rx_reset", 0}, {"downstream_rq_tx_reset", 0},
-    {"downstream_rq_idle_timeout", 0}, {"no_route", 0}, {"rq_direct_response", 0}, {"rq_redirect", 0},
-    {"fault.delays_injected", 0}, {"fault.aborts_injected", 0},
-    {"rbac.allowed", 0}, {"rbac.denied", 0},
-    /* response flags, MC_RF_* order (proxy/response_flags.h) */
-    {"response_flag_UH", 0}, {"response_flag_UF", 0}, {"response_flag_UO", 0}, {"response_flag_NR", 0},
-    {"response_flag_URX", 0}, {"response_flag_UT", 0}, {"response_flag_DC", 0}, {"response_flag_UC", 0},
-    {"response_flag_DI", 0}, {"response_flag_FI", 0}, {"response_flag_UPE", 0}, {"response_flag_DPE", 0},
-    {"response_flag_LR", 0}, {"response_flag_UR", 0}, {"response_flag_SI", 0}, {"response_flag_UAEX", 0},
+    MC_HTTP_STATS(COUNTER, GAUGE)
+    MC_RESPONSE_FLAGS(RF_COUNTER)
 };
-static const char *http_hists[MC_HTTP__HISTS] = {"downstream_rq_time"};
+static const char *http_hists[MC_HTTP__HISTS] = {MC_HTTP_HISTS(HIST)};
+
+#undef COUNTER
+#undef GAUGE
+#undef HIST
+#undef RF_COUNTER
+
+_Static_assert(MC_HTTP_RESPONSE_FLAG_SLOTS == MC_RF__COUNT, "one http counter per response flag");
 
 static const struct kind_def {
     const char *name;

@@ -14,7 +14,8 @@
 
 #include "core/clock.h"
 #include "meshcore/balancer.h"
-#include "engine/engine_internal.h"
+#include "worker/control.h"
+#include "worker/worker.h"
 
 #define ACCEPT_BATCH 64
 
@@ -278,7 +279,7 @@ static void on_wake(mc_io_t *io, uint32_t ev)
 {
     (void)ev;
     mc_worker_t *w = mc_container_of(io, mc_worker_t, wake);
-    mc_engine_t *e = w->engine;
+    mc_worker_control_t *e = w->ctl;
     uint64_t v;
     while (read(io->fd, &v, sizeof(v)) < 0 && errno == EINTR) {
     }
@@ -361,7 +362,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, const mc_worker_hooks_t *hooks, char *err, size_t errlen)
+mc_worker_t *mc_worker_new(mc_worker_control_t *ctl, mc_stats_t *stats, uint32_t server_scope,
+                          const mc_engine_opts_t *opts, uint32_t id, const mc_worker_hooks_t *hooks, char *err,
+                          size_t errlen)
 {
     mc_worker_t *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -369,7 +372,7 @@ mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, const mc_worker_hooks_t 
         return NULL;
     }
     w->id = id;
-    w->engine = e;
+    w->ctl = ctl;
     w->hooks = hooks;
     mc_im_table_init(&w->im);
     w->reserve_fd = -1;
@@ -387,16 +390,16 @@ mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, const mc_worker_hooks_t 
         return NULL;
     }
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    w->stats = mc_stats_shard(e->stats, id);
-    w->server_scope = e->server_scope;
+    w->stats = mc_stats_shard(stats, id);
+    w->server_scope = server_scope;
     mc_rand_seed(&w->rand, mc_now_ns() ^ ((uint64_t)(id + 1) * 0x9E3779B97F4A7C15ull));
-    w->splice = e->opts.splice;
+    w->splice = opts->splice;
     mc_pool_init(&w->bufs, MC_WORKER_SCRATCH, 16, 0);
     /* Room for 31 capture groups: more than any route regex needs. */
     w->match_data = pcre2_match_data_create(32, NULL);
     mc_pipe_pool_init(&w->pipes);
     mc_session_list_init(&w->sessions);
-    if (hooks->init(w, e->opts.max_connections_per_worker) < 0) {
+    if (hooks->init(w, opts->max_connections_per_worker) < 0) {
         snprintf(err, errlen, "out of memory");
         mc_worker_free(w);
         return NULL;

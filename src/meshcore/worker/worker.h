@@ -59,7 +59,7 @@ struct mc_wctx {
 
 struct mc_worker {
     uint32_t id;
-    mc_engine_t *engine;
+    struct mc_worker_control *ctl; /* shared with the engine: worker/control.h */
     pthread_t thread;
     mc_loop_t loop;
     mc_io_t wake;
@@ -95,7 +95,9 @@ struct mc_worker_hooks {
     void (*close_idle)(mc_host_wpool_t *p); /* closes a host's pooled upstream connections */
 };
 
-mc_worker_t *mc_worker_new(mc_engine_t *e, uint32_t id, const mc_worker_hooks_t *hooks, char *err, size_t errlen);
+mc_worker_t *mc_worker_new(struct mc_worker_control *ctl, mc_stats_t *stats, uint32_t server_scope,
+                          const mc_engine_opts_t *opts, uint32_t id, const mc_worker_hooks_t *hooks, char *err,
+                          size_t errlen);
 int mc_worker_start(mc_worker_t *w);
 void mc_worker_wake(mc_worker_t *w);
 void mc_worker_join(mc_worker_t *w);

@@ -82,8 +82,8 @@ typedef struct mc_sb_fault {
     uint32_t abort_ppm;
 } mc_sb_fault_t;
 
-/* route.v3.RetryPolicy; retry_on is a mask of MC_RETRY_ON_* (route/retry.h
- * values, repeated here for the compiler). */
+/* route.v3.RetryPolicy; retry_on is a mask of these bits, the one
+ * definition of them: the compiler sets them, route/retry.c tests them. */
 enum {
     MC_SB_RETRY_5XX = 1u << 0,
     MC_SB_RETRY_GATEWAY_ERROR = 1u << 1,

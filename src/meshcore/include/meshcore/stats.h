@@ -2,7 +2,7 @@
  * Stats: named scopes of counters, gauges and histograms, sharded per worker.
  *
  * A scope is (kind, name), e.g. (CLUSTER, "backend"); its slots are fixed per
- * kind (the tables in stats/stats.c). Scopes are registered by the control
+ * kind (the MC_<KIND>_STATS tables below). Scopes are registered by the control
  * thread when a config snapshot is built and live for the life of the engine,
  * so a counter keeps counting across config reloads, as in Envoy. Each worker
  * owns one shard and is its only writer; readers sum shards.
@@ -35,76 +35,147 @@ typedef enum mc_scope_kind {
     MC_SCOPE__COUNT
 } mc_scope_kind_t;
 
-/* Slot numbers per kind. Names in stats/stats.c must follow this order. */
-enum {
-    MC_SERVER_WORKERS_STARTED, MC_SERVER_CONN_POOL_EXHAUSTED, MC_SERVER_SPLICE_FALLBACK,
-    MC_SERVER__SLOTS
-};
-enum {
-    MC_LISTENER_DOWNSTREAM_CX_TOTAL, MC_LISTENER_DOWNSTREAM_CX_ACTIVE,
-    MC_LISTENER_DOWNSTREAM_CX_DESTROY, MC_LISTENER_DOWNSTREAM_CX_OVERFLOW,
-    MC_LISTENER_SSL_HANDSHAKE, MC_LISTENER_SSL_CONNECTION_ERROR, MC_LISTENER_SSL_FAIL_VERIFY_ERROR,
-    MC_LISTENER_SSL_FAIL_VERIFY_SAN, MC_LISTENER_SSL_NO_CERTIFICATE,
-    MC_LISTENER__SLOTS
-};
-enum { MC_LISTENER_H_DOWNSTREAM_CX_LENGTH_MS, MC_LISTENER__HISTS };
-enum {
-    MC_TCP_DOWNSTREAM_CX_TOTAL, MC_TCP_DOWNSTREAM_CX_NO_ROUTE,
-    MC_TCP_DOWNSTREAM_CX_RX_BYTES_TOTAL, MC_TCP_DOWNSTREAM_CX_TX_BYTES_TOTAL,
-    MC_TCP_IDLE_TIMEOUT, MC_TCP_UPSTREAM_FLUSH_TOTAL, MC_TCP_SPLICED_BYTES_TOTAL,
-    MC_TCP_RBAC_ALLOWED, MC_TCP_RBAC_DENIED,
-    MC_TCP__SLOTS
-};
-enum { MC_CONN_LIMIT_ACTIVE_CONNECTIONS, MC_CONN_LIMIT_LIMITED_CONNECTIONS, MC_CONN_LIMIT__SLOTS };
-enum {
-    MC_CLUSTER_UPSTREAM_CX_TOTAL, MC_CLUSTER_UPSTREAM_CX_ACTIVE,
-    MC_CLUSTER_UPSTREAM_CX_CONNECT_FAIL, MC_CLUSTER_UPSTREAM_CX_CONNECT_TIMEOUT,
-    MC_CLUSTER_UPSTREAM_CX_CONNECT_ATTEMPTS_EXCEEDED, MC_CLUSTER_UPSTREAM_CX_CONNECT_RETRY,
-    MC_CLUSTER_UPSTREAM_CX_NONE_HEALTHY, MC_CLUSTER_UPSTREAM_CX_DESTROY,
-    MC_CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL,
-    /* HTTP */
-    MC_CLUSTER_UPSTREAM_CX_OVERFLOW, MC_CLUSTER_UPSTREAM_CX_IDLE_TIMEOUT,
-    MC_CLUSTER_UPSTREAM_RQ_TOTAL, MC_CLUSTER_UPSTREAM_RQ_ACTIVE,
-    MC_CLUSTER_UPSTREAM_RQ_PENDING_TOTAL, MC_CLUSTER_UPSTREAM_RQ_PENDING_ACTIVE,
-    MC_CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW,
-    MC_CLUSTER_UPSTREAM_RQ_1XX, MC_CLUSTER_UPSTREAM_RQ_2XX, MC_CLUSTER_UPSTREAM_RQ_3XX,
-    MC_CLUSTER_UPSTREAM_RQ_4XX, MC_CLUSTER_UPSTREAM_RQ_5XX,
-    MC_CLUSTER_UPSTREAM_RQ_TIMEOUT, MC_CLUSTER_UPSTREAM_RQ_PER_TRY_TIMEOUT,
-    MC_CLUSTER_UPSTREAM_RQ_RETRY, MC_CLUSTER_UPSTREAM_RQ_RETRY_SUCCESS,
-    MC_CLUSTER_UPSTREAM_RQ_RETRY_OVERFLOW, MC_CLUSTER_UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED,
-    MC_CLUSTER_UPSTREAM_RQ_OVERFLOW, MC_CLUSTER_UPSTREAM_RQ_RX_RESET, MC_CLUSTER_UPSTREAM_RQ_TX_RESET,
-    MC_CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR, MC_CLUSTER_UPSTREAM_CX_REUSED,
-    MC_CLUSTER_OUTLIER_EJECTIONS_ENFORCED_TOTAL, MC_CLUSTER_UPSTREAM_RQ_MIRRORED,
-    MC_CLUSTER_SSL_HANDSHAKE, MC_CLUSTER_SSL_CONNECTION_ERROR, MC_CLUSTER_SSL_FAIL_VERIFY_ERROR,
-    MC_CLUSTER_SSL_FAIL_VERIFY_SAN, MC_CLUSTER_SSL_SESSION_REUSED,
-    MC_CLUSTER__SLOTS
-};
-enum {
-    MC_CLUSTER_H_UPSTREAM_CX_CONNECT_MS, MC_CLUSTER_H_UPSTREAM_CX_LENGTH_MS, MC_CLUSTER_H_UPSTREAM_RQ_TIME,
-    MC_CLUSTER__HISTS
-};
-enum {
-    MC_HOST_CX_TOTAL, MC_HOST_CX_ACTIVE, MC_HOST_CX_CONNECT_FAIL, MC_HOST_RQ_TOTAL, MC_HOST_RQ_ACTIVE,
-    MC_HOST_RQ_ERROR, MC_HOST_RQ_SUCCESS, MC_HOST__SLOTS
-};
+/* The slots of each kind, defined once. Each table lists, in slot order,
+ * COUNTER(id, name) or GAUGE(id, name), and HIST(id, name) for histograms:
+ * the enums below and the registry's names (stats/stats.c) are both
+ * generated from it, so a name cannot drift from its slot. */
+#define MC_SERVER_STATS(COUNTER, GAUGE)                                                       \
+    COUNTER(MC_SERVER_WORKERS_STARTED, "workers_started")                                    \
+    COUNTER(MC_SERVER_CONN_POOL_EXHAUSTED, "conn_pool_exhausted")                            \
+    COUNTER(MC_SERVER_SPLICE_FALLBACK, "splice_fallback")
+
+#define MC_LISTENER_STATS(COUNTER, GAUGE)                                                     \
+    COUNTER(MC_LISTENER_DOWNSTREAM_CX_TOTAL, "downstream_cx_total")                          \
+    GAUGE(MC_LISTENER_DOWNSTREAM_CX_ACTIVE, "downstream_cx_active")                          \
+    COUNTER(MC_LISTENER_DOWNSTREAM_CX_DESTROY, "downstream_cx_destroy")                      \
+    COUNTER(MC_LISTENER_DOWNSTREAM_CX_OVERFLOW, "downstream_cx_overflow")                    \
+    COUNTER(MC_LISTENER_SSL_HANDSHAKE, "ssl.handshake")                                      \
+    COUNTER(MC_LISTENER_SSL_CONNECTION_ERROR, "ssl.connection_error")                        \
+    COUNTER(MC_LISTENER_SSL_FAIL_VERIFY_ERROR, "ssl.fail_verify_error")                      \
+    COUNTER(MC_LISTENER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san")                          \
+    COUNTER(MC_LISTENER_SSL_NO_CERTIFICATE, "ssl.no_certificate")
+#define MC_LISTENER_HISTS(HIST) HIST(MC_LISTENER_H_DOWNSTREAM_CX_LENGTH_MS, "downstream_cx_length_ms")
+
+#define MC_TCP_STATS(COUNTER, GAUGE)                                                          \
+    COUNTER(MC_TCP_DOWNSTREAM_CX_TOTAL, "downstream_cx_total")                               \
+    COUNTER(MC_TCP_DOWNSTREAM_CX_NO_ROUTE, "downstream_cx_no_route")                         \
+    COUNTER(MC_TCP_DOWNSTREAM_CX_RX_BYTES_TOTAL, "downstream_cx_rx_bytes_total")             \
+    COUNTER(MC_TCP_DOWNSTREAM_CX_TX_BYTES_TOTAL, "downstream_cx_tx_bytes_total")             \
+    COUNTER(MC_TCP_IDLE_TIMEOUT, "idle_timeout")                                             \
+    COUNTER(MC_TCP_UPSTREAM_FLUSH_TOTAL, "upstream_flush_total")                             \
+    COUNTER(MC_TCP_SPLICED_BYTES_TOTAL, "spliced_bytes_total")                               \
+    COUNTER(MC_TCP_RBAC_ALLOWED, "rbac.allowed")                                             \
+    COUNTER(MC_TCP_RBAC_DENIED, "rbac.denied")
+
+#define MC_CONN_LIMIT_STATS(COUNTER, GAUGE)                                                   \
+    GAUGE(MC_CONN_LIMIT_ACTIVE_CONNECTIONS, "active_connections")                            \
+    COUNTER(MC_CONN_LIMIT_LIMITED_CONNECTIONS, "limited_connections")
+
+#define MC_CLUSTER_STATS(COUNTER, GAUGE)                                                      \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_TOTAL, "upstream_cx_total")                               \
+    GAUGE(MC_CLUSTER_UPSTREAM_CX_ACTIVE, "upstream_cx_active")                               \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_CONNECT_FAIL, "upstream_cx_connect_fail")                 \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_CONNECT_TIMEOUT, "upstream_cx_connect_timeout")           \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_CONNECT_ATTEMPTS_EXCEEDED, "upstream_cx_connect_attempts_exceeded") \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_CONNECT_RETRY, "upstream_cx_connect_retry")               \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_NONE_HEALTHY, "upstream_cx_none_healthy")                 \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_DESTROY, "upstream_cx_destroy")                           \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL, "upstream_cx_rx_bytes_total")             \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, "upstream_cx_tx_bytes_total")             \
+    /* HTTP */                                                                                \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_OVERFLOW, "upstream_cx_overflow")                         \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_IDLE_TIMEOUT, "upstream_cx_idle_timeout")                 \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_TOTAL, "upstream_rq_total")                               \
+    GAUGE(MC_CLUSTER_UPSTREAM_RQ_ACTIVE, "upstream_rq_active")                               \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_PENDING_TOTAL, "upstream_rq_pending_total")               \
+    GAUGE(MC_CLUSTER_UPSTREAM_RQ_PENDING_ACTIVE, "upstream_rq_pending_active")               \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW, "upstream_rq_pending_overflow")         \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_1XX, "upstream_rq_1xx")                                   \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_2XX, "upstream_rq_2xx")                                   \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_3XX, "upstream_rq_3xx")                                   \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_4XX, "upstream_rq_4xx")                                   \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_5XX, "upstream_rq_5xx")                                   \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_TIMEOUT, "upstream_rq_timeout")                           \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_PER_TRY_TIMEOUT, "upstream_rq_per_try_timeout")           \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_RETRY, "upstream_rq_retry")                               \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_RETRY_SUCCESS, "upstream_rq_retry_success")               \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_RETRY_OVERFLOW, "upstream_rq_retry_overflow")             \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED, "upstream_rq_retry_limit_exceeded") \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_OVERFLOW, "upstream_rq_overflow")                         \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_RX_RESET, "upstream_rq_rx_reset")                         \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_TX_RESET, "upstream_rq_tx_reset")                         \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR, "upstream_cx_protocol_error")             \
+    COUNTER(MC_CLUSTER_UPSTREAM_CX_REUSED, "upstream_cx_reused")                             \
+    COUNTER(MC_CLUSTER_OUTLIER_EJECTIONS_ENFORCED_TOTAL, "outlier_detection.ejections_enforced_total") \
+    COUNTER(MC_CLUSTER_UPSTREAM_RQ_MIRRORED, "upstream_rq_mirrored")                         \
+    COUNTER(MC_CLUSTER_SSL_HANDSHAKE, "ssl.handshake")                                       \
+    COUNTER(MC_CLUSTER_SSL_CONNECTION_ERROR, "ssl.connection_error")                         \
+    COUNTER(MC_CLUSTER_SSL_FAIL_VERIFY_ERROR, "ssl.fail_verify_error")                       \
+    COUNTER(MC_CLUSTER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san")                           \
+    COUNTER(MC_CLUSTER_SSL_SESSION_REUSED, "ssl.session_reused")
+#define MC_CLUSTER_HISTS(HIST)                                                                \
+    HIST(MC_CLUSTER_H_UPSTREAM_CX_CONNECT_MS, "upstream_cx_connect_ms")                      \
+    HIST(MC_CLUSTER_H_UPSTREAM_CX_LENGTH_MS, "upstream_cx_length_ms")                        \
+    HIST(MC_CLUSTER_H_UPSTREAM_RQ_TIME, "upstream_rq_time")
+
+#define MC_HOST_STATS(COUNTER, GAUGE)                                                         \
+    COUNTER(MC_HOST_CX_TOTAL, "cx_total")                                                    \
+    GAUGE(MC_HOST_CX_ACTIVE, "cx_active")                                                    \
+    COUNTER(MC_HOST_CX_CONNECT_FAIL, "cx_connect_fail")                                      \
+    COUNTER(MC_HOST_RQ_TOTAL, "rq_total")                                                    \
+    GAUGE(MC_HOST_RQ_ACTIVE, "rq_active")                                                    \
+    COUNTER(MC_HOST_RQ_ERROR, "rq_error")                                                    \
+    COUNTER(MC_HOST_RQ_SUCCESS, "rq_success")
+
 /* http.<stat_prefix>: the downstream side of an http_connection_manager.
- * The response_flag_* counters count requests by Envoy response flag. */
+ * After these come the response_flag_<FLAG> counters, one per Envoy
+ * response flag in MC_RF_* bit order (named from stats/response_flags.h). */
+#define MC_HTTP_STATS(COUNTER, GAUGE)                                                         \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_TOTAL, "downstream_cx_total")                              \
+    GAUGE(MC_HTTP_DOWNSTREAM_CX_ACTIVE, "downstream_cx_active")                              \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, "downstream_cx_rx_bytes_total")            \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, "downstream_cx_tx_bytes_total")            \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR, "downstream_cx_protocol_error")            \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_IDLE_TIMEOUT, "downstream_cx_idle_timeout")                \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_TOTAL, "downstream_rq_total")                              \
+    GAUGE(MC_HTTP_DOWNSTREAM_RQ_ACTIVE, "downstream_rq_active")                              \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_1XX, "downstream_rq_1xx")                                  \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_2XX, "downstream_rq_2xx")                                  \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_3XX, "downstream_rq_3xx")                                  \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_4XX, "downstream_rq_4xx")                                  \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_5XX, "downstream_rq_5xx")                                  \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_TIMEOUT, "downstream_rq_timeout")                          \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_RX_RESET, "downstream_rq_rx_reset")                        \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_TX_RESET, "downstream_rq_tx_reset")                        \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT, "downstream_rq_idle_timeout")                \
+    COUNTER(MC_HTTP_NO_ROUTE, "no_route")                                                    \
+    COUNTER(MC_HTTP_RQ_DIRECT_RESPONSE, "rq_direct_response")                                \
+    COUNTER(MC_HTTP_RQ_REDIRECT, "rq_redirect")                                              \
+    COUNTER(MC_HTTP_FAULT_DELAYS_INJECTED, "fault.delays_injected")                          \
+    COUNTER(MC_HTTP_FAULT_ABORTS_INJECTED, "fault.aborts_injected")                          \
+    COUNTER(MC_HTTP_RBAC_ALLOWED, "rbac.allowed")                                            \
+    COUNTER(MC_HTTP_RBAC_DENIED, "rbac.denied")
+#define MC_HTTP_HISTS(HIST) HIST(MC_HTTP_H_DOWNSTREAM_RQ_TIME, "downstream_rq_time")
+/* Response flag counters (MC_RF__COUNT of them; stats/stats.c checks). */
+#define MC_HTTP_RESPONSE_FLAG_SLOTS 16
+
+/* Slot numbers per kind, from the tables above. */
+#define MC_STAT_ENUM_(id, name) id,
+enum { MC_SERVER_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_SERVER__SLOTS };
+enum { MC_LISTENER_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_LISTENER__SLOTS };
+enum { MC_LISTENER_HISTS(MC_STAT_ENUM_) MC_LISTENER__HISTS };
+enum { MC_TCP_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_TCP__SLOTS };
+enum { MC_CONN_LIMIT_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_CONN_LIMIT__SLOTS };
+enum { MC_CLUSTER_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_CLUSTER__SLOTS };
+enum { MC_CLUSTER_HISTS(MC_STAT_ENUM_) MC_CLUSTER__HISTS };
+enum { MC_HOST_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_HOST__SLOTS };
 enum {
-    MC_HTTP_DOWNSTREAM_CX_TOTAL, MC_HTTP_DOWNSTREAM_CX_ACTIVE,
-    MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL,
-    MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR, MC_HTTP_DOWNSTREAM_CX_IDLE_TIMEOUT,
-    MC_HTTP_DOWNSTREAM_RQ_TOTAL, MC_HTTP_DOWNSTREAM_RQ_ACTIVE,
-    MC_HTTP_DOWNSTREAM_RQ_1XX, MC_HTTP_DOWNSTREAM_RQ_2XX, MC_HTTP_DOWNSTREAM_RQ_3XX,
-    MC_HTTP_DOWNSTREAM_RQ_4XX, MC_HTTP_DOWNSTREAM_RQ_5XX,
-    MC_HTTP_DOWNSTREAM_RQ_TIMEOUT, MC_HTTP_DOWNSTREAM_RQ_RX_RESET, MC_HTTP_DOWNSTREAM_RQ_TX_RESET,
-    MC_HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT, MC_HTTP_NO_ROUTE, MC_HTTP_RQ_DIRECT_RESPONSE, MC_HTTP_RQ_REDIRECT,
-    MC_HTTP_FAULT_DELAYS_INJECTED, MC_HTTP_FAULT_ABORTS_INJECTED,
-    MC_HTTP_RBAC_ALLOWED, MC_HTTP_RBAC_DENIED,
-    /* one per response flag, in MC_RF_* bit order */
-    MC_HTTP_RF_FIRST,
-    MC_HTTP__SLOTS = MC_HTTP_RF_FIRST + 16
+    MC_HTTP_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_)
+    MC_HTTP_RF_FIRST, /* response_flag_<FLAG>: MC_HTTP_RF_FIRST + MC_RF_BIT_<FLAG> */
+    MC_HTTP__SLOTS = MC_HTTP_RF_FIRST + MC_HTTP_RESPONSE_FLAG_SLOTS
 };
-enum { MC_HTTP_H_DOWNSTREAM_RQ_TIME, MC_HTTP__HISTS };
+enum { MC_HTTP_HISTS(MC_STAT_ENUM_) MC_HTTP__HISTS };
+#undef MC_STAT_ENUM_
 
 typedef struct mc_stats mc_stats_t;
 

@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "meshcore/access_log.h"
-#include "proxy/response_flags.h"
+#include "stats/response_flags.h"
 
 typedef struct out {
     char *p;

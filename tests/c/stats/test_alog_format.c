@@ -1,5 +1,5 @@
 /*
- * worker/alog_format.c: rendering stays within the buffer however small,
+ * stats/alog_format.c: rendering stays within the buffer however small,
  * and escapes whatever bytes a record holds (run under ASan/UBSan too; the
  * formats' semantics are tested from Python, tests/python/test_accesslog_format.py).
  */

@@ -1,11 +1,11 @@
-/* Response flag names; see proxy/response_flags.h. */
+/* Response flag names; see stats/response_flags.h. */
 #include <string.h>
 
-#include "proxy/response_flags.h"
+#include "stats/response_flags.h"
 
-static const char *const names[MC_RF__COUNT] = {
-    "UH", "UF", "UO", "NR", "URX", "UT", "DC", "UC", "DI", "FI", "UPE", "DPE", "LR", "UR", "SI", "UAEX",
-};
+#define NAME(code, meaning) [MC_RF_BIT_##code] = #code,
+static const char *const names[MC_RF__COUNT] = {MC_RESPONSE_FLAGS(NAME)};
+#undef NAME
 
 size_t mc_response_flags_format(uint32_t flags, char *buf, size_t len)
 {

@@ -1,0 +1,24 @@
+/*
+ * What the engine shares with its workers: the current snapshot and the
+ * stop/drain requests. Guarded by `lock`; a worker takes it only when woken
+ * (a config change, drain, stop), never on the connection path, and
+ * acknowledges what it has seen through `acked`.
+ */
+#ifndef MESHCORE_WORKER_CONTROL_H
+#define MESHCORE_WORKER_CONTROL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "worker/snapshot.h"
+
+typedef struct mc_worker_control {
+    pthread_mutex_t lock;
+    pthread_cond_t acked;
+    mc_snapshot_t *current; /* the engine's reference */
+    uint64_t generation;    /* bumped by every publish (apply, drain, stop) */
+    int stopping, drained;
+    uint64_t stop_deadline_ns;
+} mc_worker_control_t;
+
+#endif
