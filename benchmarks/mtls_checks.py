@@ -3,47 +3,32 @@ server side over mTLS, and the TLS counters of its admin API.
 """
 from __future__ import annotations
 
-import http.client
 import re
 import socket
 import ssl
-import time
 
 from common import (
+    EXPECTED_BODY,
     BenchError,
     admin_counters,
-    http_get,
+    check_get,
 )
 from mtls_certs import CLIENT_ID, INTRUDER_ID
 from mtls_configs import ADMIN_PAIRS
 from mtls_results import Result
-
-# What the upstream answers to GET /; checked through each pair before its runs.
-EXPECTED_BODY = b"ok\n"
-
 
 # The probes of the server side, in the order shown.
 PROBES = ("client cert", "no cert", "other SPIFFE ID")
 
 
 def check_request(port: int, procs: dict, timeout: float = 3.0) -> None:
-    """GET / through the pair must come back 200 with the upstream's body.
-    Retried briefly: a proxy may listen a moment before it routes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            status, body = http_get(port, "/")
-            if status == 200 and body == EXPECTED_BODY:
-                return
-            problem = f"answered {status} {body[:120]!r}"
-        except (OSError, http.client.HTTPException) as e:
-            problem = f"{type(e).__name__}: {e}"
+    """GET / through the pair must come back 200 with the upstream's body
+    (common.check_get); both proxies of the pair must stay alive."""
+    def alive():
         for p in procs.values():
             p.check_alive()
-        if time.monotonic() > deadline:
-            raise BenchError(f"GET / through the pair (port {port}) did not return 200 "
-                             f"{EXPECTED_BODY!r}: {problem}")
-        time.sleep(0.1)
+
+    check_get(port, alive, f"the pair (port {port})", timeout)
 
 
 def mtls_get(port: int, certs: dict, identity: str | None, timeout: float = 5.0) -> tuple[int, bytes]:

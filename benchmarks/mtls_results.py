@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from common import (
     GroupMeasurement,
     WrkResult,
+    mib,
 )
 
 # Added latency is pair p50 minus direct p50; at or below zero (noise) it is
@@ -30,10 +31,6 @@ class Result:
     skipped: str | None = None
     failed: str | None = None
     metrics: dict = field(default_factory=dict)
-
-
-def _mib(kib: int | None) -> float | None:
-    return kib / 1024 if kib else None
 
 
 def _sum(values) -> int | None:
@@ -68,10 +65,10 @@ def derive(results: dict[str, Result]) -> None:
         m["others"] = max(r.c1.others_share, r.c32.others_share)
         m["upstream_conns"] = r.upstream_conns
         for role in ("client", "server"):
-            m[f"idle_rss_mib_{role}"] = _mib(r.idle_rss_kib.get(role))
-            m[f"peak_rss_mib_{role}"] = _mib(r.peak_rss_kib.get(role))
-        m["idle_rss_mib"] = _mib(_sum(r.idle_rss_kib.values())) if r.idle_rss_kib else None
-        m["peak_rss_mib"] = _mib(_sum(r.peak_rss_kib.values())) if r.peak_rss_kib else None
+            m[f"idle_rss_mib_{role}"] = mib(r.idle_rss_kib.get(role))
+            m[f"peak_rss_mib_{role}"] = mib(r.peak_rss_kib.get(role))
+        m["idle_rss_mib"] = mib(_sum(r.idle_rss_kib.values())) if r.idle_rss_kib else None
+        m["peak_rss_mib"] = mib(_sum(r.peak_rss_kib.values())) if r.peak_rss_kib else None
         hs_others = []
         for n, hs in r.handshakes.items():
             m[f"hs_rate_{n}"] = hs.rate
