@@ -50,18 +50,19 @@ from common import (  # noqa: E402
     WrkResult,
     admin_counters,
     bench_arg_parser,
+    check_get,
     cpu_count,
     find_envoy,
     first_line,
     fmt,
     free_port,
-    http_get,
     keep_workdir,
     make_workdir,
     measure,
     measurement_dict,
     meshcore_command,
     meshcore_python,
+    mib,
     nginx_accepts,
     parse_bench_args,
     peak_rss_kib,
@@ -82,9 +83,6 @@ PROXIES = ("meshcore", "haproxy", "nginx", "envoy")
 # Peers meshcore has budgets against; nginx is compared for information only.
 TARGET_PEERS = ("haproxy", "envoy")
 INFO_PEERS = ("nginx",)
-
-# What the upstream answers to GET /; checked through each proxy before its runs.
-EXPECTED_BODY = b"ok\n"
 
 # Added latency is proxy p50 minus direct p50. On a noisy machine it can come
 # out at or below zero; it is clamped to this (wrk's histogram resolution,
@@ -332,24 +330,8 @@ STARTERS = {"meshcore": start_meshcore, "haproxy": start_haproxy,
 
 
 def check_request(port: int, proc: Proc | None, timeout: float = 3.0) -> None:
-    """GET / must come back 200 with the upstream's body: a proxy that answers
-    fast with an error page would otherwise be measured as a fast proxy.
-    Retried briefly, as a proxy may listen a moment before it routes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            status, body = http_get(port, "/")
-            if status == 200 and body == EXPECTED_BODY:
-                return
-            problem = f"answered {status} {body[:120]!r}"
-        except (OSError, http.client.HTTPException) as e:
-            problem = f"{type(e).__name__}: {e}"
-        if proc is not None:
-            proc.check_alive()
-        if time.monotonic() > deadline:
-            raise BenchError(f"GET / through port {port} did not return 200 "
-                             f"{EXPECTED_BODY!r}: {problem}")
-        time.sleep(0.1)
+    """common.check_get through the proxy on `port`; `proc` is None for direct."""
+    check_get(port, proc.check_alive if proc is not None else lambda: None, f"port {port}", timeout)
 
 
 def proxy_counters(admin_port: int) -> dict:
@@ -422,10 +404,6 @@ def bench_proxy(name: str, ctx: dict, args) -> Result:
 # ---- derived figures and reporting ---------------------------------------------------------------
 
 
-def _mib(kib: int | None) -> float | None:
-    return kib / 1024 if kib else None
-
-
 def derive(results: dict[str, Result]) -> None:
     """Fills each result's `metrics`: the figures the targets are stated in."""
     direct = results["direct"]
@@ -444,10 +422,10 @@ def derive(results: dict[str, Result]) -> None:
         for conns in ("c1", "c32"):
             per = getattr(r, conns).cpu_s_per_rq
             m[f"cpu_us_per_rq_{conns}"] = per * 1e6 if per is not None else None
-        m["start_rss_mib"] = _mib(r.start_rss_kib)
-        m["warm_rss_mib"] = _mib(r.warm_rss_kib)
-        m["end_rss_mib"] = _mib(r.end_rss_kib)
-        m["peak_rss_mib"] = _mib(r.peak_rss_kib)
+        m["start_rss_mib"] = mib(r.start_rss_kib)
+        m["warm_rss_mib"] = mib(r.warm_rss_kib)
+        m["end_rss_mib"] = mib(r.end_rss_kib)
+        m["peak_rss_mib"] = mib(r.peak_rss_kib)
         m["rss_growth_mib"] = (m["end_rss_mib"] - m["start_rss_mib"]
                                if m["end_rss_mib"] and m["start_rss_mib"] else None)
         m["upstream_conns"] = r.upstream_conns

@@ -206,6 +206,11 @@ def rss_kib(pid: int) -> int | None:
     return status_kib(pid, "VmRSS")
 
 
+def mib(kib: int | None) -> float | None:
+    """KiB as MiB; None (not read) and 0 give None."""
+    return kib / 1024 if kib else None
+
+
 # ---- the nginx upstream -------------------------------------------------------------
 
 NGINX_CONF = """\
@@ -295,6 +300,32 @@ def nginx_accepts(port: int) -> int:
     if status != 200 or not m:
         raise BenchError(f"unexpected nginx stub_status reply ({status}): {body[:200]!r}")
     return int(m.group(1))
+
+
+# What the upstream answers to GET / (NGINX_CONF); checked through each proxy before its runs.
+EXPECTED_BODY = b"ok\n"
+
+
+def check_get(port: int, alive, where: str, timeout: float = 3.0) -> None:
+    """GET / on `port` must come back 200 with EXPECTED_BODY: a proxy that
+    answers fast with an error page would otherwise be measured as a fast
+    proxy. Retried briefly, as a proxy may listen a moment before it routes;
+    alive() raises when a process behind the port has died. `where` names the
+    port in the error ("port 8080", "the pair (port 8080)")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status, body = http_get(port, "/")
+            if status == 200 and body == EXPECTED_BODY:
+                return
+            problem = f"answered {status} {body[:120]!r}"
+        except (OSError, http.client.HTTPException) as e:
+            problem = f"{type(e).__name__}: {e}"
+        alive()
+        if time.monotonic() > deadline:
+            raise BenchError(f"GET / through {where} did not return 200 "
+                             f"{EXPECTED_BODY!r}: {problem}")
+        time.sleep(0.1)
 
 
 def admin_counters(port: int, host: str = "127.0.0.1") -> dict[str, int]:
