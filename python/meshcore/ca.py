@@ -40,7 +40,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import re
 import secrets
 import tempfile
 
@@ -50,7 +49,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from meshcore.durations import format_lifetime, parse_lifetime  # noqa: F401 (ca.parse_lifetime, ...)
 from meshcore.errors import ConfigError, MeshcoreError
+from meshcore.identity import (  # noqa: F401 (ca.workload_id, ... as before)
+    MAX_SPIFFE_ID_LENGTH,
+    MAX_TRUST_DOMAIN_LENGTH,
+    parse_spiffe_id,
+    parse_workload_id,
+    validate_trust_domain,
+    workload_id,
+)
 
 log = logging.getLogger("meshcore.ca")
 
@@ -72,8 +80,6 @@ DEFAULT_ROOT_LIFETIME = "10y"
 
 CA_BACKDATE = dt.timedelta(minutes=5)     # CA certs: tolerate clock skew between nodes
 LEAF_BACKDATE = dt.timedelta(seconds=60)  # workload certs: at most this, at most their TTL
-MAX_SPIFFE_ID_LENGTH = 2048               # SPIFFE-ID 2.3
-MAX_TRUST_DOMAIN_LENGTH = 255
 
 ORGANIZATION = "meshcore"
 
@@ -91,134 +97,6 @@ WORKLOAD_KEY = "key.pem"
 # Accepted in CSRs: what TLS peers (OpenSSL, Go, BoringSSL) all handle.
 _CSR_EC_CURVES = {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}
 _CSR_RSA_SIZES = (2048, 3072, 4096)
-
-
-# ---- durations ---------------------------------------------------------------------
-
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION = re.compile(r"(?:\d+[smhdwy])+")
-_DURATION_PART = re.compile(r"(\d+)([smhdwy])")
-_MAX_DURATION = dt.timedelta(days=100 * 365)
-
-
-def parse_duration(value, what: str = "duration") -> dt.timedelta:
-    """"24h", "5s", "90m", "7d", "10y" (365 days), "1h30m"; a timedelta or a
-    number of seconds passes through. Whole seconds, at least one second."""
-    if isinstance(value, dt.timedelta):
-        td = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        td = dt.timedelta(seconds=value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not _DURATION.fullmatch(text):
-            raise ConfigError(f"{what} {value!r}: expected a number and a unit (s, m, h, d, w, y), "
-                              "e.g. 5s, 90m, 24h, 10y")
-        td = dt.timedelta(seconds=sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
-    else:
-        raise ConfigError(f"{what} {value!r}: expected a duration such as 24h")
-    if td.microseconds:
-        raise ConfigError(f"{what} {value!r}: certificates count whole seconds")
-    if td < dt.timedelta(seconds=1):
-        raise ConfigError(f"{what} {value!r}: must be at least 1s")
-    if td > _MAX_DURATION:
-        raise ConfigError(f"{what} {value!r}: longer than 100 years")
-    return td
-
-
-def format_duration(td: dt.timedelta) -> str:
-    """The inverse of parse_duration, in days (from two days on), hours,
-    minutes and seconds: 5s, 1h30m, 24h, 36h, 90d."""
-    total = int(td.total_seconds())
-    if total <= 0:
-        return "0s"
-    out = []
-    for unit in ("d", "h", "m", "s") if total >= 2 * 86400 else ("h", "m", "s"):
-        n, total = divmod(total, _UNIT_SECONDS[unit])
-        if n:
-            out.append(f"{n}{unit}")
-    return "".join(out)
-
-
-# ---- SPIFFE IDs --------------------------------------------------------------------
-
-_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
-_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def validate_trust_domain(trust_domain: str) -> str:
-    """Returns the trust domain; ConfigError unless it is a valid SPIFFE trust
-    domain name (SPIFFE-ID 2.1: lowercase letters, digits, '.', '-', '_')."""
-    if not isinstance(trust_domain, str) or not trust_domain:
-        raise ConfigError("trust domain: must not be empty")
-    if trust_domain.startswith("spiffe://"):
-        raise ConfigError(f"trust domain {trust_domain!r}: give the name alone, e.g. "
-                          f"{trust_domain[len('spiffe://'):].rstrip('/')!r}")
-    if len(trust_domain) > MAX_TRUST_DOMAIN_LENGTH:
-        raise ConfigError(f"trust domain {trust_domain[:40]!r}...: longer than {MAX_TRUST_DOMAIN_LENGTH} bytes")
-    if not _TRUST_DOMAIN.fullmatch(trust_domain):
-        raise ConfigError(f"trust domain {trust_domain!r}: only lowercase letters, digits, '.', '-' and '_' "
-                          "are allowed (SPIFFE ID spec 2.1)")
-    return trust_domain
-
-
-def _validate_segment(segment: str, spiffe_id: str, what: str = "path segment") -> None:
-    if segment in (".", ".."):
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: {what} {segment!r} is not allowed")
-    if not _PATH_SEGMENT.fullmatch(segment):
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: {what} {segment!r}: only letters, digits, '.', '-' and '_' "
-                          "are allowed (SPIFFE ID spec 2.2)")
-
-
-def parse_spiffe_id(spiffe_id: str) -> tuple[str, tuple[str, ...]]:
-    """"spiffe://td/a/b" -> ("td", ("a", "b")); ConfigError naming the rule a
-    malformed ID breaks (SPIFFE ID spec 2). Scheme and trust domain must be
-    lowercase: that is how meshcore writes and compares them."""
-    if not isinstance(spiffe_id, str):
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: not a string")
-    if len(spiffe_id.encode()) > MAX_SPIFFE_ID_LENGTH:
-        raise ConfigError(f"SPIFFE ID {spiffe_id[:60]!r}...: longer than {MAX_SPIFFE_ID_LENGTH} bytes")
-    if not spiffe_id.startswith("spiffe://"):
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must start with spiffe://")
-    rest = spiffe_id[len("spiffe://"):]
-    for ch, what in (("?", "a query"), ("#", "a fragment"), ("%", "percent-encoding")):
-        if ch in rest:
-            raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must not contain {what}")
-    trust_domain, slash, path = rest.partition("/")
-    if not trust_domain:
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: no trust domain")
-    if not _TRUST_DOMAIN.fullmatch(trust_domain) or len(trust_domain) > MAX_TRUST_DOMAIN_LENGTH:
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: trust domain {trust_domain!r}: only lowercase letters, "
-                          "digits, '.', '-' and '_' are allowed (no port, no user info)")
-    if not slash:
-        return trust_domain, ()
-    segments = tuple(path.split("/"))
-    if segments[-1] == "":
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must not end with '/'")
-    for segment in segments:
-        if not segment:
-            raise ConfigError(f"SPIFFE ID {spiffe_id!r}: empty path segment")
-        _validate_segment(segment, spiffe_id)
-    return trust_domain, segments
-
-
-def workload_id(trust_domain: str, namespace: str, service_account: str) -> str:
-    """spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, validated."""
-    validate_trust_domain(trust_domain)
-    spiffe_id = f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
-    for value, what in ((namespace, "namespace"), (service_account, "service account")):
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{what}: must not be empty")
-        _validate_segment(value, spiffe_id, what)
-    return spiffe_id
-
-
-def parse_workload_id(spiffe_id: str) -> tuple[str, str, str]:
-    """"spiffe://td/ns/NS/sa/SA" -> (td, NS, SA); ConfigError for anything else."""
-    trust_domain, segments = parse_spiffe_id(spiffe_id)
-    if len(segments) != 4 or segments[0] != "ns" or segments[2] != "sa":
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: a workload ID has the form "
-                          f"spiffe://{trust_domain}/ns/<namespace>/sa/<service-account>")
-    return trust_domain, segments[1], segments[3]
 
 
 # ---- keys and CSRs -----------------------------------------------------------------
@@ -534,13 +412,13 @@ class CertificateAuthority:
         validate_trust_domain(trust_domain)
         if key_type not in KEY_TYPES:
             raise ConfigError(f"key type {key_type!r}: expected one of {', '.join(KEY_TYPES)}")
-        root_td = parse_duration(root_lifetime, "root lifetime")
-        inter_td = parse_duration(intermediate_lifetime, "intermediate lifetime") if intermediate_lifetime else root_td
-        wl_ttl = parse_duration(workload_ttl, "workload TTL")
-        max_ttl = parse_duration(max_workload_ttl, "max workload TTL")
+        root_td = parse_lifetime(root_lifetime, "root lifetime")
+        inter_td = parse_lifetime(intermediate_lifetime, "intermediate lifetime") if intermediate_lifetime else root_td
+        wl_ttl = parse_lifetime(workload_ttl, "workload TTL")
+        max_ttl = parse_lifetime(max_workload_ttl, "max workload TTL")
         if wl_ttl > max_ttl:
-            raise ConfigError(f"workload TTL {format_duration(wl_ttl)} exceeds the max workload TTL "
-                              f"{format_duration(max_ttl)}")
+            raise ConfigError(f"workload TTL {format_lifetime(wl_ttl)} exceeds the max workload TTL "
+                              f"{format_lifetime(max_ttl)}")
         _makedirs(directory, 0o700)
         existing = [n for n in (CA_CONFIG, ROOT_KEY, INTERMEDIATE_KEY, ROOT_CERT)
                     if os.path.exists(os.path.join(directory, n))]
@@ -565,9 +443,9 @@ class CertificateAuthority:
         write_file(path(CERT_CHAIN), certs_to_pem(chain))
         write_file(path(TRUST_BUNDLE), certs_to_pem([root]))
         config = {"trust_domain": trust_domain, "key_type": key_type,
-                  "workload_ttl": workload_ttl if isinstance(workload_ttl, str) else format_duration(wl_ttl),
+                  "workload_ttl": workload_ttl if isinstance(workload_ttl, str) else format_lifetime(wl_ttl),
                   "max_workload_ttl": (max_workload_ttl if isinstance(max_workload_ttl, str)
-                                       else format_duration(max_ttl))}
+                                       else format_lifetime(max_ttl))}
         header = ("# meshcore certificate authority, written by `meshcore ca init`.\n"
                   "# The *-key.pem files next to this one are secrets (mode 0600).\n")
         write_file(path(CA_CONFIG), (header + yaml.safe_dump(config, sort_keys=False)).encode())
@@ -651,10 +529,10 @@ class CertificateAuthority:
         """The requested TTL (default: ca.yaml's workload_ttl), checked against max_workload_ttl."""
         if ttl is None:
             return self.workload_ttl
-        td = parse_duration(ttl, "ttl")
+        td = parse_lifetime(ttl, "ttl")
         if td > self.max_workload_ttl:
-            raise ConfigError(f"ttl {format_duration(td)} exceeds max_workload_ttl "
-                              f"{format_duration(self.max_workload_ttl)} "
+            raise ConfigError(f"ttl {format_lifetime(td)} exceeds max_workload_ttl "
+                              f"{format_lifetime(self.max_workload_ttl)} "
                               f"({os.path.join(self.directory, CA_CONFIG)})")
         return td
 
@@ -802,8 +680,8 @@ def _load_config(path: str) -> dict:
     out = {
         "trust_domain": field("trust_domain", validate_trust_domain),
         "key_type": DEFAULT_KEY_TYPE,
-        "workload_ttl": parse_duration(DEFAULT_WORKLOAD_TTL),
-        "max_workload_ttl": parse_duration(DEFAULT_MAX_WORKLOAD_TTL),
+        "workload_ttl": parse_lifetime(DEFAULT_WORKLOAD_TTL),
+        "max_workload_ttl": parse_lifetime(DEFAULT_MAX_WORKLOAD_TTL),
     }
     if "key_type" in data:
         if data["key_type"] not in KEY_TYPES:
@@ -811,7 +689,7 @@ def _load_config(path: str) -> dict:
         out["key_type"] = data["key_type"]
     for name in ("workload_ttl", "max_workload_ttl"):
         if name in data:
-            out[name] = field(name, parse_duration)
+            out[name] = field(name, parse_lifetime)
     if out["workload_ttl"] > out["max_workload_ttl"]:
         raise ConfigError(f"{path}: workload_ttl: longer than max_workload_ttl")
     return out

@@ -37,7 +37,7 @@ def _duration(text: str) -> str:
     from meshcore import ca
 
     try:
-        ca.parse_duration(text)
+        ca.parse_lifetime(text)
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
@@ -47,7 +47,7 @@ def _when(iso: str, seconds_left: int) -> str:
     from meshcore import ca
 
     # Two largest units are enough to read: "3649d23h", "59m58s".
-    left = "".join(re.findall(r"\d+[dhms]", ca.format_duration(dt.timedelta(seconds=abs(seconds_left))))[:2])
+    left = "".join(re.findall(r"\d+[dhms]", ca.format_lifetime(dt.timedelta(seconds=abs(seconds_left))))[:2])
     return f"{iso} (expires in {left})" if seconds_left > 0 else f"{iso} (EXPIRED {left} ago)"
 
 
@@ -65,7 +65,7 @@ def _cmd_init(args) -> int:
     if authority.intermediates:
         print(f"  signing:  {os.path.join(args.dir, ca.INTERMEDIATE_CERT)} (intermediate)")
     print(f"  bundle:   {os.path.join(args.dir, ca.TRUST_BUNDLE)}")
-    print(f"  workload certificates: {ca.format_duration(authority.workload_ttl)} by default; "
+    print(f"  workload certificates: {ca.format_lifetime(authority.workload_ttl)} by default; "
           f"keep {os.path.join(args.dir, '*-key.pem')} secret")
     return 0
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from meshcore.errors import ConfigError
+from meshcore.identity import CERT_SECRET, ROOT_SECRET
 
 if TYPE_CHECKING:  # cryptography is imported when a certificate is made or read, not by file watching
     from cryptography import x509
@@ -38,8 +39,6 @@ if TYPE_CHECKING:  # cryptography is imported when a certificate is made or read
 
 log = logging.getLogger("meshcore.certs")
 
-CERT_SECRET = "default"
-ROOT_SECRET = "ROOTCA"
 MIN_RENEW_DELAY = 0.5  # seconds: never renew in a tight loop, however short the TTL
 
 

@@ -84,11 +84,11 @@ def _ip(text: str) -> str:
 
 
 def _duration(text: str):
-    from meshcore.ca import parse_duration
+    from meshcore.durations import parse_lifetime
     from meshcore.errors import ConfigError
 
     try:
-        return parse_duration(text, "--cert-ttl")
+        return parse_lifetime(text, "--cert-ttl")
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from meshcore import _core
 from meshcore.accesslog import response_flags
+from meshcore.identity import UNKNOWN, principal_namespace
 
 # Envoy's default histogram buckets, which Istio's metrics use.
 BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
@@ -61,7 +62,6 @@ HTTP_LABELS = (("reporter",) + tuple(f"source_{x}" for x in _WORKLOAD_LABELS)
                   "connection_security_policy"))
 TCP_LABELS = tuple(x for x in HTTP_LABELS if x not in ("response_code", "grpc_response_status"))
 
-UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -149,14 +149,6 @@ def service_of_cluster(cluster) -> tuple[str, str, str] | None:
         labels = host.split(".")
         return host, labels[0], labels[1] if len(labels) > 1 else UNKNOWN
     return None
-
-
-def principal_namespace(principal: str) -> str:
-    """NS of spiffe://TD/ns/NS/sa/SA, else unknown."""
-    parts = principal.split("/")
-    if len(parts) >= 7 and parts[0] == "spiffe:" and parts[3] == "ns":
-        return parts[4]
-    return UNKNOWN
 
 
 def _local_principals(bootstrap) -> set[str]:

@@ -156,19 +156,19 @@ def any_ca(request, ec_ca, rsa_ca, inter_ca):
     ("5s", 5), ("90m", 5400), ("24h", 86400), ("7d", 604800), ("2w", 1209600), ("10y", 3650 * 86400),
     ("1h30m", 5400), (" 24h ", 86400), (dt.timedelta(minutes=2), 120), (30, 30),
 ])
-def test_parse_duration(text, seconds):
-    assert ca.parse_duration(text) == dt.timedelta(seconds=seconds)
+def test_parse_lifetime(text, seconds):
+    assert ca.parse_lifetime(text) == dt.timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("text", ["", "24", "5x", "h", "-5s", "1.5h", "0s", "5 s", "101y", None, True, 0.5])
-def test_parse_duration_rejects(text):
+def test_parse_lifetime_rejects(text):
     with pytest.raises(ConfigError):
-        ca.parse_duration(text)
+        ca.parse_lifetime(text)
 
 
-def test_format_duration_round_trips():
+def test_format_lifetime_round_trips():
     for text in ("5s", "1h30m", "24h", "36h", "2d", "3650d", "2d1s"):
-        assert ca.format_duration(ca.parse_duration(text)) == text
+        assert ca.format_lifetime(ca.parse_lifetime(text)) == text
 
 
 @pytest.mark.parametrize("spiffe_id, expected", [

@@ -4,8 +4,8 @@ See support.py for the supported subset of Envoy's schema (SUPPORTED is a
 readable summary of it) and bootstrap.py for loading and error reporting.
 """
 
+from ..durations import duration_ms
 from .bootstrap import (
-    duration_ms,
     listener_address,
     load_bootstrap,
     parse_bootstrap,

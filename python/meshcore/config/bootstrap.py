@@ -71,19 +71,6 @@ def validate_bootstrap(bootstrap: Bootstrap, filename: str = "<config>") -> None
     _cross_check(bootstrap, filename)
 
 
-def duration_ms(parent, field: str, default_ms: int) -> int:
-    """parent.<field> (a google.protobuf.Duration) in whole milliseconds, or default_ms if unset.
-
-    A positive duration below 1 ms rounds up to 1: for timeouts 0 means
-    "disabled", which a user asking for 0.5ms did not mean.
-    """
-    if not parent.HasField(field):
-        return default_ms
-    d = getattr(parent, field)
-    ns = d.seconds * 1_000_000_000 + d.nanos
-    return -((-ns) // 1_000_000) if ns > 0 else ns // 1_000_000
-
-
 def listener_address(listener) -> tuple:
     """(host, port) a Listener binds to; host is the IP literal as written."""
     sa = listener.address.socket_address

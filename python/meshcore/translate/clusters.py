@@ -9,9 +9,9 @@ loadBalancer, outlierDetection and tls is replaced whole).
 from __future__ import annotations
 
 from meshcore.config.support import UPSTREAM_HTTP_OPTIONS
+from meshcore.durations import MS, go_duration_ns
 
 from . import registry as reg
-from .schema import MS, parse_duration
 
 SECTIONS = ("connectionPool", "loadBalancer", "outlierDetection", "tls")
 DEFAULT_CONNECT_TIMEOUT = "10s"  # Istio's mesh default connectTimeout
@@ -33,7 +33,7 @@ def envoy_duration(ns: int) -> str:
 
 
 def duration(text) -> str:
-    return envoy_duration(parse_duration(text))
+    return envoy_duration(go_duration_ns(text))
 
 
 def _port_settings(policy: dict, port: int):
@@ -121,7 +121,7 @@ def _outlier(od: dict) -> dict:
         out["interval"] = duration(od["interval"])
     if od.get("baseEjectionTime"):
         out["base_ejection_time"] = duration(od["baseEjectionTime"])
-        if parse_duration(od["baseEjectionTime"]) > 300_000 * MS:
+        if go_duration_ns(od["baseEjectionTime"]) > 300_000 * MS:
             # Envoy's max_ejection_time (300s) must not be below base_ejection_time.
             out["max_ejection_time"] = out["base_ejection_time"]
     if od.get("maxEjectionPercent"):

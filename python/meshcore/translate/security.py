@@ -26,16 +26,13 @@ import ssl
 from dataclasses import dataclass
 
 from meshcore.config.support import DOWNSTREAM_TLS, TLS_INSPECTOR, UPSTREAM_TLS
+from meshcore.identity import CERT_SECRET, DEFAULT_TRUST_DOMAIN, ROOT_SECRET, spiffe_id
 
 from . import findings as fnd
-from . import hosts
 from . import registry as reg
 
 INBOUND_PORTS_ANNOTATION = "sidecar.meshcore.dev/inbound-ports"
 ROOT_NAMESPACE = "istio-system"  # Istio's default meshConfig.rootNamespace
-CERT_SECRET = "default"  # Istio's SDS names
-ROOT_SECRET = "ROOTCA"
-DEFAULT_SERVICE_ACCOUNT = "default"  # what a pod without one runs as in Kubernetes
 MODES = ("STRICT", "PERMISSIVE", "DISABLE")
 DEFAULT_MODE = "PERMISSIVE"  # Istio's default when nothing is set
 TLS_TRANSPORT = "envoy.transport_sockets.tls"
@@ -50,15 +47,11 @@ class Security:
     when the caller has none (`meshcore check`); require_certificates: a
     translation that needs them without having them is an error (the proxy)."""
 
-    trust_domain: str = hosts.DOMAIN
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
     trust_domain_aliases: tuple = ()
     root_namespace: str = ROOT_NAMESPACE
     secrets: tuple | None = None
     require_certificates: bool = False
-
-
-def spiffe_id(trust_domain: str, namespace: str, service_account: str) -> str:
-    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account or DEFAULT_SERVICE_ACCOUNT}"
 
 
 def endpoint_identity(e: reg.Endpoint, trust_domain: str) -> str | None:

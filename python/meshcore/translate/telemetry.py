@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meshcore.config.support import OTEL_TRACER, ZIPKIN_TRACER
+from meshcore.identity import DEFAULT_SERVICE_ACCOUNT, spiffe_id
 
 from . import findings as fnd
 from . import hosts
@@ -228,8 +229,6 @@ def service_cluster(w: reg.Workload) -> str:
 def node_metadata(w: reg.Workload, trust_domain: str) -> dict:
     """The bootstrap node's metadata, as istio-agent writes it for a pod: who the workload is.
     A WorkloadEntry is its own workload, so WORKLOAD_NAME is its name."""
-    from .security import DEFAULT_SERVICE_ACCOUNT
-
     return {"NAME": w.name, "NAMESPACE": w.namespace, "WORKLOAD_NAME": w.name, "LABELS": dict(w.labels),
             "SERVICE_ACCOUNT": w.service_account or DEFAULT_SERVICE_ACCOUNT, "MESH_ID": trust_domain,
             "CLUSTER_ID": CLUSTER_ID}
@@ -240,8 +239,6 @@ def peers(workloads, trust_domain: str) -> dict[str, dict]:
     the labels of a peer that sent no metadata (TCP, plaintext). Workloads that share a
     principal keep only what they agree on (bookinfo's reviews-v1/v2/v3: app reviews,
     no version, no workload name)."""
-    from .security import spiffe_id
-
     groups: dict[str, list] = {}
     for w in workloads:
         if not w.service_account:
