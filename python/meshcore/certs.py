@@ -121,7 +121,7 @@ class Provisioner:
 
 def data_source_files(bootstrap) -> list[str]:
     """Every DataSource.filename in the bootstrap's Secrets and TLS transport sockets."""
-    from meshcore.config import support
+    from meshcore import xds_types
 
     out: list[str] = []
 
@@ -143,8 +143,9 @@ def data_source_files(bootstrap) -> list[str]:
                 if not hasattr(item, "DESCRIPTOR"):
                     continue
                 if item.DESCRIPTOR.full_name == "google.protobuf.Any":
-                    if item.type_url.endswith(("TlsContext", "HttpConnectionManager")):
-                        walk(support.unpack(item))
+                    if xds_types.type_name(item.type_url) in (xds_types.DOWNSTREAM_TLS, xds_types.UPSTREAM_TLS,
+                                                               xds_types.HCM):
+                        walk(xds_types.unpack(item))
                 else:
                     walk(item)
 

@@ -13,10 +13,8 @@ first enum value) are indistinguishable from unset and so pass. That is safe:
 the default value means Envoy's default behaviour, which is what we do.
 """
 
-import importlib
 import ipaddress
 import os
-import pkgutil
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -25,61 +23,50 @@ from dataclasses import dataclass, field
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
 
-# Import every message type that may appear inside an Any, so that json_format
-# can resolve "@type" while parsing.
-from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
-from envoy.extensions.access_loggers.stream.v3 import stream_pb2  # noqa: F401
-from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
-from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2  # noqa: F401
-from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
-from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2  # noqa: F401
-from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2  # noqa: F401
-from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
-    http_connection_manager_pb2,
+from meshcore import xds_types
+from meshcore.xds_types import (  # noqa: F401 (also support.HCM, ... for callers)
+    CONNECTION_LIMIT,
+    DOWNSTREAM_TLS,
+    FAULT_FILTER_NAME,
+    FILE_ACCESS_LOG,
+    HCM,
+    HTTP_FAULT,
+    HTTP_RBAC,
+    ISTIO_PEER_METADATA,
+    ISTIO_STATS_CONFIG,
+    ISTIO_TCP_METADATA_EXCHANGE,
+    NETWORK_RBAC,
+    OTEL_TRACER,
+    PREVIOUS_HOSTS,
+    ROUTER,
+    STDERR_ACCESS_LOG,
+    STDOUT_ACCESS_LOG,
+    TCP_PROXY,
+    TLS_INSPECTOR,
+    TYPED_STRUCT,
+    UDPA_TYPED_STRUCT,
+    UPSTREAM_HTTP_OPTIONS,
+    UPSTREAM_TLS,
+    ZIPKIN_TRACER,
+    UnknownType,
+    find_type,
+    type_name,
+    type_url,
 )
-from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2  # noqa: F401
-from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
-from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
-from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
-from google.protobuf import any_pb2, descriptor_pool, message_factory
-from udpa.type.v1 import typed_struct_pb2 as udpa_typed_struct_pb2  # noqa: F401
-from xds.type.v3 import typed_struct_pb2  # noqa: F401
 
-TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-TLS_INSPECTOR = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
-DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
-UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _TLS = "envoy.extensions.transport_sockets.tls.v3."
-CONNECTION_LIMIT = "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
-HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-HTTP_FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
-HTTP_RBAC = "envoy.extensions.filters.http.rbac.v3.RBAC"
-NETWORK_RBAC = "envoy.extensions.filters.network.rbac.v3.RBAC"
 _RBAC = "envoy.config.rbac.v3."
-ROUTER = "envoy.extensions.filters.http.router.v3.Router"
-UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
-OTEL_TRACER = "envoy.config.trace.v3.OpenTelemetryConfig"
-ZIPKIN_TRACER = "envoy.config.trace.v3.ZipkinConfig"
-TYPED_STRUCT = "xds.type.v3.TypedStruct"
-UDPA_TYPED_STRUCT = "udpa.type.v1.TypedStruct"
 
 # Istio's telemetry filters, configured (as Istio writes them) by a TypedStruct
 # naming the real config type: filter name -> accepted type URLs, and the keys
 # of their value meshcore implements (docs/telemetry.md).
 ISTIO_FILTERS = {
-    "istio.stats": (("type.googleapis.com/stats.PluginConfig",),
+    "istio.stats": ((type_url(ISTIO_STATS_CONFIG),),
                     ("disable_host_header_fallback", "tcp_reporting_duration", "reporter")),
-    "istio.metadata_exchange": (("type.googleapis.com/io.istio.http.peer_metadata.Config",
-                                 "type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange"),
+    "istio.metadata_exchange": ((type_url(ISTIO_PEER_METADATA), type_url(ISTIO_TCP_METADATA_EXCHANGE)),
                                 ("upstream_discovery", "downstream_discovery", "upstream_propagation",
                                  "downstream_propagation", "protocol", "enable_discovery")),
 }
-
-# The key of the fault filter's entry in a route's typed_per_filter_config;
-# as in Envoy it must also be the name of the fault filter in http_filters.
-FAULT_FILTER_NAME = "envoy.filters.http.fault"
 
 _ROUTE = "envoy.config.route.v3."
 _HCM_PKG = "envoy.extensions.filters.network.http_connection_manager.v3."
@@ -164,11 +151,7 @@ HTTP_FILTERS = {HTTP_FAULT: False, HTTP_RBAC: False, ROUTER: True, TYPED_STRUCT:
 # (Istio writes a DENY and an ALLOW RBAC filter, in that order).
 REPEATABLE_FILTERS = frozenset({HTTP_RBAC, NETWORK_RBAC, TYPED_STRUCT, UDPA_TYPED_STRUCT})
 
-ACCESS_LOGGERS = {
-    "envoy.extensions.access_loggers.file.v3.FileAccessLog": False,
-    "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog": False,
-    "envoy.extensions.access_loggers.stream.v3.StderrAccessLog": False,
-}
+ACCESS_LOGGERS = {FILE_ACCESS_LOG: False, STDOUT_ACCESS_LOG: False, STDERR_ACCESS_LOG: False}
 
 # Retry conditions (RetryPolicy.retry_on). refused-stream is an HTTP/2 stream
 # error and unavailable, cancelled, deadline-exceeded and resource-exhausted
@@ -896,7 +879,7 @@ def _check_explicit_http_config(e):
 def _check_log_format(f):
     from google.protobuf import json_format
 
-    from meshcore.accesslog import check_format
+    from meshcore.telemetry.access_log import check_format
 
     which = f.WhichOneof("format")
     texts = []
@@ -1471,62 +1454,13 @@ def _hcm_clusters(hcm):
 CLUSTER_REFS = {TCP_PROXY: _tcp_proxy_clusters, HCM: _hcm_clusters}
 
 
-# ---- Any resolution ------------------------------------------------------------------
-
-# Packages whose *_pb2 modules may be imported to resolve a type named in a
-# config. Never anything else: the name comes from user input.
-_TYPE_ROOTS = ("envoy.", "xds.", "udpa.")
-_TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-
-
-def type_name(type_url: str) -> str:
-    """The message full name of an Any type URL ("type.googleapis.com/a.b.C" -> "a.b.C")."""
-    return type_url.rsplit("/", 1)[-1]
-
-
-def find_type(type_url: str):
-    """The descriptor for a type URL, or None when no such message exists.
-
-    Types not imported yet are looked up in xds-protos' own package tree, so
-    that a real Envoy extension we do not support ("RedisProxy") is told apart
-    from a misspelt or foreign type URL.
-    """
-    name = type_name(type_url)
-    pool = descriptor_pool.Default()
+def unpack(any_msg):
+    """The message inside an Any, as an instance of its generated class
+    (xds_types.unpack; a Violation for an unknown type)."""
     try:
-        return pool.FindMessageTypeByName(name)
-    except KeyError:
-        pass
-    if not _TYPE_NAME.match(name) or not name.startswith(_TYPE_ROOTS):
-        return None
-    parts = name.split(".")
-    for cut in range(len(parts) - 1, 0, -1):  # "a.b.v3.Msg.Inner" -> try "a.b.v3.Msg", "a.b.v3", ...
-        package = ".".join(parts[:cut])
-        try:
-            mod = importlib.import_module(package)
-        except ImportError:
-            continue
-        for info in pkgutil.iter_modules(getattr(mod, "__path__", [])):
-            if info.name.endswith("_pb2"):
-                try:
-                    importlib.import_module(f"{package}.{info.name}")
-                except Exception:  # noqa: BLE001 - a module that fails to load just doesn't resolve
-                    pass
-        break
-    try:
-        return pool.FindMessageTypeByName(name)
-    except KeyError:
-        return None
-
-
-def unpack(any_msg: any_pb2.Any):
-    """The message inside an Any, as an instance of its generated class."""
-    desc = find_type(any_msg.type_url)
-    if desc is None:
-        raise Violation("", f"unknown type {any_msg.type_url}")
-    msg = message_factory.GetMessageClass(desc)()
-    any_msg.Unpack(msg)
-    return msg
+        return xds_types.unpack(any_msg)
+    except UnknownType as e:
+        raise Violation("", str(e)) from None
 
 
 def any_slot(message_full_name: str, field_name: str) -> AnyOf | None:

@@ -16,7 +16,7 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
 from meshcore.config import validate_bootstrap
-from meshcore.config.support import FAULT_FILTER_NAME, HCM, HTTP_FAULT, ROUTER, TCP_PROXY
+from meshcore.xds_types import FAULT_FILTER_NAME, HCM, HTTP_FAULT, ROUTER, TCP_PROXY, type_url
 
 from ..errors import ConfigError
 from . import authz, hosts
@@ -294,10 +294,10 @@ class _Translator:
                       [default_route(name, cl.hash_policy(ch))])
         filters = []
         if any(FAULT_FILTER_NAME in r.get("typed_per_filter_config", {}) for v in vhosts for r in v["routes"]):
-            filters.append({"name": FAULT_FILTER_NAME, "typed_config": {"@type": f"type.googleapis.com/{HTTP_FAULT}"}})
-        router = {"name": "envoy.filters.http.router", "typed_config": {"@type": f"type.googleapis.com/{ROUTER}"}}
+            filters.append({"name": FAULT_FILTER_NAME, "typed_config": {"@type": type_url(HTTP_FAULT)}})
+        router = {"name": "envoy.filters.http.router", "typed_config": {"@type": type_url(ROUTER)}}
         hcm = {
-            "@type": f"type.googleapis.com/{HCM}",
+            "@type": type_url(HCM),
             "stat_prefix": f"outbound_{self.address}_{number}",
             "codec_type": "AUTO",
             "route_config": {"name": str(number), "virtual_hosts": vhosts},
@@ -317,7 +317,7 @@ class _Translator:
         vs = claims.get(svc.host)
         if vs is not None:
             dests = tcp_destinations(vs, number, self)
-        tp = {"@type": f"type.googleapis.com/{TCP_PROXY}", "stat_prefix": default}
+        tp = {"@type": type_url(TCP_PROXY), "stat_prefix": default}
         if dests and len(dests) > 1:
             tp["weighted_clusters"] = {"clusters": [{"name": n, "weight": w} for n, w in dests]}
         else:

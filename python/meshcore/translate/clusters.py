@@ -8,8 +8,8 @@ loadBalancer, outlierDetection and tls is replaced whole).
 """
 from __future__ import annotations
 
-from meshcore.config.support import UPSTREAM_HTTP_OPTIONS
 from meshcore.durations import MS, go_duration_ns
+from meshcore.xds_types import UPSTREAM_HTTP_OPTIONS, type_url
 
 from . import registry as reg
 
@@ -158,7 +158,7 @@ def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, 
             common["idle_timeout"] = duration(http["idleTimeout"])
         if http.get("maxRequestsPerConnection"):
             common["max_requests_per_connection"] = http["maxRequestsPerConnection"]
-        options = {"@type": f"type.googleapis.com/{UPSTREAM_HTTP_OPTIONS}",
+        options = {"@type": type_url(UPSTREAM_HTTP_OPTIONS),
                    "explicit_http_config": {"http_protocol_options": {}}}
         if common:
             options["common_http_protocol_options"] = common

@@ -25,8 +25,8 @@ import os
 import ssl
 from dataclasses import dataclass
 
-from meshcore.config.support import DOWNSTREAM_TLS, TLS_INSPECTOR, UPSTREAM_TLS
 from meshcore.identity import CERT_SECRET, DEFAULT_TRUST_DOMAIN, ROOT_SECRET, spiffe_id
+from meshcore.xds_types import DOWNSTREAM_TLS, HCM, ROUTER, TCP_PROXY, TLS_INSPECTOR, UPSTREAM_TLS, type_url
 
 from . import findings as fnd
 from . import registry as reg
@@ -162,7 +162,7 @@ def downstream_tls() -> dict:
     """Inbound mTLS: this workload's certificate, client certificates required and
     verified against the trust bundle (any identity of the trust domain)."""
     return {"name": TLS_TRANSPORT, "typed_config": {
-        "@type": f"type.googleapis.com/{DOWNSTREAM_TLS}",
+        "@type": type_url(DOWNSTREAM_TLS),
         "require_client_certificate": True,
         "common_tls_context": {
             "tls_params": dict(MIN_TLS),
@@ -180,7 +180,7 @@ def istio_mutual(sans: list[str], sni: str) -> dict:
     """Outbound ISTIO_MUTUAL: this workload's certificate, the peer verified against
     the trust bundle and required to be one of `sans` (SPIFFE IDs)."""
     return {"name": TLS_TRANSPORT, "typed_config": {
-        "@type": f"type.googleapis.com/{UPSTREAM_TLS}",
+        "@type": type_url(UPSTREAM_TLS),
         "sni": sni,
         "common_tls_context": {
             "tls_params": dict(MIN_TLS),
@@ -207,7 +207,7 @@ def originate_tls(tls: dict, sni: str | None) -> dict:
             vc["match_typed_subject_alt_names"] = _san_matchers(tls["subjectAltNames"])
         if vc:
             common["validation_context"] = vc
-    ctx = {"@type": f"type.googleapis.com/{UPSTREAM_TLS}", "common_tls_context": common}
+    ctx = {"@type": type_url(UPSTREAM_TLS), "common_tls_context": common}
     if sni:
         ctx["sni"] = sni
     return {"name": TLS_TRANSPORT, "typed_config": ctx}
@@ -348,10 +348,9 @@ def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp, t
     cluster_name = f"inbound|{ip.app_port}||"
     if ip.is_http:
         router = {"name": "envoy.filters.http.router",
-                  "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+                  "typed_config": {"@type": type_url(ROUTER)}}
         hcm = {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-                     "HttpConnectionManager",
+            "@type": type_url(HCM),
             "stat_prefix": f"inbound_{address}_{ip.app_port}",
             "codec_type": "AUTO",
             "route_config": {"name": cluster_name, "virtual_hosts": [{
@@ -364,7 +363,7 @@ def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp, t
             hcm.update(telemetry.hcm_fields(tm.INBOUND))
         filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
     else:
-        tp = {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        tp = {"@type": type_url(TCP_PROXY),
               "stat_prefix": cluster_name, "cluster": cluster_name}
         network = list(filters_tcp)
         if telemetry is not None:
@@ -377,7 +376,7 @@ def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp, t
         listener["filter_chains"] = [{"filters": filters, "transport_socket": downstream_tls()}]
     elif ip.mode == "PERMISSIVE":
         listener["listener_filters"] = [{"name": "envoy.filters.listener.tls_inspector",
-                                         "typed_config": {"@type": f"type.googleapis.com/{TLS_INSPECTOR}"}}]
+                                         "typed_config": {"@type": type_url(TLS_INSPECTOR)}}]
         listener["filter_chains"] = [
             {"filter_chain_match": {"transport_protocol": "tls"}, "filters": filters,
              "transport_socket": downstream_tls()},

@@ -23,8 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshcore.config.support import OTEL_TRACER, ZIPKIN_TRACER
 from meshcore.identity import DEFAULT_SERVICE_ACCOUNT, spiffe_id
+from meshcore.xds_types import (
+    ISTIO_PEER_METADATA,
+    ISTIO_STATS_CONFIG,
+    OTEL_TRACER,
+    UDPA_TYPED_STRUCT,
+    ZIPKIN_TRACER,
+    type_url,
+)
 
 from . import findings as fnd
 from . import hosts
@@ -43,9 +50,9 @@ METRICS = ("ALL_METRICS", "REQUEST_COUNT", "REQUEST_DURATION", "REQUEST_SIZE", "
            "TCP_OPENED_CONNECTIONS", "TCP_CLOSED_CONNECTIONS", "TCP_SENT_BYTES", "TCP_RECEIVED_BYTES",
            "GRPC_REQUEST_MESSAGES", "GRPC_RESPONSE_MESSAGES")
 
-TYPED_STRUCT = "type.googleapis.com/udpa.type.v1.TypedStruct"
-STATS_CONFIG = "type.googleapis.com/stats.PluginConfig"
-EXCHANGE_CONFIG = "type.googleapis.com/io.istio.http.peer_metadata.Config"
+TYPED_STRUCT = type_url(UDPA_TYPED_STRUCT)
+STATS_CONFIG = type_url(ISTIO_STATS_CONFIG)
+EXCHANGE_CONFIG = type_url(ISTIO_PEER_METADATA)
 STATS = "istio.stats"
 EXCHANGE = "istio.metadata_exchange"
 
@@ -498,13 +505,13 @@ class WorkloadTelemetry:
         sampling = s.sampling if s.sampling is not None else self.mc.sampling
         if p.kind == "opentelemetry":
             http = p.spec.get("http") or {}
-            typed = {"@type": f"type.googleapis.com/{OTEL_TRACER}", "service_name": service_cluster(self.proxy),
+            typed = {"@type": type_url(OTEL_TRACER), "service_name": service_cluster(self.proxy),
                      "http_service": {"http_uri": {
                          "uri": f"http://{host}:{port}{http.get('path') or mc.OTEL_PATH}", "cluster": cluster,
                          "timeout": duration(http["timeout"]) if http.get("timeout") else "1s"}}}
             tracer = "envoy.tracers.opentelemetry"
         else:
-            typed = {"@type": f"type.googleapis.com/{ZIPKIN_TRACER}", "collector_cluster": cluster,
+            typed = {"@type": type_url(ZIPKIN_TRACER), "collector_cluster": cluster,
                      "collector_endpoint": p.spec.get("path") or mc.ZIPKIN_PATH,
                      "collector_endpoint_version": "HTTP_JSON", "collector_hostname": host,
                      "trace_id_128bit": True, "shared_span_context": False}
