@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from meshcore import ca, ca_cli
+from meshcore import ca
+from meshcore.cli import ca as ca_cli
 from meshcore.errors import ConfigError, MeshcoreError
 
 MESHCORE = pathlib.Path(sys.executable).parent / "meshcore"

@@ -6,7 +6,7 @@ bootstrap node carries the workload's metadata (node_metadata), every
 listener a traffic_direction, every chain Istio's `istio.metadata_exchange`
 (HTTP) and `istio.stats` filters, every cluster the service it belongs to
 (`filter_metadata.istio.services`). The core counts istio_requests_total and
-its kin from those (meshcore/istio_metrics.py).
+its kin from those (meshcore/telemetry/istio_metrics.py).
 
 Which Telemetry applies to a workload (Istio's applicableTelemetries): the
 root namespace's (no selector: mesh-wide), then its namespace's (no
