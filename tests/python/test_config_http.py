@@ -16,7 +16,10 @@ import yaml
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 
-from meshcore.config import SUPPORTED, load_bootstrap, parse_bootstrap, support, validate_bootstrap
+from meshcore import xds_types
+from meshcore.config import SUPPORTED, load_bootstrap, parse_bootstrap, validate_bootstrap
+from meshcore.config import rules as config_rules
+from meshcore.config import schema as config_schema
 from meshcore.errors import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -379,7 +382,7 @@ def _set_fields(msg, by_type, by_place, place=None):
             if not hasattr(item, "DESCRIPTOR"):
                 continue
             if item.DESCRIPTOR.full_name == "google.protobuf.Any":
-                item = support.unpack(item)
+                item = xds_types.unpack(item)
             _set_fields(item, by_type, by_place, (full, fd.name))
 
 
@@ -408,10 +411,11 @@ def test_full_config_sets_every_supported_field():
     by_type, by_place = {}, {}
     _set_fields(parse_bootstrap(FULL), by_type, by_place)
     default_only = {
-        (full, name) for full, rule in support.SCHEMA.items() for name, values in rule.enums.items() if len(values) == 1
+        (full, name) for full, rule in config_schema.SCHEMA.items()
+        for name, values in rule.enums.items() if len(values) == 1
     }
     missing = []
-    for full, rule in support.SCHEMA.items():
+    for full, rule in config_schema.SCHEMA.items():
         if full in _L4_ROWS or "access_loggers" in full or "tcp_proxy" in full or "connection_limit" in full:
             continue
         for name in rule.fields:
@@ -1599,7 +1603,7 @@ def test_retry_policy_rules(place, where, change, path, text):
     check_error(lambda d: change(place(d)), at(where, path), text)
 
 
-@pytest.mark.parametrize("condition", support.RETRY_ON)
+@pytest.mark.parametrize("condition", config_rules.RETRY_ON)
 def test_every_retry_condition_accepted(condition):
     parse_changed(lambda d: retry(d).update(retry_on=condition))
 

@@ -6,7 +6,7 @@ http_connection_manager whose route configuration (named after the port)
 has one virtual host per service on that port, TCP ports a tcp_proxy.
 Clusters `outbound|<port>|<subset>|<host>` for every service port and
 DestinationRule subset. Everything produced is in meshcore's xDS subset
-(config/support.py) and is checked with validate_bootstrap.
+(config/schema.py) and is checked with validate_bootstrap.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from meshcore.config.support import RETRY_ON
+from meshcore.config.rules import RETRY_ON
 from meshcore.xds_types import FAULT_FILTER_NAME, HTTP_FAULT, PREVIOUS_HOSTS, type_url
 
 from . import clusters as cl
