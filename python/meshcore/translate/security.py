@@ -26,7 +26,7 @@ import ssl
 from dataclasses import dataclass
 
 from meshcore.identity import CERT_SECRET, DEFAULT_TRUST_DOMAIN, ROOT_SECRET, spiffe_id
-from meshcore.xds_types import DOWNSTREAM_TLS, HCM, ROUTER, TCP_PROXY, TLS_INSPECTOR, UPSTREAM_TLS, type_url
+from meshcore.xds_types import DOWNSTREAM_TLS, UPSTREAM_TLS, type_url
 
 from . import findings as fnd
 from . import registry as reg
@@ -338,59 +338,6 @@ class InboundPort:
     is_http: bool
     mode: str
     services: list  # (Service, Port)
-
-
-def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp, telemetry=None) -> tuple[dict, dict]:
-    """(Listener, Cluster) for one inbound port. filters_*: the RBAC filters; telemetry: the
-    workload's (telemetry.WorkloadTelemetry: Istio's filters, tracing, access logs), or None."""
-    from . import telemetry as tm
-
-    cluster_name = f"inbound|{ip.app_port}||"
-    if ip.is_http:
-        router = {"name": "envoy.filters.http.router",
-                  "typed_config": {"@type": type_url(ROUTER)}}
-        hcm = {
-            "@type": type_url(HCM),
-            "stat_prefix": f"inbound_{address}_{ip.app_port}",
-            "codec_type": "AUTO",
-            "route_config": {"name": cluster_name, "virtual_hosts": [{
-                "name": f"inbound|http|{ip.app_port}", "domains": ["*"],
-                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster_name, "timeout": "0s"}}]}]},
-            "http_filters": (telemetry.http_filters(tm.INBOUND, filters_http, router) if telemetry is not None
-                             else list(filters_http) + [router]),
-        }
-        if telemetry is not None:
-            hcm.update(telemetry.hcm_fields(tm.INBOUND))
-        filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
-    else:
-        tp = {"@type": type_url(TCP_PROXY),
-              "stat_prefix": cluster_name, "cluster": cluster_name}
-        network = list(filters_tcp)
-        if telemetry is not None:
-            tp.update(telemetry.tcp_proxy_fields(tm.INBOUND))
-            network = telemetry.network_filters(tm.INBOUND, network)
-        filters = network + [{"name": "envoy.filters.network.tcp_proxy", "typed_config": tp}]
-    listener = {"name": f"inbound_{address}_{ip.listener_port}", "traffic_direction": "INBOUND",
-                "address": {"socket_address": {"address": address, "port_value": ip.listener_port}}}
-    if ip.mode == "STRICT":
-        listener["filter_chains"] = [{"filters": filters, "transport_socket": downstream_tls()}]
-    elif ip.mode == "PERMISSIVE":
-        listener["listener_filters"] = [{"name": "envoy.filters.listener.tls_inspector",
-                                         "typed_config": {"@type": type_url(TLS_INSPECTOR)}}]
-        listener["filter_chains"] = [
-            {"filter_chain_match": {"transport_protocol": "tls"}, "filters": filters,
-             "transport_socket": downstream_tls()},
-            {"filter_chain_match": {"transport_protocol": "raw_buffer"}, "filters": filters},
-        ]
-    else:
-        listener["filter_chains"] = [{"filters": filters}]
-    cluster = {"name": cluster_name, "type": "STATIC", "connect_timeout": "10s",
-               "load_assignment": {"cluster_name": cluster_name, "endpoints": [{"lb_endpoints": [
-                   {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
-                                                                "port_value": ip.app_port}}}}]}]}}
-    if ip.services:  # destination_service on the server side: the services of this port
-        cluster["metadata"] = tm.service_metadata([svc for svc, _ in ip.services])
-    return listener, cluster
 
 
 def inbound_ports_of(registry: reg.Registry, workload: reg.Workload, pas, sec: Security, note) -> list[InboundPort]:
