@@ -1,6 +1,10 @@
 """The mesh's certificate authority: one trust domain's root (optionally an
 intermediate under it) and the X.509-SVIDs it issues to workloads.
 
+Keys, CSRs, certificates and key files are meshcore.pki's; SPIFFE IDs
+meshcore.identity's; lifetimes meshcore.durations'. Their names are also
+importable from here (ca.generate_key, ca.workload_id, ca.parse_lifetime...).
+
 Rules this module keeps:
 
 - Private keys are generated where they are used and never travel. Issuance
@@ -37,11 +41,9 @@ root-cert.pem, trust-bundle.pem.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import secrets
-import tempfile
 
 import yaml
 from cryptography import x509
@@ -50,7 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshcore.durations import format_lifetime, parse_lifetime  # noqa: F401 (ca.parse_lifetime, ...)
-from meshcore.errors import ConfigError, MeshcoreError
+from meshcore.errors import CAError, ConfigError, CSRRejected  # noqa: F401 (ca.CAError, ca.CSRRejected)
 from meshcore.identity import (  # noqa: F401 (ca.workload_id, ... as before)
     MAX_SPIFFE_ID_LENGTH,
     MAX_TRUST_DOMAIN_LENGTH,
@@ -59,21 +61,38 @@ from meshcore.identity import (  # noqa: F401 (ca.workload_id, ... as before)
     validate_trust_domain,
     workload_id,
 )
+from meshcore.pki import (  # noqa: F401 (ca.generate_key, ca.load_certs, ... as before)
+    CSR_EC_CURVES,
+    CSR_RSA_SIZES,
+    DEFAULT_KEY_TYPE,
+    KEY_TYPES,
+    certs_to_pem,
+    check_key_permissions,
+    describe,
+    fingerprint,
+    generate_key,
+    is_ca_cert,
+    is_self_signed,
+    key_to_pem,
+    key_type_of,
+    load_certs,
+    load_csr,
+    load_key,
+    make_csr,
+    make_dirs,
+    read_file,
+    spiffe_id_of,
+    spiffe_ids_of,
+    utc_now,
+    write_file,
+    write_key,
+)
 
 log = logging.getLogger("meshcore.ca")
 
 
-class CAError(MeshcoreError):
-    """The CA cannot do what was asked: no CA in a directory, a CA already
-    there, an expired or inconsistent signing certificate, an unwritable file."""
 
 
-class CSRRejected(CAError):
-    """A certificate signing request was refused; the message says which rule it broke."""
-
-
-KEY_TYPES = ("ec-p256", "rsa-2048")
-DEFAULT_KEY_TYPE = "ec-p256"
 DEFAULT_WORKLOAD_TTL = "24h"
 DEFAULT_MAX_WORKLOAD_TTL = "90d"
 DEFAULT_ROOT_LIFETIME = "10y"
@@ -94,152 +113,9 @@ TRUST_BUNDLE = "trust-bundle.pem"
 # A workload directory (plus CERT_CHAIN, ROOT_CERT, TRUST_BUNDLE).
 WORKLOAD_KEY = "key.pem"
 
-# Accepted in CSRs: what TLS peers (OpenSSL, Go, BoringSSL) all handle.
-_CSR_EC_CURVES = {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}
-_CSR_RSA_SIZES = (2048, 3072, 4096)
 
 
-# ---- keys and CSRs -----------------------------------------------------------------
-
-
-def generate_key(key_type: str = DEFAULT_KEY_TYPE):
-    """A new private key: "ec-p256" (ECDSA P-256, the default) or "rsa-2048"."""
-    if key_type == "ec-p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if key_type == "rsa-2048":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ConfigError(f"key type {key_type!r}: expected one of {', '.join(KEY_TYPES)}")
-
-
-def key_type_of(key) -> str:
-    """"ec-p256", "rsa-2048", ... for a public or private key."""
-    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-        name = key.curve.name
-        return _CSR_EC_CURVES.get(name, f"ec-{name}")
-    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        return f"rsa-{key.key_size}"
-    return type(key).__name__
-
-
-def key_to_pem(key) -> bytes:
-    """PKCS#8 PEM, unencrypted (protect it with file permissions: 0600)."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def load_key(pem: bytes | str, source: str = "private key"):
-    """A private key from PEM; ConfigError if it is not one (or is encrypted)."""
-    if isinstance(pem, str):
-        pem = pem.encode()
-    try:
-        return serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{source}: not an unencrypted PEM private key ({e})") from None
-
-
-def make_csr(key, spiffe_id: str) -> bytes:
-    """A PEM certificate signing request for `spiffe_id`, signed by `key` (a
-    private key object or PEM): empty subject, the SPIFFE ID as its only SAN."""
-    _, segments = parse_spiffe_id(spiffe_id)
-    if not segments:
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: a workload ID needs a path (SPIFFE X509-SVID 3.1)")
-    if isinstance(key, (bytes, str)):
-        key = load_key(key)
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([]))
-           .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]), critical=False)
-           .sign(key, hashes.SHA256()))
-    return csr.public_bytes(serialization.Encoding.PEM)
-
-
-def load_csr(pem: bytes | str, source: str = "CSR") -> x509.CertificateSigningRequest:
-    if isinstance(pem, str):
-        pem = pem.encode()
-    if b"-----BEGIN CERTIFICATE REQUEST-----" not in pem:
-        raise CSRRejected(f"{source}: not a PEM certificate signing request")
-    try:
-        return x509.load_pem_x509_csr(pem)
-    except ValueError as e:
-        raise CSRRejected(f"{source}: malformed certificate signing request ({str(e).split('.')[0]})") from None
-
-
-# ---- certificates ------------------------------------------------------------------
-
-
-def load_certs(data: bytes | str, source: str = "PEM") -> list[x509.Certificate]:
-    """Every certificate in a PEM blob, in order; ConfigError if there is none."""
-    if isinstance(data, str):
-        data = data.encode()
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ConfigError(f"{source}: no PEM certificate in it")
-    try:
-        return x509.load_pem_x509_certificates(data)
-    except ValueError as e:
-        raise ConfigError(f"{source}: malformed PEM certificate ({str(e).split('.')[0]})") from None
-
-
-def certs_to_pem(certs) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def spiffe_ids_of(cert: x509.Certificate | x509.CertificateSigningRequest) -> list[str]:
-    """The URI SANs of a certificate or CSR that start with spiffe://."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return [u for u in san.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith("spiffe://")]
-
-
-def spiffe_id_of(cert: x509.Certificate) -> str | None:
-    """The certificate's SPIFFE ID, or None; an SVID has exactly one URI SAN."""
-    ids = spiffe_ids_of(cert)
-    return ids[0] if len(ids) == 1 else None
-
-
-def is_ca_cert(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
-def is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except Exception:  # InvalidSignature, ValueError, TypeError: not signed by its own key
-        return False
-    return True
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
-def describe(cert: x509.Certificate) -> dict:
-    """What `meshcore ca inspect` prints about one certificate."""
-    now = _now()
-    not_after = cert.not_valid_after_utc
-    return {
-        "spiffe_id": spiffe_id_of(cert),
-        "uri_sans": spiffe_ids_of(cert),
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "serial": format(cert.serial_number, "x"),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": not_after.isoformat(),
-        "expires_in_seconds": int((not_after - now).total_seconds()),
-        "key_type": key_type_of(cert.public_key()),
-        "ca": is_ca_cert(cert),
-        "self_signed": is_self_signed(cert),
-        "sha256": fingerprint(cert),
-    }
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+# ---- building certificates --------------------------------------------------------
 
 
 def _serial() -> int:
@@ -272,7 +148,7 @@ _CA_KEY_USAGE = x509.KeyUsage(digital_signature=False, content_commitment=False,
 def _ca_cert(trust_domain: str, common_name: str, public_key, signing_key, issuer: x509.Certificate | None,
              lifetime: dt.timedelta, path_length: int) -> x509.Certificate:
     """A signing certificate: self-signed when issuer is None."""
-    now = _now().replace(microsecond=0)
+    now = utc_now().replace(microsecond=0)
     subject = _name(common_name)
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
     not_before, not_after = now - CA_BACKDATE, now + lifetime
@@ -295,65 +171,6 @@ def _ca_cert(trust_domain: str, common_name: str, public_key, signing_key, issue
                .add_extension(ski, critical=False)
                .add_extension(aki, critical=False))
     return builder.sign(signing_key, hashes.SHA256())
-
-
-# ---- files -------------------------------------------------------------------------
-
-
-def read_file(path: str, what: str = "file") -> bytes:
-    """The bytes of a file; CAError (not OSError) if it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise CAError(f"{path}: cannot read {what}: {e.strerror}") from None
-
-
-def write_file(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Atomically replaces `path` (temporary file in the same directory, then
-    rename): a reader sees the old content or the new, never half of it. The
-    temporary file is created 0600, so a key is never readable by others."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as e:
-        raise CAError(f"{path}: cannot write: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise CAError(f"{path}: cannot write: {e.strerror}") from None
-
-
-def write_key(path: str, key) -> None:
-    """The key as PKCS#8 PEM, mode 0600."""
-    write_file(path, key_to_pem(key), mode=0o600)
-
-
-def _makedirs(directory: str, mode: int) -> None:
-    try:
-        os.makedirs(directory, mode=mode, exist_ok=True)
-    except OSError as e:
-        raise CAError(f"{directory}: cannot create directory: {e.strerror}") from None
-    if not os.path.isdir(directory):
-        raise CAError(f"{directory}: not a directory")
-
-
-def _check_key_permissions(path: str) -> None:
-    try:
-        mode = os.stat(path).st_mode & 0o777
-    except OSError:
-        return
-    if mode & 0o077:
-        log.warning("%s: private key is readable by others (mode %o); chmod 600 it", path, mode)
 
 
 # ---- the CA ------------------------------------------------------------------------
@@ -419,7 +236,7 @@ class CertificateAuthority:
         if wl_ttl > max_ttl:
             raise ConfigError(f"workload TTL {format_lifetime(wl_ttl)} exceeds the max workload TTL "
                               f"{format_lifetime(max_ttl)}")
-        _makedirs(directory, 0o700)
+        make_dirs(directory, 0o700)
         existing = [n for n in (CA_CONFIG, ROOT_KEY, INTERMEDIATE_KEY, ROOT_CERT)
                     if os.path.exists(os.path.join(directory, n))]
         if existing:
@@ -481,7 +298,7 @@ class CertificateAuthority:
             raise CAError(f"{directory}: {INTERMEDIATE_CERT} and {INTERMEDIATE_KEY} go together; one is missing")
         signer_name, key_name = (INTERMEDIATE_CERT, INTERMEDIATE_KEY) if has_cert else (ROOT_CERT, ROOT_KEY)
         signer = one_cert(signer_name)
-        _check_key_permissions(path(key_name))
+        check_key_permissions(path(key_name))
         signing_key = load_key(read_file(path(key_name), "private key"), path(key_name))
         pub = serialization.PublicFormat.SubjectPublicKeyInfo
         if (signing_key.public_key().public_bytes(serialization.Encoding.DER, pub)
@@ -600,7 +417,7 @@ class CertificateAuthority:
         return spiffe_id
 
     def _issue(self, public_key, spiffe_id: str, ttl: dt.timedelta) -> x509.Certificate:
-        now = _now()
+        now = utc_now()
         start = now.replace(microsecond=0)
         # Whole seconds: round the end up so a certificate never lives shorter
         # than asked; backdate by at most a minute (clock skew), never by more
@@ -648,11 +465,11 @@ def _general_name(name) -> str:
 
 def _check_csr_key(public_key) -> None:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.name in _CSR_EC_CURVES:
+        if public_key.curve.name in CSR_EC_CURVES:
             return
         raise CSRRejected(f"CSR rejected: EC curve {public_key.curve.name} (P-256 or P-384 only)")
     if isinstance(public_key, rsa.RSAPublicKey):
-        if public_key.key_size in _CSR_RSA_SIZES:
+        if public_key.key_size in CSR_RSA_SIZES:
             return
         raise CSRRejected(f"CSR rejected: RSA {public_key.key_size}-bit key (2048, 3072 or 4096 only)")
     raise CSRRejected(f"CSR rejected: {type(public_key).__name__} keys are not supported (EC or RSA only)")
@@ -718,7 +535,7 @@ def write_workload_dir(ca: CertificateAuthority, out_dir: str, namespace: str, s
     again before the certificate's half-life is how a workload rotates.
     Returns {file name: path}."""
     key_pem, chain_pem = issue_workload(ca, namespace, service_account, ttl, key_type)
-    _makedirs(out_dir, 0o700)
+    make_dirs(out_dir, 0o700)
     paths = {name: os.path.join(out_dir, name) for name in (WORKLOAD_KEY, CERT_CHAIN, ROOT_CERT, TRUST_BUNDLE)}
     write_file(paths[WORKLOAD_KEY], key_pem, mode=0o600)
     write_file(paths[CERT_CHAIN], chain_pem)
