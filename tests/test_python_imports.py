@@ -7,15 +7,24 @@ cycle, only a hidden one). `from pkg import name` is an edge to the submodule
 pkg.name when there is one (the extension module _core counts as one), else
 to pkg itself: a package __init__ that re-exports is part of the graph like
 any module, so its re-exports are allowed as long as they close no cycle.
+
+The extension module meshcore._core (ext/_core.pyx and the .pxi files it
+includes) is Cython, not Python: its imports of meshcore modules are read
+with a regular expression, so that an import from C's side closes a cycle
+too if it makes one.
 """
 from __future__ import annotations
 
 import ast
 import pathlib
+import re
 
-PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent.parent / "python"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = ROOT / "python"
 PACKAGE = "meshcore"
-EXTENSIONS = ("meshcore._core",)  # built from ext/_core.pyx
+EXTENSIONS = {"meshcore._core": ROOT / "ext"}  # built from ext/_core.pyx (+ *.pxi)
+_CYTHON_IMPORT = re.compile(
+    r"^\s*(?:from\s+(meshcore(?:\.\w+)*)\s+c?import\s+([\w, ]+)|import\s+(meshcore(?:\.\w+)*))", re.M)
 
 
 def modules(root: pathlib.Path = PACKAGE_ROOT) -> dict[str, tuple[pathlib.Path | None, bool]]:
@@ -29,6 +38,19 @@ def modules(root: pathlib.Path = PACKAGE_ROOT) -> dict[str, tuple[pathlib.Path |
         out[".".join(parts)] = (path, is_package)
     for name in EXTENSIONS:
         out[name] = (None, False)
+    return out
+
+
+def _extension_imports(name: str, known) -> set[str]:
+    """The meshcore modules an extension's Cython sources import."""
+    out = set()
+    for path in sorted(EXTENSIONS[name].glob("*.p*x*")):  # _core.pyx, compile*.pxi, alog.pxi
+        for source, names, plain in _CYTHON_IMPORT.findall(path.read_text()):
+            candidates = [plain] if plain else [f"{source}.{n.strip()}" for n in names.split(",") if n.strip()]
+            for c in candidates:
+                owner = _owner(c if c in known else (source or c), known)
+                if owner is not None and owner != name:
+                    out.add(owner)
     return out
 
 
@@ -64,6 +86,7 @@ def import_graph(root: pathlib.Path = PACKAGE_ROOT) -> dict[str, set[str]]:
     for name, (path, is_package) in known.items():
         graph[name] = set()
         if path is None:
+            graph[name] = _extension_imports(name, known)
             continue
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):  # module level and function-local alike
@@ -135,6 +158,7 @@ def test_graph_sees_the_package():
     graph = import_graph()
     assert "meshcore.engine" in graph and "meshcore._core" in graph["meshcore.engine"]
     assert "meshcore.errors" in graph["meshcore"]
+    assert "meshcore.xds_types" in graph["meshcore._core"]  # ext/_core.pyx: the compiler's type URLs
 
 
 def test_cycle_finder_reports_a_cycle():
