@@ -13,7 +13,7 @@ _DEFAULT_IDLE_TIMEOUT_MS = 3600 * 1000  # TcpProxy.idle_timeout; 0s disables
 
 
 def _ms(msg, field, default_ms):
-    # Same rounding as meshcore.config.duration_ms: a positive duration
+    # Same rounding as meshcore.durations.duration_ms: a positive duration
     # below 1 ms is 1 ms, never 0 (which means "disabled" for timeouts).
     if not msg.HasField(field):
         return default_ms

@@ -1,9 +1,6 @@
 """Value checks for clusters: load assignments, endpoints, ring hash, circuit
 breakers, outlier detection and upstream HTTP options."""
-
-
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
 
 from meshcore.xds_types import (
     UPSTREAM_HTTP_OPTIONS,

@@ -1,9 +1,5 @@
 """Value checks for the http_connection_manager: its fields, HTTP protocol
 options and the fault filter."""
-
-
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 from meshcore.xds_types import (
     FAULT_FILTER_NAME,
     HTTP_FAULT,

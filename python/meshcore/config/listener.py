@@ -3,8 +3,6 @@ filters (connection_limit, tcp_proxy, Istio's typed-struct filters)."""
 
 import ipaddress
 
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 from meshcore.xds_types import (
     HCM,
     TLS_INSPECTOR,

@@ -3,8 +3,6 @@ envoy.filters.network.rbac): rules, policies, permissions, principals."""
 
 import ipaddress
 
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 
 def check_rbac_filter(f):
     # Envoy enforces nothing when `rules` is absent; meshcore's core would read

@@ -1,9 +1,5 @@
 """Cluster references: for each filter type that names clusters, the
 (relative path, cluster name) pairs bootstrap.py checks exist."""
-
-
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 from meshcore.xds_types import (
     HCM,
     OTEL_TRACER,

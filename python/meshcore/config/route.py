@@ -5,8 +5,6 @@ redirects, direct responses and header options."""
 import re
 import warnings
 
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 from .rules import (
     BAD_VALUE,
     MAX_DIRECT_RESPONSE_BODY,

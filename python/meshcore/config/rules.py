@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 from meshcore.xds_types import (
     CONNECTION_LIMIT,
     FILE_ACCESS_LOG,

@@ -7,10 +7,6 @@ row in the filter tables of rules.py) -- the walker stays generic.
 
 SUPPORTED is a readable summary of the table (docs/xds.md shows it verbatim).
 """
-
-
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 from meshcore.xds_types import (
     CONNECTION_LIMIT,
     DOWNSTREAM_TLS,

@@ -1,9 +1,5 @@
 """Value checks for telemetry: tracing providers (OpenTelemetry, Zipkin) and
 access logs (file loggers and their formats)."""
-
-
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 from .rules import (
     duration_problems,
 )

@@ -3,8 +3,6 @@ SAN matchers, data sources and (static) SDS secrets."""
 
 import os
 
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 
 def check_transport_socket(ts):
     if not ts.HasField("typed_config"):

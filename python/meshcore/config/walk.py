@@ -6,10 +6,6 @@ user would believe, say, a filter_chain_match is in force when it is not. So
 every field that is SET in a parsed message is checked against SCHEMA; the
 first one outside it raises a Violation naming its path.
 """
-
-
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2  # noqa: F401
-
 from meshcore import xds_types
 from meshcore.xds_types import (
     UnknownType,
