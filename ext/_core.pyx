@@ -213,7 +213,7 @@ cdef class Engine:
     def alog_add_sink(self, uint32_t log_id, path, int fd, http_format, tcp_format):
         """A sink for records with log_id: a file path, or fd when path is
         None. *_format: [(op, style, text or None)] (compiled by
-        meshcore.accesslog)."""
+        meshcore.telemetry.access_log)."""
         cdef char err[ERRLEN]
         cdef _Arena a = _Arena()
         cdef mc_alog_segment_t *segs[2]
@@ -382,6 +382,19 @@ cdef class Engine:
         return s, p, q
 
 
+# What the compiler dispatches on (type URLs, filter names) is defined once,
+# in meshcore.xds_types; these are its spellings as an Any says them.
+from meshcore import xds_types
+
+_TCP_PROXY = xds_types.type_url(xds_types.TCP_PROXY)
+_CONN_LIMIT = xds_types.type_url(xds_types.CONNECTION_LIMIT)
+_HCM = xds_types.type_url(xds_types.HCM)
+_FAULT = xds_types.type_url(xds_types.HTTP_FAULT)
+_HTTP_RBAC = xds_types.type_url(xds_types.HTTP_RBAC)
+_NETWORK_RBAC = xds_types.type_url(xds_types.NETWORK_RBAC)
+_FAULT_FILTER = xds_types.FAULT_FILTER_NAME
+_HTTP_PROTOCOL_OPTIONS = xds_types.UPSTREAM_HTTP_OPTIONS  # a key of typed_extension_protocol_options
+
 include "compile_http.pxi"
 include "compile_tls.pxi"
 include "compile_rbac.pxi"
@@ -445,7 +458,7 @@ def route_probe(listener, authority, method, path, headers=None, uint64_t iterat
     cdef int route
     for f in listener.filter_chains[0].filters:
         if f.typed_config.type_url == _HCM:
-            _compile_hcm(b, li, f.typed_config, 0)
+            _compile_hcm(b, li, xds_types.unpack(f.typed_config), 0)
     if headers:
         names = <const char **>a.alloc(len(headers), sizeof(char *))
         values = <const char **>a.alloc(len(headers), sizeof(char *))

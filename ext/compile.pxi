@@ -5,10 +5,6 @@
 # field in its errors); a CoreError here means a validator gap, not user
 # error. Envoy's defaults are applied here, where the field is read.
 
-_TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-_CONN_LIMIT = ("type.googleapis.com/"
-               "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit")
-
 # envoy.config.cluster.v3.Cluster.LbPolicy -> MC_LB_*
 _LB_POLICY = {0: MC_LB_ROUND_ROBIN, 1: MC_LB_LEAST_REQUEST, 2: MC_LB_RING_HASH, 3: MC_LB_RANDOM}
 
@@ -17,7 +13,7 @@ _DEFAULT_IDLE_TIMEOUT_MS = 3600 * 1000  # TcpProxy.idle_timeout; 0s disables
 
 
 def _ms(msg, field, default_ms):
-    # Same rounding as meshcore.config.duration_ms: a positive duration
+    # Same rounding as meshcore.durations.duration_ms: a positive duration
     # below 1 ms is 1 ms, never 0 (which means "disabled" for timeouts).
     if not msg.HasField(field):
         return default_ms
@@ -35,21 +31,18 @@ _ISTIO_FILTERS = ("istio.stats", "istio.metadata_exchange")
 _TRANSPORT = {"": MC_CHAIN_ANY, "tls": MC_CHAIN_TLS, "raw_buffer": MC_CHAIN_RAW}
 
 
-def compile_snapshot(listeners, clusters, log_ids=None, secrets=None, istio=None, tracing=None):
+def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=None):
     """Listener and Cluster messages -> a SnapshotBuilder ready to apply.
-    log_ids: (listener name, chain index) -> access-log id of its records
-    (0 / absent: none). secrets: Secret name -> Secret message (static SDS).
-    istio: (chains, services): (listener name, chain index) -> (reporter,
-    peer metadata, its id) for chains with istio.stats, and cluster name ->
-    service label id (meshcore.istio_metrics plans both). tracing:
-    (listener name, chain index) -> (tracer id, random sampling per million,
-    SPAN_SERVER / SPAN_CLIENT) for HCMs that trace (meshcore.tracing)."""
-    log_ids = log_ids or {}
-    tracing = tracing or {}
+    chains: (listener name, chain index) -> meshcore.plan.ChainPlan: the
+    chain's terminal filter (unpacked), its access-log id (0: none), its
+    Istio metrics (reporter, peer metadata, its id) and its tracing (tracer
+    id, random sampling per million, SPAN_SERVER / SPAN_CLIENT); a chain
+    without a plan has none of these. secrets: Secret name -> Secret message
+    (static SDS). services: cluster name -> Istio service label id
+    (meshcore.telemetry.istio_metrics)."""
+    chains = chains or {}
     secrets = secrets or {}
-    im_chains, im_services = istio or ({}, {})
-    from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
-    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+    im_services = services or {}
 
     b = SnapshotBuilder()
     for c in clusters:
@@ -76,18 +69,18 @@ def compile_snapshot(listeners, clusters, log_ids=None, secrets=None, istio=None
             if chain.HasField("transport_socket"):
                 _compile_chain_tls(b, li, chain.transport_socket, secrets,
                                    _ms(chain, "transport_socket_connect_timeout", handshake_ms))
-            log_id = log_ids.get((l.name, k), 0)
-            if (l.name, k) in im_chains:
-                b.set_istio_stats(li, *im_chains[(l.name, k)])
+            plan = chains.get((l.name, k))
+            log_id = plan.log_id if plan is not None else 0
+            terminal = plan.terminal if plan is not None else None
+            if plan is not None and plan.istio is not None:
+                b.set_istio_stats(li, *plan.istio)
             for f in chain.filters:
                 url = f.typed_config.type_url
                 if url == _CONN_LIMIT:
-                    cl = connection_limit_pb2.ConnectionLimit()
-                    f.typed_config.Unpack(cl)
+                    cl = xds_types.unpack(f.typed_config)
                     b.set_connection_limit(li, cl.stat_prefix, cl.max_connections.value)
                 elif url == _TCP_PROXY:
-                    tp = tcp_proxy_pb2.TcpProxy()
-                    f.typed_config.Unpack(tp)
+                    tp = terminal if terminal is not None else xds_types.unpack(f.typed_config)
                     b.set_tcp_proxy(li, tp.stat_prefix, _ms(tp, "idle_timeout", _DEFAULT_IDLE_TIMEOUT_MS),
                                     _u32(tp, "max_connect_attempts", 1))
                     if log_id:
@@ -97,14 +90,13 @@ def compile_snapshot(listeners, clusters, log_ids=None, secrets=None, istio=None
                     for wc in tp.weighted_clusters.clusters:
                         b.add_tcp_proxy_cluster(li, wc.name, wc.weight)
                 elif url == _HCM:
-                    _compile_hcm(b, li, f.typed_config, log_id, tracing.get((l.name, k)))
+                    hcm = terminal if terminal is not None else xds_types.unpack(f.typed_config)
+                    _compile_hcm(b, li, hcm, log_id, plan.tracing if plan is not None else None)
                 elif url == _NETWORK_RBAC:
-                    from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as net_rbac_pb2
-                    nr = net_rbac_pb2.RBAC()
-                    f.typed_config.Unpack(nr)
+                    nr = xds_types.unpack(f.typed_config)
                     _add_rbac(b, li, nr.rules, 0)
                 elif f.name in _ISTIO_FILTERS:
-                    pass  # set above, as meshcore.istio_metrics planned it
+                    pass  # set above, as meshcore.telemetry.istio_metrics planned it
                 else:
                     raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
     return b

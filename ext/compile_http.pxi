@@ -5,12 +5,6 @@
 
 from libc.string cimport memset
 
-_HCM = ("type.googleapis.com/"
-        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
-_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
-_FAULT_FILTER = "envoy.filters.http.fault"
-_HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-
 _DEFAULT_ROUTE_TIMEOUT_MS = 15000          # RouteAction.timeout
 _DEFAULT_HCM_IDLE_TIMEOUT_MS = 3600 * 1000  # common_http_protocol_options.idle_timeout
 _DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300 * 1000
@@ -291,9 +285,8 @@ cdef void _fill_route(_Arena a, mc_sb_route_t *r, route) except *:
     _fill_ops(a, &r.response_ops, route.response_headers_to_add, route.response_headers_to_remove)
 
 
-cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any, uint32_t log_id, trace=None) except *:
-    from envoy.extensions.filters.http.fault.v3 import fault_pb2
-    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=None) except *:
+    # hcm: the HttpConnectionManager message, unpacked once (meshcore.plan.ChainPlan.hcm)
 
     cdef _Arena a = _Arena()
     cdef mc_sb_hcm_t h
@@ -302,8 +295,6 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any, uint32_t log_id, trac
     cdef mc_sb_retry_t retry
     cdef const char **domains
     cdef int vi
-    hcm = hcm_pb2.HttpConnectionManager()
-    hcm_any.Unpack(hcm)
     memset(&h, 0, sizeof(h))
     h.stat_prefix = a.s(hcm.stat_prefix)
     h.access_log_id = log_id
@@ -326,14 +317,9 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm_any, uint32_t log_id, trac
     rbac_filters = []
     for f in hcm.http_filters:
         if f.typed_config.type_url == _FAULT:
-            fault = fault_pb2.HTTPFault()
-            f.typed_config.Unpack(fault)
-            _fill_fault(&h.fault, fault)
+            _fill_fault(&h.fault, xds_types.unpack(f.typed_config))
         elif f.typed_config.type_url == _HTTP_RBAC:
-            from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
-            rf = http_rbac_pb2.RBAC()
-            f.typed_config.Unpack(rf)
-            rbac_filters.append(rf.rules)
+            rbac_filters.append(xds_types.unpack(f.typed_config).rules)
     rc = hcm.route_config
     _fill_ops(a, &h.request_ops, rc.request_headers_to_add, rc.request_headers_to_remove)
     _fill_ops(a, &h.response_ops, rc.response_headers_to_add, rc.response_headers_to_remove)

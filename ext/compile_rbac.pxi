@@ -2,9 +2,6 @@
 # envoy.filters.network.rbac): the rule trees of permissions and principals
 # flattened into one node array (children by index) for the core.
 
-_HTTP_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
-_NETWORK_RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
-
 
 class _RbacNodes:
     """Python-side list of nodes: (kind, children, extra) tuples."""

@@ -4,8 +4,6 @@
 # static SDS Secrets (static_resources.secrets). PEM is read here, in
 # Python, and handed to the core in memory: the core never opens a file.
 
-_DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
-_UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 # TlsParameters.TlsProtocol -> OpenSSL version numbers (TLS_AUTO = default)
 _TLS_VERSIONS = {0: 0, 1: 0x0301, 2: 0x0302, 3: 0x0303, 4: 0x0304}
 _SAN_URI = 3  # SubjectAltNameMatcher.SanType.URI

@@ -39,7 +39,7 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
 # xds-protos ships an old copy of opentelemetry/proto/trace/v1/trace_pb2.py; when pip
 # installs it after opentelemetry-proto it replaces the current one. Put the
-# current one back (meshcore exports with either; see meshcore.tracing.scope_spans).
+# current one back (meshcore exports with either; see meshcore.telemetry.tracing.scope_spans).
 .venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
     "opentelemetry-proto==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 echo "setup: ready (.venv/bin/meshcore)"

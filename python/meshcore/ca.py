@@ -1,6 +1,10 @@
 """The mesh's certificate authority: one trust domain's root (optionally an
 intermediate under it) and the X.509-SVIDs it issues to workloads.
 
+Keys, CSRs, certificates and key files are meshcore.pki's; SPIFFE IDs
+meshcore.identity's; lifetimes meshcore.durations'. Their names are also
+importable from here (ca.generate_key, ca.workload_id, ca.parse_lifetime...).
+
 Rules this module keeps:
 
 - Private keys are generated where they are used and never travel. Issuance
@@ -37,12 +41,9 @@ root-cert.pem, trust-bundle.pem.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
-import re
 import secrets
-import tempfile
 
 import yaml
 from cryptography import x509
@@ -50,30 +51,54 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from meshcore.errors import ConfigError, MeshcoreError
+from meshcore.durations import format_lifetime, parse_lifetime  # noqa: F401 (ca.parse_lifetime, ...)
+from meshcore.errors import CAError, ConfigError, CSRRejected  # noqa: F401 (ca.CAError, ca.CSRRejected)
+from meshcore.identity import (  # noqa: F401 (ca.workload_id, ... as before)
+    MAX_SPIFFE_ID_LENGTH,
+    MAX_TRUST_DOMAIN_LENGTH,
+    parse_spiffe_id,
+    parse_workload_id,
+    validate_trust_domain,
+    workload_id,
+)
+from meshcore.pki import (  # noqa: F401 (ca.generate_key, ca.load_certs, ... as before)
+    CSR_EC_CURVES,
+    CSR_RSA_SIZES,
+    DEFAULT_KEY_TYPE,
+    KEY_TYPES,
+    certs_to_pem,
+    check_key_permissions,
+    describe,
+    fingerprint,
+    generate_key,
+    is_ca_cert,
+    is_self_signed,
+    key_to_pem,
+    key_type_of,
+    load_certs,
+    load_csr,
+    load_key,
+    make_csr,
+    make_dirs,
+    read_file,
+    spiffe_id_of,
+    spiffe_ids_of,
+    utc_now,
+    write_file,
+    write_key,
+)
 
 log = logging.getLogger("meshcore.ca")
 
 
-class CAError(MeshcoreError):
-    """The CA cannot do what was asked: no CA in a directory, a CA already
-    there, an expired or inconsistent signing certificate, an unwritable file."""
 
 
-class CSRRejected(CAError):
-    """A certificate signing request was refused; the message says which rule it broke."""
-
-
-KEY_TYPES = ("ec-p256", "rsa-2048")
-DEFAULT_KEY_TYPE = "ec-p256"
 DEFAULT_WORKLOAD_TTL = "24h"
 DEFAULT_MAX_WORKLOAD_TTL = "90d"
 DEFAULT_ROOT_LIFETIME = "10y"
 
 CA_BACKDATE = dt.timedelta(minutes=5)     # CA certs: tolerate clock skew between nodes
 LEAF_BACKDATE = dt.timedelta(seconds=60)  # workload certs: at most this, at most their TTL
-MAX_SPIFFE_ID_LENGTH = 2048               # SPIFFE-ID 2.3
-MAX_TRUST_DOMAIN_LENGTH = 255
 
 ORGANIZATION = "meshcore"
 
@@ -88,280 +113,9 @@ TRUST_BUNDLE = "trust-bundle.pem"
 # A workload directory (plus CERT_CHAIN, ROOT_CERT, TRUST_BUNDLE).
 WORKLOAD_KEY = "key.pem"
 
-# Accepted in CSRs: what TLS peers (OpenSSL, Go, BoringSSL) all handle.
-_CSR_EC_CURVES = {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}
-_CSR_RSA_SIZES = (2048, 3072, 4096)
 
 
-# ---- durations ---------------------------------------------------------------------
-
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION = re.compile(r"(?:\d+[smhdwy])+")
-_DURATION_PART = re.compile(r"(\d+)([smhdwy])")
-_MAX_DURATION = dt.timedelta(days=100 * 365)
-
-
-def parse_duration(value, what: str = "duration") -> dt.timedelta:
-    """"24h", "5s", "90m", "7d", "10y" (365 days), "1h30m"; a timedelta or a
-    number of seconds passes through. Whole seconds, at least one second."""
-    if isinstance(value, dt.timedelta):
-        td = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        td = dt.timedelta(seconds=value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not _DURATION.fullmatch(text):
-            raise ConfigError(f"{what} {value!r}: expected a number and a unit (s, m, h, d, w, y), "
-                              "e.g. 5s, 90m, 24h, 10y")
-        td = dt.timedelta(seconds=sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
-    else:
-        raise ConfigError(f"{what} {value!r}: expected a duration such as 24h")
-    if td.microseconds:
-        raise ConfigError(f"{what} {value!r}: certificates count whole seconds")
-    if td < dt.timedelta(seconds=1):
-        raise ConfigError(f"{what} {value!r}: must be at least 1s")
-    if td > _MAX_DURATION:
-        raise ConfigError(f"{what} {value!r}: longer than 100 years")
-    return td
-
-
-def format_duration(td: dt.timedelta) -> str:
-    """The inverse of parse_duration, in days (from two days on), hours,
-    minutes and seconds: 5s, 1h30m, 24h, 36h, 90d."""
-    total = int(td.total_seconds())
-    if total <= 0:
-        return "0s"
-    out = []
-    for unit in ("d", "h", "m", "s") if total >= 2 * 86400 else ("h", "m", "s"):
-        n, total = divmod(total, _UNIT_SECONDS[unit])
-        if n:
-            out.append(f"{n}{unit}")
-    return "".join(out)
-
-
-# ---- SPIFFE IDs --------------------------------------------------------------------
-
-_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
-_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def validate_trust_domain(trust_domain: str) -> str:
-    """Returns the trust domain; ConfigError unless it is a valid SPIFFE trust
-    domain name (SPIFFE-ID 2.1: lowercase letters, digits, '.', '-', '_')."""
-    if not isinstance(trust_domain, str) or not trust_domain:
-        raise ConfigError("trust domain: must not be empty")
-    if trust_domain.startswith("spiffe://"):
-        raise ConfigError(f"trust domain {trust_domain!r}: give the name alone, e.g. "
-                          f"{trust_domain[len('spiffe://'):].rstrip('/')!r}")
-    if len(trust_domain) > MAX_TRUST_DOMAIN_LENGTH:
-        raise ConfigError(f"trust domain {trust_domain[:40]!r}...: longer than {MAX_TRUST_DOMAIN_LENGTH} bytes")
-    if not _TRUST_DOMAIN.fullmatch(trust_domain):
-        raise ConfigError(f"trust domain {trust_domain!r}: only lowercase letters, digits, '.', '-' and '_' "
-                          "are allowed (SPIFFE ID spec 2.1)")
-    return trust_domain
-
-
-def _validate_segment(segment: str, spiffe_id: str, what: str = "path segment") -> None:
-    if segment in (".", ".."):
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: {what} {segment!r} is not allowed")
-    if not _PATH_SEGMENT.fullmatch(segment):
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: {what} {segment!r}: only letters, digits, '.', '-' and '_' "
-                          "are allowed (SPIFFE ID spec 2.2)")
-
-
-def parse_spiffe_id(spiffe_id: str) -> tuple[str, tuple[str, ...]]:
-    """"spiffe://td/a/b" -> ("td", ("a", "b")); ConfigError naming the rule a
-    malformed ID breaks (SPIFFE ID spec 2). Scheme and trust domain must be
-    lowercase: that is how meshcore writes and compares them."""
-    if not isinstance(spiffe_id, str):
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: not a string")
-    if len(spiffe_id.encode()) > MAX_SPIFFE_ID_LENGTH:
-        raise ConfigError(f"SPIFFE ID {spiffe_id[:60]!r}...: longer than {MAX_SPIFFE_ID_LENGTH} bytes")
-    if not spiffe_id.startswith("spiffe://"):
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must start with spiffe://")
-    rest = spiffe_id[len("spiffe://"):]
-    for ch, what in (("?", "a query"), ("#", "a fragment"), ("%", "percent-encoding")):
-        if ch in rest:
-            raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must not contain {what}")
-    trust_domain, slash, path = rest.partition("/")
-    if not trust_domain:
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: no trust domain")
-    if not _TRUST_DOMAIN.fullmatch(trust_domain) or len(trust_domain) > MAX_TRUST_DOMAIN_LENGTH:
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: trust domain {trust_domain!r}: only lowercase letters, "
-                          "digits, '.', '-' and '_' are allowed (no port, no user info)")
-    if not slash:
-        return trust_domain, ()
-    segments = tuple(path.split("/"))
-    if segments[-1] == "":
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: must not end with '/'")
-    for segment in segments:
-        if not segment:
-            raise ConfigError(f"SPIFFE ID {spiffe_id!r}: empty path segment")
-        _validate_segment(segment, spiffe_id)
-    return trust_domain, segments
-
-
-def workload_id(trust_domain: str, namespace: str, service_account: str) -> str:
-    """spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, validated."""
-    validate_trust_domain(trust_domain)
-    spiffe_id = f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}"
-    for value, what in ((namespace, "namespace"), (service_account, "service account")):
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{what}: must not be empty")
-        _validate_segment(value, spiffe_id, what)
-    return spiffe_id
-
-
-def parse_workload_id(spiffe_id: str) -> tuple[str, str, str]:
-    """"spiffe://td/ns/NS/sa/SA" -> (td, NS, SA); ConfigError for anything else."""
-    trust_domain, segments = parse_spiffe_id(spiffe_id)
-    if len(segments) != 4 or segments[0] != "ns" or segments[2] != "sa":
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: a workload ID has the form "
-                          f"spiffe://{trust_domain}/ns/<namespace>/sa/<service-account>")
-    return trust_domain, segments[1], segments[3]
-
-
-# ---- keys and CSRs -----------------------------------------------------------------
-
-
-def generate_key(key_type: str = DEFAULT_KEY_TYPE):
-    """A new private key: "ec-p256" (ECDSA P-256, the default) or "rsa-2048"."""
-    if key_type == "ec-p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if key_type == "rsa-2048":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ConfigError(f"key type {key_type!r}: expected one of {', '.join(KEY_TYPES)}")
-
-
-def key_type_of(key) -> str:
-    """"ec-p256", "rsa-2048", ... for a public or private key."""
-    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-        name = key.curve.name
-        return _CSR_EC_CURVES.get(name, f"ec-{name}")
-    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        return f"rsa-{key.key_size}"
-    return type(key).__name__
-
-
-def key_to_pem(key) -> bytes:
-    """PKCS#8 PEM, unencrypted (protect it with file permissions: 0600)."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def load_key(pem: bytes | str, source: str = "private key"):
-    """A private key from PEM; ConfigError if it is not one (or is encrypted)."""
-    if isinstance(pem, str):
-        pem = pem.encode()
-    try:
-        return serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{source}: not an unencrypted PEM private key ({e})") from None
-
-
-def make_csr(key, spiffe_id: str) -> bytes:
-    """A PEM certificate signing request for `spiffe_id`, signed by `key` (a
-    private key object or PEM): empty subject, the SPIFFE ID as its only SAN."""
-    _, segments = parse_spiffe_id(spiffe_id)
-    if not segments:
-        raise ConfigError(f"SPIFFE ID {spiffe_id!r}: a workload ID needs a path (SPIFFE X509-SVID 3.1)")
-    if isinstance(key, (bytes, str)):
-        key = load_key(key)
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([]))
-           .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]), critical=False)
-           .sign(key, hashes.SHA256()))
-    return csr.public_bytes(serialization.Encoding.PEM)
-
-
-def load_csr(pem: bytes | str, source: str = "CSR") -> x509.CertificateSigningRequest:
-    if isinstance(pem, str):
-        pem = pem.encode()
-    if b"-----BEGIN CERTIFICATE REQUEST-----" not in pem:
-        raise CSRRejected(f"{source}: not a PEM certificate signing request")
-    try:
-        return x509.load_pem_x509_csr(pem)
-    except ValueError as e:
-        raise CSRRejected(f"{source}: malformed certificate signing request ({str(e).split('.')[0]})") from None
-
-
-# ---- certificates ------------------------------------------------------------------
-
-
-def load_certs(data: bytes | str, source: str = "PEM") -> list[x509.Certificate]:
-    """Every certificate in a PEM blob, in order; ConfigError if there is none."""
-    if isinstance(data, str):
-        data = data.encode()
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ConfigError(f"{source}: no PEM certificate in it")
-    try:
-        return x509.load_pem_x509_certificates(data)
-    except ValueError as e:
-        raise ConfigError(f"{source}: malformed PEM certificate ({str(e).split('.')[0]})") from None
-
-
-def certs_to_pem(certs) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def spiffe_ids_of(cert: x509.Certificate | x509.CertificateSigningRequest) -> list[str]:
-    """The URI SANs of a certificate or CSR that start with spiffe://."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return [u for u in san.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith("spiffe://")]
-
-
-def spiffe_id_of(cert: x509.Certificate) -> str | None:
-    """The certificate's SPIFFE ID, or None; an SVID has exactly one URI SAN."""
-    ids = spiffe_ids_of(cert)
-    return ids[0] if len(ids) == 1 else None
-
-
-def is_ca_cert(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
-def is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except Exception:  # InvalidSignature, ValueError, TypeError: not signed by its own key
-        return False
-    return True
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
-def describe(cert: x509.Certificate) -> dict:
-    """What `meshcore ca inspect` prints about one certificate."""
-    now = _now()
-    not_after = cert.not_valid_after_utc
-    return {
-        "spiffe_id": spiffe_id_of(cert),
-        "uri_sans": spiffe_ids_of(cert),
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "serial": format(cert.serial_number, "x"),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": not_after.isoformat(),
-        "expires_in_seconds": int((not_after - now).total_seconds()),
-        "key_type": key_type_of(cert.public_key()),
-        "ca": is_ca_cert(cert),
-        "self_signed": is_self_signed(cert),
-        "sha256": fingerprint(cert),
-    }
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+# ---- building certificates --------------------------------------------------------
 
 
 def _serial() -> int:
@@ -394,7 +148,7 @@ _CA_KEY_USAGE = x509.KeyUsage(digital_signature=False, content_commitment=False,
 def _ca_cert(trust_domain: str, common_name: str, public_key, signing_key, issuer: x509.Certificate | None,
              lifetime: dt.timedelta, path_length: int) -> x509.Certificate:
     """A signing certificate: self-signed when issuer is None."""
-    now = _now().replace(microsecond=0)
+    now = utc_now().replace(microsecond=0)
     subject = _name(common_name)
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
     not_before, not_after = now - CA_BACKDATE, now + lifetime
@@ -417,65 +171,6 @@ def _ca_cert(trust_domain: str, common_name: str, public_key, signing_key, issue
                .add_extension(ski, critical=False)
                .add_extension(aki, critical=False))
     return builder.sign(signing_key, hashes.SHA256())
-
-
-# ---- files -------------------------------------------------------------------------
-
-
-def read_file(path: str, what: str = "file") -> bytes:
-    """The bytes of a file; CAError (not OSError) if it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise CAError(f"{path}: cannot read {what}: {e.strerror}") from None
-
-
-def write_file(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Atomically replaces `path` (temporary file in the same directory, then
-    rename): a reader sees the old content or the new, never half of it. The
-    temporary file is created 0600, so a key is never readable by others."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as e:
-        raise CAError(f"{path}: cannot write: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise CAError(f"{path}: cannot write: {e.strerror}") from None
-
-
-def write_key(path: str, key) -> None:
-    """The key as PKCS#8 PEM, mode 0600."""
-    write_file(path, key_to_pem(key), mode=0o600)
-
-
-def _makedirs(directory: str, mode: int) -> None:
-    try:
-        os.makedirs(directory, mode=mode, exist_ok=True)
-    except OSError as e:
-        raise CAError(f"{directory}: cannot create directory: {e.strerror}") from None
-    if not os.path.isdir(directory):
-        raise CAError(f"{directory}: not a directory")
-
-
-def _check_key_permissions(path: str) -> None:
-    try:
-        mode = os.stat(path).st_mode & 0o777
-    except OSError:
-        return
-    if mode & 0o077:
-        log.warning("%s: private key is readable by others (mode %o); chmod 600 it", path, mode)
 
 
 # ---- the CA ------------------------------------------------------------------------
@@ -534,14 +229,14 @@ class CertificateAuthority:
         validate_trust_domain(trust_domain)
         if key_type not in KEY_TYPES:
             raise ConfigError(f"key type {key_type!r}: expected one of {', '.join(KEY_TYPES)}")
-        root_td = parse_duration(root_lifetime, "root lifetime")
-        inter_td = parse_duration(intermediate_lifetime, "intermediate lifetime") if intermediate_lifetime else root_td
-        wl_ttl = parse_duration(workload_ttl, "workload TTL")
-        max_ttl = parse_duration(max_workload_ttl, "max workload TTL")
+        root_td = parse_lifetime(root_lifetime, "root lifetime")
+        inter_td = parse_lifetime(intermediate_lifetime, "intermediate lifetime") if intermediate_lifetime else root_td
+        wl_ttl = parse_lifetime(workload_ttl, "workload TTL")
+        max_ttl = parse_lifetime(max_workload_ttl, "max workload TTL")
         if wl_ttl > max_ttl:
-            raise ConfigError(f"workload TTL {format_duration(wl_ttl)} exceeds the max workload TTL "
-                              f"{format_duration(max_ttl)}")
-        _makedirs(directory, 0o700)
+            raise ConfigError(f"workload TTL {format_lifetime(wl_ttl)} exceeds the max workload TTL "
+                              f"{format_lifetime(max_ttl)}")
+        make_dirs(directory, 0o700)
         existing = [n for n in (CA_CONFIG, ROOT_KEY, INTERMEDIATE_KEY, ROOT_CERT)
                     if os.path.exists(os.path.join(directory, n))]
         if existing:
@@ -565,9 +260,9 @@ class CertificateAuthority:
         write_file(path(CERT_CHAIN), certs_to_pem(chain))
         write_file(path(TRUST_BUNDLE), certs_to_pem([root]))
         config = {"trust_domain": trust_domain, "key_type": key_type,
-                  "workload_ttl": workload_ttl if isinstance(workload_ttl, str) else format_duration(wl_ttl),
+                  "workload_ttl": workload_ttl if isinstance(workload_ttl, str) else format_lifetime(wl_ttl),
                   "max_workload_ttl": (max_workload_ttl if isinstance(max_workload_ttl, str)
-                                       else format_duration(max_ttl))}
+                                       else format_lifetime(max_ttl))}
         header = ("# meshcore certificate authority, written by `meshcore ca init`.\n"
                   "# The *-key.pem files next to this one are secrets (mode 0600).\n")
         write_file(path(CA_CONFIG), (header + yaml.safe_dump(config, sort_keys=False)).encode())
@@ -603,7 +298,7 @@ class CertificateAuthority:
             raise CAError(f"{directory}: {INTERMEDIATE_CERT} and {INTERMEDIATE_KEY} go together; one is missing")
         signer_name, key_name = (INTERMEDIATE_CERT, INTERMEDIATE_KEY) if has_cert else (ROOT_CERT, ROOT_KEY)
         signer = one_cert(signer_name)
-        _check_key_permissions(path(key_name))
+        check_key_permissions(path(key_name))
         signing_key = load_key(read_file(path(key_name), "private key"), path(key_name))
         pub = serialization.PublicFormat.SubjectPublicKeyInfo
         if (signing_key.public_key().public_bytes(serialization.Encoding.DER, pub)
@@ -651,10 +346,10 @@ class CertificateAuthority:
         """The requested TTL (default: ca.yaml's workload_ttl), checked against max_workload_ttl."""
         if ttl is None:
             return self.workload_ttl
-        td = parse_duration(ttl, "ttl")
+        td = parse_lifetime(ttl, "ttl")
         if td > self.max_workload_ttl:
-            raise ConfigError(f"ttl {format_duration(td)} exceeds max_workload_ttl "
-                              f"{format_duration(self.max_workload_ttl)} "
+            raise ConfigError(f"ttl {format_lifetime(td)} exceeds max_workload_ttl "
+                              f"{format_lifetime(self.max_workload_ttl)} "
                               f"({os.path.join(self.directory, CA_CONFIG)})")
         return td
 
@@ -722,7 +417,7 @@ class CertificateAuthority:
         return spiffe_id
 
     def _issue(self, public_key, spiffe_id: str, ttl: dt.timedelta) -> x509.Certificate:
-        now = _now()
+        now = utc_now()
         start = now.replace(microsecond=0)
         # Whole seconds: round the end up so a certificate never lives shorter
         # than asked; backdate by at most a minute (clock skew), never by more
@@ -770,11 +465,11 @@ def _general_name(name) -> str:
 
 def _check_csr_key(public_key) -> None:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.name in _CSR_EC_CURVES:
+        if public_key.curve.name in CSR_EC_CURVES:
             return
         raise CSRRejected(f"CSR rejected: EC curve {public_key.curve.name} (P-256 or P-384 only)")
     if isinstance(public_key, rsa.RSAPublicKey):
-        if public_key.key_size in _CSR_RSA_SIZES:
+        if public_key.key_size in CSR_RSA_SIZES:
             return
         raise CSRRejected(f"CSR rejected: RSA {public_key.key_size}-bit key (2048, 3072 or 4096 only)")
     raise CSRRejected(f"CSR rejected: {type(public_key).__name__} keys are not supported (EC or RSA only)")
@@ -802,8 +497,8 @@ def _load_config(path: str) -> dict:
     out = {
         "trust_domain": field("trust_domain", validate_trust_domain),
         "key_type": DEFAULT_KEY_TYPE,
-        "workload_ttl": parse_duration(DEFAULT_WORKLOAD_TTL),
-        "max_workload_ttl": parse_duration(DEFAULT_MAX_WORKLOAD_TTL),
+        "workload_ttl": parse_lifetime(DEFAULT_WORKLOAD_TTL),
+        "max_workload_ttl": parse_lifetime(DEFAULT_MAX_WORKLOAD_TTL),
     }
     if "key_type" in data:
         if data["key_type"] not in KEY_TYPES:
@@ -811,7 +506,7 @@ def _load_config(path: str) -> dict:
         out["key_type"] = data["key_type"]
     for name in ("workload_ttl", "max_workload_ttl"):
         if name in data:
-            out[name] = field(name, parse_duration)
+            out[name] = field(name, parse_lifetime)
     if out["workload_ttl"] > out["max_workload_ttl"]:
         raise ConfigError(f"{path}: workload_ttl: longer than max_workload_ttl")
     return out
@@ -840,7 +535,7 @@ def write_workload_dir(ca: CertificateAuthority, out_dir: str, namespace: str, s
     again before the certificate's half-life is how a workload rotates.
     Returns {file name: path}."""
     key_pem, chain_pem = issue_workload(ca, namespace, service_account, ttl, key_type)
-    _makedirs(out_dir, 0o700)
+    make_dirs(out_dir, 0o700)
     paths = {name: os.path.join(out_dir, name) for name in (WORKLOAD_KEY, CERT_CHAIN, ROOT_CERT, TRUST_BUNDLE)}
     write_file(paths[WORKLOAD_KEY], key_pem, mode=0o600)
     write_file(paths[CERT_CHAIN], chain_pem)

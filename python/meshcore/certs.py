@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from meshcore.errors import ConfigError
+from meshcore.identity import CERT_SECRET, ROOT_SECRET
 
 if TYPE_CHECKING:  # cryptography is imported when a certificate is made or read, not by file watching
     from cryptography import x509
@@ -38,8 +39,6 @@ if TYPE_CHECKING:  # cryptography is imported when a certificate is made or read
 
 log = logging.getLogger("meshcore.certs")
 
-CERT_SECRET = "default"
-ROOT_SECRET = "ROOTCA"
 MIN_RENEW_DELAY = 0.5  # seconds: never renew in a tight loop, however short the TTL
 
 
@@ -122,7 +121,7 @@ class Provisioner:
 
 def data_source_files(bootstrap) -> list[str]:
     """Every DataSource.filename in the bootstrap's Secrets and TLS transport sockets."""
-    from meshcore.config import support
+    from meshcore import xds_types
 
     out: list[str] = []
 
@@ -144,8 +143,9 @@ def data_source_files(bootstrap) -> list[str]:
                 if not hasattr(item, "DESCRIPTOR"):
                     continue
                 if item.DESCRIPTOR.full_name == "google.protobuf.Any":
-                    if item.type_url.endswith(("TlsContext", "HttpConnectionManager")):
-                        walk(support.unpack(item))
+                    if xds_types.type_name(item.type_url) in (xds_types.DOWNSTREAM_TLS, xds_types.UPSTREAM_TLS,
+                                                               xds_types.HCM):
+                        walk(xds_types.unpack(item))
                 else:
                     walk(item)
 

@@ -21,9 +21,10 @@ import sys
 import tempfile
 import time
 
-from meshcore import ca, stat_cli
+from meshcore import ca
 from meshcore.demo_mesh import TRUST_DOMAIN, App, DemoError, Sidecar, Workload, free_port, write_mesh_dir
 from meshcore.errors import MeshcoreError
+from meshcore.telemetry import golden_signals as gs
 from meshcore.translate import Security, check, load_dir
 
 STEPS = 7
@@ -135,8 +136,8 @@ class Demo:
               f"admin :{self.sidecars['frontend'].admin[1]}")
         print(f"  all ready (/ready 200) in {time.monotonic() - t0:.1f}s")
 
-    def scrape(self) -> dict[str, stat_cli.Scrape]:
-        return {name: stat_cli.scrape(s.admin, 10.0) for name, s in self.sidecars.items()}
+    def scrape(self) -> dict[str, gs.Scrape]:
+        return {name: gs.scrape(s.admin, 10.0) for name, s in self.sidecars.items()}
 
     def traffic(self) -> None:
         n = self.requests
@@ -201,8 +202,8 @@ class Demo:
                  "connection_security_policy")
         for w in self.checkout:
             status, text = self.sidecars[w.name].get("/stats/prometheus")
-            series = [(dict(labels), v) for (name, labels), v in stat_cli.parse(text).counters.items()
-                      if name == stat_cli.REQUESTS and dict(labels).get("reporter") == "destination"]
+            series = [(dict(labels), v) for (name, labels), v in gs.parse(text).counters.items()
+                      if name == gs.REQUESTS and dict(labels).get("reporter") == "destination"]
             if status != 200 or not series:
                 raise DemoError(f"{w.name}'s sidecar reports no istio_requests_total (GET /stats/prometheus {status})")
             for labels, value in sorted(series, key=lambda s: s[0].get("response_code", "")):
@@ -235,16 +236,16 @@ class Demo:
         if (status, body) != (403, "RBAC: access denied") or seen:
             raise DemoError(f"GET /admin/users: {status} {body!r}, expected 403 'RBAC: access denied'")
 
-    def stat(self, before: dict[str, stat_cli.Scrape]) -> None:
+    def stat(self, before: dict[str, gs.Scrape]) -> None:
         """The table over everything since the sidecars started, each request as the server's sidecar counted it."""
         after = self.scrape()
         admins = " ".join(s.admin_text for s in self.sidecars.values())
         self._step(7, f"meshcore stat --reporter destination {admins}")
-        rows = stat_cli.rows([stat_cli.delta(before[name], after[name]) for name in after], reporter="destination")
+        rows = gs.rows([gs.delta(before[name], after[name]) for name in after], reporter="destination")
         if {r["destination"] for r in rows if r["source"] == "default/frontend"} != {
                 f"default/{w.name}" for w in self.checkout}:
             raise DemoError(f"meshcore stat does not show frontend calling both checkouts: {rows}")
-        print("".join(f"  {line}\n" for line in stat_cli.table(rows).splitlines()), end="")
+        print("".join(f"  {line}\n" for line in gs.table(rows).splitlines()), end="")
         print("  v2's own sidecar counts its app's 503s; frontend's application saw none: they were retried on v1")
 
     def close(self) -> list[int]:

@@ -20,7 +20,9 @@ import sys
 import threading
 import time
 
-TRUST_DOMAIN = "cluster.local"
+from meshcore import identity
+
+TRUST_DOMAIN = identity.DEFAULT_TRUST_DOMAIN
 INBOUND = "sidecar.meshcore.dev/inbound-ports"
 DRAIN_TIMEOUT = 1.0
 
@@ -37,7 +39,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def spiffe_id(service_account: str, namespace: str = "default") -> str:
-    return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}"
+    return identity.spiffe_id(TRUST_DOMAIN, namespace, service_account)
 
 
 class App:

@@ -19,12 +19,13 @@ import threading
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore import _core
-from meshcore.accesslog import AccessLogs
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
 from meshcore.errors import ConfigError, EngineError
-from meshcore.istio_metrics import IstioMetrics
-from meshcore.stats import Stats, scopes_from_core
-from meshcore.tracing import Tracers
+from meshcore.plan import plan_snapshot
+from meshcore.telemetry.access_log import AccessLogs
+from meshcore.telemetry.istio_metrics import IstioMetrics
+from meshcore.telemetry.stats import Stats, scopes_from_core
+from meshcore.telemetry.tracing import Tracers
 
 
 class Engine:
@@ -87,19 +88,18 @@ class Engine:
         EngineError (e.g. address in use; nothing applied either)."""
         bootstrap, source = self._load(config, filename)
         res = bootstrap.static_resources
+        plan = plan_snapshot(bootstrap)  # one ChainPlan per (listener, filter chain)
         try:
-            log_ids = {(listener.name, k): self._access_logs.register(logs)
-                       for listener in res.listeners
-                       for k, logs in enumerate(access_logs_of(listener))}
+            for chain in plan.chains:
+                chain.log_id = self._access_logs.register(chain.access_logs)
         except OSError as e:  # the log file cannot be opened: nothing is applied
             raise ConfigError(f"{source}: access log: {e}") from None
         secrets = {s.name: s for s in res.secrets}
-        istio = self.istio.plan(bootstrap)
-        tracing = self.tracers.plan(bootstrap)
-        if tracing:
+        istio = self.istio.plan(plan)
+        if self.tracers.plan(plan):
             self._access_logs.ensure_thread()  # spans come out of the record rings
         try:
-            builder = _core.compile_snapshot(res.listeners, res.clusters, log_ids, secrets, istio.core, tracing)
+            builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services)
         except OSError as e:  # a certificate file named by the config
             raise ConfigError(f"{source}: cannot read {e.filename}: {e.strerror}") from None
         except _core.CoreError as e:
@@ -177,24 +177,3 @@ class Engine:
         writer does it every 20 ms) and hands their spans to the tracer."""
         self._access_logs.drain()
 
-
-def access_logs_of(listener) -> list:
-    """Per filter chain, the access_log entries of its terminal filter (HCM or tcp_proxy)."""
-    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
-
-    out = []
-    for chain in listener.filter_chains:
-        logs = []
-        for f in chain.filters:
-            url = f.typed_config.type_url
-            if url.endswith(".HttpConnectionManager"):
-                msg = hcm_pb2.HttpConnectionManager()
-            elif url.endswith(".TcpProxy"):
-                msg = tcp_proxy_pb2.TcpProxy()
-            else:
-                continue
-            f.typed_config.Unpack(msg)
-            logs = list(msg.access_log)
-        out.append(logs)
-    return out

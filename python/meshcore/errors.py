@@ -17,3 +17,12 @@ class ConfigError(MeshcoreError):
 
 class EngineError(MeshcoreError):
     """The data-plane engine refused an operation (bind failure, not started...)."""
+
+
+class CAError(MeshcoreError):
+    """The CA cannot do what was asked: no CA in a directory, a CA already
+    there, an expired or inconsistent signing certificate, an unwritable file."""
+
+
+class CSRRejected(CAError):
+    """A certificate signing request was refused; the message says which rule it broke."""

@@ -203,7 +203,7 @@ class Proxy:
         Istio's metrics labels of peers that sent no metadata (TCP, plaintext)."""
         if self._translation is None:
             return
-        from meshcore.istio_metrics import Workload
+        from meshcore.telemetry.istio_metrics import Workload
 
         self.engine.istio.peers = {p: Workload.from_metadata(md) for p, md in self._translation.peers.items()}
 

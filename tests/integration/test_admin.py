@@ -208,7 +208,7 @@ def test_stats_prometheus_has_one_series_per_scope(engine_factory):
 
     from support import http as h
 
-    from meshcore import metrics
+    from meshcore.telemetry import prometheus as metrics
 
     engine = engine_factory(config=h.bootstrap(
         [h.hcm_listener("a", routes=[h.route("/", "x")]), h.hcm_listener("b", routes=[h.route("/", "y")])],

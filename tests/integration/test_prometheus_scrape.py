@@ -33,7 +33,7 @@ from support import telemetry as t
 from support.net import wait_until
 from support.prometheus import Prometheus
 
-from meshcore.istio_metrics import BUCKETS
+from meshcore.telemetry.istio_metrics import BUCKETS
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
                                 reason="prometheus / promtool (Debian package prometheus) not installed")

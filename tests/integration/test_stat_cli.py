@@ -24,7 +24,7 @@ from support import http as h
 from support import telemetry as t
 from support.net import free_port, wait_until
 
-from meshcore import stat_cli
+from meshcore.telemetry import golden_signals as stat_cli
 
 WINDOW = "3"
 SLOW, FAILING = 48, 12  # 60 requests, 20% of them 503s

@@ -1,5 +1,5 @@
 """The core's access-log formatter (stats/alog_format.c) through formats
-compiled by meshcore.accesslog: Envoy's text and JSON semantics, escaping
+compiled by meshcore.telemetry.access_log: Envoy's text and JSON semantics, escaping
 that keeps every line valid JSON, and meshcore's default record."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from meshcore import _core
-from meshcore.accesslog import DEFAULT_HTTP, DEFAULT_TCP, compile_json, compile_text
+from meshcore.telemetry.access_log import DEFAULT_HTTP, DEFAULT_TCP, compile_json, compile_text
 
 RECORD = {
     "kind": "http", "http_minor": 1, "status": 503, "flags": 2 | 16, "attempts": 3,

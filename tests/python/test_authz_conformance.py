@@ -27,8 +27,9 @@ from envoy.config.rbac.v3 import rbac_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from google.protobuf import json_format
 
-from meshcore import _core
-from meshcore.config import support
+from meshcore import _core, xds_types
+from meshcore.config import rules as config_rules
+from meshcore.config import walk as config_walk
 from meshcore.translate import authz, load_documents, read_documents
 from meshcore.translate.registry import Registry
 
@@ -87,7 +88,7 @@ def golden_rules(outs, tcp) -> list:
         doc = _template_to_regex(yaml.safe_load(path.read_text()))
         f = listener_components_pb2.Filter() if tcp else hcm_pb2.HttpFilter()
         json_format.ParseDict(doc, f)
-        rules.append(support.unpack(f.typed_config).rules)
+        rules.append(xds_types.unpack(f.typed_config).rules)
     return rules
 
 
@@ -104,8 +105,8 @@ def translated(path, case, tcp):
     for f in filters:
         msg = (listener_components_pb2.Filter() if tcp else hcm_pb2.HttpFilter())
         json_format.ParseDict(f, msg)
-        support.walk(support.unpack(msg.typed_config))  # in meshcore's subset
-        out.append(support.unpack(msg.typed_config).rules)
+        config_walk.walk(xds_types.unpack(msg.typed_config))  # in meshcore's subset
+        out.append(xds_types.unpack(msg.typed_config).rules)
     return out, docs
 
 
@@ -269,10 +270,10 @@ def test_golden_rbac_is_in_meshcores_subset_except_templates():
         from envoy.extensions.path.match.uri_template.v3 import uri_template_match_pb2  # noqa: F401
 
         json_format.ParseDict(doc, f)
-        inner = support.unpack(f.typed_config)
+        inner = xds_types.unpack(f.typed_config)
         if "uriTemplate" in path.read_text():
-            with pytest.raises(support.Violation, match="uri_template"):
-                support.walk(inner)
+            with pytest.raises(config_rules.Violation, match="uri_template"):
+                config_walk.walk(inner)
         else:
-            support.walk(inner)
+            config_walk.walk(inner)
         assert isinstance(inner.rules, rbac_pb2.RBAC)

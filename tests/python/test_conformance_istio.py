@@ -212,11 +212,11 @@ def test_bookinfo_translates_for_productpage(path):
 
 
 def test_bookinfo_reviews_canary_and_ratings_fault():
-    from meshcore.config import support
+    from meshcore import xds_types
 
     def reviews_routes(name):
         t = translate(bookinfo(CONFORMANCE / "bookinfo" / name), "default/productpage-v1")
-        hcm = support.unpack(t.bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config)
+        hcm = xds_types.unpack(t.bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config)
         return {vh.name: list(vh.routes) for vh in hcm.route_config.virtual_hosts}
 
     [split] = reviews_routes("virtual-service-reviews-90-10.yaml")["reviews.default.svc.cluster.local:9080"]
@@ -225,6 +225,6 @@ def test_bookinfo_reviews_canary_and_ratings_fault():
         ("outbound|9080|v2|reviews.default.svc.cluster.local", 10)]
     jason, rest = reviews_routes("virtual-service-ratings-test-abort.yaml")["ratings.default.svc.cluster.local:9080"]
     assert jason.match.headers[0].name == "end-user"
-    fault = support.unpack(jason.typed_per_filter_config[support.FAULT_FILTER_NAME])
+    fault = xds_types.unpack(jason.typed_per_filter_config[xds_types.FAULT_FILTER_NAME])
     assert (fault.abort.http_status, fault.abort.percentage.numerator) == (500, 1_000_000)
     assert not rest.typed_per_filter_config

@@ -1,5 +1,5 @@
 """docs/xds.md shows the supported subset as the validator has it: the
-fenced table is support.SUPPORTED verbatim (regenerate it from there)."""
+fenced table is meshcore.config.SUPPORTED verbatim (regenerate it from there)."""
 import pathlib
 
 from meshcore.config import SUPPORTED

@@ -4,7 +4,8 @@ import yaml
 from envoy.config.cluster.v3 import cluster_pb2
 from google.protobuf import json_format
 
-from meshcore.config import support, validate_bootstrap
+from meshcore import xds_types
+from meshcore.config import validate_bootstrap
 from meshcore.translate import load_texts, translate
 
 SERVICE = """
@@ -79,7 +80,7 @@ def test_default_cluster_as_istio():
                                                      4294967295, "max_requests": 4294967295,
                                                      "max_retries": 4294967295}]}
     assert "outlier_detection" not in d
-    opts = support.unpack(c.typed_extension_protocol_options[support.UPSTREAM_HTTP_OPTIONS])
+    opts = xds_types.unpack(c.typed_extension_protocol_options[xds_types.UPSTREAM_HTTP_OPTIONS])
     assert opts.explicit_http_config.HasField("http_protocol_options")
     # Endpoints: the WorkloadEntries of the Service's namespace with its selector's labels.
     assert endpoints(c) == [("10.0.0.1", 18080, 3), ("10.0.0.2", 9080, 0)]
@@ -143,7 +144,7 @@ trafficPolicy:
         # Envoy's enforcing_consecutive_gateway_failure defaults to 0: Istio sets 100.
         "consecutive_gateway_failure": 3, "enforcing_consecutive_gateway_failure": 100,
         "interval": "5s", "base_ejection_time": "60s", "max_ejection_percent": 50}
-    opts = support.unpack(c.typed_extension_protocol_options[support.UPSTREAM_HTTP_OPTIONS])
+    opts = xds_types.unpack(c.typed_extension_protocol_options[xds_types.UPSTREAM_HTTP_OPTIONS])
     assert as_dict(opts.common_http_protocol_options) == {"idle_timeout": "90s", "max_requests_per_connection": 5}
 
 

@@ -9,7 +9,8 @@ import yaml
 from google.protobuf import json_format
 
 import meshcore
-from meshcore.config import support, validate_bootstrap
+from meshcore import xds_types
+from meshcore.config import validate_bootstrap
 from meshcore.translate import check, load_dir, load_texts, sidecar_config, translate
 from meshcore.translate import findings as fnd
 
@@ -51,7 +52,7 @@ def listener(b, port):
 
 def filter_config(ls):
     """The terminal filter's config (Istio's istio.stats filter comes before a tcp_proxy)."""
-    return support.unpack(ls.filter_chains[0].filters[-1].typed_config)
+    return xds_types.unpack(ls.filter_chains[0].filters[-1].typed_config)
 
 
 def test_one_listener_per_distinct_port_on_the_outbound_address():
@@ -68,7 +69,7 @@ def test_one_listener_per_distinct_port_on_the_outbound_address():
     assert [vh.name for vh in hcm.route_config.virtual_hosts] == [
         "a.default.svc.cluster.local:9080", "b.default.svc.cluster.local:9080"]
     tp = filter_config(listener(b, 5432))
-    assert tp.DESCRIPTOR.full_name == support.TCP_PROXY
+    assert tp.DESCRIPTOR.full_name == xds_types.TCP_PROXY
     assert tp.cluster == "outbound|5432||db.data.svc.cluster.local"
 
 
@@ -128,7 +129,7 @@ def test_undeclared_protocol_is_tcp_with_a_warning_udp_is_skipped():
     t = translation(CLIENT, service("x", "default", [{"name": "web", "port": 8080},
                                                      {"name": "dns", "port": 53, "protocol": "UDP"}]))
     assert [ls.name for ls in t.bootstrap.static_resources.listeners] == ["127.0.0.1_8080"]
-    assert filter_config(listener(t.bootstrap, 8080)).DESCRIPTOR.full_name == support.TCP_PROXY
+    assert filter_config(listener(t.bootstrap, 8080)).DESCRIPTOR.full_name == xds_types.TCP_PROXY
     messages = [f.message for f in t.findings]
     assert any("declares no protocol" in m for m in messages)
     assert any("UDP ports are not proxied" in m for m in messages)
@@ -136,7 +137,7 @@ def test_undeclared_protocol_is_tcp_with_a_warning_udp_is_skipped():
 
 def test_app_protocol_picks_http():
     b = good(CLIENT, service("x", "default", [{"name": "web", "port": 8080, "appProtocol": "http"}]))
-    assert filter_config(listener(b, 8080)).DESCRIPTOR.full_name == support.HCM
+    assert filter_config(listener(b, 8080)).DESCRIPTOR.full_name == xds_types.HCM
 
 
 def test_export_to_limits_visibility():

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
+from meshcore.durations import go_duration_ns
 from meshcore.errors import ConfigError
 from meshcore.translate import findings as fnd
 from meshcore.translate import load_dir, load_texts, read_documents
-from meshcore.translate.schema import parse_duration
 
 VS = """
 apiVersion: networking.istio.io/{version}
@@ -205,9 +205,9 @@ def test_flow_list_items_ending_in_colons_read_as_kubernetes_does():
 @pytest.mark.parametrize("text, ns", [("10s", 10_000_000_000), ("1.5s", 1_500_000_000), ("250ms", 250_000_000),
                                       ("1m30s", 90_000_000_000), ("1h", 3_600_000_000_000), ("0", 0)])
 def test_durations(text, ns):
-    assert parse_duration(text) == ns
+    assert go_duration_ns(text) == ns
 
 
 @pytest.mark.parametrize("text", ["10", "s", "1x", "-1s", 10, ""])
 def test_bad_durations(text):
-    assert parse_duration(text) is None
+    assert go_duration_ns(text) is None

@@ -5,7 +5,8 @@ import yaml
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
-from meshcore.config import support, validate_bootstrap
+from meshcore import xds_types
+from meshcore.config import validate_bootstrap
 from meshcore.translate import load_texts, translate
 
 REGISTRY = """
@@ -89,7 +90,7 @@ def xds(*docs, workload="default/productpage"):
 def hcm(bootstrap, port):
     for ls in bootstrap.static_resources.listeners:
         if ls.address.socket_address.port_value == port:
-            return support.unpack(ls.filter_chains[0].filters[0].typed_config)
+            return xds_types.unpack(ls.filter_chains[0].filters[0].typed_config)
     raise KeyError(port)
 
 
@@ -296,11 +297,11 @@ http:
   route: [{destination: {host: reviews, subset: v1}}]
 """))
     jason, rest = routes(b)
-    fault = support.unpack(jason.typed_per_filter_config[support.FAULT_FILTER_NAME])
+    fault = xds_types.unpack(jason.typed_per_filter_config[xds_types.FAULT_FILTER_NAME])
     assert as_dict(fault) == {
         "delay": {"fixed_delay": "7s", "percentage": {"numerator": 1000000, "denominator": "MILLION"}},
         "abort": {"http_status": 500, "percentage": {"numerator": 1000, "denominator": "MILLION"}}}
-    fault = support.unpack(rest.typed_per_filter_config[support.FAULT_FILTER_NAME])
+    fault = xds_types.unpack(rest.typed_per_filter_config[xds_types.FAULT_FILTER_NAME])
     assert as_dict(fault) == {"delay": {"fixed_delay": "1s", "percentage": {"numerator": 5}}}  # HUNDRED = 0
     assert [f.name for f in hcm(b, 9080).http_filters] == [
         "istio.metadata_exchange", "envoy.filters.http.fault", "istio.stats", "envoy.filters.http.router"]

@@ -1,12 +1,13 @@
-"""The RBAC rows of meshcore's xDS subset (config/support.py): every field they
+"""The RBAC rows of meshcore's xDS subset (config/schema.py): every field they
 list is accepted in a bootstrap (and compiles), what the core cannot evaluate
 is refused by name."""
 from __future__ import annotations
 
 import pytest
 
-from meshcore import Engine
-from meshcore.config import parse_bootstrap, support
+from meshcore import Engine, xds_types
+from meshcore.config import parse_bootstrap
+from meshcore.config import schema as config_schema
 from meshcore.errors import ConfigError
 
 ALL_PERMISSIONS = """
@@ -102,12 +103,12 @@ def test_every_rbac_row_field_is_accepted_and_compiles():
             for item in items:
                 if hasattr(item, "DESCRIPTOR"):
                     if item.DESCRIPTOR.full_name == "google.protobuf.Any":
-                        collect(support.unpack(item))
+                        collect(xds_types.unpack(item))
                     else:
                         collect(item)
 
     collect(bs)
-    rbac_rows = {k: r for k, r in support.SCHEMA.items() if ".rbac." in k or k.endswith(
+    rbac_rows = {k: r for k, r in config_schema.SCHEMA.items() if ".rbac." in k or k.endswith(
         ("CidrRange", "Int32Range", "PathMatcher", "MetadataMatcher", "PathSegment", "ValueMatcher", "OrMatcher",
          "ListMatcher"))}
     missing = [f"{k}.{f}" for k, r in rbac_rows.items() for f in r.fields

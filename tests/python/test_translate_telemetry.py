@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from meshcore.config import validate_bootstrap
 from meshcore.errors import ConfigError
-from meshcore.istio_metrics import Workload
+from meshcore.telemetry.istio_metrics import Workload
 from meshcore.translate import Security, check, load_texts, sidecar_translation, translate
 from meshcore.translate import findings as fnd
 

@@ -2,7 +2,7 @@
 
 The pipeline (STYLE.md, "Config"): YAML -> typed messages via json_format (so
 field names, both snake_case and camelCase, and value types are Envoy's) ->
-the supported-subset walk (support.py) -> cross-resource checks. Every
+the supported-subset walk (walk.py, against schema.py's SCHEMA) -> cross-resource checks. Every
 failure is a ConfigError reading "<file>: <resource>: <field path>: <what>".
 
 Listeners and clusters are parsed one by one, so that an error can name the
@@ -23,8 +23,13 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
 from google.protobuf import json_format, message_factory
 
+from meshcore.xds_types import find_type, type_name
+
 from ..errors import ConfigError
-from . import support
+from .refs import CLUSTER_REFS
+from .rules import Violation
+from .schema import SCHEMA, allowed_keys, any_slot
+from .walk import unpack, unsupported_extension, unsupported_key, walk
 
 Bootstrap = bootstrap_pb2.Bootstrap
 
@@ -69,19 +74,6 @@ def validate_bootstrap(bootstrap: Bootstrap, filename: str = "<config>") -> None
     for i, cluster in enumerate(bootstrap.static_resources.clusters):
         _walk(cluster, filename, _label("cluster", cluster.name, i))
     _cross_check(bootstrap, filename)
-
-
-def duration_ms(parent, field: str, default_ms: int) -> int:
-    """parent.<field> (a google.protobuf.Duration) in whole milliseconds, or default_ms if unset.
-
-    A positive duration below 1 ms rounds up to 1: for timeouts 0 means
-    "disabled", which a user asking for 0.5ms did not mean.
-    """
-    if not parent.HasField(field):
-        return default_ms
-    d = getattr(parent, field)
-    ns = d.seconds * 1_000_000_000 + d.nanos
-    return -((-ns) // 1_000_000) if ns > 0 else ns // 1_000_000
 
 
 def listener_address(listener) -> tuple:
@@ -278,14 +270,14 @@ class _Locator:
     def _field(self, fd, item, path, parent, parent_path):
         # An Any is named, in errors, by its parent's name field (a filter) or,
         # in a map (typed_per_filter_config), by its key.
-        slot = support.any_slot(fd.containing_type.full_name, fd.name)
+        slot = any_slot(fd.containing_type.full_name, fd.name)
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             if not isinstance(item, dict):
                 return path, f"expected a mapping, got {show(item)}"
-            allowed = support.allowed_keys(fd.containing_type.full_name, fd.name)
+            allowed = allowed_keys(fd.containing_type.full_name, fd.name)
             for k in item:
                 if allowed is not None and k not in allowed:
-                    return path, support.unsupported_key(k, allowed)
+                    return path, unsupported_key(k, allowed)
             value_fd = fd.message_type.fields_by_name["value"]
             items = [(f'{path}["{k}"]', v, k, f'{path}["{k}"]', False) for k, v in item.items()]
         else:
@@ -323,10 +315,10 @@ class _Locator:
             return path, '"@type" is required'
         if not isinstance(url, str):
             return path, f'"@type" must be a string, got {show(url)}'
-        desc = support.find_type(url)
+        desc = find_type(url)
         if slot is not None and (desc is None or desc.full_name not in slot.types):
             name = name if isinstance(name, str) else ""
-            return where, support.unsupported_extension(slot, name, url, by_name and desc is not None)
+            return where, unsupported_extension(slot, name, url, by_name and desc is not None)
         if desc is None:
             return path, f"unknown type {url}"
         rest = {k: v for k, v in value.items() if k != "@type"}
@@ -358,7 +350,7 @@ class _Locator:
     def _scalar_error(fd, value, path):
         shown = value if isinstance(value, str) else show(value)
         if fd.enum_type is not None:
-            rule = support.SCHEMA.get(fd.containing_type.full_name)
+            rule = SCHEMA.get(fd.containing_type.full_name)
             allowed = rule.enums.get(fd.name) if rule else None
             if allowed:
                 return path, f"unsupported value {shown} (supported: {', '.join(allowed)})"
@@ -429,8 +421,8 @@ def _from_parse_error(e):
 
 def _walk(msg, filename, label):
     try:
-        support.walk(msg)
-    except support.Violation as v:
+        walk(msg)
+    except Violation as v:
         if label is None:
             raise _error(filename, *_top_label(v.path), v.text) from None
         raise _error(filename, label, v.path, v.text) from None
@@ -480,10 +472,10 @@ def _cross_check(bootstrap, filename):
 
         for c, chain in enumerate(ls.filter_chains):
             for f, flt in enumerate(chain.filters):
-                refs = support.CLUSTER_REFS.get(support.type_name(flt.typed_config.type_url))
+                refs = CLUSTER_REFS.get(type_name(flt.typed_config.type_url))
                 if refs is None:
                     continue
-                for rel, name in refs(support.unpack(flt.typed_config)):
+                for rel, name in refs(unpack(flt.typed_config)):
                     if name not in clusters:
                         close = difflib.get_close_matches(name, list(clusters), n=1)
                         hint = f' (did you mean "{close[0]}"?)' if close else ""

@@ -6,12 +6,13 @@ proxy refuses a mesh directory with any error among them.
 """
 from __future__ import annotations
 
+from meshcore.durations import go_duration_ns
+
 from . import findings as fnd
 from . import hosts
 from . import registry as reg
 from .build import applies_to_sidecars
 from .rules import MESH_GATEWAY
-from .schema import parse_duration
 
 
 def analyze(mesh, registry: reg.Registry | None = None, security=None) -> list[fnd.Finding]:
@@ -119,8 +120,8 @@ def _shadowed(vs, out):
 
 def _retry_timeouts(vs, out):
     for i, h in enumerate(vs.spec.get("http") or []):
-        retries, timeout = h.get("retries") or {}, parse_duration(h.get("timeout"))
-        per_try = parse_duration(retries.get("perTryTimeout"))
+        retries, timeout = h.get("retries") or {}, go_duration_ns(h.get("timeout"))
+        per_try = go_duration_ns(retries.get("perTryTimeout"))
         attempts = retries.get("attempts") or 0
         if timeout and per_try and attempts and per_try * attempts > timeout:
             out.append(vs.finding(

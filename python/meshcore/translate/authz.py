@@ -25,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from meshcore.config.support import HTTP_RBAC, NETWORK_RBAC
+from meshcore.xds_types import HTTP_RBAC, NETWORK_RBAC, type_url
 
 from . import registry as reg
 
@@ -621,13 +621,13 @@ def build_rules(policies, action: str, for_tcp: bool, bundle: TrustDomainBundle)
 
 def http_filter(rules: dict) -> dict:
     return {"name": HTTP_FILTER_NAME,
-            "typed_config": {"@type": f"type.googleapis.com/{HTTP_RBAC}", "rules": rules,
+            "typed_config": {"@type": type_url(HTTP_RBAC), "rules": rules,
                              "shadow_rules_stat_prefix": SHADOW_ALLOW_PREFIX}}
 
 
 def network_filter(rules: dict) -> dict:
     return {"name": NETWORK_FILTER_NAME,
-            "typed_config": {"@type": f"type.googleapis.com/{NETWORK_RBAC}", "rules": rules,
+            "typed_config": {"@type": type_url(NETWORK_RBAC), "rules": rules,
                              "stat_prefix": TCP_STAT_PREFIX, "shadow_rules_stat_prefix": SHADOW_ALLOW_PREFIX}}
 
 

@@ -6,7 +6,9 @@ http_connection_manager whose route configuration (named after the port)
 has one virtual host per service on that port, TCP ports a tcp_proxy.
 Clusters `outbound|<port>|<subset>|<host>` for every service port and
 DestinationRule subset. Everything produced is in meshcore's xDS subset
-(config/support.py) and is checked with validate_bootstrap.
+(config/schema.py) and is checked with validate_bootstrap. This module
+decides which listeners and clusters a workload gets; listeners.py builds
+every listener (outbound and inbound).
 """
 from __future__ import annotations
 
@@ -16,16 +18,14 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
 from meshcore.config import validate_bootstrap
-from meshcore.config.support import FAULT_FILTER_NAME, HCM, HTTP_FAULT, ROUTER, TCP_PROXY
 
 from ..errors import ConfigError
-from . import authz, hosts
+from . import authz, hosts, listeners
 from . import clusters as cl
 from . import findings as fnd
 from . import registry as reg
 from . import security as sec
 from . import telemetry as tm
-from .routes import VirtualServiceRoutes, default_route, tcp_destinations
 from .rules import MESH_GATEWAY
 
 DEFAULT_OUTBOUND_ADDRESS = "127.0.0.1"
@@ -200,7 +200,7 @@ class _Translator:
         for ip in ports:
             mapped = authz.map_destination_ports(http_filters if ip.is_http else tcp_filters, ip.app_port,
                                                  ip.listener_port)
-            listener, cluster = sec.inbound_listener(self.proxy.address, ip, mapped if ip.is_http else [],
+            listener, cluster = listeners.inbound_listener(self.proxy.address, ip, mapped if ip.is_http else [],
                                                      mapped if not ip.is_http else [], self.tel)
             out.append(listener)
             self.clusters[cluster["name"]] = cluster
@@ -210,26 +210,6 @@ class _Translator:
 
     # -- listeners
 
-    def _claims(self, number, entries, virtual_services):
-        """service host -> the VirtualService that routes it on this port (the most
-        specific host wins; then the first VirtualService), and the VirtualService
-        hosts that match no service."""
-        best = {}
-        unmatched = []
-        for order, vs in enumerate(virtual_services):
-            for h in vs.spec.get("hosts") or []:
-                pattern = hosts.fqdn(h, vs.namespace)
-                found = False
-                for svc, _ in entries:
-                    if hosts.matches(svc.host, pattern):
-                        found = True
-                        rank = (-hosts.specificity(pattern), order)
-                        if svc.host not in best or rank < best[svc.host][0]:
-                            best[svc.host] = (rank, vs)
-                if not found and not hosts.is_wildcard(pattern) and self.registry.service(pattern) is None:
-                    unmatched.append((vs, pattern))
-        return {h: vs for h, (_, vs) in best.items()}, unmatched
-
     def _listener(self, number, entries, virtual_services):
         http = [(s, p) for s, p in entries if p.is_http]
         tcp = [(s, p) for s, p in entries if not p.is_http]
@@ -238,104 +218,16 @@ class _Translator:
                                         "meshcore has one outbound listener per port: the TCP services are "
                                         "not reachable from this workload")
         if http:
-            return self._http_listener(number, http, virtual_services)
+            return listeners.http_listener(self, number, http, virtual_services)
         if len(tcp) > 1:
             self._conflict(number, tcp[1:], f"TCP port {number} is used by {_names(tcp)}; meshcore has one "
                                             f"outbound listener per port: it goes to {tcp[0][0].host} only")
-        return self._tcp_listener(number, tcp[0], virtual_services)
+        return listeners.tcp_listener(self, number, tcp[0], virtual_services)
 
     def _conflict(self, number, entries, text):
         for svc, _ in entries:
             self.findings.append(svc.resource.finding(fnd.ERROR, fnd.PORT_CONFLICT, "spec.ports", text))
 
-    def _address(self, number):
-        return {"socket_address": {"address": self.address, "port_value": number}}
-
-    def _http_listener(self, number, entries, virtual_services):
-        claims, unmatched = self._claims(number, entries, virtual_services)
-        vhosts, seen = [], set()
-
-        def add_vhost(name, domains, routes):
-            fresh = []
-            for d in domains:
-                if d.lower() not in seen:
-                    seen.add(d.lower())
-                    fresh.append(d)
-            if fresh:
-                vhosts.append({"name": name, "domains": fresh, "routes": routes})
-
-        routed = set()
-        for vs in virtual_services:
-            mine = [(s, p) for s, p in entries if claims.get(s.host) is vs]
-            extra = [h for v, h in unmatched if v is vs] if number == 80 else []
-            if not mine and not extra:
-                continue
-            routes = VirtualServiceRoutes(vs, number, self).http_routes()
-            if not routes:
-                continue  # no route for this port: its services keep their default route (as Istio)
-            for svc, _ in mine:
-                add_vhost(f"{svc.host}:{number}", _domains(svc.host, number, self.proxy.namespace), routes)
-                routed.add(svc.host)
-            for h in extra:  # Istio serves VirtualService hosts outside the registry on port 80 only
-                add_vhost(f"{h}:{number}", [h, f"{h}:{number}"], routes)
-        for svc, _ in entries:
-            if svc.host in routed:
-                continue
-            name = cl.cluster_name(number, "", svc.host)
-            dr = self.destination_rule(svc.host)
-            ch = None
-            if dr is not None:
-                top = dr.spec.get("trafficPolicy") or {}
-                ch = cl.consistent_hash(top)
-                for pls in top.get("portLevelSettings") or []:
-                    if (pls.get("port") or {}).get("number") == number and cl.consistent_hash(pls):
-                        ch = cl.consistent_hash(pls)
-            add_vhost(f"{svc.host}:{number}", _domains(svc.host, number, self.proxy.namespace),
-                      [default_route(name, cl.hash_policy(ch))])
-        filters = []
-        if any(FAULT_FILTER_NAME in r.get("typed_per_filter_config", {}) for v in vhosts for r in v["routes"]):
-            filters.append({"name": FAULT_FILTER_NAME, "typed_config": {"@type": f"type.googleapis.com/{HTTP_FAULT}"}})
-        router = {"name": "envoy.filters.http.router", "typed_config": {"@type": f"type.googleapis.com/{ROUTER}"}}
-        hcm = {
-            "@type": f"type.googleapis.com/{HCM}",
-            "stat_prefix": f"outbound_{self.address}_{number}",
-            "codec_type": "AUTO",
-            "route_config": {"name": str(number), "virtual_hosts": vhosts},
-            "http_filters": self.tel.http_filters(tm.OUTBOUND, filters, router),
-            **self.tel.hcm_fields(tm.OUTBOUND),
-        }
-        return {"name": f"{self.address}_{number}", "address": self._address(number),
-                "traffic_direction": tm.OUTBOUND,
-                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                                "typed_config": hcm}]}]}
-
-    def _tcp_listener(self, number, entry, virtual_services):
-        svc, port = entry
-        claims, _ = self._claims(number, [entry], virtual_services)
-        default = cl.cluster_name(number, "", svc.host)
-        dests = None
-        vs = claims.get(svc.host)
-        if vs is not None:
-            dests = tcp_destinations(vs, number, self)
-        tp = {"@type": f"type.googleapis.com/{TCP_PROXY}", "stat_prefix": default}
-        if dests and len(dests) > 1:
-            tp["weighted_clusters"] = {"clusters": [{"name": n, "weight": w} for n, w in dests]}
-        else:
-            tp["cluster"] = dests[0][0] if dests else default
-        idle = cl.tcp_idle_timeout(cl.merged_policy(self.destination_rule(svc.host), number, None))
-        if idle is not None:
-            tp["idle_timeout"] = idle
-        tp.update(self.tel.tcp_proxy_fields(tm.OUTBOUND))
-        filters = self.tel.network_filters(tm.OUTBOUND, []) + [
-            {"name": "envoy.filters.network.tcp_proxy", "typed_config": tp}]
-        return {"name": f"{self.address}_{number}", "address": self._address(number),
-                "traffic_direction": tm.OUTBOUND, "filter_chains": [{"filters": filters}]}
-
 
 def _names(entries):
     return ", ".join(svc.host for svc, _ in entries)
-
-
-def _domains(host, number, proxy_namespace):
-    names = hosts.alt_names(host, proxy_namespace)
-    return [d for n in names for d in (n, f"{n}:{number}")]

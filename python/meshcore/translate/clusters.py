@@ -8,10 +8,10 @@ loadBalancer, outlierDetection and tls is replaced whole).
 """
 from __future__ import annotations
 
-from meshcore.config.support import UPSTREAM_HTTP_OPTIONS
+from meshcore.durations import MS, go_duration_ns
+from meshcore.xds_types import UPSTREAM_HTTP_OPTIONS, type_url
 
 from . import registry as reg
-from .schema import MS, parse_duration
 
 SECTIONS = ("connectionPool", "loadBalancer", "outlierDetection", "tls")
 DEFAULT_CONNECT_TIMEOUT = "10s"  # Istio's mesh default connectTimeout
@@ -33,7 +33,7 @@ def envoy_duration(ns: int) -> str:
 
 
 def duration(text) -> str:
-    return envoy_duration(parse_duration(text))
+    return envoy_duration(go_duration_ns(text))
 
 
 def _port_settings(policy: dict, port: int):
@@ -121,7 +121,7 @@ def _outlier(od: dict) -> dict:
         out["interval"] = duration(od["interval"])
     if od.get("baseEjectionTime"):
         out["base_ejection_time"] = duration(od["baseEjectionTime"])
-        if parse_duration(od["baseEjectionTime"]) > 300_000 * MS:
+        if go_duration_ns(od["baseEjectionTime"]) > 300_000 * MS:
             # Envoy's max_ejection_time (300s) must not be below base_ejection_time.
             out["max_ejection_time"] = out["base_ejection_time"]
     if od.get("maxEjectionPercent"):
@@ -158,7 +158,7 @@ def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, 
             common["idle_timeout"] = duration(http["idleTimeout"])
         if http.get("maxRequestsPerConnection"):
             common["max_requests_per_connection"] = http["maxRequestsPerConnection"]
-        options = {"@type": f"type.googleapis.com/{UPSTREAM_HTTP_OPTIONS}",
+        options = {"@type": type_url(UPSTREAM_HTTP_OPTIONS),
                    "explicit_http_config": {"http_protocol_options": {}}}
         if common:
             options["common_http_protocol_options"] = common

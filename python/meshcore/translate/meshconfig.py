@@ -32,7 +32,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from meshcore.accesslog import check_format
+from meshcore.telemetry.access_log import check_format
+from meshcore.xds_types import FILE_ACCESS_LOG, type_url
 
 from . import findings as fnd
 from .rules import port_number
@@ -388,12 +389,11 @@ def json_log_format(labels: dict) -> dict:
     return {"json_format": supported_labels(labels)[0]}
 
 
-FILE_ACCESS_LOG = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 
 
 def file_access_log(path: str, log_format: dict | None) -> dict:
     """An envoy.config.accesslog.v3.AccessLog (dict) writing to path."""
-    cfg = {"@type": f"type.googleapis.com/{FILE_ACCESS_LOG}", "path": path}
+    cfg = {"@type": type_url(FILE_ACCESS_LOG), "path": path}
     if log_format is not None:
         cfg["log_format"] = log_format
     return {"name": "envoy.access_loggers.file", "typed_config": cfg}

@@ -12,7 +12,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from meshcore.config.support import FAULT_FILTER_NAME, HTTP_FAULT, PREVIOUS_HOSTS, RETRY_ON
+from meshcore.config.rules import RETRY_ON
+from meshcore.xds_types import FAULT_FILTER_NAME, HTTP_FAULT, PREVIOUS_HOSTS, type_url
 
 from . import clusters as cl
 from . import findings as fnd
@@ -22,7 +23,7 @@ from .rules import HTTP_STATUS_CODES, MESH_GATEWAY
 
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 PREVIOUS_HOSTS_PREDICATE = {"name": "envoy.retry_host_predicates.previous_hosts",
-                            "typed_config": {"@type": f"type.googleapis.com/{PREVIOUS_HOSTS}"}}
+                            "typed_config": {"@type": type_url(PREVIOUS_HOSTS)}}
 REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER", 307: "TEMPORARY_REDIRECT",
                   308: "PERMANENT_REDIRECT"}
 MAX_WITHOUT_HEADERS = 4  # valued withoutHeaders entries per match (each doubles the routes)
@@ -458,7 +459,7 @@ class VirtualServiceRoutes:
         """Istio's TranslateFault."""
         if not f:
             return None
-        out = {"@type": f"type.googleapis.com/{HTTP_FAULT}"}
+        out = {"@type": type_url(HTTP_FAULT)}
         delay = f.get("delay")
         if delay:
             if delay.get("fixedDelay"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from meshcore.config import support as xds_support
+from meshcore.config import route as xds_route
+from meshcore.config.rules import MAX_DIRECT_RESPONSE_BODY as XDS_MAX_DIRECT_RESPONSE_BODY
 
 from . import hosts
 from .schema import (
@@ -20,7 +21,7 @@ from .schema import (
 
 _HEADER_NAME = re.compile(r"[-_A-Za-z0-9]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
-MAX_DIRECT_RESPONSE_BODY = xds_support.MAX_DIRECT_RESPONSE_BODY  # meshcore's limit (Envoy's default)
+MAX_DIRECT_RESPONSE_BODY = XDS_MAX_DIRECT_RESPONSE_BODY  # meshcore's limit (Envoy's default)
 ISTIO_MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
 
 # Istio's supportedRetryOnPolicies; HTTP status codes are accepted besides.
@@ -57,7 +58,7 @@ def regex_problem(regex: str) -> str | None:
         return "regex string match should not be empty"
     if len(regex) > 1024:
         return "regex is too large, max length allowed is 1024"
-    return xds_support._regex_problem(regex)  # the same RE2 check the bootstrap validator makes
+    return xds_route.regex_problem(regex)  # the same RE2 check the bootstrap validator makes
 
 
 def label_map():

@@ -18,11 +18,11 @@ table of docs/istio.md.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meshcore.config.bootstrap import show  # noqa: F401  (also for model.py, meshconfig.py)
+from meshcore.durations import MS, go_duration_ns  # noqa: F401  (MS: for clusters.py)
 
 from . import findings as fnd
 
@@ -91,27 +91,6 @@ class Out:
 
 
 # ---- values ---------------------------------------------------------------------------------------
-
-_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000}
-MS = 1_000_000
-
-
-def parse_duration(text) -> int | None:
-    """A Go/Kubernetes duration ("10s", "1.5s", "1m30s", "250ms") in nanoseconds, or None."""
-    if not isinstance(text, str) or not text:
-        return None
-    if text == "0":
-        return 0
-    pos, total = 0, 0
-    for m in _GO_DURATION.finditer(text):
-        if m.start() != pos:
-            return None
-        total += round(float(m.group(1)) * _UNIT_NS[m.group(2)])
-        pos = m.end()
-    return total if pos == len(text) else None
-
 
 def join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
@@ -211,7 +190,7 @@ class Dur(Node):
     zero_ok: bool = False
 
     def accepts(self, value, path, out):
-        ns = parse_duration(value)
+        ns = go_duration_ns(value)
         if ns is None:
             out.error(path, f'expected a duration such as "10s" or "250ms", got {show(value)}')
             return False

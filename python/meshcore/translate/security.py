@@ -25,17 +25,14 @@ import os
 import ssl
 from dataclasses import dataclass
 
-from meshcore.config.support import DOWNSTREAM_TLS, TLS_INSPECTOR, UPSTREAM_TLS
+from meshcore.identity import CERT_SECRET, DEFAULT_TRUST_DOMAIN, ROOT_SECRET, spiffe_id
+from meshcore.xds_types import DOWNSTREAM_TLS, UPSTREAM_TLS, type_url
 
 from . import findings as fnd
-from . import hosts
 from . import registry as reg
 
 INBOUND_PORTS_ANNOTATION = "sidecar.meshcore.dev/inbound-ports"
 ROOT_NAMESPACE = "istio-system"  # Istio's default meshConfig.rootNamespace
-CERT_SECRET = "default"  # Istio's SDS names
-ROOT_SECRET = "ROOTCA"
-DEFAULT_SERVICE_ACCOUNT = "default"  # what a pod without one runs as in Kubernetes
 MODES = ("STRICT", "PERMISSIVE", "DISABLE")
 DEFAULT_MODE = "PERMISSIVE"  # Istio's default when nothing is set
 TLS_TRANSPORT = "envoy.transport_sockets.tls"
@@ -50,15 +47,11 @@ class Security:
     when the caller has none (`meshcore check`); require_certificates: a
     translation that needs them without having them is an error (the proxy)."""
 
-    trust_domain: str = hosts.DOMAIN
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
     trust_domain_aliases: tuple = ()
     root_namespace: str = ROOT_NAMESPACE
     secrets: tuple | None = None
     require_certificates: bool = False
-
-
-def spiffe_id(trust_domain: str, namespace: str, service_account: str) -> str:
-    return f"spiffe://{trust_domain}/ns/{namespace}/sa/{service_account or DEFAULT_SERVICE_ACCOUNT}"
 
 
 def endpoint_identity(e: reg.Endpoint, trust_domain: str) -> str | None:
@@ -169,7 +162,7 @@ def downstream_tls() -> dict:
     """Inbound mTLS: this workload's certificate, client certificates required and
     verified against the trust bundle (any identity of the trust domain)."""
     return {"name": TLS_TRANSPORT, "typed_config": {
-        "@type": f"type.googleapis.com/{DOWNSTREAM_TLS}",
+        "@type": type_url(DOWNSTREAM_TLS),
         "require_client_certificate": True,
         "common_tls_context": {
             "tls_params": dict(MIN_TLS),
@@ -187,7 +180,7 @@ def istio_mutual(sans: list[str], sni: str) -> dict:
     """Outbound ISTIO_MUTUAL: this workload's certificate, the peer verified against
     the trust bundle and required to be one of `sans` (SPIFFE IDs)."""
     return {"name": TLS_TRANSPORT, "typed_config": {
-        "@type": f"type.googleapis.com/{UPSTREAM_TLS}",
+        "@type": type_url(UPSTREAM_TLS),
         "sni": sni,
         "common_tls_context": {
             "tls_params": dict(MIN_TLS),
@@ -214,7 +207,7 @@ def originate_tls(tls: dict, sni: str | None) -> dict:
             vc["match_typed_subject_alt_names"] = _san_matchers(tls["subjectAltNames"])
         if vc:
             common["validation_context"] = vc
-    ctx = {"@type": f"type.googleapis.com/{UPSTREAM_TLS}", "common_tls_context": common}
+    ctx = {"@type": type_url(UPSTREAM_TLS), "common_tls_context": common}
     if sni:
         ctx["sni"] = sni
     return {"name": TLS_TRANSPORT, "typed_config": ctx}
@@ -345,60 +338,6 @@ class InboundPort:
     is_http: bool
     mode: str
     services: list  # (Service, Port)
-
-
-def inbound_listener(address: str, ip: InboundPort, filters_http, filters_tcp, telemetry=None) -> tuple[dict, dict]:
-    """(Listener, Cluster) for one inbound port. filters_*: the RBAC filters; telemetry: the
-    workload's (telemetry.WorkloadTelemetry: Istio's filters, tracing, access logs), or None."""
-    from . import telemetry as tm
-
-    cluster_name = f"inbound|{ip.app_port}||"
-    if ip.is_http:
-        router = {"name": "envoy.filters.http.router",
-                  "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
-        hcm = {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-                     "HttpConnectionManager",
-            "stat_prefix": f"inbound_{address}_{ip.app_port}",
-            "codec_type": "AUTO",
-            "route_config": {"name": cluster_name, "virtual_hosts": [{
-                "name": f"inbound|http|{ip.app_port}", "domains": ["*"],
-                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster_name, "timeout": "0s"}}]}]},
-            "http_filters": (telemetry.http_filters(tm.INBOUND, filters_http, router) if telemetry is not None
-                             else list(filters_http) + [router]),
-        }
-        if telemetry is not None:
-            hcm.update(telemetry.hcm_fields(tm.INBOUND))
-        filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
-    else:
-        tp = {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-              "stat_prefix": cluster_name, "cluster": cluster_name}
-        network = list(filters_tcp)
-        if telemetry is not None:
-            tp.update(telemetry.tcp_proxy_fields(tm.INBOUND))
-            network = telemetry.network_filters(tm.INBOUND, network)
-        filters = network + [{"name": "envoy.filters.network.tcp_proxy", "typed_config": tp}]
-    listener = {"name": f"inbound_{address}_{ip.listener_port}", "traffic_direction": "INBOUND",
-                "address": {"socket_address": {"address": address, "port_value": ip.listener_port}}}
-    if ip.mode == "STRICT":
-        listener["filter_chains"] = [{"filters": filters, "transport_socket": downstream_tls()}]
-    elif ip.mode == "PERMISSIVE":
-        listener["listener_filters"] = [{"name": "envoy.filters.listener.tls_inspector",
-                                         "typed_config": {"@type": f"type.googleapis.com/{TLS_INSPECTOR}"}}]
-        listener["filter_chains"] = [
-            {"filter_chain_match": {"transport_protocol": "tls"}, "filters": filters,
-             "transport_socket": downstream_tls()},
-            {"filter_chain_match": {"transport_protocol": "raw_buffer"}, "filters": filters},
-        ]
-    else:
-        listener["filter_chains"] = [{"filters": filters}]
-    cluster = {"name": cluster_name, "type": "STATIC", "connect_timeout": "10s",
-               "load_assignment": {"cluster_name": cluster_name, "endpoints": [{"lb_endpoints": [
-                   {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
-                                                                "port_value": ip.app_port}}}}]}]}}
-    if ip.services:  # destination_service on the server side: the services of this port
-        cluster["metadata"] = tm.service_metadata([svc for svc, _ in ip.services])
-    return listener, cluster
 
 
 def inbound_ports_of(registry: reg.Registry, workload: reg.Workload, pas, sec: Security, note) -> list[InboundPort]:

@@ -6,10 +6,11 @@ workload has, and DENY rules whose HTTP-only attributes close every TCP
 connection (as Istio's validation warns)."""
 from __future__ import annotations
 
+from meshcore.identity import DEFAULT_SERVICE_ACCOUNT
+
 from . import findings as fnd
 from . import registry as reg
 from .authz import TrustDomainBundle
-from .security import DEFAULT_SERVICE_ACCOUNT
 
 _HTTP_ONLY_OPERATION = ("hosts", "notHosts", "methods", "notMethods", "paths", "notPaths")
 _HTTP_ONLY_SOURCE = ("requestPrincipals", "notRequestPrincipals")

@@ -6,7 +6,7 @@ bootstrap node carries the workload's metadata (node_metadata), every
 listener a traffic_direction, every chain Istio's `istio.metadata_exchange`
 (HTTP) and `istio.stats` filters, every cluster the service it belongs to
 (`filter_metadata.istio.services`). The core counts istio_requests_total and
-its kin from those (meshcore/istio_metrics.py).
+its kin from those (meshcore/telemetry/istio_metrics.py).
 
 Which Telemetry applies to a workload (Istio's applicableTelemetries): the
 root namespace's (no selector: mesh-wide), then its namespace's (no
@@ -23,7 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshcore.config.support import OTEL_TRACER, ZIPKIN_TRACER
+from meshcore.identity import DEFAULT_SERVICE_ACCOUNT, spiffe_id
+from meshcore.xds_types import (
+    ISTIO_PEER_METADATA,
+    ISTIO_STATS_CONFIG,
+    OTEL_TRACER,
+    UDPA_TYPED_STRUCT,
+    ZIPKIN_TRACER,
+    type_url,
+)
 
 from . import findings as fnd
 from . import hosts
@@ -42,9 +50,9 @@ METRICS = ("ALL_METRICS", "REQUEST_COUNT", "REQUEST_DURATION", "REQUEST_SIZE", "
            "TCP_OPENED_CONNECTIONS", "TCP_CLOSED_CONNECTIONS", "TCP_SENT_BYTES", "TCP_RECEIVED_BYTES",
            "GRPC_REQUEST_MESSAGES", "GRPC_RESPONSE_MESSAGES")
 
-TYPED_STRUCT = "type.googleapis.com/udpa.type.v1.TypedStruct"
-STATS_CONFIG = "type.googleapis.com/stats.PluginConfig"
-EXCHANGE_CONFIG = "type.googleapis.com/io.istio.http.peer_metadata.Config"
+TYPED_STRUCT = type_url(UDPA_TYPED_STRUCT)
+STATS_CONFIG = type_url(ISTIO_STATS_CONFIG)
+EXCHANGE_CONFIG = type_url(ISTIO_PEER_METADATA)
 STATS = "istio.stats"
 EXCHANGE = "istio.metadata_exchange"
 
@@ -228,8 +236,6 @@ def service_cluster(w: reg.Workload) -> str:
 def node_metadata(w: reg.Workload, trust_domain: str) -> dict:
     """The bootstrap node's metadata, as istio-agent writes it for a pod: who the workload is.
     A WorkloadEntry is its own workload, so WORKLOAD_NAME is its name."""
-    from .security import DEFAULT_SERVICE_ACCOUNT
-
     return {"NAME": w.name, "NAMESPACE": w.namespace, "WORKLOAD_NAME": w.name, "LABELS": dict(w.labels),
             "SERVICE_ACCOUNT": w.service_account or DEFAULT_SERVICE_ACCOUNT, "MESH_ID": trust_domain,
             "CLUSTER_ID": CLUSTER_ID}
@@ -240,8 +246,6 @@ def peers(workloads, trust_domain: str) -> dict[str, dict]:
     the labels of a peer that sent no metadata (TCP, plaintext). Workloads that share a
     principal keep only what they agree on (bookinfo's reviews-v1/v2/v3: app reviews,
     no version, no workload name)."""
-    from .security import spiffe_id
-
     groups: dict[str, list] = {}
     for w in workloads:
         if not w.service_account:
@@ -501,13 +505,13 @@ class WorkloadTelemetry:
         sampling = s.sampling if s.sampling is not None else self.mc.sampling
         if p.kind == "opentelemetry":
             http = p.spec.get("http") or {}
-            typed = {"@type": f"type.googleapis.com/{OTEL_TRACER}", "service_name": service_cluster(self.proxy),
+            typed = {"@type": type_url(OTEL_TRACER), "service_name": service_cluster(self.proxy),
                      "http_service": {"http_uri": {
                          "uri": f"http://{host}:{port}{http.get('path') or mc.OTEL_PATH}", "cluster": cluster,
                          "timeout": duration(http["timeout"]) if http.get("timeout") else "1s"}}}
             tracer = "envoy.tracers.opentelemetry"
         else:
-            typed = {"@type": f"type.googleapis.com/{ZIPKIN_TRACER}", "collector_cluster": cluster,
+            typed = {"@type": type_url(ZIPKIN_TRACER), "collector_cluster": cluster,
                      "collector_endpoint": p.spec.get("path") or mc.ZIPKIN_PATH,
                      "collector_endpoint_version": "HTTP_JSON", "collector_hostname": host,
                      "trace_id_128bit": True, "shared_span_context": False}

@@ -143,7 +143,7 @@ def mesh_certs(tmp_path) -> tuple[dict, dict]:
 
 def scrape(engine) -> str:
     """The engine's Prometheus exposition, as its admin API serves it."""
-    from meshcore import metrics
+    from meshcore.telemetry import prometheus as metrics
 
     return metrics.exposition(engine.stats(), engine.istio)[0]
 
@@ -207,7 +207,7 @@ class Collector:
             req.ParseFromString(body)
             for rs in req.resource_spans:
                 service = next(a.value.string_value for a in rs.resource.attributes if a.key == "service.name")
-                # Field 2 under either name: see meshcore.tracing.scope_spans.
+                # Field 2 under either name: see meshcore.telemetry.tracing.scope_spans.
                 field = ("scope_spans" if "scope_spans" in rs.DESCRIPTOR.fields_by_name
                          else "instrumentation_library_spans")
                 for ss in getattr(rs, field):

@@ -33,13 +33,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from meshcore import _core
-from meshcore.accesslog import response_flags
+from meshcore import _core, xds_types
+from meshcore.telemetry.access_log import response_flags
 
 log = logging.getLogger("meshcore.tracing")
-
-OTEL_CONFIG = "envoy.config.trace.v3.OpenTelemetryConfig"
-ZIPKIN_CONFIG = "envoy.config.trace.v3.ZipkinConfig"
 
 QUEUE_MAX = 8192      # spans waiting per provider; more are dropped
 BATCH_MAX = 512       # spans per request to the collector
@@ -66,12 +63,6 @@ class Provider:
                 tuple(sorted(self.node.items())))
 
 
-def _struct_dict(msg) -> dict:
-    from google.protobuf import json_format
-
-    return json_format.MessageToDict(msg)
-
-
 def _endpoint_of(clusters, name: str) -> tuple[str, int] | None:
     for c in clusters:
         if c.name == name:
@@ -91,14 +82,13 @@ def _collector(clusters, name: str) -> tuple[str, int]:
     return ep
 
 
-def provider_from_xds(tracing, bootstrap) -> Provider:
-    """HttpConnectionManager.Tracing (validated) -> Provider."""
+def provider_from_xds(tracing, bootstrap, node_metadata: dict) -> Provider:
+    """HttpConnectionManager.Tracing (validated) -> Provider; node_metadata:
+    the bootstrap node's metadata as a dict (meshcore.plan.SnapshotPlan)."""
     import urllib.parse
 
-    from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2
-
     node = bootstrap.node
-    md = _struct_dict(node.metadata) if bootstrap.HasField("node") else {}
+    md = node_metadata
     attrs = {"node_id": node.id} if node.id else {}
     for key, md_key in (("istio.namespace", "NAMESPACE"), ("istio.mesh_id", "MESH_ID")):
         if isinstance(md.get(md_key), str):
@@ -106,31 +96,17 @@ def provider_from_xds(tracing, bootstrap) -> Provider:
     default_name = node.cluster or md.get("WORKLOAD_NAME") or "meshcore"
     clusters = bootstrap.static_resources.clusters
     tc = tracing.provider.typed_config
-    if tc.type_url.endswith(OTEL_CONFIG):
-        cfg = opentelemetry_pb2.OpenTelemetryConfig()
-        tc.Unpack(cfg)
+    cfg = xds_types.unpack(tc)
+    if cfg.DESCRIPTOR.full_name == xds_types.OTEL_TRACER:
         uri = urllib.parse.urlsplit(cfg.http_service.http_uri.uri)
         ep = _collector(clusters, cfg.http_service.http_uri.cluster)
         t = cfg.http_service.http_uri.timeout
         timeout = (t.seconds + t.nanos / 1e9) if cfg.http_service.http_uri.HasField("timeout") else 1.0
         return Provider("opentelemetry", ep[0], ep[1], uri.path or "/v1/traces", uri.netloc or ep[0],
                         cfg.service_name or default_name, timeout, attrs)
-    cfg = zipkin_pb2.ZipkinConfig()
-    tc.Unpack(cfg)
     ep = _collector(clusters, cfg.collector_cluster)
     return Provider("zipkin", ep[0], ep[1], cfg.collector_endpoint or "/api/v2/spans",
                     cfg.collector_hostname or cfg.collector_cluster, default_name, 1.0, attrs)
-
-
-def _hcms(listener):
-    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-
-    for k, chain in enumerate(listener.filter_chains):
-        for f in chain.filters:
-            if f.typed_config.type_url.endswith(".HttpConnectionManager"):
-                hcm = hcm_pb2.HttpConnectionManager()
-                f.typed_config.Unpack(hcm)
-                yield k, hcm
 
 
 # ---- span encodings -----------------------------------------------------------------------
@@ -241,29 +217,32 @@ class Tracers:
         self._stop = False
         self._thread = None
 
-    def plan(self, bootstrap) -> dict:
-        """(listener, chain) -> (tracer id, random sampling per million, span kind)."""
-        out = {}
-        for listener in bootstrap.static_resources.listeners:
-            kind = _core.SPAN_CLIENT if listener.traffic_direction == 2 else _core.SPAN_SERVER
-            for k, hcm in _hcms(listener):
-                if not hcm.HasField("tracing") or not hcm.tracing.HasField("provider"):
-                    continue
-                p = provider_from_xds(hcm.tracing, bootstrap)
-                # One id per connection manager: its spans are named by its own
-                # routes' decorators; connection managers share the exporter.
-                ops = {rt.name: rt.decorator.operation for vh in hcm.route_config.virtual_hosts
-                       for rt in vh.routes if rt.name and rt.decorator.operation}
-                with self._lock:
-                    exporter = self._exporters.setdefault(p.key(), p)
-                    tid = self._ids.setdefault((p.key(), listener.name, k), len(self._ids) + 1)
-                    self._providers[tid] = exporter
-                    self._operations[tid] = ops
-                pct = hcm.tracing.random_sampling.value if hcm.tracing.HasField("random_sampling") else 100.0
-                out[(listener.name, k)] = (tid, round(pct * 10000), kind)
-        if out:
+    def plan(self, plan) -> bool:
+        """Sets ChainPlan.tracing (tracer id, random sampling per million, span
+        kind) on the chains whose HCM traces (meshcore.plan.SnapshotPlan);
+        whether any does."""
+        traced = False
+        for chain in plan.chains:
+            hcm = chain.hcm
+            if hcm is None or not hcm.HasField("tracing") or not hcm.tracing.HasField("provider"):
+                continue
+            kind = _core.SPAN_CLIENT if chain.direction == 2 else _core.SPAN_SERVER
+            p = provider_from_xds(hcm.tracing, plan.bootstrap, plan.node_metadata)
+            # One id per connection manager: its spans are named by its own
+            # routes' decorators; connection managers share the exporter.
+            ops = {rt.name: rt.decorator.operation for vh in hcm.route_config.virtual_hosts
+                   for rt in vh.routes if rt.name and rt.decorator.operation}
+            with self._lock:
+                exporter = self._exporters.setdefault(p.key(), p)
+                tid = self._ids.setdefault((p.key(), chain.listener, chain.index), len(self._ids) + 1)
+                self._providers[tid] = exporter
+                self._operations[tid] = ops
+            pct = hcm.tracing.random_sampling.value if hcm.tracing.HasField("random_sampling") else 100.0
+            chain.tracing = (tid, round(pct * 10000), kind)
+            traced = True
+        if traced:
             self._ensure_thread()
-        return out
+        return traced
 
     def add(self, records: list[dict]) -> None:
         """Spans from the record drain (records with a tracer id)."""

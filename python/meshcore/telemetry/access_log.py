@@ -227,7 +227,7 @@ class AccessLogs:
     def __init__(self, engine_core, interval: float = 0.1, spans=None):
         self._core = engine_core
         self._interval = interval
-        self._spans = spans  # where spans go (meshcore.tracing.Tracers.add)
+        self._spans = spans  # where spans go (meshcore.telemetry.tracing.Tracers.add)
         self._ids: dict[tuple, int] = {}  # serialized AccessLog list -> its id
         self._next = 1
         self._lock = threading.Lock()

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.utils import floatToGoString
 
-from meshcore.stats import Stats
+from meshcore.telemetry.stats import Stats
 
 # Scope kind -> the label that carries the scope's name (Envoy's tag names).
 SCOPE_LABELS = {

@@ -7,9 +7,9 @@
     ca bundle    several CAs' roots in one trust bundle (root rotation)
     ca inspect   what a certificate, chain, CSR or key file holds
 
-Wired into the `meshcore` parser by one call, add_ca_parser(sub), from
-cli.build_parser(). User errors raise MeshcoreError subclasses, which cli.main()
-prints without a traceback (exit 1); bad arguments exit 2 (argparse).
+Registered like every subcommand, by register(subparsers) (meshcore/cli/__init__.py).
+User errors raise MeshcoreError subclasses, which cli.main() prints without a
+traceback (exit 1); bad arguments exit 2 (argparse).
 
 meshcore.ca (and with it `cryptography`, ~0.1 s) is imported only when a `ca`
 command runs, not every time the parser is built for `meshcore proxy`; the
@@ -17,13 +17,13 @@ few constants the parser shows are repeated here (a test keeps them equal).
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
 import re
 import sys
 
+from meshcore.cli.args import lifetime_text
 from meshcore.errors import ConfigError
 
 # Repeated from meshcore.ca (tests/python/test_ca.py checks they agree).
@@ -33,21 +33,11 @@ DEFAULT_ROOT_LIFETIME = "10y"
 DEFAULT_WORKLOAD_TTL = "24h"
 
 
-def _duration(text: str) -> str:
-    from meshcore import ca
-
-    try:
-        ca.parse_duration(text)
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
 def _when(iso: str, seconds_left: int) -> str:
     from meshcore import ca
 
     # Two largest units are enough to read: "3649d23h", "59m58s".
-    left = "".join(re.findall(r"\d+[dhms]", ca.format_duration(dt.timedelta(seconds=abs(seconds_left))))[:2])
+    left = "".join(re.findall(r"\d+[dhms]", ca.format_lifetime(dt.timedelta(seconds=abs(seconds_left))))[:2])
     return f"{iso} (expires in {left})" if seconds_left > 0 else f"{iso} (EXPIRED {left} ago)"
 
 
@@ -65,7 +55,7 @@ def _cmd_init(args) -> int:
     if authority.intermediates:
         print(f"  signing:  {os.path.join(args.dir, ca.INTERMEDIATE_CERT)} (intermediate)")
     print(f"  bundle:   {os.path.join(args.dir, ca.TRUST_BUNDLE)}")
-    print(f"  workload certificates: {ca.format_duration(authority.workload_ttl)} by default; "
+    print(f"  workload certificates: {ca.format_lifetime(authority.workload_ttl)} by default; "
           f"keep {os.path.join(args.dir, '*-key.pem')} secret")
     return 0
 
@@ -173,9 +163,9 @@ def _output(path: str, data: bytes) -> None:
         ca.write_file(path, data)
 
 
-def add_ca_parser(sub) -> None:
+def register(subparsers) -> None:
     """Adds `meshcore ca ...` to the top-level subparsers."""
-    p = sub.add_parser("ca", help="certificate authority: create a trust domain, issue SPIFFE X.509 SVIDs",
+    p = subparsers.add_parser("ca", help="certificate authority: create a trust domain, issue SPIFFE X.509 SVIDs",
                        description="Certificate authority: create a trust domain, issue SPIFFE X.509 SVIDs "
                                    "(docs/ca.md).")
     cmds = p.add_subparsers(dest="ca_command", required=True, metavar="COMMAND")
@@ -187,11 +177,11 @@ def add_ca_parser(sub) -> None:
                    help=f"CA key type, also the default for workload keys (default {DEFAULT_KEY_TYPE})")
     c.add_argument("--intermediate", action="store_true",
                    help="also create an intermediate that signs workloads (the root key can then go offline)")
-    c.add_argument("--root-lifetime", type=_duration, default=DEFAULT_ROOT_LIFETIME, metavar="DURATION",
+    c.add_argument("--root-lifetime", type=lifetime_text, default=DEFAULT_ROOT_LIFETIME, metavar="DURATION",
                    help=f"default {DEFAULT_ROOT_LIFETIME}")
-    c.add_argument("--intermediate-lifetime", type=_duration, metavar="DURATION",
+    c.add_argument("--intermediate-lifetime", type=lifetime_text, metavar="DURATION",
                    help="default: the root's lifetime")
-    c.add_argument("--workload-ttl", type=_duration, default=DEFAULT_WORKLOAD_TTL, metavar="DURATION",
+    c.add_argument("--workload-ttl", type=lifetime_text, default=DEFAULT_WORKLOAD_TTL, metavar="DURATION",
                    help=f"default workload certificate lifetime, kept in ca.yaml (default {DEFAULT_WORKLOAD_TTL})")
     c.set_defaults(func=_cmd_init)
 
@@ -199,7 +189,7 @@ def add_ca_parser(sub) -> None:
     c.add_argument("--dir", required=True, help="CA directory")
     c.add_argument("--ns", required=True, metavar="NAMESPACE")
     c.add_argument("--sa", required=True, metavar="SERVICE_ACCOUNT")
-    c.add_argument("--ttl", type=_duration, metavar="DURATION", help="certificate lifetime (default: ca.yaml's)")
+    c.add_argument("--ttl", type=lifetime_text, metavar="DURATION", help="certificate lifetime (default: ca.yaml's)")
     c.add_argument("--key-type", choices=KEY_TYPES, help="workload key type (default: the CA's)")
     c.add_argument("--out", required=True, metavar="OUTDIR",
                    help="writes key.pem (0600), cert-chain.pem, root-cert.pem, trust-bundle.pem")
@@ -215,7 +205,7 @@ def add_ca_parser(sub) -> None:
     c = cmds.add_parser("sign-csr", help="sign a workload CSR (the pure CSR flow: no private key travels)")
     c.add_argument("--dir", required=True, help="CA directory")
     c.add_argument("--csr", required=True, metavar="FILE", help="CSR PEM ('-': stdin)")
-    c.add_argument("--ttl", type=_duration, metavar="DURATION", help="certificate lifetime (default: ca.yaml's)")
+    c.add_argument("--ttl", type=lifetime_text, metavar="DURATION", help="certificate lifetime (default: ca.yaml's)")
     c.add_argument("--ns", metavar="NAMESPACE", help="with --sa: the identity the CSR must ask for")
     c.add_argument("--sa", metavar="SERVICE_ACCOUNT")
     c.add_argument("--out", required=True, metavar="FILE",

@@ -35,11 +35,12 @@ import threading
 from dataclasses import dataclass
 
 from meshcore import _core
-from meshcore.accesslog import response_flags
+from meshcore.identity import UNKNOWN, principal_namespace
+from meshcore.telemetry.access_log import response_flags
+from meshcore.telemetry.stats import ENVOY_BUCKETS_MS
 
 # Envoy's default histogram buckets, which Istio's metrics use.
-BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
-           1800000, 3600000)
+BUCKETS = ENVOY_BUCKETS_MS
 _DURATION_BOUNDS_US = [b * 1000 for b in BUCKETS]
 
 FILTER_STATS = "istio.stats"
@@ -61,7 +62,6 @@ HTTP_LABELS = (("reporter",) + tuple(f"source_{x}" for x in _WORKLOAD_LABELS)
                   "connection_security_policy"))
 TCP_LABELS = tuple(x for x in HTTP_LABELS if x not in ("response_code", "grpc_response_status"))
 
-UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -151,14 +151,6 @@ def service_of_cluster(cluster) -> tuple[str, str, str] | None:
     return None
 
 
-def principal_namespace(principal: str) -> str:
-    """NS of spiffe://TD/ns/NS/sa/SA, else unknown."""
-    parts = principal.split("/")
-    if len(parts) >= 7 and parts[0] == "spiffe:" and parts[3] == "ns":
-        return parts[4]
-    return UNKNOWN
-
-
 def _local_principals(bootstrap) -> set[str]:
     """URI SANs of every certificate the config holds (secrets and inline)."""
     out = set()
@@ -203,29 +195,11 @@ def _datasource(ds) -> bytes | None:
     return None
 
 
-def _chain_filters(chain):
-    """Names of the chain's network filters and of its HCM's HTTP filters."""
-    from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-
-    names = [f.name for f in chain.filters]
-    for f in chain.filters:
-        if f.typed_config.type_url.endswith(".HttpConnectionManager"):
-            hcm = hcm_pb2.HttpConnectionManager()
-            f.typed_config.Unpack(hcm)
-            names += [h.name for h in hcm.http_filters]
-    return names
-
-
 @dataclass
 class Plan:
-    chains: dict    # (listener name, chain index) -> (reporter, peer metadata, its id)
     services: dict  # cluster name -> service label id
     local: Workload
     local_principal: str
-
-    @property
-    def core(self) -> tuple[dict, dict]:
-        return self.chains, self.services
 
 
 class IstioMetrics:
@@ -248,24 +222,21 @@ class IstioMetrics:
 
     # -- config time ----------------------------------------------------------
 
-    def plan(self, bootstrap) -> Plan:
-        """What compile_snapshot needs for this config (Plan.core); adopt()
-        it once the config is applied."""
-        node_md = _struct_dict(bootstrap.node.metadata) if bootstrap.HasField("node") else {}
+    def plan(self, plan) -> Plan:
+        """Sets ChainPlan.istio (reporter, peer metadata, its id) on the
+        chains with istio.stats (meshcore.plan.SnapshotPlan); returns the rest
+        of what compile_snapshot needs (Plan.services). adopt() it once the
+        config is applied."""
+        bootstrap, node_md = plan.bootstrap, plan.node_metadata
         principals = _local_principals(bootstrap)
         local = Workload.from_metadata(node_md)
         local_principal = principals.pop() if len(principals) == 1 else UNKNOWN
         exchange = (encode_peer_metadata(node_md), bootstrap.node.id or self.local.workload)
-        chains = {}
         res = bootstrap.static_resources
-        for listener in res.listeners:
-            reporter = {1: _core.IM_DESTINATION, 2: _core.IM_SOURCE}.get(listener.traffic_direction)
-            if reporter is None:
-                continue
-            for k, chain in enumerate(listener.filter_chains):
-                names = _chain_filters(chain)
-                if FILTER_STATS in names:
-                    chains[(listener.name, k)] = (reporter,) + (exchange if FILTER_EXCHANGE in names else (None, None))
+        for chain in plan.chains:
+            reporter = {1: _core.IM_DESTINATION, 2: _core.IM_SOURCE}.get(chain.direction)
+            if reporter is not None and FILTER_STATS in chain.filter_names:
+                chain.istio = (reporter,) + (exchange if FILTER_EXCHANGE in chain.filter_names else (None, None))
         services = {}
         for c in res.clusters:
             labels = service_of_cluster(c)
@@ -277,7 +248,7 @@ class IstioMetrics:
                     sid = self._services[labels] = len(self._services) + 1
                     self._service_labels[sid] = labels
             services[c.name] = sid
-        return Plan(chains, services, local, local_principal)
+        return Plan(services, local, local_principal)
 
     def adopt(self, plan: Plan) -> None:
         with self._lock:

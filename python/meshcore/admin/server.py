@@ -425,7 +425,7 @@ def _stats(ctx, q):
 
 
 def _prometheus(ctx, q):
-    from meshcore import metrics  # prometheus_client is loaded on the first scrape only
+    from meshcore.telemetry import prometheus as metrics  # prometheus_client is loaded on the first scrape only
 
     body, ctype = metrics.exposition(ctx.stats(), ctx.engine.istio)
     return 200, body, ctype

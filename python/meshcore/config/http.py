@@ -1,0 +1,81 @@
+"""Value checks for the http_connection_manager: its fields, HTTP protocol
+options and the fault filter."""
+from meshcore.xds_types import (
+    FAULT_FILTER_NAME,
+    HTTP_FAULT,
+    type_name,
+)
+
+from .listener import (
+    check_chain,
+    check_filter_names,
+)
+from .rules import (
+    BAD_VALUE,
+    HTTP_FILTERS,
+    duration_problems,
+)
+
+
+def all_routes(route_config):
+    """(path relative to the RouteConfiguration, Route) for every route."""
+    for v, vh in enumerate(route_config.virtual_hosts):
+        for r, route in enumerate(vh.routes):
+            yield f"virtual_hosts[{v}].routes[{r}]", route
+
+
+def check_hcm(hcm):
+    if not hcm.stat_prefix:
+        yield "stat_prefix", "required"
+    if not hcm.HasField("route_config"):
+        yield "route_config", "required (an inline RouteConfiguration; rds is not supported)"
+    yield from check_chain(hcm.http_filters, HTTP_FILTERS, "http_filters",
+                           "required (it must end in the router filter)")
+    yield from check_filter_names(hcm.http_filters, "http_filters")
+    if hcm.HasField("max_request_headers_kb") and not 1 <= hcm.max_request_headers_kb.value <= 8192:
+        yield "max_request_headers_kb", f"{hcm.max_request_headers_kb.value} is out of range (1..8192)"
+    yield from duration_problems(hcm, "stream_idle_timeout", "request_timeout", "request_headers_timeout")
+    if BAD_VALUE.search(hcm.server_name):
+        yield "server_name", "must not contain CR, LF or NUL"
+    # A route's fault settings apply through the fault filter of that name, as in
+    # Envoy; without it they would be accepted and never take effect.
+    has_fault = any(
+        f.name == FAULT_FILTER_NAME and type_name(f.typed_config.type_url) == HTTP_FAULT for f in hcm.http_filters
+    )
+    if not has_fault:
+        for path, route in all_routes(hcm.route_config):
+            if FAULT_FILTER_NAME in route.typed_per_filter_config:
+                yield (
+                    f'route_config.{path}.typed_per_filter_config["{FAULT_FILTER_NAME}"]',
+                    f"has no effect: http_filters has no fault filter named {FAULT_FILTER_NAME}",
+                )
+
+
+def check_http_options(o):  # core.v3.HttpProtocolOptions, in a listener or a cluster
+    yield from duration_problems(o, "idle_timeout")
+    if o.HasField("max_headers_count") and o.max_headers_count.value < 1:
+        yield "max_headers_count", "must be at least 1"
+
+
+DENOMINATORS = {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}
+
+
+def check_fractional_percent(fp):
+    name = fp.DESCRIPTOR.fields_by_name["denominator"].enum_type.values_by_number[fp.denominator].name
+    whole = DENOMINATORS[name]
+    if fp.numerator > whole:
+        yield "numerator", f"{fp.numerator} is more than the whole ({name} = {whole})"
+
+
+def check_fault_delay(d):
+    if d.WhichOneof("fault_delay_secifier") is None:  # sic: Envoy's spelling
+        yield "fixed_delay", "required"
+    else:
+        yield from duration_problems(d, "fixed_delay", positive=True)
+
+
+def check_fault_abort(a):
+    if a.WhichOneof("error_type") is None:
+        yield "http_status", "required (200..599)"
+    elif not 200 <= a.http_status <= 599:
+        yield "http_status", f"{a.http_status} is out of range (200..599)"
