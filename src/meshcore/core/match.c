@@ -14,8 +14,7 @@ static int fail(char *err, size_t errlen, const char *msg)
     return -1;
 }
 
-/* A NUL-terminated copy of s (NULL: ""), its length in *len. */
-static char *dupn(const char *s, size_t *len)
+char *mc_str_dup(const char *s, size_t *len)
 {
     if (!s)
         s = "";
@@ -23,7 +22,8 @@ static char *dupn(const char *s, size_t *len)
     char *d = malloc(n + 1);
     if (d)
         memcpy(d, s, n + 1);
-    *len = n;
+    if (len)
+        *len = n;
     return d;
 }
 
@@ -60,7 +60,7 @@ int mc_str_match_init(mc_str_match_t *m, const mc_sb_matcher_t *s, char *err, si
     m->kind = (uint8_t)s->kind;
     m->ignore_case = (uint8_t)(s->ignore_case != 0);
     m->invert = (uint8_t)(s->invert != 0);
-    m->value = dupn(s->value, &m->len);
+    m->value = mc_str_dup(s->value, &m->len);
     if (!m->value)
         return fail(err, errlen, "out of memory");
     if (s->kind == MC_STR_REGEX) {
@@ -114,7 +114,7 @@ int mc_str_matches(const mc_str_match_t *m, const char *v, size_t len, pcre2_mat
 
 int mc_matcher_init(mc_matcher_t *m, const mc_sb_matcher_t *in, int header, char *err, size_t errlen)
 {
-    m->name = dupn(in->name, &m->name_len);
+    m->name = mc_str_dup(in->name, &m->name_len);
     if (!m->name)
         return fail(err, errlen, "out of memory");
     if (header) {

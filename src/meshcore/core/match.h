@@ -52,6 +52,8 @@ pcre2_code *mc_regex_compile(const char *pattern, int anchored, int caseless, ch
 
 /* A string matcher from a spec (spec->name is not used). 0, or -1 with err
  * filled; on -1 the matcher may hold a partial copy: free it. */
+/* A NUL-terminated heap copy of s (NULL: ""), its length in *len (if len); NULL if out of memory. */
+char *mc_str_dup(const char *s, size_t *len);
 int mc_str_match_init(mc_str_match_t *m, const mc_sb_matcher_t *spec, char *err, size_t errlen);
 void mc_str_match_free(mc_str_match_t *m);
 

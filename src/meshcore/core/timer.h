@@ -60,4 +60,18 @@ static inline uint64_t mc_timer_next(const mc_timer_heap_t *h)
  * it fire again in this same run. Returns how many fired. */
 uint32_t mc_timer_run(mc_timer_heap_t *h, uint64_t now);
 
+/* The nearest of several deadlines and which one it is (kind 0: none). */
+typedef struct mc_deadline {
+    uint64_t at;
+    int kind;
+} mc_deadline_t;
+#define MC_DEADLINE_NONE ((mc_deadline_t){UINT64_MAX, 0})
+static inline void mc_deadline_consider(mc_deadline_t *d, uint64_t at, int kind)
+{
+    if (at < d->at) {
+        d->at = at;
+        d->kind = kind;
+    }
+}
+
 #endif

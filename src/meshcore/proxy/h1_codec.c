@@ -64,67 +64,6 @@ static int h1_send_continue(mc_http_stream_t *s)
     return 0;
 }
 
-/* For an HTTP/1.0 client: consumes chunk framing from the upstream buffer
- * until chunk data is next, then offers that data (resp_ready) to be
- * written from the buffer as usual. Framing is walked a byte at a time;
- * it is a few bytes per chunk, the data is skipped in bulk. */
-static int dechunk_response(mc_http_stream_t *s, mc_upconn_t *u, uint32_t avail)
-{
-    const char *p = u->in.data + u->in.start;
-    uint32_t off = 0;
-    s->resp_ready = 0;
-    while (off < avail && !s->resp_done) {
-        uint64_t data = mc_h1_chunked_data_next(&s->resp_chunked);
-        int done = 0;
-        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, p + off, data ? (data < avail - off ? data : avail - off) : 1,
-                                       &done, NULL);
-        if (n < 0)
-            return -1;
-        if (data) {
-            s->resp_ready = (uint32_t)n;
-            break;
-        }
-        off += (uint32_t)n;
-        s->resp_done = (uint8_t)done;
-    }
-    u->in.start += off;
-    return 0;
-}
-
-/* Scans what is in the upstream buffer for response body bytes: sets
- * resp_ready and resp_done. -1 on a malformed chunked body. */
-static int scan_response(mc_http_stream_t *s, mc_upconn_t *u)
-{
-    uint32_t avail = mc_hbuf_len(&u->in);
-    switch (s->resp_body) {
-    case MC_H1_BODY_LENGTH: {
-        uint64_t n = avail < s->resp_remaining ? avail : s->resp_remaining;
-        s->resp_ready = (uint32_t)n;
-        s->resp_remaining -= n;
-        s->resp_done = s->resp_remaining == 0;
-        return 0;
-    }
-    case MC_H1_BODY_CHUNKED: {
-        int done = 0;
-        const char *reason = NULL;
-        if (s->resp_dechunk)
-            return dechunk_response(s, u, avail);
-        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, u->in.data + u->in.start, avail, &done, &reason);
-        if (n < 0)
-            return -1;
-        s->resp_ready = (uint32_t)n;
-        s->resp_done = (uint8_t)done;
-        return 0;
-    }
-    case MC_H1_BODY_UNTIL_CLOSE:
-        s->resp_ready = avail;
-        return 0;
-    default:
-        s->resp_done = 1;
-        return 0;
-    }
-}
-
 /* Response body bytes already here join the head in `out`, so a small
  * response leaves in one write (one TLS record) instead of two. Bounded by
  * the room left in `out`; a larger body streams from the upstream buffer. */
@@ -132,7 +71,7 @@ static int coalesce_body(mc_http_stream_t *s, mc_http_conn_t *c, mc_upconn_t *u)
 {
     if (!u || s->resp_done || !mc_hbuf_len(&c->out))
         return 0;
-    if (!s->resp_ready && mc_hbuf_len(&u->in) && scan_response(s, u) < 0)
+    if (!s->resp_ready && mc_hbuf_len(&u->in) && mc_http_scan_response(s, u) < 0)
         return -1;
     uint32_t n = s->resp_ready;
     if (!n || n > c->out.cap - c->out.end)
@@ -204,7 +143,7 @@ void mc_h1_send_response(mc_http_stream_t *s)
             return;
         }
         if (mc_hbuf_len(&u->in) && !s->resp_done) {
-            if (scan_response(s, u) < 0) {
+            if (mc_http_scan_response(s, u) < 0) {
                 upstream_protocol_error(s, u);
                 return;
             }
@@ -212,22 +151,14 @@ void mc_h1_send_response(mc_http_stream_t *s)
                 continue;
         }
         /* Need more from upstream. */
-        if (!u->readable)
-            return;
-        ssize_t n = mc_upconn_fill(u, 1024);
-        if (n > 0)
+        int more = mc_http_read_response(s, u);
+        if (more > 0)
             continue;
-        if (n == MC_IO_AGAIN)
+        if (more == 0)
             return;
-        if (n == 0 && s->resp_body == MC_H1_BODY_UNTIL_CLOSE) {
-            s->resp_done = 1;
-            s->resp_keep_upstream = 0;
-            continue;
-        }
         /* Upstream went away mid-body: the client cannot get a whole
          * response any more; close it so it sees a truncated message. */
         s->flags |= MC_RF_UC;
-        mc_stat_inc(STATS(c), u->cluster_scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
         mc_h1_conn_close(c);
         return;
     }

@@ -196,44 +196,33 @@ void mc_h1_conn_done(mc_http_stream_t *s)
 enum { T_NONE, T_IDLE, T_HEADERS, T_REQUEST, T_STREAM_IDLE };
 
 /* The nearest deadline among the connection's timeouts (no stream in flight). */
-static uint64_t next_deadline(const mc_http_conn_t *c, int *which)
+static mc_deadline_t next_deadline(const mc_http_conn_t *c)
 {
     const mc_hcm_t *h = c->hcm;
-    uint64_t best = UINT64_MAX;
-    *which = T_NONE;
+    mc_deadline_t d = MC_DEADLINE_NONE;
     if (c->state != DS_READ_HEAD)
-        return best;
-#define CONSIDER(t, kind)          \
-    do {                           \
-        uint64_t t_ = (t);         \
-        if (t_ < best) {           \
-            best = t_;             \
-            *which = (kind);       \
-        }                          \
-    } while (0)
+        return d;
     if (!c->head_start_ns) {
         if (h->idle_timeout_ns)
-            CONSIDER(c->last_activity + h->idle_timeout_ns, T_IDLE);
-        return best;
+            mc_deadline_consider(&d, c->last_activity + h->idle_timeout_ns, T_IDLE);
+        return d;
     }
     if (h->request_headers_timeout_ns)
-        CONSIDER(c->head_start_ns + h->request_headers_timeout_ns, T_HEADERS);
+        mc_deadline_consider(&d, c->head_start_ns + h->request_headers_timeout_ns, T_HEADERS);
     if (h->request_timeout_ns)
-        CONSIDER(c->head_start_ns + h->request_timeout_ns, T_REQUEST);
+        mc_deadline_consider(&d, c->head_start_ns + h->request_timeout_ns, T_REQUEST);
     if (h->stream_idle_timeout_ns)
-        CONSIDER(c->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
-#undef CONSIDER
-    return best;
+        mc_deadline_consider(&d, c->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
+    return d;
 }
 
 static void conn_rearm(mc_http_conn_t *c)
 {
-    int which;
-    uint64_t d = next_deadline(c, &which);
-    if (which == T_NONE)
+    mc_deadline_t d = next_deadline(c);
+    if (d.kind == T_NONE)
         mc_timer_cancel(&c->w->loop.timers, &c->timer);
     else
-        mc_timer_arm(&c->w->loop.timers, &c->timer, d);
+        mc_timer_arm(&c->w->loop.timers, &c->timer, d.at);
 }
 
 static void on_timer(mc_timer_t *t)
@@ -243,14 +232,14 @@ static void on_timer(mc_timer_t *t)
         mc_h1_conn_close(c);
         return;
     }
-    int which;
-    uint64_t deadline = next_deadline(c, &which);
-    if (which == T_NONE)
+    mc_deadline_t d = next_deadline(c);
+    if (d.kind == T_NONE)
         return;
-    if (deadline > c->w->loop.now) { /* activity since arming: sleep the rest */
-        mc_timer_arm(&c->w->loop.timers, &c->timer, deadline);
+    if (d.at > c->w->loop.now) { /* activity since arming: sleep the rest */
+        mc_timer_arm(&c->w->loop.timers, &c->timer, d.at);
         return;
     }
+    int which = d.kind;
     if (which == T_IDLE) {
         mc_stat_inc(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_IDLE_TIMEOUT);
         mc_h1_conn_close(c);

@@ -34,47 +34,24 @@ static void shadow_send_response(mc_http_stream_t *sh)
 {
     mc_upconn_t *u = sh->up;
     for (;;) {
+        if (mc_hbuf_len(&u->in) && !sh->resp_done && mc_http_scan_response(sh, u) < 0) {
+            mc_stat_inc(sh->w->stats, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR);
+            shadow_end(sh);
+            return;
+        }
+        u->in.start += sh->resp_ready;
+        sh->resp_ready = 0;
         if (sh->resp_done) {
             shadow_end(sh);
             return;
         }
-        uint32_t avail = mc_hbuf_len(&u->in);
-        if (avail) {
-            if (sh->resp_body == MC_H1_BODY_LENGTH) {
-                uint64_t n = avail < sh->resp_remaining ? avail : sh->resp_remaining;
-                sh->resp_remaining -= n;
-                sh->resp_done = sh->resp_remaining == 0;
-                u->in.start += (uint32_t)n;
-            } else if (sh->resp_body == MC_H1_BODY_CHUNKED) {
-                int done = 0;
-                ssize_t n = mc_h1_chunked_scan(&sh->resp_chunked, u->in.data + u->in.start, avail, &done, NULL);
-                if (n < 0) {
-                    mc_stat_inc(sh->w->stats, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR);
-                    shadow_end(sh);
-                    return;
-                }
-                u->in.start += (uint32_t)n;
-                sh->resp_done = (uint8_t)done;
-            } else {
-                u->in.start += avail; /* until close */
-            }
-            continue;
-        }
-        if (!u->readable)
+        int more = mc_http_read_response(sh, u);
+        if (more == 0)
             return;
-        ssize_t n = mc_upconn_fill(u, 1024);
-        if (n > 0)
-            continue;
-        if (n == MC_IO_AGAIN)
+        if (more < 0) {
+            shadow_end(sh);
             return;
-        if (n == 0 && sh->resp_body == MC_H1_BODY_UNTIL_CLOSE) {
-            sh->resp_done = 1;
-            sh->resp_keep_upstream = 0;
-            continue;
         }
-        mc_stat_inc(sh->w->stats, u->cluster_scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
-        shadow_end(sh);
-        return;
     }
 }
 

@@ -145,39 +145,28 @@ void mc_http_stream_abort(mc_http_stream_t *s)
 
 enum { T_NONE, T_REQUEST, T_ROUTE, T_STREAM_IDLE };
 
-static uint64_t next_deadline(const mc_http_stream_t *s, int *which)
+static mc_deadline_t next_deadline(const mc_http_stream_t *s)
 {
     const mc_hcm_t *h = s->hcm;
-    uint64_t best = UINT64_MAX;
-    *which = T_NONE;
-#define CONSIDER(t, kind)          \
-    do {                           \
-        uint64_t t_ = (t);         \
-        if (t_ < best) {           \
-            best = t_;             \
-            *which = (kind);       \
-        }                          \
-    } while (0)
+    mc_deadline_t d = MC_DEADLINE_NONE;
     if (!s->req_done && h->request_timeout_ns)
-        CONSIDER(s->head_start_ns + h->request_timeout_ns, T_REQUEST);
+        mc_deadline_consider(&d, s->head_start_ns + h->request_timeout_ns, T_REQUEST);
     /* Envoy's route timeout runs from the end of the downstream request
      * to the end of the upstream response. */
     if (s->rq_done_ns && s->route && s->route->timeout_ns)
-        CONSIDER(s->rq_done_ns + s->route->timeout_ns, T_ROUTE);
+        mc_deadline_consider(&d, s->rq_done_ns + s->route->timeout_ns, T_ROUTE);
     if (h->stream_idle_timeout_ns && s->conn)
-        CONSIDER(s->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
-#undef CONSIDER
-    return best;
+        mc_deadline_consider(&d, s->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
+    return d;
 }
 
 void mc_http_stream_rearm(mc_http_stream_t *s)
 {
-    int which;
-    uint64_t d = next_deadline(s, &which);
-    if (which == T_NONE)
+    mc_deadline_t d = next_deadline(s);
+    if (d.kind == T_NONE)
         mc_timer_cancel(&s->w->loop.timers, &s->timer);
     else
-        mc_timer_arm(&s->w->loop.timers, &s->timer, d);
+        mc_timer_arm(&s->w->loop.timers, &s->timer, d.at);
 }
 
 static void on_timer(mc_timer_t *t)
@@ -186,14 +175,14 @@ static void on_timer(mc_timer_t *t)
     mc_stats_shard_t *st = STATS(s);
     if (s->state != ST_ACTIVE)
         return;
-    int which;
-    uint64_t deadline = next_deadline(s, &which);
-    if (which == T_NONE)
+    mc_deadline_t d = next_deadline(s);
+    if (d.kind == T_NONE)
         return;
-    if (deadline > s->w->loop.now) { /* activity since arming: sleep the rest */
-        mc_timer_arm(&s->w->loop.timers, &s->timer, deadline);
+    if (d.at > s->w->loop.now) { /* activity since arming: sleep the rest */
+        mc_timer_arm(&s->w->loop.timers, &s->timer, d.at);
         return;
     }
+    int which = d.kind;
     if (which == T_ROUTE) {
         /* The route timeout: the whole request (all tries) took too long. */
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);

@@ -344,3 +344,82 @@ int mc_upconn_shed_idle(mc_worker_t *w, const mc_cluster_t *c)
     }
     return 0;
 }
+
+/* ---- response bodies (HTTP/1.1 framing) --------------------------------------- */
+
+/* For an HTTP/1.0 client: consumes chunk framing from the upstream buffer
+ * until chunk data is next, then offers that data (resp_ready) to be
+ * written from the buffer as usual. Framing is walked a byte at a time;
+ * it is a few bytes per chunk, the data is skipped in bulk. */
+static int dechunk_response(mc_http_stream_t *s, mc_upconn_t *u, uint32_t avail)
+{
+    const char *p = u->in.data + u->in.start;
+    uint32_t off = 0;
+    s->resp_ready = 0;
+    while (off < avail && !s->resp_done) {
+        uint64_t data = mc_h1_chunked_data_next(&s->resp_chunked);
+        int done = 0;
+        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, p + off, data ? (data < avail - off ? data : avail - off) : 1,
+                                       &done, NULL);
+        if (n < 0)
+            return -1;
+        if (data) {
+            s->resp_ready = (uint32_t)n;
+            break;
+        }
+        off += (uint32_t)n;
+        s->resp_done = (uint8_t)done;
+    }
+    u->in.start += off;
+    return 0;
+}
+
+int mc_http_scan_response(mc_http_stream_t *s, mc_upconn_t *u)
+{
+    uint32_t avail = mc_hbuf_len(&u->in);
+    switch (s->resp_body) {
+    case MC_H1_BODY_LENGTH: {
+        uint64_t n = avail < s->resp_remaining ? avail : s->resp_remaining;
+        s->resp_ready = (uint32_t)n;
+        s->resp_remaining -= n;
+        s->resp_done = s->resp_remaining == 0;
+        return 0;
+    }
+    case MC_H1_BODY_CHUNKED: {
+        int done = 0;
+        const char *reason = NULL;
+        if (s->resp_dechunk)
+            return dechunk_response(s, u, avail);
+        ssize_t n = mc_h1_chunked_scan(&s->resp_chunked, u->in.data + u->in.start, avail, &done, &reason);
+        if (n < 0)
+            return -1;
+        s->resp_ready = (uint32_t)n;
+        s->resp_done = (uint8_t)done;
+        return 0;
+    }
+    case MC_H1_BODY_UNTIL_CLOSE:
+        s->resp_ready = avail;
+        return 0;
+    default:
+        s->resp_done = 1;
+        return 0;
+    }
+}
+
+int mc_http_read_response(mc_http_stream_t *s, mc_upconn_t *u)
+{
+    if (!u->readable)
+        return 0;
+    ssize_t n = mc_upconn_fill(u, 1024);
+    if (n > 0)
+        return 1;
+    if (n == MC_IO_AGAIN)
+        return 0;
+    if (n == 0 && s->resp_body == MC_H1_BODY_UNTIL_CLOSE) {
+        s->resp_done = 1;
+        s->resp_keep_upstream = 0;
+        return 1;
+    }
+    mc_stat_inc(u->w->stats, u->cluster_scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
+    return -1;
+}

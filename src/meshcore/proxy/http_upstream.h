@@ -67,4 +67,13 @@ int mc_upconn_shed_idle(mc_worker_t *w, const mc_cluster_t *c);
  * > 0 bytes read, 0 end of stream, MC_IO_AGAIN, MC_IO_ERROR (or no memory). */
 ssize_t mc_upconn_fill(mc_upconn_t *u, uint32_t want);
 
+/* The committed response's body in u->in (HTTP/1.1 framing): scans what is
+ * there, setting s->resp_ready (bytes at the front of u->in that belong to
+ * the body, framing included unless s->resp_dechunk) and s->resp_done. -1 on
+ * a malformed chunked body. */
+int mc_http_scan_response(mc_http_stream_t *s, mc_upconn_t *u);
+/* Reads more of the response: 1 bytes came (or the body ended at EOF),
+ * 0 wait for readiness, -1 the upstream went away mid-body (counted). */
+int mc_http_read_response(mc_http_stream_t *s, mc_upconn_t *u);
+
 #endif

@@ -24,22 +24,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static char *dupn(const char *s, size_t *len)
-{
-    if (!s)
-        s = "";
-    size_t n = strlen(s);
-    char *d = malloc(n + 1);
-    if (d)
-        memcpy(d, s, n + 1);
-    if (len)
-        *len = n;
-    return d;
-}
-
 static char *dup_opt(const char *s)
 {
-    return s && *s ? dupn(s, NULL) : NULL;
+    return s && *s ? mc_str_dup(s, NULL) : NULL;
 }
 
 static void lower(char *s)
@@ -92,8 +79,8 @@ static int header_ops_init(mc_header_ops_t *o, const mc_sb_header_ops_t *s, char
             return fail(err, errlen, "out of memory");
         for (uint32_t i = 0; i < s->n_add; i++) {
             mc_header_op_t *op = &o->add[i];
-            op->name = dupn(s->add[i].name, &op->name_len);
-            op->value = dupn(s->add[i].value, &op->value_len);
+            op->name = mc_str_dup(s->add[i].name, &op->name_len);
+            op->value = mc_str_dup(s->add[i].value, &op->value_len);
             op->action = (uint8_t)s->add[i].action;
             o->n_add++;
             if (!op->name || !op->value)
@@ -106,7 +93,7 @@ static int header_ops_init(mc_header_ops_t *o, const mc_sb_header_ops_t *s, char
         if (!o->remove || !o->remove_len)
             return fail(err, errlen, "out of memory");
         for (uint32_t i = 0; i < s->n_remove; i++) {
-            o->remove[i] = dupn(s->remove[i], &o->remove_len[i]);
+            o->remove[i] = mc_str_dup(s->remove[i], &o->remove_len[i]);
             o->n_remove++;
             if (!o->remove[i])
                 return fail(err, errlen, "out of memory");
@@ -158,7 +145,7 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     h->rt.any_vhost = -1;
     if (!s->stat_prefix || !*s->stat_prefix)
         return fail(err, errlen, "http_connection_manager stat_prefix is required");
-    h->stat_prefix = dupn(s->stat_prefix, NULL);
+    h->stat_prefix = mc_str_dup(s->stat_prefix, NULL);
     h->idle_timeout_ns = (uint64_t)s->idle_timeout_ms * 1000000ull;
     h->stream_idle_timeout_ns = (uint64_t)s->stream_idle_timeout_ms * 1000000ull;
     h->request_timeout_ns = (uint64_t)s->request_timeout_ms * 1000000ull;
@@ -174,7 +161,7 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     h->use_remote_address = (uint8_t)(s->use_remote_address != 0);
     h->xff_num_trusted_hops = s->xff_num_trusted_hops;
     if (s->server_name && *s->server_name)
-        h->server_name = dupn(s->server_name, &h->server_name_len);
+        h->server_name = mc_str_dup(s->server_name, &h->server_name_len);
     fault_init(&h->fault, &s->fault);
     h->access_log_id = s->access_log_id;
     h->tracer_id = s->tracer_id;
@@ -206,16 +193,16 @@ static int add_domain(mc_route_table_t *rt, const char *d, uint32_t vhost, char 
     }
     if (d[0] == '*') {
         dom.kind = MC_DOMAIN_SUFFIX;
-        dom.pattern = dupn(d + 1, &dom.len);
+        dom.pattern = mc_str_dup(d + 1, &dom.len);
     } else if (n > 1 && d[n - 1] == '*') {
         dom.kind = MC_DOMAIN_PREFIX;
-        dom.pattern = dupn(d, NULL);
+        dom.pattern = mc_str_dup(d, NULL);
         dom.len = n - 1;
         if (dom.pattern)
             dom.pattern[n - 1] = '\0';
     } else {
         dom.kind = MC_DOMAIN_EXACT;
-        dom.pattern = dupn(d, &dom.len);
+        dom.pattern = mc_str_dup(d, &dom.len);
     }
     if (!dom.pattern)
         return fail(err, errlen, "out of memory");
@@ -245,7 +232,7 @@ int mc_route_table_add_vhost(mc_route_table_t *rt, const char *name, const char 
     }
     uint32_t idx = rt->n_vhosts++;
     mc_vhost_t *v = &rt->vhosts[idx];
-    v->name = dupn(name, NULL);
+    v->name = mc_str_dup(name, NULL);
     if (retry) {
         v->has_retry = 1;
         mc_retry_from_spec(&v->retry, retry);
@@ -303,10 +290,10 @@ int mc_route_table_add_route(mc_route_table_t *rt, uint32_t vhost, const mc_sb_r
     snprintf(label, sizeof(label), "virtual host \"%s\" route %u%s%s%s", v->name, v->n_routes - 1,
              s->name && *s->name ? " (\"" : "", s->name && *s->name ? s->name : "",
              s->name && *s->name ? "\")" : "");
-    r->name = dupn(s->name, NULL);
+    r->name = mc_str_dup(s->name, NULL);
     r->path_kind = (uint8_t)s->path_kind;
     r->case_sensitive = (uint8_t)(s->case_sensitive != 0);
-    r->path = dupn(s->path, &r->path_len);
+    r->path = mc_str_dup(s->path, &r->path_len);
     if (s->path_kind == MC_PATH_REGEX) {
         char e[200];
         r->path_re = mc_regex_compile(s->path ? s->path : "", 1, !s->case_sensitive, e, sizeof(e));
@@ -328,7 +315,7 @@ int mc_route_table_add_route(mc_route_table_t *rt, uint32_t vhost, const mc_sb_r
         if (!r->cluster_names || !r->cluster_idx || !r->weights)
             return fail(err, errlen, "out of memory");
         for (uint32_t i = 0; i < s->n_clusters; i++) {
-            r->cluster_names[i] = dupn(s->clusters[i], NULL);
+            r->cluster_names[i] = mc_str_dup(s->clusters[i], NULL);
             r->weights[i] = s->weights && s->weights[i] ? s->weights[i] : 1;
         }
         r->timeout_ns = (uint64_t)s->timeout_ms * 1000000ull;
@@ -354,7 +341,7 @@ int mc_route_table_add_route(mc_route_table_t *rt, uint32_t vhost, const mc_sb_r
             if (!r->mirrors)
                 return fail(err, errlen, "out of memory");
             for (uint32_t i = 0; i < s->n_mirrors; i++) {
-                r->mirrors[i].cluster = dupn(s->mirrors[i].cluster, NULL);
+                r->mirrors[i].cluster = mc_str_dup(s->mirrors[i].cluster, NULL);
                 r->mirrors[i].ppm = s->mirrors[i].ppm;
                 r->n_mirrors++;
             }
@@ -366,7 +353,7 @@ int mc_route_table_add_route(mc_route_table_t *rt, uint32_t vhost, const mc_sb_r
             for (uint32_t i = 0; i < s->n_hash; i++) {
                 r->hash[i].kind = (uint8_t)s->hash[i].kind;
                 r->hash[i].terminal = (uint8_t)(s->hash[i].terminal != 0);
-                r->hash[i].name = dupn(s->hash[i].name, &r->hash[i].name_len);
+                r->hash[i].name = mc_str_dup(s->hash[i].name, &r->hash[i].name_len);
                 if (s->hash[i].kind == MC_HASH_HEADER)
                     lower(r->hash[i].name);
                 r->n_hash++;
