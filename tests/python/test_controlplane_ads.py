@@ -199,3 +199,22 @@ def test_node_by_id_only_and_proxyless_metadata(control_plane, client):
     proxyless.wait(lambda c: c.of_type(LDS), what="served by metadata")
     workloads = {p["workload"] for p in status(cp)["proxies"]}
     assert workloads == {"default/checkout", "default/frontend"}
+
+
+def test_status_ready_metrics_and_not_found(control_plane, client):
+    import urllib.error
+    import urllib.request
+
+    cp = control_plane()
+    c = client(cp)
+    subscribe_all(c)
+    base = f"http://127.0.0.1:{cp.status_port}"
+    with urllib.request.urlopen(base + "/ready", timeout=5) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert 'meshcore_cp_responses{type="CDS"} 1' in text
+    assert "meshcore_cp_connected_proxies 1" in text
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(base + "/nope", timeout=5)
+    assert e.value.code == 404
