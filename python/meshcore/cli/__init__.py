@@ -6,6 +6,8 @@
     ca.py            meshcore ca ...         the certificate authority
     proxy_config.py  meshcore proxy-config   a running proxy's config and live state (alias pc)
     stat.py          meshcore stat           golden signals between workloads
+    control_plane.py meshcore control-plane  serve xDS to the proxies from a mesh directory
+    proxy_status.py  meshcore proxy-status   what every proxy connected to a control plane has ACKed
     args.py          argparse types the subcommands share
 
 Each subcommand module defines register(subparsers), which adds its parser
@@ -20,10 +22,10 @@ import logging
 import sys
 
 from meshcore import __version__
-from meshcore.cli import ca, check, demo, proxy, proxy_config, stat
+from meshcore.cli import ca, check, control_plane, demo, proxy, proxy_config, proxy_status, stat
 from meshcore.errors import MeshcoreError
 
-COMMANDS = (proxy, check, demo, ca, proxy_config, stat)  # in `meshcore --help` order
+COMMANDS = (proxy, control_plane, check, demo, ca, proxy_config, proxy_status, stat)  # in `meshcore --help` order
 
 
 def _setup_logging(level: str) -> None:
