@@ -215,6 +215,7 @@ class XdsClient:
         self.resources = Resources()   # accepted (ACKed) resources, possibly warming
         self.applied: Resources | None = None  # the resources of the running snapshot
         self.applied_at: float | None = None
+        self.started_at: float | None = None
         self.warming: str | None = None  # what the accepted resources wait for
         self.connected = False
         self.streams = 0       # streams opened
@@ -229,6 +230,7 @@ class XdsClient:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> XdsClient:
+        self.started_at = time.time()
         self._thread = threading.Thread(target=self._run, name="xds-client", daemon=True)
         self._thread.start()
         return self
