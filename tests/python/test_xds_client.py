@@ -111,6 +111,7 @@ def test_acks_carry_the_nonce_and_version_and_the_config_applies_when_whole(ads,
     n_eds = s.send(s.response(xr.EDS, RES.of(xr.EDS), "e1"))
     assert s.recv(xr.EDS).response_nonce == n_eds
     wait_until(lambda: c.recorder.count() == 1, what="clusters applied")
+    assert not c.ready  # no listeners received yet: not ready (Envoy waits for CDS and LDS)
     s.recv(xr.LDS)
     n_lds = s.send(s.response(xr.LDS, RES.of(xr.LDS), "l1"))
     assert s.recv(xr.LDS).response_nonce == n_lds

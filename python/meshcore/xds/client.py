@@ -246,7 +246,8 @@ class XdsClient:
             self._thread.join(timeout)
 
     def wait_applied(self, timeout: float) -> bool:
-        """True once a first complete config was applied."""
+        """True once a first complete config was applied: CDS and LDS received and
+        everything they name (Envoy's initialization before /ready)."""
         return self._applied_event.wait(timeout)
 
     @property
@@ -395,6 +396,8 @@ class XdsClient:
         st.versions = versions
         self.resources = candidate
         st.version, st.nonce, st.acks = version, response.nonce, st.acks + 1
+        if status == "success" and all(self.types[w].acks for w in WILDCARD_TYPES):
+            self._applied_event.set()  # ready: clusters and listeners received, and all they name
         self._count(f"xds.{SHORT_NAME[t].lower()}.update_{status}")
         log.info("xDS %s version %r: %d resources, %s", SHORT_NAME[t], version, len(candidate.of(t)),
                  "applied" if status == "success" else f"waiting ({self.warming})")
@@ -454,7 +457,6 @@ class XdsClient:
         self.warming = None
         self.applied = candidate
         self.applied_at = time.time()
-        self._applied_event.set()
         return "success"
 
     def refresh(self, reason: str = "secrets changed") -> bool:
@@ -478,7 +480,6 @@ class XdsClient:
             self.applied_at = time.time()
             if source is self.resources:
                 self.warming = None
-            self._applied_event.set()
             return True
 
     # -- requests -------------------------------------------------------------------------
