@@ -1,9 +1,11 @@
 """`meshcore proxy`: a sidecar run from a static config.
 
-Two sources: `-c FILE`, an Envoy v3 bootstrap file, or `--mesh-dir DIR
+Three sources: `-c FILE`, an Envoy v3 bootstrap file; `--mesh-dir DIR
 --workload NAMESPACE/NAME`, a directory of Istio YAML translated for one
 workload (meshcore.translate; the directory is polled for changes every
-half second). Owns one Engine, the admin API and the source: SIGHUP, POST
+half second); or `--xds HOST:PORT --workload NAMESPACE/NAME`, a control
+plane over ADS (meshcore.xds.client), the certificate by CSR from the
+certificate service (proxy_xds.py). Owns one Engine, the admin API and the source: SIGHUP, POST
 /reload or (mesh directory) a changed file re-read it; a bad config is
 rejected (logged, counted in server.config_reload_rejected) and the running
 snapshot keeps serving. SIGTERM, SIGINT or POST /quitquitquit stop
@@ -56,17 +58,20 @@ def dir_signature(directory) -> tuple:
 
 
 class Proxy:
-    """config_path: an Envoy bootstrap file; or mesh_dir + workload: a mesh directory."""
+    """config_path: an Envoy bootstrap file; or mesh_dir + workload: a mesh directory;
+    or xds + workload: a control plane (see XdsSource in proxy_xds.py for its options)."""
 
     def __init__(self, config_path: str | None = None, concurrency: int = 0, admin_address: str | None = None,
                  drain_timeout: float = 5.0, splice: str = "auto", *, mesh_dir: str | None = None,
                  workload: str | None = None, outbound_address: str = "127.0.0.1",
                  poll_interval: float = MESH_POLL_INTERVAL, ca_dir: str | None = None, cert_ttl=None,
-                 root_namespace: str | None = None, trust_domain: str | None = None):
-        if (config_path is None) == (mesh_dir is None):
-            raise ConfigError("give exactly one of a config file (-c) or a mesh directory (--mesh-dir)")
-        if mesh_dir is not None and not workload:
-            raise ConfigError("--mesh-dir needs --workload NAMESPACE/NAME")
+                 root_namespace: str | None = None, trust_domain: str | None = None, xds=None):
+        if sum(x is not None for x in (config_path, mesh_dir, xds)) != 1:
+            raise ConfigError("give exactly one of a config file (-c), a mesh directory (--mesh-dir) "
+                              "or a control plane (--xds)")
+        if (mesh_dir is not None or xds is not None) and not workload:
+            raise ConfigError(f"{'--mesh-dir' if mesh_dir is not None else '--xds'} needs --workload NAMESPACE/NAME")
+        self.xds = xds  # an XdsSource (proxy_xds.py)
         if ca_dir is not None and mesh_dir is None:
             raise ConfigError("--ca-dir applies to --mesh-dir (with -c, the config's Secrets name the files)")
         # Certificates (certs.py): from a CA in mesh mode, from the config's files with -c.
@@ -101,6 +106,8 @@ class Proxy:
     @property
     def source(self) -> str:
         """What the config is read from, for log lines."""
+        if self.xds is not None:
+            return f"xDS {self.xds.target} (workload {self.workload})"
         if self.mesh_dir is not None:
             return f"{self.mesh_dir} (workload {self.workload})"
         return self.config_path
@@ -157,6 +164,8 @@ class Proxy:
 
     def start(self) -> None:
         """Loads the config and starts serving; ConfigError/EngineError if it cannot."""
+        if self.xds is not None:
+            return self.xds.start(self)
         if self.mesh_dir is not None:
             if not os.path.isdir(self.mesh_dir):
                 raise ConfigError(f"{self.mesh_dir}: not a directory")
@@ -217,6 +226,8 @@ class Proxy:
 
     def reload(self) -> tuple[bool, str]:
         """Re-reads the config; the old snapshot stays on any error."""
+        if self.xds is not None:
+            return False, "the config comes from the control plane (xDS); nothing to re-read"
         with self._reload_lock:
             try:
                 if self.mesh_dir is None:
@@ -352,6 +363,8 @@ class Proxy:
 
     def shutdown(self) -> None:
         self._watch_stop.set()
+        if self.xds is not None:
+            self.xds.stop()
         if self._renewer is not None:
             self._renewer.stop()
         if self._watcher is not None:

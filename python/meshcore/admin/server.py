@@ -4,13 +4,15 @@ Listens on 127.0.0.1:15000 by default (never on a public address unless
 asked). Nothing here runs per proxied connection: every endpoint reads the
 engine's summed stats or its current config on request.
 
-    GET  /ready              200 LIVE, 503 DRAINING
+    GET  /ready              200 LIVE, 503 DRAINING (or, fed by xDS, 503 PRE_INITIALIZING
+                             until the first complete config and a certificate)
     GET  /stats              text "name: value" (?format=json, ?filter=REGEX)
     GET  /stats/prometheus   Prometheus text format
     GET  /config_dump        envoy.admin.v3.ConfigDump as JSON
                              (?resource=static_secrets|static_listeners|static_clusters:
                              only those entries, as Envoy; secrets with their private
-                             keys redacted)
+                             keys redacted). Fed by xDS: dynamic_active_clusters,
+                             dynamic_listeners, ... with their versions (xds_dump.py)
     GET  /certs              envoy.admin.v3.Certificates: the static secrets' certificates
     GET  /clusters           per-endpoint stats (?format=json)
     GET  /listeners          listener name::address (?format=json)
@@ -45,14 +47,20 @@ class AdminContext:
     engine: a started meshcore.Engine. reload / quit: callables (or None when
     unsupported); reload returns (ok, message). counters: a callable
     returning extra counters (e.g. config reload counts) to merge into stats.
+    not_ready: a callable returning None once the proxy is ready, else the
+    state to report (e.g. "PRE_INITIALIZING"). dumps: a callable returning the
+    config dump messages, when the config is not static (xDS).
     """
 
-    def __init__(self, engine, reload=None, quit=None, counters=None, version="meshcore"):
+    def __init__(self, engine, reload=None, quit=None, counters=None, version="meshcore", not_ready=None,
+                 dumps=None):
         self.engine = engine
         self.reload = reload
         self.quit = quit
         self.counters = counters or (lambda: {})
         self.version = version
+        self.not_ready = not_ready or (lambda: None)
+        self.dumps = dumps
         self.started = time.time()
         self.draining = False
 
@@ -104,26 +112,32 @@ def _last_updated():
     return ts
 
 
-def config_dump(engine) -> dict:
-    """The applied resources as envoy.admin.v3.ConfigDump (Envoy's JSON shape)."""
+def _static_dumps(engine) -> list:
+    """[BootstrapConfigDump, ListenersConfigDump, ClustersConfigDump] of the applied
+    static config, redacted; [] before any config was applied."""
     from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
 
-    dump = config_dump_pb2.ConfigDump()
     b = _redacted(engine.bootstrap)
     if b is None:
-        return json_format.MessageToDict(dump, preserving_proto_field_name=True)
+        return []
     updated = getattr(engine, "applied_at", None) or _last_updated()
-    dump.configs.add().Pack(config_dump_pb2.BootstrapConfigDump(bootstrap=b, last_updated=updated))
     ld = config_dump_shared_pb2.ListenersConfigDump()
     for listener in b.static_resources.listeners:
-        sl = ld.static_listeners.add(last_updated=updated)
-        sl.listener.Pack(listener)
-    dump.configs.add().Pack(ld)
+        ld.static_listeners.add(last_updated=updated).listener.Pack(listener)
     cd = config_dump_shared_pb2.ClustersConfigDump()
     for cluster in b.static_resources.clusters:
-        sc = cd.static_clusters.add(last_updated=updated)
-        sc.cluster.Pack(cluster)
-    dump.configs.add().Pack(cd)
+        cd.static_clusters.add(last_updated=updated).cluster.Pack(cluster)
+    return [config_dump_pb2.BootstrapConfigDump(bootstrap=b, last_updated=updated), ld, cd]
+
+
+def config_dump(engine, dumps=None) -> dict:
+    """The applied resources as envoy.admin.v3.ConfigDump (Envoy's JSON shape).
+    dumps: a callable giving the dump messages when the config is not static (xDS)."""
+    from envoy.admin.v3 import config_dump_pb2
+
+    dump = config_dump_pb2.ConfigDump()
+    for d in (dumps() if dumps is not None else _static_dumps(engine)):
+        dump.configs.add().Pack(d)
     return json_format.MessageToDict(dump, preserving_proto_field_name=True)
 
 
@@ -224,24 +238,14 @@ def secrets_config_dump(engine):
     return dump
 
 
-def config_dump_resource(engine, resource: str) -> dict | None:
+def config_dump_resource(engine, resource: str, dumps=None) -> dict | None:
     """Envoy's /config_dump?resource=NAME: the entries of the repeated field
-    NAME (static_listeners, static_clusters, static_secrets...) of every
-    config dump, each packed as an Any. None when no dump has that field."""
-    from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
+    NAME (static_listeners, static_clusters, static_secrets, dynamic_listeners...)
+    of every config dump, each packed as an Any. None when no dump has that field."""
+    from envoy.admin.v3 import config_dump_pb2
     from google.protobuf import any_pb2
 
-    dumps = [secrets_config_dump(engine)]
-    b = _redacted(engine.bootstrap)
-    if b is not None:
-        updated = getattr(engine, "applied_at", None) or _last_updated()
-        ld = config_dump_shared_pb2.ListenersConfigDump()
-        for listener in b.static_resources.listeners:
-            ld.static_listeners.add(last_updated=updated).listener.Pack(listener)
-        cd = config_dump_shared_pb2.ClustersConfigDump()
-        for cluster in b.static_resources.clusters:
-            cd.static_clusters.add(last_updated=updated).cluster.Pack(cluster)
-        dumps = [config_dump_pb2.BootstrapConfigDump(bootstrap=b, last_updated=updated), ld, cd, *dumps]
+    dumps = dumps() if dumps is not None else [*_static_dumps(engine), secrets_config_dump(engine)]
     found = False
     out = config_dump_pb2.ConfigDump()
     for d in dumps:
@@ -411,8 +415,13 @@ def _index(ctx, q):
     return 200, "meshcore admin\n" + "".join(f"  {p}\n" for p in paths), TEXT
 
 
+def _state(ctx) -> str:
+    return "DRAINING" if ctx.draining else ctx.not_ready() or "LIVE"
+
+
 def _ready(ctx, q):
-    return (503, "DRAINING\n", TEXT) if ctx.draining else (200, "LIVE\n", TEXT)
+    state = _state(ctx)
+    return (200 if state == "LIVE" else 503), state + "\n", TEXT
 
 
 def _stats(ctx, q):
@@ -433,11 +442,11 @@ def _prometheus(ctx, q):
 
 def _config_dump(ctx, q):
     if "resource" in q:  # Envoy's ?resource=: one kind of entry (e.g. static_secrets)
-        dump = config_dump_resource(ctx.engine, q["resource"])
+        dump = config_dump_resource(ctx.engine, q["resource"], ctx.dumps)
         if dump is None:
             return 404, f"no config dump resource {q['resource']!r}\n", TEXT
         return 200, json.dumps(dump, indent=2) + "\n", JSON
-    return 200, json.dumps(config_dump(ctx.engine), indent=2) + "\n", JSON
+    return 200, json.dumps(config_dump(ctx.engine, ctx.dumps), indent=2) + "\n", JSON
 
 
 def _certs(ctx, q):
@@ -459,7 +468,7 @@ def _listeners(ctx, q):
 def _server_info(ctx, q):
     info = {
         "version": ctx.version,
-        "state": "DRAINING" if ctx.draining else "LIVE",
+        "state": _state(ctx),
         "uptime_current_epoch": f"{int(time.time() - ctx.started)}s",
         "concurrency": ctx.engine.concurrency,
         "config_source": ctx.engine.source,
