@@ -6,6 +6,8 @@
     ca.py            meshcore ca ...         the certificate authority
     proxy_config.py  meshcore proxy-config   a running proxy's config and live state (alias pc)
     stat.py          meshcore stat           golden signals between workloads
+    agent.py         meshcore agent          CSR + local SDS for a real Envoy
+    control_plane_token.py  meshcore control-plane token NS/SA   a bootstrap token
     args.py          argparse types the subcommands share
 
 Each subcommand module defines register(subparsers), which adds its parser
@@ -20,10 +22,10 @@ import logging
 import sys
 
 from meshcore import __version__
-from meshcore.cli import ca, check, demo, proxy, proxy_config, stat
+from meshcore.cli import agent, ca, check, control_plane_token, demo, proxy, proxy_config, stat
 from meshcore.errors import MeshcoreError
 
-COMMANDS = (proxy, check, demo, ca, proxy_config, stat)  # in `meshcore --help` order
+COMMANDS = (proxy, check, demo, ca, proxy_config, stat, control_plane_token, agent)  # in `meshcore --help` order
 
 
 def _setup_logging(level: str) -> None:

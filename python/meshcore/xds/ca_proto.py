@@ -118,7 +118,15 @@ def verify_chain(chain, roots, at=None):
         raise ValueError("no certificate")
     if not roots:
         raise ValueError("no trusted root")
-    builder = PolicyBuilder().store(Store(list(roots))).time(at or dt.datetime.now(dt.timezone.utc))
+    at = at or dt.datetime.now(dt.timezone.utc)
+    for cert in chain:  # the common failure, said plainly (the verifier's message is generic)
+        if cert.not_valid_after_utc < at.replace(microsecond=0):
+            raise ValueError(f"certificate {cert.subject.rfc4514_string()} serial {cert.serial_number:x} "
+                             f"expired at {cert.not_valid_after_utc.isoformat()}")
+        if cert.not_valid_before_utc > at:
+            raise ValueError(f"certificate {cert.subject.rfc4514_string()} serial {cert.serial_number:x} "
+                             f"is not valid before {cert.not_valid_before_utc.isoformat()}")
+    builder = PolicyBuilder().store(Store(list(roots))).time(at)
     try:
         builder.build_client_verifier().verify(chain[0], list(chain[1:]))
     except VerificationError as e:
