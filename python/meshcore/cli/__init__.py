@@ -8,6 +8,7 @@
     stat.py          meshcore stat           golden signals between workloads
     control_plane.py meshcore control-plane  serve xDS to the proxies from a mesh directory
     proxy_status.py  meshcore proxy-status   what every proxy connected to a control plane has ACKed
+    agent.py         meshcore agent          CSR + local SDS for a real Envoy
     args.py          argparse types the subcommands share
 
 Each subcommand module defines register(subparsers), which adds its parser
@@ -22,10 +23,11 @@ import logging
 import sys
 
 from meshcore import __version__
-from meshcore.cli import ca, check, control_plane, demo, proxy, proxy_config, proxy_status, stat
+from meshcore.cli import agent, ca, check, control_plane, demo, proxy, proxy_config, proxy_status, stat
 from meshcore.errors import MeshcoreError
 
-COMMANDS = (proxy, control_plane, check, demo, ca, proxy_config, proxy_status, stat)  # in `meshcore --help` order
+# in `meshcore --help` order
+COMMANDS = (proxy, control_plane, check, demo, ca, proxy_config, proxy_status, stat, agent)
 
 
 def _setup_logging(level: str) -> None:

@@ -47,26 +47,12 @@ def run(args) -> int:
     return 0
 
 
-# ---- `meshcore control-plane token NS/SA` -------------------------------------------------------
-# The certificate service's part (branch ca): writes a workload's bootstrap token. Replace this
-# stub's body (and add its flags in _register_token) when it is built.
-
-def run_token(args) -> int:
-    import sys
-
-    print("meshcore control-plane token: not built yet (the certificate service adds it)", file=sys.stderr)
-    return 2
-
-
 def _register_token(sub) -> None:
-    from meshcore.cli.args import workload_ref
+    """`meshcore control-plane token NS/SA` (cli/control_plane_token.py): needs no mesh directory."""
+    from meshcore.cli.control_plane_token import register_token
 
-    t = sub.add_parser("token", help="write a workload's bootstrap token for the certificate service",
-                       description="Writes the bootstrap token NS/SA presents to get its first certificate.")
-    t.add_argument("identity", metavar="NS/SA", type=workload_ref, help="namespace/service-account")
-    t.set_defaults(func=run_token, check_args=None)
-
-# ---- end of the token sub-command's place -------------------------------------------------------
+    register_token(sub)
+    sub.choices["token"].set_defaults(check_args=None)
 
 
 def check_args(parser, args) -> None:

@@ -6,4 +6,9 @@ received over the Aggregated Discovery Service.
                    materialized on the proxy's)
     client.py      the proxy's ADS client: subscriptions, ACK/NACK, warming,
                    reconnection (docs/xds-client.md)
+    ca_proto.py    Istio's IstioCertificateService/CreateCertificate messages,
+                   built at import; the renewal proof and chain check
+    ca_client.py   a workload's certificate by CSR from the control plane
+                   (CertificateClient), renewed in the background (CertificateKeeper)
+    sds.py         a local SDS server on a Unix socket (`meshcore agent`)
 """

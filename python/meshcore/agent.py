@@ -1,0 +1,71 @@
+"""`meshcore agent`: istio-agent's part for a real Envoy.
+
+    meshcore agent --xds HOST:PORT --workload NS/NAME --token FILE --sds-socket PATH
+
+makes the workload's key (in memory; it is never written anywhere), gets its
+certificate from the control plane's certificate service by CSR,
+authenticated by the bootstrap token, renews it at half its lifetime with
+the current certificate (meshcore.xds.ca_client.CertificateKeeper), and
+serves it to Envoy over SDS on a Unix socket (meshcore.xds.sds), with
+Istio's secret names: `default` and `ROOTCA`. Each renewal is pushed as a
+new version. The socket appears once the first certificate is there: Envoy
+(or a test) can wait for it.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from meshcore.errors import ConfigError
+
+log = logging.getLogger("meshcore.agent")
+
+
+class Agent:
+    def __init__(self, xds: str, workload: str, token_file: str, sds_socket: str, ttl=None,
+                 wait: float = 30.0, renew_fraction: float = 0.5):
+        from meshcore.xds.ca_client import CertificateClient
+
+        namespace, _, self.name = workload.rpartition("/")
+        self.client = CertificateClient(xds, token_file=token_file, ttl=ttl)
+        if namespace and namespace != self.client.namespace:
+            self.client.close()
+            raise ConfigError(f"{token_file}: the token is for namespace {self.client.namespace!r}, "
+                              f"but --workload is in {namespace!r}")
+        self.sds_socket = sds_socket
+        self.wait = wait
+        self.renew_fraction = renew_fraction
+        self.keeper = None
+        self.sds = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        from meshcore.xds.ca_client import CertificateKeeper
+        from meshcore.xds.sds import SecretServer
+
+        self.sds = SecretServer()
+        self.keeper = CertificateKeeper(self.client, on_change=self.sds.update, renew_fraction=self.renew_fraction)
+        try:
+            cert = self.keeper.start(wait=self.wait)
+            self.sds.update(cert)
+            self.sds.start(self.sds_socket)
+        except BaseException:
+            self.keeper.stop()
+            raise
+        log.info("agent for %s (%s): serving %s over SDS on %s", self.name, cert.spiffe_id,
+                 cert.describe(), self.sds_socket)
+
+    def serve_forever(self) -> None:
+        """Until SIGTERM or SIGINT (or stop())."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stop.set())
+        self._stop.wait()
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.keeper is not None:
+            self.keeper.stop()
+        if self.sds is not None:
+            self.sds.stop()
