@@ -4,8 +4,10 @@ The demo is frontend's application: it calls checkout in plaintext through
 frontend's sidecar. checkout runs as v1 and as a v2 canary that answers 503
 to every 5th request, each behind its own sidecar. Between the sidecars
 there is mTLS only. The mesh is Istio's own YAML (a 90/10 split with
-retries, STRICT mTLS, an AuthorizationPolicy), read by real `meshcore proxy
---mesh-dir` processes (demo_mesh.py). Every step checks what it shows: one
+retries, STRICT mTLS, an AuthorizationPolicy), served by a real `meshcore
+control-plane` (xDS, and the certificate service: no sidecar ever sees the CA
+key) to real `meshcore proxy --xds` processes (demo_mesh.py); the canary is
+then shifted 90/10 -> 50/50 -> 0/100 while traffic flows. Every step checks what it shows: one
 that does not see what Istio would show fails the demo (exit status 1), and
 whatever happens, every process the demo started is stopped.
 """
@@ -17,17 +19,31 @@ import math
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from meshcore import ca
-from meshcore.demo_mesh import TRUST_DOMAIN, App, DemoError, Sidecar, Workload, free_port, write_mesh_dir
+from meshcore.demo_mesh import (
+    TRUST_DOMAIN,
+    App,
+    ControlPlane,
+    DemoError,
+    Sidecar,
+    Workload,
+    free_port,
+    write_mesh_dir,
+    write_routing,
+)
 from meshcore.errors import MeshcoreError
 from meshcore.telemetry import golden_signals as gs
 from meshcore.translate import Security, check, load_dir
 
-STEPS = 7
+STEPS = 9
+CANARY_STEPS = ((50, 50), (0, 100))  # after the first 90/10
+CANARY_REQUESTS = 200  # measured per step
 HOST = "checkout.default.svc.cluster.local"
 V2_FAILS_EVERY = 5
 
@@ -65,6 +81,49 @@ def _plaintext_probe(port: int) -> str:
     return "closed" if not data else f"{len(data)} bytes that are not HTTP"
 
 
+class _Load:
+    """frontend's application calling checkout in the background, one keep-alive
+    connection, until stopped: what it sent and what did not come back 200."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.sent = 0
+        self.failures: collections.Counter = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-load", daemon=True)
+
+    def start(self) -> _Load:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        while not self._stop.is_set():
+            try:
+                conn.request("GET", "/", headers={"Host": "checkout"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    self.failures[resp.status] += 1
+            except (OSError, http.client.HTTPException) as e:
+                self.failures[type(e).__name__] += 1
+                conn.close()
+            self.sent += 1
+        conn.close()
+
+    def wait_sent(self, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        target = self.sent + n
+        while self.sent < target:
+            if time.monotonic() > deadline:
+                raise DemoError(f"the background load sent {self.sent}/{target} requests in {timeout:.0f}s")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=20)
+
+
 class Demo:
     """The steps, in order, and what they started (stopped by close())."""
 
@@ -75,6 +134,8 @@ class Demo:
         self.mesh_dir = os.path.join(workdir, "mesh")
         self.apps: list[App] = []
         self.sidecars: dict[str, Sidecar] = {}
+        self.cp: ControlPlane | None = None
+        self.tokens: dict[str, str] = {}
         self.step = ""
 
     def _step(self, n: int, title: str) -> None:
@@ -84,9 +145,11 @@ class Demo:
     def run(self) -> None:
         self.trust_domain()
         self.mesh()
+        self.control_plane()
         self.start_sidecars()
         before = self.scrape()
         self.traffic()
+        self.canary()
         self.mtls()
         self.authorization()
         self.stat(before)
@@ -96,8 +159,8 @@ class Demo:
         authority = ca.CertificateAuthority.init(self.ca_dir, TRUST_DOMAIN)
         root = authority.trust_bundle[0]
         print(f"  meshcore ca init --trust-domain {TRUST_DOMAIN} --dir {self.ca_dir}")
-        print(f"  root certificate {authority.key_type}, until {root.not_valid_after_utc:%Y-%m-%d}; each sidecar "
-              f"gets its SPIFFE certificate from it at start")
+        print(f"  root certificate {authority.key_type}, until {root.not_valid_after_utc:%Y-%m-%d}; its key stays "
+              f"in {self.ca_dir}, read by the control plane only")
 
     def mesh(self) -> None:
         self._step(2, f"the mesh: Istio YAML in {self.mesh_dir}")
@@ -120,28 +183,62 @@ class Demo:
             raise DemoError("meshcore check found errors in the generated mesh directory")
         print(f"  meshcore check: {len(findings) or 'no'} issue{'s' * (len(findings) != 1)}")
 
+    def control_plane(self) -> None:
+        self._step(3, "the control plane: meshcore control-plane --mesh-dir --ca-dir (xDS + certificates)")
+        self.cp = ControlPlane(self.mesh_dir, self.ca_dir, self.workdir).start(time.monotonic() + 60)
+        print(f"  xDS (ADS, delta and SotW) and the certificate service on {self.cp.xds}; "
+              f"status on http://{self.cp.status}/debug/syncz")
+        for sa in sorted({w.service_account for w in [*self.checkout, self.frontend]}):
+            self.tokens[sa] = self.cp.token(sa, os.path.join(self.workdir, f"{sa}.token"))
+            print(f"  meshcore control-plane token default/{sa}  -> {sa}.token (a bootstrap token: one identity, "
+                  "no key)")
+
     def start_sidecars(self) -> None:
-        self._step(3, "one sidecar per workload: meshcore proxy --mesh-dir --workload default/NAME --ca-dir")
+        self._step(4, "one sidecar per workload: meshcore proxy --xds CP --workload default/NAME --token FILE")
         t0 = time.monotonic()
         for w in [*self.checkout, self.frontend]:
-            self.sidecars[w.name] = Sidecar(w, self.mesh_dir, self.ca_dir, self.workdir)
+            self.sidecars[w.name] = Sidecar(w, self.cp.xds, self.tokens[w.service_account], self.workdir)
         for s in self.sidecars.values():
             s.wait_ready(t0 + 60)
-        print("  (all on 127.0.0.1)")
+        print("  each made its key, got its certificate by CSR and its config over xDS (no sidecar has the CA)")
         for w in self.checkout:
             fails = f" (503 to every {V2_FAILS_EVERY}th)" if w.app.fail_every else ""
             print(f"  {w.name:<12} {w.spiffe_id}  inbound :{w.inbound_port} (mTLS) -> app :{w.app.port}{fails}, "
                   f"admin :{self.sidecars[w.name].admin[1]}")
         print(f"  {'frontend':<12} {self.frontend.spiffe_id}  outbound :{self.service_port} (Host: checkout), "
               f"admin :{self.sidecars['frontend'].admin[1]}")
-        print(f"  all ready (/ready 200) in {time.monotonic() - t0:.1f}s")
+        print(f"  all ready (/ready 200) in {time.monotonic() - t0:.1f}s; meshcore proxy-status:")
+        version = self._wait_synced(time.monotonic() + 30)
+        print("".join(f"  {line}\n" for line in self._proxy_status().splitlines()), end="")
+        print(f"  config version {version}: every proxy SYNCED")
+
+    def _proxy_status(self) -> str:
+        r = subprocess.run([sys.executable, "-m", "meshcore", "proxy-status", self.cp.status], capture_output=True,
+                           text=True, timeout=30)
+        if r.returncode != 0:
+            raise DemoError(f"meshcore proxy-status: {r.stderr.strip()}")
+        return r.stdout.rstrip()
+
+    def _wait_synced(self, deadline: float, after: str | None = None) -> str:
+        """Until the control plane's config is newer than `after` and every proxy ACKed all of it; its version."""
+        while True:
+            z = self.cp.syncz()
+            version = z["config"]["version"]
+            proxies = z["proxies"]
+            if (version != after and len(proxies) == len(self.sidecars)
+                    and all(p["config_version"] == version for p in proxies)
+                    and all(t.get("acked") == t.get("sent") for p in proxies for t in p["types"].values())):
+                return version
+            if time.monotonic() > deadline:
+                raise DemoError(f"the proxies did not all ACK config {version} in time")
+            time.sleep(0.02)
 
     def scrape(self) -> dict[str, gs.Scrape]:
         return {name: gs.scrape(s.admin, 10.0) for name, s in self.sidecars.items()}
 
     def traffic(self) -> None:
         n = self.requests
-        self._step(4, f"traffic: {n} GET / from frontend, one keep-alive connection to its sidecar")
+        self._step(5, f"traffic: {n} GET / from frontend, one keep-alive connection to its sidecar")
         codes: collections.Counter = collections.Counter()
         answered: collections.Counter = collections.Counter()
         latencies: list[float] = []
@@ -190,13 +287,45 @@ class Demo:
             raise DemoError(f"v2 failed {self.v2.failed} requests, {retried} retries counted, "
                             f"v1 answered {answered['v1']} and received {self.v1.received}")
 
+    def canary(self) -> None:
+        self._step(6, "a live canary: checkout's VirtualService edited 90/10 -> 50/50 -> 0/100 while traffic flows")
+        load = _Load(self.service_port).start()
+        try:
+            load.wait_sent(20)
+            version = self._wait_synced(time.monotonic() + 30)
+            for v1, v2 in CANARY_STEPS:
+                edited = time.monotonic()
+                write_routing(self.mesh_dir, v1, v2)
+                version = self._wait_synced(time.monotonic() + 30, after=version)
+                applied_ms = 1000 * (time.monotonic() - edited)
+                before = (self.v1.received, self.v2.received, self.v2.failed)
+                load.wait_sent(CANARY_REQUESTS)
+                d1, d2, failed = (a - b for a, b in zip((self.v1.received, self.v2.received, self.v2.failed),
+                                                        before, strict=True))
+                # v2's 503s are retried on v1 while v1 is in the split, else on v2 itself
+                routed = {"v1": d1 - failed, "v2": d2} if v1 else {"v1": d1, "v2": d2 - failed}
+                n = routed["v1"] + routed["v2"]
+                print(f"  {v1}/{v2}: checkout.yaml edited; pushed and ACKed by every proxy in {applied_ms:.0f} ms "
+                      f"(config {version}); the next {n}: v1 {routed['v1']} ({100 * routed['v1'] / n:.1f}%), "
+                      f"v2 {routed['v2']} ({100 * routed['v2'] / n:.1f}%)")
+                if abs(routed["v2"] - n * v2 / 100) > max(0.01 * n, 1):
+                    raise DemoError(f"{v1}/{v2}: observed v1 {routed['v1']} / v2 {routed['v2']}, "
+                                    "more than 1% off the configured split")
+        finally:
+            load.stop()
+        failed = sum(load.failures.values())
+        print(f"  {load.sent} requests during the shift, {failed} failed"
+              + (f": {dict(load.failures)}" if failed else ""))
+        if failed:
+            raise DemoError(f"{failed} requests failed while the split moved")
+
     def _retries(self) -> int:
         """Retries frontend's sidecar made after v2 failed (Envoy's upstream_rq_retry of the v2 subset)."""
         stats = self.sidecars["frontend"].stats()
         return stats.get(f"cluster.outbound|{self.service_port}|v2|{HOST}.upstream_rq_retry", 0)
 
     def mtls(self) -> None:
-        self._step(5, "mTLS: who called, as the server sidecars saw it (GET /stats/prometheus)")
+        self._step(7, "mTLS: who called, as the server sidecars saw it (GET /stats/prometheus)")
         want = {"source_principal": self.frontend.spiffe_id, "connection_security_policy": "mutual_tls"}
         shown = ("reporter", "source_principal", "destination_workload", "response_code",
                  "connection_security_policy")
@@ -224,7 +353,7 @@ class Demo:
             raise DemoError(f"a STRICT inbound port answered plaintext HTTP: {got}")
 
     def authorization(self) -> None:
-        self._step(6, "authorization: AuthorizationPolicy checkout-no-admin (DENY /admin*)")
+        self._step(8, "authorization: AuthorizationPolicy checkout-no-admin (DENY /admin*)")
         prefixes = [f"http.inbound_127.0.0.1_{w.app.port}.rbac.denied" for w in self.checkout]
         before = [self.sidecars[w.name].stats().get(p, 0) for w, p in zip(self.checkout, prefixes, strict=True)]
         status, body = _call(self.service_port, "/admin/users")
@@ -240,7 +369,7 @@ class Demo:
         """The table over everything since the sidecars started, each request as the server's sidecar counted it."""
         after = self.scrape()
         admins = " ".join(s.admin_text for s in self.sidecars.values())
-        self._step(7, f"meshcore stat --reporter destination {admins}")
+        self._step(9, f"meshcore stat --reporter destination {admins}")
         rows = gs.rows([gs.delta(before[name], after[name]) for name in after], reporter="destination")
         if {r["destination"] for r in rows if r["source"] == "default/frontend"} != {
                 f"default/{w.name}" for w in self.checkout}:
@@ -251,6 +380,8 @@ class Demo:
     def close(self) -> list[int]:
         """Stops the sidecars (frontend first), then the applications; the sidecars' exit statuses."""
         codes = [s.stop() for s in reversed(self.sidecars.values())]
+        if self.cp is not None:
+            codes.append(self.cp.stop())
         for a in self.apps:
             a.stop()
         return codes
@@ -272,9 +403,10 @@ def run_demo(requests: int = 1000, keep: bool = False) -> int:
         interrupted = True
     finally:
         codes = demo.close()
-    print(f"\nstopped {len(codes)} sidecars (SIGTERM): exit status {', '.join(map(str, codes)) or '-'}", flush=True)
+    print(f"\nstopped {len(codes) - 1} sidecars and the control plane (SIGTERM): exit status "
+          f"{', '.join(map(str, codes)) or '-'}", flush=True)
     if failure is None and not interrupted and any(codes):
-        failure = f"a sidecar did not stop cleanly: exit status {codes}"
+        failure = f"a sidecar or the control plane did not stop cleanly: exit status {codes}"
     if failure is not None:
         print(f"meshcore demo: FAILED: {failure}\n  (CA, mesh YAML and sidecar logs kept in {workdir})",
               file=sys.stderr)

@@ -1,12 +1,16 @@
 """The local mesh `meshcore demo` runs on loopback: checkout's applications,
-the mesh directory of Istio YAML that describes them, and one real `meshcore
-proxy --mesh-dir ... --ca-dir ...` sidecar process per workload.
+the mesh directory of Istio YAML that describes them, a real `meshcore
+control-plane` process (xDS and the certificate service; the CA key stays in
+its directory) and one real `meshcore proxy --xds ... --token ...` sidecar
+process per workload, which makes its own key, gets its certificate by CSR
+and its config over ADS.
 
 Only this machine is involved: applications on 127.0.0.1, sidecar inbound
 ports on 127.0.0.1, each sidecar's outbound listeners on its own loopback
-address (every sidecar gets a listener on checkout's service port, as in
-Istio), admin APIs on port 0 read back from --admin-address-path.
+address (its node's IP: every sidecar gets a listener on checkout's service
+port, as in Istio), ports 0 read back from address files.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -120,35 +124,40 @@ class Workload:
 
 ROUTING = """\
 # checkout's traffic policy (examples/mesh/checkout.yaml): two subsets by
-# version, a 90/10 canary split, retries on another endpoint, 10s per request.
+# version, a {v1}/{v2} canary split, retries on another endpoint, 10s per request.
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
-metadata: {name: checkout, namespace: default}
+metadata: {{name: checkout, namespace: default}}
 spec:
   host: checkout
   subsets:
   - name: v1
-    labels: {version: v1}
+    labels: {{version: v1}}
   - name: v2
-    labels: {version: v2}
+    labels: {{version: v2}}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
-metadata: {name: checkout, namespace: default}
+metadata: {{name: checkout, namespace: default}}
 spec:
   hosts: [checkout]
   http:
   - route:
-    - destination: {host: checkout, subset: v1}
-      weight: 90
-    - destination: {host: checkout, subset: v2}
-      weight: 10
+    - destination: {{host: checkout, subset: v1}}
+      weight: {v1}
+    - destination: {{host: checkout, subset: v2}}
+      weight: {v2}
     retries:
       attempts: 3
       perTryTimeout: 2s
       retryOn: 5xx,gateway-error
     timeout: 10s
 """
+
+
+def routing(v1: int = 90, v2: int = 10) -> str:
+    """checkout.yaml with the split v1/v2 (percent)."""
+    return ROUTING.format(v1=v1, v2=v2)
 
 SECURITY = """\
 # Mesh-wide STRICT mTLS: a sidecar's inbound port takes TLS with a client certificate only.
@@ -173,6 +182,15 @@ spec:
 """
 
 
+def write_routing(directory: str, v1: int, v2: int) -> None:
+    """Rewrites checkout.yaml with a new split (whole, then renamed into place: the
+    control plane never reads half a file)."""
+    path = os.path.join(directory, "checkout.yaml")
+    with open(path + ".tmp", "w") as f:
+        f.write(routing(v1, v2))
+    os.replace(path + ".tmp", path)
+
+
 def write_mesh_dir(directory: str, service_port: int, workloads: list[Workload]) -> list[str]:
     """registry.yaml (the Service and WorkloadEntries), checkout.yaml, security.yaml; returns the names."""
     os.makedirs(directory, exist_ok=True)
@@ -181,28 +199,107 @@ def write_mesh_dir(directory: str, service_port: int, workloads: list[Workload])
                 "apiVersion: v1\nkind: Service\nmetadata: {name: checkout, namespace: default}\n"
                 f"spec:\n  selector: {{app: checkout}}\n  ports:\n  - {{name: http, port: {service_port}}}\n"
                 + "".join("---\n" + w.entry_yaml() for w in workloads))
-    files = {"registry.yaml": registry, "checkout.yaml": ROUTING, "security.yaml": SECURITY}
+    files = {"registry.yaml": registry, "checkout.yaml": routing(), "security.yaml": SECURITY}
     for name, text in files.items():
         with open(os.path.join(directory, name), "w") as f:
             f.write(text)
     return list(files)
 
 
-class Sidecar:
-    """`meshcore proxy --mesh-dir DIR --workload default/NAME --ca-dir CA` as a child
-    process, its output in NAME.log; the admin API's address comes from
-    --admin-address-path."""
+def _meshcore(*args: str) -> list[str]:
+    return [sys.executable, "-m", "meshcore", "--log-level", "info", *args]
 
-    def __init__(self, workload: Workload, mesh_dir: str, ca_dir: str, workdir: str):
+
+def _stop(proc: subprocess.Popen, grace: float) -> int:
+    """SIGTERM, then SIGKILL if it is not gone after grace seconds; the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
+def _tail(path: str, lines: int = 12) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            tail = f.read().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"    | {line}\n" for line in tail) + f"    (log: {path})"
+
+
+class ControlPlane:
+    """`meshcore control-plane --mesh-dir DIR --ca-dir CA` as a child process: xDS
+    and the certificate service on one port, the status page on another (port 0
+    the first time, read back from --address-file; the same ports on a restart)."""
+
+    def __init__(self, mesh_dir: str, ca_dir: str, workdir: str):
+        self.mesh_dir, self.ca_dir = mesh_dir, ca_dir
+        self.log_path = os.path.join(workdir, "control-plane.log")
+        self._addr_path = os.path.join(workdir, "control-plane.addresses")
+        self.xds = self.status = ""
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, deadline: float) -> ControlPlane:
+        if os.path.exists(self._addr_path):
+            os.unlink(self._addr_path)
+        args = _meshcore("control-plane", "--mesh-dir", self.mesh_dir, "--ca-dir", self.ca_dir,
+                         "--listen", self.xds or "127.0.0.1:0", "--status", self.status or "127.0.0.1:0",
+                         "--address-file", self._addr_path, "--poll-interval", "0.05")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        while not os.path.exists(self._addr_path):
+            if self.proc.poll() is not None:
+                raise DemoError(f"the control plane exited with {self.proc.returncode}\n" + _tail(self.log_path))
+            if time.monotonic() > deadline:
+                raise DemoError("the control plane did not start in time\n" + _tail(self.log_path))
+            time.sleep(0.05)
+        with open(self._addr_path) as f:
+            self.xds, self.status = f.read().split()
+        return self
+
+    def token(self, service_account: str, path: str) -> str:
+        """`meshcore control-plane token default/SA`: the file a sidecar presents for its first certificate."""
+        r = subprocess.run(_meshcore("control-plane", "token", f"default/{service_account}", "--ca-dir",
+                                     self.ca_dir, "--out", path), capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise DemoError(f"meshcore control-plane token default/{service_account}: {r.stderr.strip()}")
+        return path
+
+    def syncz(self) -> dict:
+        """The status page's /debug/syncz (docs/control-plane.md)."""
+        host, _, port = self.status.rpartition(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            conn.request("GET", "/debug/syncz")
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    def stop(self) -> int:
+        return _stop(self.proc, 10) if self.proc is not None else 0
+
+
+class Sidecar:
+    """`meshcore proxy --xds CP --workload default/NAME --token FILE` as a child
+    process, its output in NAME.log; the admin API's address comes from
+    --admin-address-path. Its outbound listeners are on the workload's own
+    loopback address (--outbound-address: the IP of its node id)."""
+
+    def __init__(self, workload: Workload, xds: str, token_file: str, workdir: str, cert_ttl: str | None = None):
         self.workload = workload
         self.log_path = os.path.join(workdir, f"{workload.name}.log")
         self._addr_path = os.path.join(workdir, f"{workload.name}.admin")
         self.admin: tuple[str, int] | None = None
-        args = [sys.executable, "-m", "meshcore", "--log-level", "info", "proxy",
-                "--mesh-dir", mesh_dir, "--workload", f"default/{workload.name}", "--ca-dir", ca_dir,
-                "--outbound-address", workload.outbound_address, "--concurrency", "1",
-                "--admin-address", "127.0.0.1:0", "--admin-address-path", self._addr_path,
-                "--drain-timeout", str(DRAIN_TIMEOUT)]
+        args = _meshcore("proxy", "--xds", xds, "--workload", f"default/{workload.name}", "--token", token_file,
+                         "--outbound-address", workload.outbound_address, "--concurrency", "1",
+                         "--admin-address", "127.0.0.1:0", "--admin-address-path", self._addr_path,
+                         "--drain-timeout", str(DRAIN_TIMEOUT))
+        if cert_ttl:
+            args += ["--cert-ttl", cert_ttl]
         with open(self.log_path, "wb") as log:
             # its own session: a Ctrl-C in the terminal reaches the demo, which stops the sidecars itself
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -251,19 +348,8 @@ class Sidecar:
         return {s["name"]: s["value"] for s in json.loads(body)["stats"] if "name" in s}
 
     def log_tail(self, lines: int = 12) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                tail = f.read().splitlines()[-lines:]
-        except OSError:
-            return ""
-        return "".join(f"    | {line}\n" for line in tail) + f"    (log: {self.log_path})"
+        return _tail(self.log_path, lines)
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it is not gone after its drain; the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=DRAIN_TIMEOUT + 15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
+        return _stop(self.proc, DRAIN_TIMEOUT + 15)

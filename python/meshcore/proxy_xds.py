@@ -43,7 +43,7 @@ def parse_target(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def certificate_service(target: str, token_file: str | None, namespace: str, service_account: str):
+def certificate_service(target: str, token_file: str | None, namespace: str, service_account: str, ttl=None):
     """The default certificate source: the control plane's certificate service."""
     def make(on_change):
         try:
@@ -51,7 +51,7 @@ def certificate_service(target: str, token_file: str | None, namespace: str, ser
         except ImportError as e:
             raise EngineError(f"no certificate service client in this build ({e})") from None
         client = CertificateClient(target, token_file=token_file, namespace=namespace,
-                                   service_account=service_account)
+                                   service_account=service_account, ttl=ttl)
         return CertificateKeeper(client, on_change)
     return make
 
@@ -64,14 +64,16 @@ class XdsSource:
 
     def __init__(self, target: str, *, mode: str = "delta", token_file: str | None = None,
                  service_account: str | None = None, labels: dict | None = None, certificates=None,
-                 backoff=None, node_ip: str | None = None):
+                 backoff=None, node_ip: str | None = None, cert_ttl=None, cert_wait: float = 30.0):
         self.host, self.port = parse_target(target)
         self.target = target
         self.mode = mode
         self.token_file = token_file
-        self.service_account = service_account or "default"
+        self.service_account = service_account or _token_service_account(token_file) or "default"
         self.labels = dict(labels or {})
         self.node_ip = node_ip
+        self.cert_ttl = cert_ttl
+        self.cert_wait = cert_wait  # how long the first certificate may wait for the control plane
         self._certificates = certificates
         self._backoff = backoff
         self.keeper = None
@@ -103,9 +105,9 @@ class XdsSource:
                 raise EngineError(f"admin API: cannot listen on {host}:{port}: {e.strerror}") from None
             log.info("admin API on http://%s:%d/ (%d workers)", *proxy.admin.address, proxy.engine.concurrency)
             make = self._certificates or certificate_service(self.target, self.token_file, ns,
-                                                              self.service_account)
+                                                              self.service_account, self.cert_ttl)
             self.keeper = make(self._on_certificate)
-            self.keeper.start()  # blocks until the first certificate
+            self._start_keeper()  # blocks until the first certificate
             log.info("certificate: %s", _describe(self.keeper.current))
             self.client = xc.XdsClient(self.target, node, self._apply, self._secrets, base=self.base,
                                        mode=self.mode, token_file=self.token_file,
@@ -117,6 +119,13 @@ class XdsSource:
                 proxy.admin.stop()
             proxy.engine.stop()
             raise
+
+    def _start_keeper(self) -> None:
+        """The first certificate; a control plane not up yet is waited for (cert_wait seconds)."""
+        try:
+            self.keeper.start(wait=self.cert_wait)
+        except TypeError:  # a test keeper without the wait argument
+            self.keeper.start()
 
     def stop(self) -> None:
         if self.client is not None:
@@ -193,6 +202,15 @@ class XdsSource:
         if self.client is None:
             return []
         return xds_dumps(self.client, self.base, self.proxy.engine)
+
+
+def _token_service_account(token_file: str | None) -> str | None:
+    """The identity a bootstrap token is for: the sidecar's service account unless --service-account says."""
+    if not token_file:
+        return None
+    from meshcore.controlplane.tokens import read_token_file
+
+    return read_token_file(token_file).get("service_account")  # ConfigError naming the file
 
 
 def _describe(cert) -> str:

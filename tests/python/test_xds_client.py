@@ -229,6 +229,14 @@ def test_the_token_is_sent_as_a_bearer_credential(ads, make_client, tmp_path):
     assert s.metadata.get("authorization") == "Bearer secret-token"
 
 
+def test_a_bootstrap_token_file_sends_its_token(ads, make_client, tmp_path):
+    token = tmp_path / "token.json"
+    token.write_text('{"token": "abc123", "namespace": "default", "service_account": "sa"}\n')
+    make_client(ads[0].target, token_file=str(token))
+    s = ads[0].next_stream()
+    assert s.metadata.get("authorization") == "Bearer abc123"
+
+
 def test_refresh_reapplies_with_new_secrets(ads, make_client):
     secrets = [({"name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_string": "one"}}},)]
     c = make_client(ads[0].target, secrets=lambda: secrets[-1])

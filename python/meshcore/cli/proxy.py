@@ -13,7 +13,10 @@ def run(args) -> int:
     if args.xds is not None:
         from meshcore.proxy_xds import XdsSource
 
-        xds = XdsSource(args.xds, mode=args.xds_mode, token_file=args.token, service_account=args.service_account)
+        # --outbound-address: the IP the node id names; the control plane binds this sidecar's
+        # outbound listeners there (several sidecars on one machine, as in the demo)
+        xds = XdsSource(args.xds, mode=args.xds_mode, token_file=args.token, service_account=args.service_account,
+                        node_ip=args.node_ip, cert_ttl=args.cert_ttl)
     proxy = Proxy(args.config, concurrency=args.concurrency, admin_address=args.admin_address,
                   drain_timeout=args.drain_timeout, splice=args.splice, mesh_dir=args.mesh_dir,
                   workload=args.workload, outbound_address=args.outbound_address, ca_dir=args.ca_dir,
@@ -35,14 +38,15 @@ def check_args(parser, args) -> None:
         parser.error("proxy --xds needs --workload NAMESPACE/NAME")
     if args.xds is None and (args.token or args.service_account or args.xds_mode):
         parser.error("proxy --token, --service-account and --xds-mode only apply with --xds")
-    if args.mesh_dir is None and args.outbound_address is not None:
-        parser.error("proxy --outbound-address only applies with --mesh-dir")
+    if args.mesh_dir is None and args.xds is None and args.outbound_address is not None:
+        parser.error("proxy --outbound-address only applies with --mesh-dir or --xds")
     if args.mesh_dir is None and args.xds is None and args.workload is not None:
         parser.error("proxy --workload only applies with --mesh-dir or --xds")
     if args.mesh_dir is None and (args.ca_dir or args.root_namespace):
         parser.error("proxy --ca-dir and --root-namespace only apply with --mesh-dir")
-    if args.cert_ttl is not None and not args.ca_dir:
-        parser.error("proxy --cert-ttl needs --ca-dir")
+    if args.cert_ttl is not None and not args.ca_dir and args.xds is None:
+        parser.error("proxy --cert-ttl needs --ca-dir or --xds")
+    args.node_ip = args.outbound_address if args.xds is not None else None  # None: the IP towards the control plane
     args.outbound_address = args.outbound_address or "127.0.0.1"
     args.xds_mode = args.xds_mode or "delta"
 
@@ -68,12 +72,14 @@ def register(subparsers) -> None:
     px.add_argument("--service-account", metavar="SA",
                     help="with --xds: the workload's service account (default: default)")
     px.add_argument("--outbound-address", type=ip,
-                    help="with --mesh-dir: the address outbound listeners bind (default 127.0.0.1)")
+                    help="with --mesh-dir: the address outbound listeners bind (default 127.0.0.1); with --xds: the IP "
+                         "in the node id, where the control plane binds this sidecar's outbound listeners")
     px.add_argument("--ca-dir", metavar="CADIR",
                     help="with --mesh-dir: the CA (meshcore ca init) that signs this sidecar's certificate; the key "
                          "is generated here, renewed at half its lifetime (docs/security.md)")
     px.add_argument("--cert-ttl", type=lifetime("--cert-ttl"), metavar="DURATION",
-                    help="with --ca-dir: lifetime of the sidecar's certificates (default: the CA's workload_ttl)")
+                    help="with --ca-dir or --xds: lifetime of the sidecar's certificates "
+                         "(default: the CA's workload_ttl)")
     px.add_argument("--root-namespace", metavar="NS",
                     help="with --mesh-dir: the namespace of mesh-wide policies (default istio-system, as Istio)")
     px.add_argument("--concurrency", type=int, default=0, help="worker threads (default: CPU count)")

@@ -85,6 +85,8 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             if conn.identity is None:
                 continue
             view = snapshot.views.get(conn.ref)
+            if view is not None:
+                view = view.for_node(conn.identity.ip)
             if view is not None and view is conn.view:
                 conn.config_version = snapshot.version  # same resources: nothing to send
                 continue
@@ -116,7 +118,8 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         snapshot = self._snapshot()
         nodes.resolve(identity, snapshot.registry)
         conn.identity = identity
-        conn.view = snapshot.views.get(identity.ref)
+        view = snapshot.views.get(identity.ref)
+        conn.view = view.for_node(identity.ip) if view is not None else None
         conn.config_version = snapshot.version
         log.info("connected: %s (%s, %s) from %s", identity.ref, identity.node_id, conn.stream.mode, conn.peer)
 
@@ -153,6 +156,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                                            f"node {conn.identity.node_id!r}: WorkloadEntry {conn.ref} was removed "
                                            f"from the mesh config (version {snapshot.version})")
                     conn.config_version = snapshot.version
+                    view = view.for_node(conn.identity.ip)
                     if view is conn.view:
                         continue
                     conn.view = view

@@ -56,6 +56,7 @@ class ControlPlane:
         self.workers = workers
         self.stats = PushStats()
         self.ca = None
+        self.certificates = None
         self.pusher: Pusher | None = None
         self.ads = None
         self.port: int | None = None
@@ -74,9 +75,13 @@ class ControlPlane:
         from meshcore.translate import Security
 
         from .ads import AdsServicer
+        from .ca_service import CertificateService
+        from .tokens import TokenStore
         from .views import Rejected
 
         self.ca = CertificateAuthority.load(self.ca_dir)
+        # The certificate service shares the xDS port (Istio's istiod serves both on one port).
+        self.certificates = CertificateService(self.ca, TokenStore(self.ca_dir, authority=self.ca))
         kw = {"trust_domain": self.ca.trust_domain}
         if self.root_namespace:
             kw["root_namespace"] = self.root_namespace
@@ -115,6 +120,7 @@ class ControlPlane:
         self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="mc-cp-rpc")
         server = grpc.aio.server(migration_thread_pool=self._pool)
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self.ads, server)
+        self.certificates.register(server)
         for hook in self.extra_services:
             hook(server)
         try:
@@ -176,5 +182,6 @@ class ControlPlane:
                            "rejected": list(self.pusher.rejected),
                            "last_rejected_version": self.pusher.last_rejected_version},
                 "counters": self.stats.describe(),
+                "certificates": self.certificates.status() if self.certificates is not None else {},
                 "proxies": self._call(proxies(), timeout=5) if self._loop is not None else [],
                 "started_at": self.started_at}

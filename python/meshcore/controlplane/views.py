@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from google.protobuf import any_pb2
 
 from meshcore.translate import Registry, Security, analyze, findings, translate
+from meshcore.translate.build import DEFAULT_OUTBOUND_ADDRESS
 from meshcore.xds import resources as xr
 
 
@@ -63,9 +64,21 @@ class WorkloadView:
     resources: dict  # type URL -> name -> Entry
     type_versions: dict = field(default_factory=dict)  # type URL -> version of the whole type
     version: str = ""  # of the whole view
+    rebound: dict = field(default_factory=dict)  # node IP -> this view with outbound listeners on that IP
 
     def of(self, type_url: str) -> dict:
         return self.resources.get(type_url, {})
+
+    def for_node(self, ip: str) -> WorkloadView:
+        """The view as a proxy at `ip` gets it: its outbound listeners bind `ip` (the
+        address its node id names, as Istio's sidecars bind their pod's), so several
+        sidecars can share one machine. Cached on the view: an unchanged view gives
+        the same object again, so "changed?" stays an identity test."""
+        if not ip or ip == DEFAULT_OUTBOUND_ADDRESS or not _is_ip(ip):
+            return self
+        if ip not in self.rebound:
+            self.rebound[ip] = _rebind(self, ip)
+        return self.rebound[ip]
 
 
 @dataclass
@@ -78,6 +91,41 @@ class Snapshot:
     warnings: list = field(default_factory=list)
     built_at: float = field(default_factory=time.time)
     build_seconds: float = 0.0
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _rebind(view: WorkloadView, ip: str) -> WorkloadView:
+    """A copy of the view whose outbound listeners bind ip instead of the default address."""
+    from envoy.config.core.v3 import base_pb2
+    from envoy.config.listener.v3 import listener_pb2
+
+    listeners = {}
+    for entry in view.of(xr.LDS).values():
+        lst = listener_pb2.Listener()
+        lst.ParseFromString(entry.any.value)
+        sa = lst.address.socket_address
+        if lst.traffic_direction == base_pb2.OUTBOUND and sa.address == DEFAULT_OUTBOUND_ADDRESS:
+            sa.address = ip
+            old_prefix = f"{DEFAULT_OUTBOUND_ADDRESS}_"
+            if lst.name.startswith(old_prefix):
+                lst.name = f"{ip}_" + lst.name[len(old_prefix):]
+        listeners[lst.name] = lst
+    out = {t: dict(view.of(t)) for t in xr.PUSH_ORDER}
+    out[xr.LDS] = {}
+    for name, lst in listeners.items():
+        data = lst.SerializeToString(deterministic=True)
+        out[xr.LDS][name] = Entry(digest(data), any_pb2.Any(type_url=xr.LDS, value=data))
+    type_versions = {t: set_digest((n, e.version) for n, e in out[t].items()) for t in xr.PUSH_ORDER}
+    return WorkloadView(view.ref, view.workload, out, type_versions, set_digest(type_versions.items()))
 
 
 def _view(ref, workload, res: xr.Resources, previous: WorkloadView | None) -> WorkloadView:

@@ -304,10 +304,19 @@ class XdsClient:
             return None
         try:
             with open(self.token_file) as f:
-                return (("authorization", f"Bearer {f.read().strip()}"),)
+                text = f.read().strip()
         except OSError as e:
             log.error("cannot read token file %s: %s", self.token_file, e.strerror)
             return None
+        if text.startswith("{"):  # a bootstrap token file (meshcore control-plane token): its "token"
+            import json
+
+            try:
+                text = str(json.loads(text).get("token", ""))
+            except ValueError:
+                log.error("token file %s: not valid JSON", self.token_file)
+                return None
+        return (("authorization", f"Bearer {text}"),)
 
     def _stream(self, stub) -> bool:
         """One ADS stream until it ends; True if a response was received."""
