@@ -86,7 +86,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 continue
             view = snapshot.views.get(conn.ref)
             if view is not None:
-                view = view.for_node(conn.identity.ip)
+                view = view.for_node(conn.identity.ip, conn.identity.flavor)
             if view is not None and view is conn.view:
                 conn.config_version = snapshot.version  # same resources: nothing to send
                 continue
@@ -119,7 +119,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         nodes.resolve(identity, snapshot.registry)
         conn.identity = identity
         view = snapshot.views.get(identity.ref)
-        conn.view = view.for_node(identity.ip) if view is not None else None
+        conn.view = view.for_node(identity.ip, identity.flavor) if view is not None else None
         conn.config_version = snapshot.version
         log.info("connected: %s (%s, %s) from %s", identity.ref, identity.node_id, conn.stream.mode, conn.peer)
 
@@ -156,7 +156,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                                            f"node {conn.identity.node_id!r}: WorkloadEntry {conn.ref} was removed "
                                            f"from the mesh config (version {snapshot.version})")
                     conn.config_version = snapshot.version
-                    view = view.for_node(conn.identity.ip)
+                    view = view.for_node(conn.identity.ip, conn.identity.flavor)
                     if view is conn.view:
                         continue
                     conn.view = view

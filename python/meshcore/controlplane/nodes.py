@@ -48,6 +48,7 @@ class NodeIdentity:
     service_account: str = ""
     labels: tuple = ()
     source: str = "metadata"  # "metadata" or "id"
+    flavor: str = "meshcore"  # who is asking: MESHCORE, ENVOY or GRPC (see flavor_of)
 
     @property
     def ref(self) -> str:
@@ -79,6 +80,22 @@ def parse_id(node_id: str) -> tuple[str, str, str]:
     return ip, name, namespace
 
 
+MESHCORE, ENVOY, GRPC = "meshcore", "envoy", "grpc"
+
+
+def flavor_of(node, meta: dict) -> str:
+    """Which client the node is, by what it says of itself: node.user_agent_name
+    ("envoy", "meshcore", gRPC's "gRPC Python"/"grpc-go"...) or Istio's proxyless
+    marker (metadata GENERATOR "grpc"). The views adapt what they serve to it
+    (views.WorkloadView.for_node)."""
+    agent = (node.user_agent_name or "").lower() if node is not None else ""
+    if str(meta.get("GENERATOR", "")).lower() == "grpc" or agent.startswith("grpc"):
+        return GRPC
+    if agent == "envoy":
+        return ENVOY
+    return MESHCORE
+
+
 def identify(node) -> NodeIdentity:
     """The WorkloadEntry a Node names (not yet checked against the registry)."""
     if node is None or (not node.id and not node.HasField("metadata")):
@@ -95,7 +112,8 @@ def identify(node) -> NodeIdentity:
             ip = parse_id(node.id)[0]
         except ValueError:
             pass  # proxyless gRPC clients: any id
-        return NodeIdentity(node.id, namespace, name, ip, sa, tuple(sorted(labels.items())), "metadata")
+        return NodeIdentity(node.id, namespace, name, ip, sa, tuple(sorted(labels.items())), "metadata",
+                            flavor_of(node, meta))
     try:
         ip, id_name, id_namespace = parse_id(node.id)
     except ValueError as e:
@@ -104,7 +122,8 @@ def identify(node) -> NodeIdentity:
     if namespace and namespace != id_namespace:
         raise NodeRefused(grpc.StatusCode.INVALID_ARGUMENT,
                           f"node id {node.id!r} names namespace {id_namespace!r}, its metadata NAMESPACE {namespace!r}")
-    return NodeIdentity(node.id, id_namespace, name or id_name, ip, sa, tuple(sorted(labels.items())), "id")
+    return NodeIdentity(node.id, id_namespace, name or id_name, ip, sa, tuple(sorted(labels.items())), "id",
+                        flavor_of(node, meta))
 
 
 def resolve(identity: NodeIdentity, registry):

@@ -64,21 +64,28 @@ class WorkloadView:
     resources: dict  # type URL -> name -> Entry
     type_versions: dict = field(default_factory=dict)  # type URL -> version of the whole type
     version: str = ""  # of the whole view
-    rebound: dict = field(default_factory=dict)  # node IP -> this view with outbound listeners on that IP
+    rebound: dict = field(default_factory=dict)  # (node IP, flavor) -> this view as that node gets it
 
     def of(self, type_url: str) -> dict:
         return self.resources.get(type_url, {})
 
-    def for_node(self, ip: str) -> WorkloadView:
-        """The view as a proxy at `ip` gets it: its outbound listeners bind `ip` (the
-        address its node id names, as Istio's sidecars bind their pod's), so several
-        sidecars can share one machine. Cached on the view: an unchanged view gives
-        the same object again, so "changed?" stays an identity test."""
-        if not ip or ip == DEFAULT_OUTBOUND_ADDRESS or not _is_ip(ip):
+    def for_node(self, ip: str, flavor: str = "meshcore") -> WorkloadView:
+        """The view as a proxy at `ip` of this flavor (nodes.flavor_of) gets it: its
+        outbound listeners bind `ip` (the address its node id names, as Istio's
+        sidecars bind their pod's), so several sidecars can share one machine; an
+        Envoy or a proxyless gRPC client gets what it understands (flavors.py).
+        Cached on the view: an unchanged view gives the same object again, so
+        "changed?" stays an identity test."""
+        from . import flavors
+
+        rebind = bool(ip) and ip != DEFAULT_OUTBOUND_ADDRESS and _is_ip(ip)
+        if not rebind and flavor == flavors.MESHCORE:
             return self
-        if ip not in self.rebound:
-            self.rebound[ip] = _rebind(self, ip)
-        return self.rebound[ip]
+        key = (ip if rebind else "", flavor)
+        if key not in self.rebound:
+            view = _rebind(self, ip) if rebind else self
+            self.rebound[key] = flavors.adapt(view, flavor)
+        return self.rebound[key]
 
 
 @dataclass
@@ -119,13 +126,29 @@ def _rebind(view: WorkloadView, ip: str) -> WorkloadView:
             if lst.name.startswith(old_prefix):
                 lst.name = f"{ip}_" + lst.name[len(old_prefix):]
         listeners[lst.name] = lst
+    return replace_type(view, xr.LDS, listeners)
+
+
+def replace_type(view: WorkloadView, type_url: str, messages: dict) -> WorkloadView:
+    """A copy of the view whose resources of one type are `messages` (name -> message);
+    the other types' entries are shared, not copied."""
     out = {t: dict(view.of(t)) for t in xr.PUSH_ORDER}
-    out[xr.LDS] = {}
-    for name, lst in listeners.items():
-        data = lst.SerializeToString(deterministic=True)
-        out[xr.LDS][name] = Entry(digest(data), any_pb2.Any(type_url=xr.LDS, value=data))
+    out[type_url] = {}
+    for name, message in messages.items():
+        data = message.SerializeToString(deterministic=True)
+        out[type_url][name] = Entry(digest(data), any_pb2.Any(type_url=type_url, value=data))
     type_versions = {t: set_digest((n, e.version) for n, e in out[t].items()) for t in xr.PUSH_ORDER}
     return WorkloadView(view.ref, view.workload, out, type_versions, set_digest(type_versions.items()))
+
+
+def messages_of(view: WorkloadView, type_url: str) -> dict:
+    """The view's resources of one type, decoded (name -> message, fresh copies)."""
+    out = {}
+    for name, entry in view.of(type_url).items():
+        m = xr.MESSAGE_CLASS[type_url]()
+        m.ParseFromString(entry.any.value)
+        out[name] = m
+    return out
 
 
 def _view(ref, workload, res: xr.Resources, previous: WorkloadView | None) -> WorkloadView:
