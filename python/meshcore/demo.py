@@ -298,6 +298,7 @@ class Demo:
                 write_routing(self.mesh_dir, v1, v2)
                 version = self._wait_synced(time.monotonic() + 30, after=version)
                 applied_ms = 1000 * (time.monotonic() - edited)
+                load.wait_sent(2)  # the request in flight when the last ACK came may be the old split's
                 before = (self.v1.received, self.v2.received, self.v2.failed)
                 load.wait_sent(CANARY_REQUESTS)
                 d1, d2, failed = (a - b for a, b in zip((self.v1.received, self.v2.received, self.v2.failed),

@@ -72,7 +72,17 @@ def test_demo_quick(tmp_path):
     assert re.search(r"default/frontend\s+default/checkout-v1\s+destination\s+\S+\s+100\.00%", out), out
     assert re.search(r"default/frontend\s+default/checkout-v2\s+destination", out), out
 
-    assert "stopped 3 sidecars (SIGTERM): exit status 0, 0, 0" in out, out
+    # the control plane: sidecars got their certificates by CSR and their config over xDS
+    assert re.search(r"frontend\.default\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED", out), out
+    assert "every proxy SYNCED" in out, out
+    steps = re.findall(r"(\d+)/(\d+): checkout\.yaml edited; pushed and ACKed by every proxy in \d+ ms .*?"
+                       r"the next (\d+): v1 (\d+) .*?, v2 (\d+) ", out)
+    assert [(a, b) for a, b, *_ in steps] == [("50", "50"), ("0", "100")], out
+    for _, share, n, _, v2 in steps:
+        assert abs(int(v2) - int(n) * int(share) / 100) <= max(0.01 * int(n), 1), out  # within 1%
+    assert re.search(r"\d+ requests during the shift, 0 failed", out), out
+
+    assert "stopped 3 sidecars and the control plane (SIGTERM): exit status 0, 0, 0, 0" in out, out
     assert not list(tmp_path.iterdir()), "the demo's temporary directory was not removed"
 
 
