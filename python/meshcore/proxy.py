@@ -235,22 +235,22 @@ class Proxy:
                 else:
                     self.engine.apply(*self._load())
             except (ConfigError, EngineError) as e:
-                self._counters["server.config_reload_rejected"] += 1
                 log.error("config reload rejected, keeping the running config: %s", e)
+                self._counters["server.config_reload_rejected"] += 1  # after the log line: a test waits on it
                 return False, f"rejected: {e}"
             except Exception as e:  # a translator bug must not take the running proxy down
                 if self.mesh_dir is None:
                     raise
-                self._counters["server.config_reload_rejected"] += 1
                 log.exception("config reload failed, keeping the running config")
+                self._counters["server.config_reload_rejected"] += 1
                 return False, f"rejected: internal error: {e}"
             self._last_bootstrap = self.engine.bootstrap
             if self.mesh_dir is None:
                 self._watch_certificate_files()
             else:
                 self._adopt_peers()
-            self._counters["server.config_reload_success"] += 1
             log.info("config reloaded from %s", self.source)
+            self._counters["server.config_reload_success"] += 1
             return True, "reloaded"
 
     def request_stop(self) -> None:
