@@ -116,3 +116,13 @@ def test_certificates_rotate_under_load(tmp_path):
         assert counters.get("issued.renewal", 0) >= 2 * len(m.sidecars), counters
     finally:
         m.close()
+
+
+def test_proxy_config_shows_an_xds_sidecars_certificate(mesh):
+    from support.proxy import run_cli
+
+    frontend = mesh.sidecars[-1]
+    r = run_cli(["proxy-config", "secrets", f"{frontend.admin[0]}:{frontend.admin[1]}"])
+    assert r.returncode == 0, r.stderr
+    assert "spiffe://cluster.local/ns/default/sa/frontend" in r.stdout, r.stdout
+    assert "ROOTCA" in r.stdout, r.stdout

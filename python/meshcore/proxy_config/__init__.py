@@ -52,6 +52,8 @@ def collect(kind: str, admin: Admin) -> list[dict]:
     """The rows of one kind, from the admin API."""
     if kind == "secrets":
         dump = admin.get("/config_dump?resource=static_secrets", missing_ok=True)
+        if dump is not None and not dump.get("configs"):  # an xDS-fed proxy: its own, as Envoy shows SDS secrets
+            dump = admin.get("/config_dump?resource=dynamic_active_secrets", missing_ok=True) or dump
         if dump is None:
             raise MeshcoreError(f"admin API at {show_address(admin.addr)} does not list secrets "
                                 "(/config_dump?resource=static_secrets)")
