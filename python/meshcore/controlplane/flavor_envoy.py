@@ -27,8 +27,6 @@ from meshcore import xds_types
 from meshcore.identity import ROOT_SECRET
 from meshcore.xds import resources as xr
 
-from . import views
-
 ISTIO_FILTER_NAMES = frozenset({"istio.metadata_exchange", "istio.stats"})
 ISTIO_TYPES = frozenset(xds_types.type_url(t) for t in (
     xds_types.ISTIO_PEER_METADATA, xds_types.ISTIO_STATS_CONFIG, xds_types.ISTIO_TCP_METADATA_EXCHANGE))
@@ -99,17 +97,18 @@ def _rootca_over_ads(message) -> bool:
 
 
 def adapt(view):
-    listeners = views.messages_of(view, xr.LDS)
+    # the view's own replace/messages: no import of views (views -> flavors -> here would be a cycle)
+    listeners = view.messages(xr.LDS)
     changed_l = False
     for lst in listeners.values():
         changed_l |= _adapt_listener(lst)
         changed_l |= _rootca_over_ads(lst)
-    clusters = views.messages_of(view, xr.CDS)
+    clusters = view.messages(xr.CDS)
     changed_c = False
     for c in clusters.values():
         changed_c |= _rootca_over_ads(c)
     if changed_l:
-        view = views.replace_type(view, xr.LDS, listeners)
+        view = view.replace(xr.LDS, listeners)
     if changed_c:
-        view = views.replace_type(view, xr.CDS, clusters)
+        view = view.replace(xr.CDS, clusters)
     return view
