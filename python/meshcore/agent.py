@@ -10,6 +10,12 @@ serves it to Envoy over SDS on a Unix socket (meshcore.xds.sds), with
 Istio's secret names: `default` and `ROOTCA`. Each renewal is pushed as a
 new version. The socket appears once the first certificate is there: Envoy
 (or a test) can wait for it.
+
+With --envoy-bootstrap PATH it also writes the Envoy sidecar's bootstrap, as
+istio-agent does (meshcore.envoy_bootstrap; node id from --ip, metadata from
+the workload, the token's service account and --label): written at start,
+before the first certificate, so Envoy can be started at once (its SDS
+cluster retries until the socket is there).
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ log = logging.getLogger("meshcore.agent")
 
 class Agent:
     def __init__(self, xds: str, workload: str, token_file: str, sds_socket: str, ttl=None,
-                 wait: float = 30.0, renew_fraction: float = 0.5):
+                 wait: float = 30.0, renew_fraction: float = 0.5, envoy_bootstrap: dict | None = None):
         from meshcore.xds.ca_client import CertificateClient
 
         namespace, _, self.name = workload.rpartition("/")
@@ -34,6 +40,9 @@ class Agent:
             raise ConfigError(f"{token_file}: the token is for namespace {self.client.namespace!r}, "
                               f"but --workload is in {namespace!r}")
         self.sds_socket = sds_socket
+        self.namespace = namespace or self.client.namespace
+        # {"path": ..., "ip": ..., "labels": {...}, "mode": "delta"|"sotw"} or None
+        self.envoy_bootstrap = envoy_bootstrap
         self.wait = wait
         self.renew_fraction = renew_fraction
         self.keeper = None
@@ -44,6 +53,8 @@ class Agent:
         from meshcore.xds.ca_client import CertificateKeeper
         from meshcore.xds.sds import SecretServer
 
+        if self.envoy_bootstrap:
+            self.write_envoy_bootstrap()
         self.sds = SecretServer()
         self.keeper = CertificateKeeper(self.client, on_change=self.sds.update, renew_fraction=self.renew_fraction)
         try:
@@ -55,6 +66,18 @@ class Agent:
             raise
         log.info("agent for %s (%s): serving %s over SDS on %s", self.name, cert.spiffe_id,
                  cert.describe(), self.sds_socket)
+
+    def write_envoy_bootstrap(self) -> None:
+        from meshcore import envoy_bootstrap
+
+        opts = self.envoy_bootstrap
+        config = envoy_bootstrap.bootstrap(
+            xds=self.client.target, namespace=self.namespace, name=self.name,
+            service_account=self.client.service_account, ip=opts.get("ip") or "127.0.0.1",
+            sds_socket=self.sds_socket, labels=opts.get("labels"), mode=opts.get("mode") or "delta")
+        envoy_bootstrap.write(opts["path"], config)
+        log.info("Envoy bootstrap for %s/%s written to %s (node %s)", self.namespace, self.name, opts["path"],
+                 config["node"]["id"])
 
     def serve_forever(self) -> None:
         """Until SIGTERM or SIGINT (or stop())."""
