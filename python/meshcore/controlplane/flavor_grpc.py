@@ -34,8 +34,6 @@ from envoy.config.listener.v3 import listener_pb2
 from meshcore import xds_types
 from meshcore.xds import resources as xr
 
-from .views import messages_of, replace_type
-
 # HTTP filters gRPC's client implements (by the type of their config); anything else is dropped.
 CLIENT_FILTERS = {xds_types.HTTP_FAULT, xds_types.ROUTER}
 # Cluster.lb_policy values every gRPC client implements (A27 round robin, A42 ring hash).
@@ -71,9 +69,9 @@ def _has_port(domain: str) -> bool:
 
 
 def _listeners(view) -> dict:
-    routes = messages_of(view, xr.RDS)
+    routes = view.messages(xr.RDS)
     out = {}
-    for lst in sorted(messages_of(view, xr.LDS).values(), key=lambda m: m.name):
+    for lst in sorted(view.messages(xr.LDS).values(), key=lambda m: m.name):
         if lst.traffic_direction != base_pb2.OUTBOUND:
             continue
         for chain in lst.filter_chains:
@@ -91,7 +89,7 @@ def _listeners(view) -> dict:
 
 def _routes(view) -> dict:
     out = {}
-    for name, rc in messages_of(view, xr.RDS).items():
+    for name, rc in view.messages(xr.RDS).items():
         for vhost in rc.virtual_hosts:
             _drop_unknown_configs(vhost.typed_per_filter_config)
             for route in vhost.routes:
@@ -112,7 +110,7 @@ def _clusters(view) -> dict:
     from envoy.config.cluster.v3 import cluster_pb2
 
     out = {}
-    for name, c in messages_of(view, xr.CDS).items():
+    for name, c in view.messages(xr.CDS).items():
         if c.lb_policy == cluster_pb2.Cluster.LEAST_REQUEST:
             _least_request_or_round_robin(c)
         elif cluster_pb2.Cluster.LbPolicy.Name(c.lb_policy) not in LB_POLICIES:
@@ -144,7 +142,7 @@ def _least_request_or_round_robin(c) -> None:
 
 def _endpoints(view) -> dict:
     out = {}
-    for name, cla in messages_of(view, xr.EDS).items():
+    for name, cla in view.messages(xr.EDS).items():
         for i, group in enumerate(cla.endpoints):
             if not group.HasField("locality"):
                 group.locality.SetInParent()  # gRPC NACKs a group without one ("field not present")
@@ -157,8 +155,9 @@ def _endpoints(view) -> dict:
 
 
 def adapt(view):
-    view = replace_type(view, xr.LDS, _listeners(view))
-    view = replace_type(view, xr.RDS, _routes(view))
-    view = replace_type(view, xr.CDS, _clusters(view))
-    view = replace_type(view, xr.EDS, _endpoints(view))
-    return replace_type(view, xr.SDS, {})
+    """The view (views.WorkloadView) as a proxyless gRPC client gets it."""
+    view = view.replace(xr.LDS, _listeners(view))
+    view = view.replace(xr.RDS, _routes(view))
+    view = view.replace(xr.CDS, _clusters(view))
+    view = view.replace(xr.EDS, _endpoints(view))
+    return view.replace(xr.SDS, {})

@@ -69,6 +69,14 @@ class WorkloadView:
     def of(self, type_url: str) -> dict:
         return self.resources.get(type_url, {})
 
+    # replace_type and messages_of as methods: the flavor modules (flavors.py) adapt a view
+    # through these without importing this module (views -> flavors -> views would be a cycle)
+    def replace(self, type_url: str, messages: dict) -> WorkloadView:
+        return replace_type(self, type_url, messages)
+
+    def messages(self, type_url: str) -> dict:
+        return messages_of(self, type_url)
+
     def for_node(self, ip: str, flavor: str = "meshcore") -> WorkloadView:
         """The view as a proxy at `ip` of this flavor (nodes.flavor_of) gets it: its
         outbound listeners bind `ip` (the address its node id names, as Istio's
