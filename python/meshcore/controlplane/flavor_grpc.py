@@ -18,9 +18,10 @@ workload's sidecar view:
     CDS  EDS clusters as they are, except: LEAST_REQUEST (Istio's default, which
          gRPC C-core NACKs) becomes the ordered policy list [least_request,
          round_robin] (gRFC A52: the first one the client implements);
-         another lb_policy gRPC does not implement is served as ROUND_ROBIN; TLS transport sockets (their
-         certificates come by SDS, which gRPC does not speak) are left out
-         (see docs/control-plane.md, "Proxyless gRPC clients").
+         another lb_policy gRPC does not implement is served as ROUND_ROBIN;
+         TLS transport sockets (their certificates come by SDS, which gRPC
+         does not speak) are left out (see docs/control-plane.md,
+         "Proxyless gRPC clients").
     EDS  as they are, each group of endpoints given a Locality (meshcore has
          none; gRPC NACKs a group without one) and load_balancing_weight 1 when
          it has none (gRPC drops localities without a weight).
