@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
-import time
 import urllib.request
 
 import pytest
+from support.net import wait_until
 
 from meshcore import ca
 from meshcore.controlplane.server import ControlPlane
@@ -62,14 +62,7 @@ def proxy_status(cp, workload: str) -> dict:
 
 
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    return wait_until(predicate, timeout=timeout, interval=0.01, what=what)
 
 
 @pytest.fixture

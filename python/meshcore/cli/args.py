@@ -44,3 +44,16 @@ def lifetime_text(text: str) -> str:
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
+
+
+def bounded(unit: str, low: float, high: float):
+    """An argparse type: a number of `unit` between low and high."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {unit}") from None
+        if not low <= v <= high:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {low:g}..{high:g} {unit}")
+        return v
+    return parse

@@ -6,7 +6,7 @@ gRPC) to the mesh's proxies from a directory of Istio YAML, with a status page
 certificate service's; see the marked place below)."""
 from __future__ import annotations
 
-import argparse
+from meshcore.cli.args import bounded
 
 
 def run(args) -> int:
@@ -60,24 +60,8 @@ def check_args(parser, args) -> None:
         parser.error("control-plane needs --mesh-dir DIR and --ca-dir CADIR")
 
 
-def _ms(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected milliseconds") from None
-    if not 0 <= v <= 60000:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 0..60000 milliseconds")
-    return v
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds") from None
-    if not 0.001 <= v <= 60:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 0.001..60 seconds")
-    return v
+_ms = bounded("milliseconds", 0, 60000)
+_seconds = bounded("seconds", 0.001, 60)
 
 
 def register(subparsers) -> None:
