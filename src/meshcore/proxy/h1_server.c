@@ -248,6 +248,7 @@ static void on_timer(mc_timer_t *t)
     /* The client stalled inside a request head: 408 and close. */
     mc_stat_inc(STATS(c), c->hcm->scope,
                 which == T_STREAM_IDLE ? MC_HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT : MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
+    mc_http_count_status(c->w, c->hcm, 408); /* a 408 is a 4xx, as for any local reply */
     reply_and_close(c, 408, "request timeout");
 }
 
