@@ -284,6 +284,19 @@ def test_no_request_id_when_generation_is_off(engine_factory, backend_factory):
     assert [r.headers_named("x-request-id") for r in backend.requests] == [[], ["mine"]]
 
 
+# ---- methods ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["M-SEARCH", "PROPFIND", "MKCOL", "PURGE", "X_CUSTOM.1~"])
+def test_extension_method_with_origin_form_is_forwarded(echo_proxy, method):
+    """Any valid method token (RFC 9110 5.6.2) with an origin-form target goes through
+    unchanged (the asterisk form stays OPTIONS-only: test_http_smuggling)."""
+    _, port, backend = echo_proxy
+    assert h.request(port, method, "/x").status == 200
+    (req,) = backend.requests
+    assert (req.method, req.target) == (method, "/x")
+
+
 # ---- HTTP/1.0 clients -----------------------------------------------------------------------------
 
 HTTP10 = {"http_protocol_options": {"accept_http_10": True}}
