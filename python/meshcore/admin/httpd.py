@@ -316,7 +316,11 @@ class HttpServer:
             if job is None:
                 return
             conn, method, target, close, preset = job
-            status, body, ctype = (*preset, TEXT) if preset else self.handle(method, target)
+            try:
+                status, body, ctype = (*preset, TEXT) if preset else self.handle(method, target)
+            except Exception:  # noqa: BLE001 - a handler's bug must not cost a pool thread
+                log.exception("admin API handler failed for %s %s", method, target)
+                status, body, ctype, close = 500, "internal error\n", TEXT, True
             keep = not close
             try:
                 conn.sock.settimeout(self.write_timeout)
