@@ -314,6 +314,10 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.xff_num_trusted_hops = hcm.xff_num_trusted_hops
     if hcm.server_name:
         h.server_name = a.s(hcm.server_name)
+    po = hcm.http_protocol_options  # HTTP/1.0: refused with 426 unless accept_http_10 (Envoy's default)
+    h.accept_http_10 = 1 if po.accept_http_10 else 0
+    if po.accept_http_10 and po.default_host_for_http_10:
+        h.default_host_for_http_10 = a.s(po.default_host_for_http_10)
     rbac_filters = []
     for f in hcm.http_filters:
         if f.typed_config.type_url == _FAULT:

@@ -142,6 +142,8 @@ cdef extern from "meshcore/snapshot.h" nogil:
         int use_remote_address
         uint32_t xff_num_trusted_hops
         const char *server_name
+        int accept_http_10
+        const char *default_host_for_http_10
         mc_sb_fault_t fault
         mc_sb_header_ops_t request_ops
         mc_sb_header_ops_t response_ops

@@ -59,12 +59,22 @@ def test_curl_chunked_upload(echo):
 
 
 @needs_curl
-def test_curl_http10(echo):
-    engine, base, backend = echo
+def test_curl_http10(engine_factory, backend_factory):
+    backend = backend_factory("echo")
+    engine = engine_factory(config=h.simple([backend.port], http_protocol_options={"accept_http_10": True}))
+    base = f"http://127.0.0.1:{engine.listener_port('http')}"
     out = curl("--http1.0", "-i", f"{base}/old")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"HTTP/1.1 200")
     assert backend.requests[0].target == "/old"
+
+
+@needs_curl
+def test_curl_http10_gets_426_by_default(echo):
+    engine, base, backend = echo
+    out = curl("--http1.0", "-i", f"{base}/old")
+    assert out.stdout.startswith(b"HTTP/1.1 426 Upgrade Required"), out.stdout
+    assert backend.requests == []
 
 
 def test_urllib_get_and_post(echo):

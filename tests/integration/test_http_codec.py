@@ -284,11 +284,46 @@ def test_no_request_id_when_generation_is_off(engine_factory, backend_factory):
     assert [r.headers_named("x-request-id") for r in backend.requests] == [[], ["mine"]]
 
 
+# ---- methods ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["M-SEARCH", "PROPFIND", "MKCOL", "PURGE", "X_CUSTOM.1~"])
+def test_extension_method_with_origin_form_is_forwarded(echo_proxy, method):
+    """Any valid method token (RFC 9110 5.6.2) with an origin-form target goes through
+    unchanged (the asterisk form stays OPTIONS-only: test_http_smuggling)."""
+    _, port, backend = echo_proxy
+    assert h.request(port, method, "/x").status == 200
+    (req,) = backend.requests
+    assert (req.method, req.target) == (method, "/x")
+
+
 # ---- HTTP/1.0 clients -----------------------------------------------------------------------------
 
+HTTP10 = {"http_protocol_options": {"accept_http_10": True}}
 
-def test_http10_client_gets_a_content_length_response_and_a_close(echo_proxy):
-    _, port, backend = echo_proxy
+
+@pytest.fixture
+def http10_proxy(engine_factory, backend_factory):
+    """echo_proxy with http_protocol_options.accept_http_10."""
+    backend = backend_factory("echo")
+    engine = engine_factory(config=h.simple([backend.port], **HTTP10))
+    return engine, engine.listener_port("http"), backend
+
+
+def test_http10_gets_426_unless_accepted(echo_proxy):
+    """Envoy's (and Istio's) default: HTTP/1.0 is answered 426 Upgrade Required."""
+    engine, port, backend = echo_proxy
+    with h.Conn(port) as c:
+        resp = c.request("GET", "/old", version="HTTP/1.0")
+        assert (resp.status, resp.reason) == (426, "Upgrade Required")
+        assert c.at_eof()
+    assert backend.count() == 0
+    assert h.stat(engine, "http.http.downstream_rq_4xx") == 1
+    assert h.stat(engine, "http.http.downstream_cx_protocol_error") == 1
+
+
+def test_http10_client_gets_a_content_length_response_and_a_close(http10_proxy):
+    _, port, backend = http10_proxy
     with h.Conn(port) as c:
         resp = c.request("GET", "/old", version="HTTP/1.0")
         assert resp.status == 200 and resp.header("content-length") == "0"
@@ -300,8 +335,23 @@ def test_http10_client_gets_a_content_length_response_and_a_close(echo_proxy):
     assert [r.target for r in backend.requests] == ["/old", "/nohost"]
 
 
-def test_http10_keep_alive_client(echo_proxy):
-    _, port, backend = echo_proxy
+def test_default_host_for_http10(engine_factory, backend_factory):
+    backend = backend_factory("echo")
+    options = {"http_protocol_options": {"accept_http_10": True, "default_host_for_http_10": "legacy.svc"}}
+    vhosts = [h.vhost("legacy", ["legacy.svc"], [h.route("/", "backend")])]
+    engine = engine_factory(config=h.bootstrap([h.hcm_listener("http", vhosts, **options)],
+                                               [h.http_cluster("backend", [backend.port])]))
+    port = engine.listener_port("http")
+    with h.Conn(port) as c:
+        resp = c.request("GET", "/nohost", host=None, version="HTTP/1.0")
+        assert resp.status == 200  # routed by the default host
+    with h.Conn(port) as c:  # a Host of its own is kept
+        assert c.request("GET", "/other", host="other.svc", version="HTTP/1.0").status == 404
+    assert [r.headers_named("host") for r in backend.requests] == [["legacy.svc"]]
+
+
+def test_http10_keep_alive_client(http10_proxy):
+    _, port, backend = http10_proxy
     with h.Conn(port) as c:
         for i in range(3):
             resp = c.request("GET", f"/ka{i}", version="HTTP/1.0", headers=[("Connection", "keep-alive")])
@@ -311,7 +361,7 @@ def test_http10_keep_alive_client(echo_proxy):
 
 def test_http10_client_never_gets_a_chunked_response(engine_factory, backend_factory):
     backend = backend_factory("chunky", lambda req: h.Reply(200, [], stream=[b"part one, ", b"part two"]))
-    engine = engine_factory(config=h.simple([backend.port]))
+    engine = engine_factory(config=h.simple([backend.port], **HTTP10))
     with h.Conn(engine.listener_port("http")) as c:
         c.send(h.build_request("GET", "/", version="HTTP/1.0"))
         resp = c.response()

@@ -183,3 +183,13 @@ def test_stalled_client_is_timed_out(engine_factory, backend_factory, setting, p
             pytest.fail(f"{setting} did not end the stalled request")
     assert got == b"" or got.startswith(b"HTTP/1.1 408"), got
     assert backend.heads == 0 or setting != "request_headers_timeout"
+
+
+def test_header_timeout_408_is_counted_as_4xx(engine_factory, backend_factory):
+    backend = backend_factory()
+    engine, port = proxy(engine_factory, backend, request_headers_timeout="0.2s")
+    with h.Conn(port, timeout=3) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: svc\r\n")
+        assert c.rest().startswith(b"HTTP/1.1 408")
+    assert h.stat(engine, "http.http.downstream_rq_timeout") == 1
+    assert h.stat(engine, "http.http.downstream_rq_4xx") == 1

@@ -87,6 +87,7 @@ CASES = {
     "bad-target-ctl": (get_line(b"GET /a\x01b HTTP/1.1"), 400),
     "bad-target-space": (get_line(b"GET /a b HTTP/1.1"), 400),
     "asterisk-not-options": (get_line(b"GET * HTTP/1.1"), 400),
+    "asterisk-m-search": (get_line(b"M-SEARCH * HTTP/1.1"), 400),  # RFC 9112 3.2.4: OPTIONS only
     "double-space": (get_line(b"GET  / HTTP/1.1"), 400),
     "bad-version-letters": (get_line(b"GET / HTTP/1.x"), 400),
     "bad-version-lowercase": (get_line(b"GET / http/1.1"), 400),

@@ -34,6 +34,8 @@ def world(tmp_path_factory):
         "other": mtls.write_svid(other, tmp / "other", "default", "frontend"),
         "expired": mtls.write_odd_svid(authority, tmp / "expired", "default", "frontend", expired=True),
         "no_client_auth": mtls.write_odd_svid(authority, tmp / "noauth", "default", "frontend", client_auth=False),
+        "two_uris": mtls.write_odd_svid(authority, tmp / "two-uris", "default", "frontend",
+                                        extra_uris=[f"spiffe://{TD}/ns/default/sa/admin"]),
     }
     try:
         yield w
@@ -94,6 +96,22 @@ def test_certificates_the_trust_bundle_does_not_vouch_for_are_refused(world, who
     rc, out = mtls.openssl_connect(w["inbound"], svid, svid["trust-bundle.pem"],
                                    send=b"GET / HTTP/1.1\r\nHost: checkout\r\n\r\n")
     assert "checkout GET /" not in out
+
+
+def test_a_certificate_with_two_uri_sans_is_refused(world):
+    """X.509-SVID section 2: a SPIFFE identity is exactly one URI SAN. The chain is
+    valid (meshcore's own CA signed it); the handshake still fails, counted as a SAN failure."""
+    w = world
+    from cryptography import x509
+
+    chain = x509.load_pem_x509_certificates(open(w["two_uris"]["cert-chain.pem"], "rb").read())
+    san = chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert len(san.get_values_for_type(x509.UniformResourceIdentifier)) == 2
+    before = listener_stat(w, "fail_verify_san")
+    rc, out = mtls.openssl_connect(w["inbound"], w["two_uris"], w["two_uris"]["trust-bundle.pem"],
+                                   send=b"GET / HTTP/1.1\r\nHost: checkout\r\nConnection: close\r\n\r\n")
+    assert "checkout GET /" not in out
+    wait_until(lambda: listener_stat(w, "fail_verify_san") > before, what="ssl.fail_verify_san")
 
 
 def test_plaintext_is_refused_in_strict_and_served_in_permissive(world):

@@ -130,7 +130,7 @@ static_resources:
           stat_prefix: full
           codec_type: HTTP1
           common_http_protocol_options: {{idle_timeout: 60s, max_requests_per_connection: 100, max_headers_count: 50}}
-          http_protocol_options: {{accept_http_10: true}}
+          http_protocol_options: {{accept_http_10: true, default_host_for_http_10: legacy.svc}}
           stream_idle_timeout: 30s
           request_timeout: 60s
           request_headers_timeout: 5s
@@ -500,12 +500,7 @@ def test_chain_without_terminal_names_both_terminals():
         (
             lambda h: h.update(http_protocol_options={"accept_http_10": True, "allow_absolute_url": True}),
             "http_protocol_options",
-            'unsupported field "allow_absolute_url" (supported: accept_http_10)',
-        ),
-        (
-            lambda h: h.update(http_protocol_options={"default_host_for_http_10": "a"}),
-            "http_protocol_options",
-            'unsupported field "default_host_for_http_10"',
+            'unsupported field "allow_absolute_url" (supported: accept_http_10, default_host_for_http_10)',
         ),
         (lambda h: h.update(max_request_headers_kb=0), "max_request_headers_kb", "0 is out of range (1..8192)"),
         (

@@ -29,12 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
-import threading
 import time
 import urllib.parse
 
 from google.protobuf import json_format
+
+from meshcore.admin.httpd import TEXT, HttpServer
 
 log = logging.getLogger("meshcore.admin")
 
@@ -406,7 +406,6 @@ def render_listeners(engine, fmt: str | None) -> str:
 
 # ---- endpoints: (ctx, query) -> (status, body, content type) ------------------------
 
-TEXT = "text/plain; charset=UTF-8"
 JSON = "application/json"
 
 
@@ -538,129 +537,13 @@ def dispatch(ctx: AdminContext, method: str, target: str) -> tuple[int, str, str
         return 500, "internal error; see the proxy log\n", TEXT
 
 
-# ---- HTTP/1.1 server -----------------------------------------------------------------
-#
-# Hand-written on purpose: http.server pulls in http.client, ssl and email, about
-# 6 MiB of resident memory in every sidecar for an API that serves a dozen GETs.
-# This serves HTTP/1.1 with keep-alive, Content-Length bodies and nothing else.
-
-_MAX_HEAD = 64 * 1024
-_MAX_BODY = 1 << 20
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Payload Too Large", 431: "Request Header Fields Too Large",
-            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+# ---- the server ------------------------------------------------------------------------
 
 
-def _read_head(conn, buf: bytearray):
-    while b"\r\n\r\n" not in buf:
-        if len(buf) > _MAX_HEAD:
-            return None, 431
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None, None
-        buf += chunk
-    end = buf.index(b"\r\n\r\n")
-    head = bytes(buf[:end]).decode("latin-1")
-    del buf[:end + 4]
-    return head, 200
+class AdminServer(HttpServer):
+    """The admin HTTP server (httpd.py): a selector thread, a small handler pool,
+    a connection cap, an idle timeout and descriptors in reserve."""
 
-
-def _serve_connection(ctx: AdminContext, conn) -> None:
-    buf = bytearray()
-    with conn:
-        conn.settimeout(60)
-        while True:
-            try:
-                head, code = _read_head(conn, buf)
-            except OSError:
-                return
-            if head is None:
-                if code:
-                    _write(conn, "GET", code, "request head too large\n", TEXT, close=True)
-                return
-            lines = head.split("\r\n")
-            parts = lines[0].split(" ")
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-                _write(conn, "GET", 400, "bad request line\n", TEXT, close=True)
-                return
-            method, target, version = parts
-            try:
-                length = int(headers.get("content-length", "0"))
-            except ValueError:
-                length = -1
-            if length < 0 or length > _MAX_BODY or "transfer-encoding" in headers:
-                _write(conn, method, 413 if length > _MAX_BODY else 400, "unsupported body\n", TEXT, close=True)
-                return
-            try:
-                while len(buf) < length:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-            except OSError:
-                return
-            del buf[:length]
-            close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
-            status, body, ctype = dispatch(ctx, method, target)
-            try:
-                _write(conn, method, status, body, ctype, close)
-            except OSError:
-                return
-            if close:
-                return
-
-
-def _write(conn, method, status, body, ctype, close):
-    data = body.encode()
-    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
-            f"Content-Type: {ctype}\r\nContent-Length: {len(data)}\r\n"
-            "Cache-Control: no-cache, max-age=0\r\nX-Content-Type-Options: nosniff\r\n"
-            f"Server: meshcore-admin\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n")
-    conn.sendall(head.encode() + (b"" if method == "HEAD" else data))
-
-
-class AdminServer:
-    """The admin HTTP server: an accept thread and a thread per connection."""
-
-    def __init__(self, ctx: AdminContext, host: str = "127.0.0.1", port: int = 15000):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.sock.bind((host, port))
-            self.sock.listen(64)
-        except OSError:
-            self.sock.close()
-            raise
+    def __init__(self, ctx: AdminContext, host: str = "127.0.0.1", port: int = 15000, **limits):
+        super().__init__(lambda method, target: dispatch(ctx, method, target), host, port, **limits)
         self.ctx = ctx
-        self._closing = False
-        self._thread = threading.Thread(target=self._accept_loop, name="mc-admin", daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.sock.getsockname()[:2]
-
-    def start(self) -> AdminServer:
-        self._thread.start()
-        return self
-
-    def _accept_loop(self) -> None:
-        while not self._closing:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=_serve_connection, args=(self.ctx, conn), daemon=True).start()
-
-    def stop(self) -> None:
-        self._closing = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self._thread.join(timeout=5)

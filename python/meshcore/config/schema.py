@@ -280,7 +280,7 @@ SCHEMA = {
             "common_http_protocol_options": Rule(
                 ("idle_timeout", "max_requests_per_connection", "max_headers_count"), check=check_http_options
             ),
-            "http_protocol_options": Rule(("accept_http_10",)),
+            "http_protocol_options": Rule(("accept_http_10", "default_host_for_http_10")),
             "tracing": Rule(("random_sampling", "provider"), check=check_tracing),
         },
         check=check_hcm,

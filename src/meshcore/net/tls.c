@@ -77,28 +77,36 @@ size_t mc_pem_uri_san(const char *pem, size_t pem_len, char *buf, size_t len)
 }
 
 /* Verify callback: OpenSSL's chain verification decides first; at the
- * leaf, the peer's SPIFFE ID must be one the context accepts. */
+ * leaf, the peer must carry at most one URI SAN (X.509-SVID section 2: a
+ * SPIFFE identity is exactly one URI SAN; Envoy accepts several, meshcore
+ * refuses them), and its SPIFFE ID must be one the context accepts. */
 static int verify_cb(int ok, X509_STORE_CTX *store)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
     const mc_tls_ctx_t *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_ctx);
-    if (!ok || !t || t->n_sans == 0 || X509_STORE_CTX_get_error_depth(store) != 0)
+    if (!ok || !t || X509_STORE_CTX_get_error_depth(store) != 0)
         return ok;
     X509 *leaf = X509_STORE_CTX_get_current_cert(store);
     GENERAL_NAMES *names = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-    int matched = 0;
-    for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && !matched; i++) {
+    int uris = 0, matched = 0;
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
         if (g->type != GEN_URI)
             continue;
+        uris++;
         const char *uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
         size_t ulen = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
         for (uint32_t k = 0; k < t->n_sans && !matched; k++)
             matched = mc_str_matches(&t->sans[k], uri, ulen, NULL);
     }
     GENERAL_NAMES_free(names);
-    if (!matched) {
-        SSL_set_ex_data(ssl, ex_reason, (void *)"peer identity (URI SAN) is not one of the expected identities");
+    const char *why = NULL;
+    if (uris > 1)
+        why = "peer certificate has more than one URI SAN (an X.509-SVID has exactly one)";
+    else if (t->n_sans > 0 && !matched)
+        why = "peer identity (URI SAN) is not one of the expected identities";
+    if (why) {
+        SSL_set_ex_data(ssl, ex_reason, (void *)why);
         X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }

@@ -248,6 +248,7 @@ static void on_timer(mc_timer_t *t)
     /* The client stalled inside a request head: 408 and close. */
     mc_stat_inc(STATS(c), c->hcm->scope,
                 which == T_STREAM_IDLE ? MC_HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT : MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
+    mc_http_count_status(c->w, c->hcm, 408); /* a 408 is a 4xx, as for any local reply */
     reply_and_close(c, 408, "request timeout");
 }
 
@@ -331,6 +332,18 @@ static void read_head(mc_http_conn_t *c)
             if (!c->head_start_ns) /* a pipelined request, already here */
                 c->head_start_ns = c->w->loop.now;
             int rc = mc_h1_parse_request(c->in.data + c->in.start, len, &s->req, &c->hcm->limits, &status, &reason);
+            if (rc > 0 && s->req.minor_version == 0) {
+                /* HTTP/1.0 as Envoy: 426 unless accept_http_10; a request
+                 * without Host gets default_host_for_http_10. */
+                if (!c->hcm->accept_http_10) {
+                    protocol_error(c, 426, "HTTP/1.0 is not accepted (http_protocol_options.accept_http_10)");
+                    return;
+                }
+                if (!s->req.authority && c->hcm->default_host_for_http_10) {
+                    s->req.authority = c->hcm->default_host_for_http_10;
+                    s->req.authority_len = c->hcm->default_host_for_http_10_len;
+                }
+            }
             if (rc > 0) {
                 start_stream(c, s, rc);
                 return;

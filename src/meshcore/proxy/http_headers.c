@@ -404,6 +404,7 @@ const char *mc_http_reason(int status)
     case 414: return "URI Too Long";
     case 417: return "Expectation Failed";
     case 429: return "Too Many Requests";
+    case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";

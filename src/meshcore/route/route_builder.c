@@ -162,6 +162,9 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     h->xff_num_trusted_hops = s->xff_num_trusted_hops;
     if (s->server_name && *s->server_name)
         h->server_name = mc_str_dup(s->server_name, &h->server_name_len);
+    h->accept_http_10 = (uint8_t)(s->accept_http_10 != 0);
+    if (s->default_host_for_http_10 && *s->default_host_for_http_10)
+        h->default_host_for_http_10 = mc_str_dup(s->default_host_for_http_10, &h->default_host_for_http_10_len);
     fault_init(&h->fault, &s->fault);
     h->access_log_id = s->access_log_id;
     h->tracer_id = s->tracer_id;
@@ -479,6 +482,7 @@ void mc_hcm_destroy(mc_hcm_t *h)
     free(h->rbac);
     free(h->stat_prefix);
     free(h->server_name);
+    free(h->default_host_for_http_10);
     header_ops_free(&h->req_ops);
     header_ops_free(&h->resp_ops);
     memset(h, 0, sizeof(*h));

@@ -141,6 +141,9 @@ typedef struct mc_hcm {
     uint32_t xff_num_trusted_hops;
     char *server_name;
     size_t server_name_len;
+    uint8_t accept_http_10;         /* else HTTP/1.0 gets 426 */
+    char *default_host_for_http_10; /* NULL: none */
+    size_t default_host_for_http_10_len;
     mc_fault_t fault;
     mc_header_ops_t req_ops, resp_ops;
     uint32_t access_log_id;

@@ -34,9 +34,9 @@ def write_svid(authority, out_dir, ns, sa, ttl="1h") -> dict:
     return ca.write_workload_dir(authority, str(out_dir), ns, sa, ttl)
 
 
-def write_odd_svid(authority, out_dir, ns, sa, *, expired=False, client_auth=True) -> dict:
-    """A certificate meshcore's CA would not issue, signed by its key: expired, or
-    without the clientAuth extended key usage."""
+def write_odd_svid(authority, out_dir, ns, sa, *, expired=False, client_auth=True, extra_uris=()) -> dict:
+    """A certificate meshcore's CA would not issue, signed by its key: expired,
+    without the clientAuth extended key usage, or with more URI SANs (extra_uris)."""
     key = ca.generate_key("ec-p256")
     now = dt.datetime.now(dt.timezone.utc)
     start, end = (now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)) if expired else \
@@ -50,7 +50,8 @@ def write_odd_svid(authority, out_dir, ns, sa, *, expired=False, client_auth=Tru
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier(ca.workload_id(authority.trust_domain, ns, sa))]), critical=False)
+                [x509.UniformResourceIdentifier(ca.workload_id(authority.trust_domain, ns, sa)),
+                 *(x509.UniformResourceIdentifier(u) for u in extra_uris)]), critical=False)
             .sign(authority._signing_key, hashes.SHA256()))
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -174,6 +174,8 @@ typedef struct mc_sb_hcm {
     int use_remote_address;
     uint32_t xff_num_trusted_hops;
     const char *server_name; /* NULL: keep the upstream's Server header */
+    int accept_http_10;      /* http_protocol_options.accept_http_10; 0 (Envoy's default): 426 */
+    const char *default_host_for_http_10; /* Host of a 1.0 request without one; NULL: none */
     mc_sb_fault_t fault;     /* the fault filter's own config (present = filter configured) */
     mc_sb_header_ops_t request_ops, response_ops; /* route_config level */
     uint32_t access_log_id;  /* 0: no access log; else records carry this id */
