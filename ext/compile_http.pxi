@@ -314,6 +314,9 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.xff_num_trusted_hops = hcm.xff_num_trusted_hops
     if hcm.server_name:
         h.server_name = a.s(hcm.server_name)
+    h.normalize_path = 1 if hcm.normalize_path.value else 0  # unset: off, as Envoy's runtime default
+    h.merge_slashes = 1 if hcm.merge_slashes else 0
+    h.path_with_escaped_slashes_action = hcm.path_with_escaped_slashes_action
     rbac_filters = []
     for f in hcm.http_filters:
         if f.typed_config.type_url == _FAULT:

@@ -322,6 +322,42 @@ static int rbac_allows(mc_http_stream_t *s, const mc_route_req_t *rq)
 
 /* ---- starting ------------------------------------------------------------------------ */
 
+/* The HCM's path normalization, before anything reads the path (RBAC,
+ * routing, the upstream request head, the access log): a path it changes
+ * is copied with its query into s->norm_path, and the request's views point
+ * there from then on. Returns MC_PATH_*, or MC_PATH_REJECT with *why set. */
+static int normalize_path(mc_http_stream_t *s, const char **why)
+{
+    mc_h1_request_t *q = &s->req;
+    const mc_path_norm_t *o = &s->hcm->path_norm;
+    if (!mc_path_norm_enabled(o) || !q->path || !mc_path_needs_normalize(q->path, q->path_len, o))
+        return MC_PATH_UNCHANGED;
+    size_t qn = q->query ? q->query_len + 1 : 0;
+    if (q->path_len + qn >= sizeof(s->norm_path)) {
+        *why = "path_too_long_to_normalize";
+        return MC_PATH_REJECT;
+    }
+    char *p = s->norm_path;
+    size_t n = q->path_len;
+    memcpy(p, q->path, n);
+    int rc = mc_path_normalize(p, &n, o);
+    if (rc == MC_PATH_REJECT) {
+        *why = "path_normalization_failed";
+        return rc;
+    }
+    if (q->query) {
+        p[n] = '?';
+        memcpy(p + n + 1, q->query, q->query_len);
+        q->query = p + n + 1;
+    }
+    p[n + qn] = '\0';
+    q->path = p;
+    q->path_len = n;
+    q->target = p;
+    q->target_len = n + qn;
+    return rc;
+}
+
 void mc_http_stream_start(mc_http_stream_t *s)
 {
     mc_stats_shard_t *st = STATS(s);
@@ -341,12 +377,25 @@ void mc_http_stream_start(mc_http_stream_t *s)
         new_request_id(s);
     }
     s->head_request = q->method_len == 4 && memcmp(q->method, "HEAD", 4) == 0;
+    const char *norm_why = NULL;
+    int norm = q->connect ? MC_PATH_UNCHANGED : normalize_path(s, &norm_why);
     mc_http_trace_begin(s);
     mc_http_alog_begin(s);
     mc_http_im_request_head(s);
 
     if (q->connect) {
         mc_http_local_reply(s, 405, "CONNECT is not supported\n", 0);
+        return;
+    }
+    if (norm == MC_PATH_REJECT) {
+        mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RQ_FAILED_PATH_NORMALIZATION);
+        s->details = norm_why;
+        mc_http_local_reply(s, 400, "Bad Request", 0);
+        return;
+    }
+    if (norm == MC_PATH_REDIRECT) { /* UNESCAPE_AND_REDIRECT: norm_path is NUL-terminated */
+        mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RQ_REDIRECTED_NORMALIZED_PATH);
+        mc_http_reply(s, 307, "", 0, 0, s->norm_path);
         return;
     }
     mc_route_req_t rq;
