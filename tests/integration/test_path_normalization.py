@@ -9,6 +9,7 @@ NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES.
 """
 import pytest
 from support import http as h
+from support.net import wait_until
 
 HTTP_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 
@@ -144,3 +145,21 @@ def test_routing_sees_the_normalized_path(engine_factory, backend_factory):
         r = h.request(port, "GET", path)
         assert r.status == 200 and r.header("x-backend") == "admin", path
         assert r.header("x-path") == "/admin/a"
+
+
+def test_access_log_records_the_normalized_path(proxy, tmp_path):
+    """%REQ(:PATH)% is the path after normalization (as Envoy's, whose
+    normalization rewrites the :path header)."""
+    log = tmp_path / "paths.log"
+    access_log = [{"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": str(log),
+        "log_format": {"text_format_source": {"inline_string": "%RESPONSE_CODE% %REQ(:PATH)%\n"}}}}]
+    port, _, engine = proxy(normalize_path=True, merge_slashes=True, access_log=access_log)
+    assert h.request(port, "GET", "/a/./b//c?x=/../y").status == 200
+    assert h.request(port, "GET", "/x/../admin").status == 403
+
+    def lines():
+        engine.flush_access_logs()
+        return log.read_text().splitlines() if log.exists() else []
+    wait_until(lambda: len(lines()) >= 2, what="2 access log records")
+    assert lines() == ["200 /a/b/c?x=/../y", "403 /admin"]
