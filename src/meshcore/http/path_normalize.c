@@ -147,10 +147,29 @@ static void merge_slashes(char *p, size_t *n)
     *n = w;
 }
 
+/* Whether the steps below would refuse p, decided before any byte is
+ * written: REJECT_REQUEST and an escaped slash anywhere; normalize_path and
+ * %00 anywhere (unescaping slashes can neither make nor break a "%00"). */
+static int refused(const char *p, size_t n, const mc_path_norm_t *o)
+{
+    for (size_t i = 0; i + 2 < n; i++) {
+        int c = escaped(p, n, i);
+        if (c < 0)
+            continue;
+        if (o->escaped_slashes == MC_SLASHES_REJECT_REQUEST && slash_escape(c))
+            return 1;
+        if (o->normalize_path && c == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int mc_path_normalize(char *p, size_t *n, const mc_path_norm_t *o)
 {
     if (!*n || p[0] != '/')
         return MC_PATH_UNCHANGED;
+    if (refused(p, *n, o))
+        return MC_PATH_REJECT;
     int redirect = 0;
     if (o->escaped_slashes > MC_SLASHES_KEEP_UNCHANGED) {
         int found = escaped_slashes(p, n, o);

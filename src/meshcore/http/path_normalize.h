@@ -60,7 +60,7 @@ int mc_path_needs_normalize(const char *p, size_t n, const mc_path_norm_t *o);
 
 /* Normalizes p[0..*n) in place; *n is the new length (never larger).
  * Returns MC_PATH_*. A path not starting with '/' (asterisk-form) is left
- * alone. On MC_PATH_REJECT the buffer's content is unspecified. */
+ * alone. On MC_PATH_REJECT nothing has been written. */
 int mc_path_normalize(char *p, size_t *n, const mc_path_norm_t *o);
 
 #endif

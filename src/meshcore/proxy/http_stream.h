@@ -36,9 +36,6 @@
 
 #define MC_HTTP_REPLAY_MAX MC_HTTP_BUF /* head + body kept for retries/mirrors */
 #define MC_HTTP_MAX_HEADERS 128        /* parser slots (the limit is in mc_h1_limits_t) */
-/* A request whose path the HCM's normalization changes is rewritten here,
- * path + '?' + query + NUL; a longer one is refused with 400. */
-#define MC_HTTP_NORM_PATH_MAX 2048
 
 /* Request fields an access log needs after the head's bytes are gone:
  * copied at the start of a request, only when the listener logs. */
@@ -160,9 +157,6 @@ struct mc_http_stream {
      * (the parser fills these and says how many it filled). */
     mc_h1_header_t headers[MC_HTTP_MAX_HEADERS];
     mc_h1_header_t resp_headers[MC_HTTP_MAX_HEADERS];
-    /* the normalized path and query (not zeroed: written before use); once
-     * normalization changed the path, req.path/query/target point here */
-    char norm_path[MC_HTTP_NORM_PATH_MAX];
 };
 
 /* proxy/http_stream.c: the stream's life */

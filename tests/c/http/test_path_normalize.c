@@ -34,7 +34,7 @@ static void expect(const mc_path_norm_t *o, const char *in, const char *want, in
     int rc = mc_path_normalize(p, &m, o);
     n_cases++;
     if (!want) {
-        if (rc != MC_PATH_REJECT || !needs) {
+        if (rc != MC_PATH_REJECT || !needs || m != n || memcmp(p, in, n) != 0) {
             fprintf(stderr, "%s: want reject, rc %d needs %d\n", in, rc, needs);
             check_failures++;
         }
@@ -163,37 +163,56 @@ static void test_escaped_slashes(void)
     CHECK(mc_path_norm_enabled(&BASE));
 }
 
-/* Every short path over a small alphabet: never grows, never over-reads,
- * idempotent under BASE + merge (normalizing twice changes nothing more). */
+/* Every short path over a small alphabet, under each option set: never
+ * grows, never over-reads, a refusal writes nothing, the quick scan never
+ * calls a path clean that normalizing would change or refuse; under BASE +
+ * merge, normalizing twice changes nothing more. */
 static void test_exhaustive(void)
 {
-    static const char alpha[] = {'/', '.', '%', '2', 'e', 'a', '\\', 'F'};
+    static const char alpha[] = {'/', '.', '%', '2', 'e', '0', '\\', 'F'};
+    static const mc_path_norm_t *opts[] = {&BASE, &MERGE, &DECODE_MERGE, &REJECT, &REDIRECT, &ONLY_MERGE};
     char in[7], p[7], q[7];
-    for (unsigned len = 1; len <= 6; len++) {
-        unsigned total = 1;
-        for (unsigned i = 1; i < len; i++)
-            total *= sizeof(alpha);
-        for (unsigned k = 0; k < total; k++) {
-            in[0] = '/';
-            unsigned v = k;
-            for (unsigned i = 1; i < len; i++, v /= sizeof(alpha))
-                in[i] = alpha[v % sizeof(alpha)];
-            memcpy(p, in, len);
-            size_t m = len;
-            int rc = mc_path_normalize(p, &m, &MERGE);
-            CHECK(m <= len);
-            if (rc == MC_PATH_REJECT)
-                continue;
-            CHECK(m > 0 && p[0] == '/');
-            memcpy(q, p, m);
-            size_t m2 = m;
-            mc_path_normalize(q, &m2, &MERGE);
-            if (m2 != m || memcmp(p, q, m) != 0) {
-                fprintf(stderr, "not idempotent: %.*s -> %.*s -> %.*s\n", (int)len, in, (int)m, p, (int)m2, q);
-                check_failures++;
-                return;
+    for (unsigned oi = 0; oi < sizeof(opts) / sizeof(opts[0]); oi++) {
+        const mc_path_norm_t *o = opts[oi];
+        for (unsigned len = 1; len <= 6; len++) {
+            unsigned total = 1;
+            for (unsigned i = 1; i < len; i++)
+                total *= sizeof(alpha);
+            for (unsigned k = 0; k < total; k++) {
+                in[0] = '/';
+                unsigned v = k;
+                for (unsigned i = 1; i < len; i++, v /= sizeof(alpha))
+                    in[i] = alpha[v % sizeof(alpha)];
+                char *heap = malloc(len);
+                memcpy(heap, in, len);
+                int needs = mc_path_needs_normalize(heap, len, o);
+                size_t m = len;
+                int rc = mc_path_normalize(heap, &m, o);
+                memcpy(p, heap, m);
+                free(heap);
+                CHECK(m <= len);
+                if (!needs && (rc == MC_PATH_REJECT || m != len || memcmp(p, in, len) != 0)) {
+                    fprintf(stderr, "scan said clean: %.*s -> %.*s (rc %d)\n", (int)len, in, (int)m, p, rc);
+                    check_failures++;
+                    return;
+                }
+                n_cases++;
+                if (rc == MC_PATH_REJECT) {
+                    CHECK(m == len && memcmp(p, in, len) == 0); /* refused before any write */
+                    continue;
+                }
+                CHECK(m > 0 && p[0] == '/');
+                if (o != &MERGE)
+                    continue;
+                memcpy(q, p, m);
+                size_t m2 = m;
+                mc_path_normalize(q, &m2, o);
+                if (m2 != m || memcmp(p, q, m) != 0) {
+                    fprintf(stderr, "not idempotent: %.*s -> %.*s -> %.*s\n", (int)len, in, (int)m, p, (int)m2, q);
+                    check_failures++;
+                    return;
+                }
             }
-            n_cases++;
         }
     }
 }
