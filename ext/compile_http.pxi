@@ -318,6 +318,9 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.accept_http_10 = 1 if po.accept_http_10 else 0
     if po.accept_http_10 and po.default_host_for_http_10:
         h.default_host_for_http_10 = a.s(po.default_host_for_http_10)
+    h.normalize_path = 1 if hcm.normalize_path.value else 0  # unset: off, as Envoy's runtime default
+    h.merge_slashes = 1 if hcm.merge_slashes else 0
+    h.path_with_escaped_slashes_action = hcm.path_with_escaped_slashes_action
     rbac_filters = []
     for f in hcm.http_filters:
         if f.typed_config.type_url == _FAULT:

@@ -151,6 +151,9 @@ cdef extern from "meshcore/snapshot.h" nogil:
         uint32_t tracer_id
         uint32_t random_sampling
         int span_kind
+        int normalize_path
+        int merge_slashes
+        int path_with_escaped_slashes_action
     ctypedef struct mc_sb_cluster_http_t:
         uint32_t max_connections
         uint32_t max_pending_requests

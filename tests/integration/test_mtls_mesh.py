@@ -38,8 +38,15 @@ spec:
 """
 
 
+def mesh_config(normalization):
+    """The ConfigMap istio with MeshConfig pathNormalization."""
+    return ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\n"
+            f"data:\n  mesh: |\n    pathNormalization: {{normalization: {normalization}}}\n")
+
+
 @pytest.fixture
-def mesh(tmp_path):
+def mesh(tmp_path, request):
+    normalization = getattr(request, "param", None)  # MeshConfig pathNormalization; None: no ConfigMap
     authority = mtls.make_ca(tmp_path / "ca")
     app, echo = mtls.PlainApp("checkout"), mtls.TcpEcho()
     ports = {"http_in": free_port(), "tcp_in": free_port(), "http": free_port(), "tcp": free_port()}
@@ -51,7 +58,7 @@ def mesh(tmp_path):
         mtls.workload_entry("frontend", "frontend", {"app": "frontend"}),
         mtls.peer_authentication("STRICT"),
         AUTHZ % {"ledger_app": echo.port, "http_app": app.port},
-    ]
+    ] + ([mesh_config(normalization)] if normalization else [])
     mesh_dir = mtls.write_mesh(tmp_path / "mesh", *docs)
     server = mtls.Sidecar(mesh_dir, "default/checkout", tmp_path / "ca", tmp_path / "checkout.log",
                           outbound_address="127.0.0.31")
@@ -137,3 +144,42 @@ def test_authorization_end_to_end(mesh):
             ctx.wrap_socket(raw) as s:
         s.sendall(b"ledger entry from batch")
         assert s.recv(100) == b"ledger entry from batch"
+
+
+def raw_get(address, port, path):
+    """(status, body) of a GET written as is (curl would normalize the path itself)."""
+    with socket.create_connection((address, port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: checkout.default.svc.cluster.local\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+# (path as sent, Istio's default BASE, NONE, MERGE_SLASHES): 403, or the path the application gets
+BYPASSES = [
+    ("/api/x/../admin/users", 403, "/api/x/../admin/users", 403),
+    ("/api/%61dmin/users", 403, "/api/%61dmin/users", 403),
+    ("/api//admin/users", "/api//admin/users", "/api//admin/users", 403),
+    ("/api/./admin", 403, "/api/./admin", 403),
+    ("/api/orders/%2e%2e/admin", 403, "/api/orders/%2e%2e/admin", 403),
+    ("/api/%6frders", "/api/orders", "/api/%6frders", "/api/orders"),
+]
+
+
+@pytest.mark.parametrize("mesh, column", [(None, 1), ("NONE", 2), ("MERGE_SLASHES", 3)], indirect=["mesh"],
+                         ids=["default-BASE", "NONE", "MERGE_SLASHES"])
+def test_path_tricks_against_a_deny_rule(mesh, column):
+    """The DENY rule on /api/admin* holds against path tricks as Istio's
+    pathNormalization says (both sidecars normalize; the application gets
+    the normalized path), and NONE lets them through to the application."""
+    m = mesh
+    for case in BYPASSES:
+        path, want = case[0], case[column]
+        status, body = raw_get("127.0.0.32", m["ports"]["http"], path)
+        if want == 403:
+            assert status == 403, (path, status, body)
+        else:
+            assert (status, body) == (200, f"checkout GET {want}"), path

@@ -140,6 +140,9 @@ static_resources:
           use_remote_address: true
           xff_num_trusted_hops: 1
           server_name: meshcore
+          normalize_path: true
+          merge_slashes: true
+          path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT
           http_filters:
           - name: envoy.filters.http.fault
             typed_config:
@@ -475,7 +478,6 @@ def test_chain_without_terminal_names_both_terminals():
             'unsupported field "upgrade_configs"',
         ),
         (lambda h: h.update(drain_timeout="1s"), "", 'unsupported field "drain_timeout"'),
-        (lambda h: h.update(normalize_path=True), "", 'unsupported field "normalize_path"'),
         (
             lambda h: h["common_http_protocol_options"].update(max_stream_duration="10s"),
             "common_http_protocol_options",
@@ -515,6 +517,12 @@ def test_chain_without_terminal_names_both_terminals():
         (lambda h: h.update(request_timeout=5), "request_timeout", 'expected a duration such as "1s"'),
         (lambda h: h.update(use_remote_address="yes"), "use_remote_address", 'expected true or false, got "yes"'),
         (lambda h: h.update(xff_num_trusted_hops=-1), "xff_num_trusted_hops", "-1 is out of range"),
+        (lambda h: h.update(normalize_path="yes"), "normalize_path", 'expected true or false, got "yes"'),
+        (
+            lambda h: h.update(path_with_escaped_slashes_action="DROP"),
+            "path_with_escaped_slashes_action",
+            "DROP",
+        ),
     ],
 )
 def test_hcm_rules(change, path, text):
@@ -535,6 +543,10 @@ def test_hcm_rules(change, path, text):
         ("server_name", "meshcore"),
         ("http_protocol_options", {"accept_http_10": True}),
         ("http_protocol_options", {}),
+        ("normalize_path", True),
+        ("merge_slashes", True),
+        ("path_with_escaped_slashes_action", "REJECT_REQUEST"),
+        ("path_with_escaped_slashes_action", "UNESCAPE_AND_FORWARD"),
     ],
 )
 def test_hcm_accepts(field, value):

@@ -274,8 +274,17 @@ SCHEMA = {
             "http_protocol_options",
             "access_log",
             "tracing",
+            "normalize_path",
+            "merge_slashes",
+            "path_with_escaped_slashes_action",
         ),
-        enums={"codec_type": ("AUTO", "HTTP1")},
+        enums={
+            "codec_type": ("AUTO", "HTTP1"),
+            "path_with_escaped_slashes_action": (
+                "IMPLEMENTATION_SPECIFIC_DEFAULT", "KEEP_UNCHANGED", "REJECT_REQUEST",
+                "UNESCAPE_AND_REDIRECT", "UNESCAPE_AND_FORWARD",
+            ),
+        },
         nested={
             "common_http_protocol_options": Rule(
                 ("idle_timeout", "max_requests_per_connection", "max_headers_count"), check=check_http_options

@@ -40,6 +40,7 @@ AUTHZ_NEVER_MATCHES = "authz-never-matches"  # an authorization rule (or part of
 UNKNOWN_IDENTITY = "unknown-identity"  # a principal or namespace no workload has
 NO_WORKLOAD = "no-workload"  # a selector that matches no WorkloadEntry
 NEEDS_CERTIFICATE = "needs-certificate"  # mTLS without a certificate to do it with
+UNNORMALIZED_PATH = "unnormalized-path"  # a path-based DENY rule with pathNormalization NONE
 UNKNOWN_PROVIDER = "unknown-provider"  # a telemetry provider name no extensionProviders entry has
 
 

@@ -17,6 +17,7 @@ from meshcore.xds_types import FAULT_FILTER_NAME, HCM, HTTP_FAULT, ROUTER, TCP_P
 
 from . import clusters as cl
 from . import hosts
+from . import meshconfig as mc
 from . import security as sec
 from . import telemetry as tm
 from .routes import VirtualServiceRoutes, default_route, tcp_destinations
@@ -104,6 +105,7 @@ def http_listener(t, number, entries, virtual_services):
         "route_config": {"name": str(number), "virtual_hosts": vhosts},
         "http_filters": t.tel.http_filters(tm.OUTBOUND, filters, router),
         **t.tel.hcm_fields(tm.OUTBOUND),
+        **t.tel.mc.hcm_path_fields(),
     }
     return {"name": f"{t.address}_{number}", "address": _address(t, number),
             "traffic_direction": tm.OUTBOUND,
@@ -163,6 +165,8 @@ def inbound_listener(address: str, ip: sec.InboundPort, filters_http, filters_tc
         }
         if telemetry is not None:
             hcm.update(telemetry.hcm_fields(tm.INBOUND))
+        # before the RBAC filters see the path (meshConfig.pathNormalization; Istio's default BASE)
+        hcm.update((telemetry.mc if telemetry is not None else mc.MeshConfig()).hcm_path_fields())
         filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
     else:
         tp = {"@type": type_url(TCP_PROXY),

@@ -17,7 +17,9 @@ Istio keeps its MeshConfig in the ConfigMap `istio` of the root namespace
 
 Read: `extensionProviders` (opentelemetry over HTTP, zipkin, envoyFileAccessLog,
 prometheus), `defaultProviders`, `accessLogFile`, `accessLogEncoding`,
-`accessLogFormat`, `enableTracing`, `defaultConfig.tracing.sampling`. Any
+`accessLogFormat`, `enableTracing`, `defaultConfig.tracing.sampling`,
+`pathNormalization.normalization` (every sidecar HCM's path normalization;
+Istio's default BASE). Any
 other MeshConfig field is valid Istio that meshcore does not read: a warning
 names it. Other ConfigMaps are not mesh resources (the loader says so).
 
@@ -70,6 +72,17 @@ ISTIO_TEXT_FORMAT = (
     '"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% - - '
     "%DOWNSTREAM_REMOTE_ADDRESS% - %ROUTE_NAME%\n"
 )
+
+# Istio's meshConfig.pathNormalization.normalization -> the HCM fields istiod sets.
+PATH_NORMALIZATION = {
+    "DEFAULT": {"normalize_path": True},
+    "NONE": {"normalize_path": False},
+    "BASE": {"normalize_path": True},
+    "MERGE_SLASHES": {"normalize_path": True, "merge_slashes": True},
+    "DECODE_AND_MERGE_SLASHES": {"normalize_path": True, "merge_slashes": True,
+                                 "path_with_escaped_slashes_action": "UNESCAPE_AND_FORWARD"},
+}
+DEFAULT_PATH_NORMALIZATION = "BASE"
 
 # ---- access log formats ---------------------------------------------------------------------------
 
@@ -252,6 +265,11 @@ MESH_CONFIG = Obj(
                                                  "randomSamplingPercentage (default 1)"),
             }, unknown="warn"),
         }, unknown="warn"),
+        "pathNormalization": Obj(fields={
+            "normalization": Enum(values=tuple(PATH_NORMALIZATION),
+                                  to="normalize_path, merge_slashes, path_with_escaped_slashes_action on every "
+                                     "sidecar http_connection_manager (DEFAULT: BASE, as Istio)"),
+        }, unknown="warn"),
         "rootNamespace": Str(to="checked: meshcore's root namespace is --root-namespace (default istio-system); "
                                 "a warning when they differ"),
         "trustDomain": Str(to="checked: meshcore's trust domain is the CA's (--ca-dir) or --trust-domain; a "
@@ -362,6 +380,16 @@ class MeshConfig:
     def sampling(self) -> float:
         v = (((self.spec.get("defaultConfig") or {}).get("tracing")) or {}).get("sampling")
         return float(v) if v is not None else DEFAULT_SAMPLING
+
+    @property
+    def path_normalization(self) -> str:
+        """NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES (unset or DEFAULT: BASE)."""
+        v = (self.spec.get("pathNormalization") or {}).get("normalization")
+        return v if v in PATH_NORMALIZATION and v != "DEFAULT" else DEFAULT_PATH_NORMALIZATION
+
+    def hcm_path_fields(self) -> dict:
+        """The http_connection_manager fields of pathNormalization, as istiod writes them."""
+        return dict(PATH_NORMALIZATION[self.path_normalization])
 
     @property
     def access_log_file(self) -> str:

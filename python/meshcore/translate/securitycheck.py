@@ -3,12 +3,14 @@ policies that select no workload, authorization rules that can never match
 (a principal of another trust domain, a port the selected workloads do not
 have, a notX that covers X), identities (principals, namespaces) that no
 workload has, and DENY rules whose HTTP-only attributes close every TCP
-connection (as Istio's validation warns)."""
+connection (as Istio's validation warns); path-based DENY rules a
+client can get past when MeshConfig's pathNormalization is NONE."""
 from __future__ import annotations
 
 from meshcore.identity import DEFAULT_SERVICE_ACCOUNT
 
 from . import findings as fnd
+from . import meshconfig as mc
 from . import registry as reg
 from .authz import TrustDomainBundle
 
@@ -21,6 +23,7 @@ def security_findings(mesh, registry: reg.Registry, security) -> list:
     bundle = TrustDomainBundle.of(security.trust_domain, security.trust_domain_aliases)
     identities = {(w.namespace, w.service_account or DEFAULT_SERVICE_ACCOUNT) for w in registry.workloads}
     namespaces = {w.namespace for w in registry.workloads}
+    normalization = mc.MeshConfig.of(mesh, security.root_namespace).path_normalization
     for pa in mesh.of("PeerAuthentication"):
         _peer_authentication(pa, mesh, registry, security, out)
     for ap in mesh.of("AuthorizationPolicy"):
@@ -39,7 +42,19 @@ def security_findings(mesh, registry: reg.Registry, security) -> list:
                         "this DENY rule has only HTTP attributes: on TCP ports (" +
                         ", ".join(str(p) for p in sorted(tcp_ports)) + ") it matches every connection and closes "
                         "it (as in Istio); name the HTTP ports in to.operation.ports"))
+                if normalization == "NONE" and _path_guard(ap.spec.get("action") or "ALLOW", rule):
+                    out.append(ap.finding(
+                        fnd.WARNING, fnd.UNNORMALIZED_PATH, f"spec.rules[{i}]",
+                        "matches paths while MeshConfig pathNormalization is NONE: /x/../admin, //admin or "
+                        "/%61dmin get past it; use BASE (Istio's default) or MERGE_SLASHES"))
     return out
+
+
+def _path_guard(action: str, rule: dict) -> bool:
+    """A rule that keeps requests out by path: DENY with paths, ALLOW with notPaths."""
+    field = "paths" if action == "DENY" else "notPaths" if action == "ALLOW" else None
+    return field is not None and any(
+        isinstance(t, dict) and ((t.get("operation") or {}).get(field)) for t in rule.get("to") or [])
 
 
 def _has_selector(r) -> bool:

@@ -322,6 +322,55 @@ static int rbac_allows(mc_http_stream_t *s, const mc_route_req_t *rq)
 
 /* ---- starting ------------------------------------------------------------------------ */
 
+/* The HCM's path normalization, before anything reads the path (RBAC,
+ * routing, the upstream request head, the access log). Normalizing only
+ * ever shortens a path, so it is done in place, in the request target's
+ * own bytes (the connection's read buffer, which the parser's views point
+ * into): the normalized path, then "?query" moved up behind it, and the
+ * views shortened to match. No copy, no allocation, no limit but the
+ * parser's max_target_bytes. Returns MC_PATH_*. */
+static int normalize_path(mc_http_stream_t *s)
+{
+    mc_h1_request_t *q = &s->req;
+    const mc_path_norm_t *o = &s->hcm->path_norm;
+    if (!mc_path_norm_enabled(o) || !q->path || !mc_path_needs_normalize(q->path, q->path_len, o))
+        return MC_PATH_UNCHANGED;
+    /* only a path within the target's bytes (not the parser's static "/") */
+    if (!q->target || q->path < q->target || q->path + q->path_len > q->target + q->target_len)
+        return MC_PATH_UNCHANGED;
+    char *p = (char *)(uintptr_t)q->path; /* the read buffer's bytes: writable */
+    size_t n = q->path_len;
+    int rc = mc_path_normalize(p, &n, o);
+    if (rc == MC_PATH_REJECT)
+        return rc;
+    size_t removed = q->path_len - n;
+    if (q->query && removed && q->query == q->path + q->path_len + 1) {
+        memmove(p + n + 1, q->query, q->query_len);
+        p[n] = '?';
+        q->query = p + n + 1;
+    }
+    q->path_len = n;
+    q->target_len -= removed;
+    return rc;
+}
+
+/* UNESCAPE_AND_REDIRECT: 307 to the unescaped, normalized path (and query). */
+static void redirect_normalized(mc_http_stream_t *s)
+{
+    const mc_h1_request_t *q = &s->req;
+    char loc[8192]; /* the parser's default max_target_bytes */
+    int n = q->query ? snprintf(loc, sizeof(loc), "%.*s?%.*s", (int)q->path_len, q->path, (int)q->query_len, q->query)
+                     : snprintf(loc, sizeof(loc), "%.*s", (int)q->path_len, q->path);
+    if (n < 0 || (size_t)n >= sizeof(loc)) {
+        mc_stat_inc(STATS(s), HTTP_SCOPE(s), MC_HTTP_RQ_FAILED_PATH_NORMALIZATION);
+        s->details = "path_too_long_to_redirect";
+        mc_http_local_reply(s, 400, "Bad Request", 0);
+        return;
+    }
+    mc_stat_inc(STATS(s), HTTP_SCOPE(s), MC_HTTP_RQ_REDIRECTED_NORMALIZED_PATH);
+    mc_http_reply(s, 307, "", 0, 0, loc);
+}
+
 void mc_http_stream_start(mc_http_stream_t *s)
 {
     mc_stats_shard_t *st = STATS(s);
@@ -341,12 +390,23 @@ void mc_http_stream_start(mc_http_stream_t *s)
         new_request_id(s);
     }
     s->head_request = q->method_len == 4 && memcmp(q->method, "HEAD", 4) == 0;
+    int norm = q->connect ? MC_PATH_UNCHANGED : normalize_path(s);
     mc_http_trace_begin(s);
     mc_http_alog_begin(s);
     mc_http_im_request_head(s);
 
     if (q->connect) {
         mc_http_local_reply(s, 405, "CONNECT is not supported\n", 0);
+        return;
+    }
+    if (norm == MC_PATH_REJECT) {
+        mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RQ_FAILED_PATH_NORMALIZATION);
+        s->details = "path_normalization_failed";
+        mc_http_local_reply(s, 400, "Bad Request", 0);
+        return;
+    }
+    if (norm == MC_PATH_REDIRECT) {
+        redirect_normalized(s);
         return;
     }
     mc_route_req_t rq;

@@ -27,6 +27,7 @@
 
 #include "http/h1_chunked.h"
 #include "http/h1_parser.h"
+#include "http/path_normalize.h"
 #include "meshcore/balancer.h"
 #include "proxy/http_conn.h"
 #include "proxy/http_upstream.h"

@@ -166,6 +166,12 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     if (s->default_host_for_http_10 && *s->default_host_for_http_10)
         h->default_host_for_http_10 = mc_str_dup(s->default_host_for_http_10, &h->default_host_for_http_10_len);
     fault_init(&h->fault, &s->fault);
+    h->path_norm.normalize_path = (uint8_t)(s->normalize_path != 0);
+    h->path_norm.merge_slashes = (uint8_t)(s->merge_slashes != 0);
+    if (s->path_with_escaped_slashes_action < 0 ||
+        s->path_with_escaped_slashes_action > MC_SLASHES_UNESCAPE_AND_FORWARD)
+        return fail(err, errlen, "path_with_escaped_slashes_action: unknown value");
+    h->path_norm.escaped_slashes = (uint8_t)s->path_with_escaped_slashes_action;
     h->access_log_id = s->access_log_id;
     h->tracer_id = s->tracer_id;
     h->random_sampling = s->random_sampling > 1000000 ? 1000000 : s->random_sampling;

@@ -15,6 +15,7 @@
 
 #include "core/match.h"
 #include "http/h1_parser.h"
+#include "http/path_normalize.h"
 #include "meshcore/snapshot.h"
 #include "route/retry.h"
 
@@ -149,6 +150,7 @@ typedef struct mc_hcm {
     uint32_t access_log_id;
     uint32_t tracer_id, random_sampling; /* see mc_sb_hcm_t */
     uint8_t span_kind;
+    mc_path_norm_t path_norm; /* applied before RBAC and routing (proxy/http_stream.c) */
     struct mc_rbac **rbac; /* envoy.filters.http.rbac, in http_filters order */
     uint32_t n_rbac;
     mc_route_table_t rt;

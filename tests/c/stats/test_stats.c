@@ -353,6 +353,8 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP_NO_ROUTE, "no_route", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RQ_DIRECT_RESPONSE, "rq_direct_response", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RQ_REDIRECT, "rq_redirect", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_RQ_FAILED_PATH_NORMALIZATION, "downstream_rq_failed_path_normalization", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_RQ_REDIRECTED_NORMALIZED_PATH, "downstream_rq_redirected_with_normalized_path", 0},
     {MC_SCOPE_HTTP, MC_HTTP_FAULT_DELAYS_INJECTED, "fault.delays_injected", 0},
     {MC_SCOPE_HTTP, MC_HTTP_FAULT_ABORTS_INJECTED, "fault.aborts_injected", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RBAC_ALLOWED, "rbac.allowed", 0},

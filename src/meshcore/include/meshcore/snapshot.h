@@ -184,6 +184,10 @@ typedef struct mc_sb_hcm {
     uint32_t tracer_id;       /* 0: no tracing; else sampled requests' spans carry this id */
     uint32_t random_sampling; /* requests per million sampled when the caller did not decide */
     int span_kind;            /* MC_SPAN_SERVER (ingress) or MC_SPAN_CLIENT (egress) */
+    /* path normalization before routing and RBAC (http/path_normalize.h) */
+    int normalize_path;                   /* RFC 3986: unreserved escapes decoded, dot segments */
+    int merge_slashes;                    /* "//" -> "/" */
+    int path_with_escaped_slashes_action; /* the xDS enum's number (MC_SLASHES_*) */
 } mc_sb_hcm_t;
 
 int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm);

@@ -151,6 +151,8 @@ typedef enum mc_scope_kind {
     COUNTER(MC_HTTP_NO_ROUTE, "no_route")                                                    \
     COUNTER(MC_HTTP_RQ_DIRECT_RESPONSE, "rq_direct_response")                                \
     COUNTER(MC_HTTP_RQ_REDIRECT, "rq_redirect")                                              \
+    COUNTER(MC_HTTP_RQ_FAILED_PATH_NORMALIZATION, "downstream_rq_failed_path_normalization") \
+    COUNTER(MC_HTTP_RQ_REDIRECTED_NORMALIZED_PATH, "downstream_rq_redirected_with_normalized_path") \
     COUNTER(MC_HTTP_FAULT_DELAYS_INJECTED, "fault.delays_injected")                          \
     COUNTER(MC_HTTP_FAULT_ABORTS_INJECTED, "fault.aborts_injected")                          \
     COUNTER(MC_HTTP_RBAC_ALLOWED, "rbac.allowed")                                            \
