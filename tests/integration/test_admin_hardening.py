@@ -55,7 +55,10 @@ def blackhole():
 
 @pytest.fixture
 def starved_proxy(proxy_factory, blackhole):
-    doc = cfg.bootstrap([cfg.tcp_proxy_listener("ingress", "sink")], [cfg.static_cluster("sink", [blackhole.port])])
+    # idle_timeout: whatever the blackhole's reset does not reach (a connection still in
+    # its SYN queue, say) is closed by the proxy itself once the load is gone
+    doc = cfg.bootstrap([cfg.tcp_proxy_listener("ingress", "sink", idle_timeout="10s")],
+                        [cfg.static_cluster("sink", [blackhole.port])])
     proxy = proxy_factory(doc)
     proxy.port = proxy.listener_port("ingress")
     proxy.blackhole = blackhole
@@ -110,7 +113,10 @@ def test_ready_answers_when_the_data_plane_has_every_fd(starved_proxy):
 
 
 def test_idle_admin_connections_cost_no_thread_and_are_closed(proxy_factory, blackhole):
-    doc = cfg.bootstrap([cfg.tcp_proxy_listener("ingress", "sink")], [cfg.static_cluster("sink", [blackhole.port])])
+    # idle_timeout: whatever the blackhole's reset does not reach (a connection still in
+    # its SYN queue, say) is closed by the proxy itself once the load is gone
+    doc = cfg.bootstrap([cfg.tcp_proxy_listener("ingress", "sink", idle_timeout="10s")],
+                        [cfg.static_cluster("sink", [blackhole.port])])
     proxy = proxy_factory(doc)
     before = _threads(proxy.pid)
     idle = _flood(proxy.admin_port, 500)
