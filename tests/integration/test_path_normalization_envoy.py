@@ -7,7 +7,7 @@ import pytest
 import yaml
 from support import http as h
 from support.envoy import EnvoyProcess, envoy_binary
-from support.net import free_port
+from support.net import free_port, wait_until
 
 pytestmark = pytest.mark.skipif(envoy_binary() is None, reason="envoy not installed (scripts/setup.sh)")
 
@@ -64,6 +64,8 @@ def test_the_same_as_envoy(engine_factory, backend_factory, tmp_path):
     doc["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
     envoy = EnvoyProcess(tmp_path, yaml.safe_dump(doc), name="envoy-paths").start()
     try:
+        # its admin API answers before its listeners are bound: LIVE means they are
+        wait_until(lambda: envoy.admin_get("/ready")[0] == 200, timeout=30, what="envoy's listeners")
         theirs = answers(ports.__getitem__)
     finally:
         envoy.stop()
