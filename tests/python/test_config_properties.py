@@ -156,8 +156,12 @@ def _translate_all(files):
     found = list(mesh.findings) + analyze(mesh, registry)
     for w in registry.workloads:
         result = translate(mesh, w.id, registry=registry)
-        if not any(f.is_error for f in found + result.findings):
+        found += result.findings
+        if not any(f.is_error for f in found):
             validate_bootstrap(result.bootstrap, f"<{w.id}>")
+    for f in found:  # a refusal is an error finding: it says what is wrong
+        assert str(f).strip() and f.message.strip(), f"finding without a message: {f!r}"
+    return [f for f in found if f.is_error]
 
 
 @PROPS
