@@ -7,9 +7,26 @@
  * alone; the result starts with '/' when the input did; normalizing the
  * result again changes nothing where that is what the options promise
  * (merge_slashes alone; normalize_path whose result has no '%' left).
+ *
+ * MESHCORE_FUZZ_STRICT=1 in the environment checks idempotence for every
+ * option set: the decoder is single-pass, so "/%%36%31dmin" becomes
+ * "/%61dmin" and only a second pass gives "/admin" (docs/fuzzing.md,
+ * tests/fuzz/crashes/fuzz_path_normalize/). Off by default so the suite
+ * stays green until that is decided.
  */
 #include "fuzz_util.h"
 #include "http/path_normalize.h"
+
+static int strict;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *e = getenv("MESHCORE_FUZZ_STRICT");
+    strict = e && *e == '1';
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -47,6 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (o.escaped_slashes == MC_SLASHES_DEFAULT || o.escaped_slashes == MC_SLASHES_KEEP_UNCHANGED))
             idempotent = 1;
         if (o.normalize_path && !memchr(p, '%', n))
+            idempotent = 1;
+        if (strict)
             idempotent = 1;
     }
     if (idempotent) {
