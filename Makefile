@@ -21,7 +21,7 @@ ASAN_DIR := build/c-asan
 RELEASE_CFLAGS := $(BASE_CFLAGS) -O2 -fPIC
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-.PHONY: all lib test test-asan clean
+.PHONY: all lib test test-asan fuzz clean
 all: lib
 
 define flavour
@@ -52,5 +52,29 @@ test-asan: $(ASAN_TESTS)
 	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c, docs/fuzzing.md): clang, ASan + UBSan.
+# The core's objects get coverage instrumentation without libFuzzer's main
+# (fuzzer-no-link); each target links -fsanitize=fuzzer. Objects in build/fuzz/.
+FUZZ_CC ?= clang
+FUZZ_DIR := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+# The core is held to -Werror by gcc (make test); clang's warnings differ, so
+# they do not fail this build (-Wno-error), but targets keep the warnings.
+FUZZ_CFLAGS := $(BASE_CFLAGS) -Wno-error -O1 -fno-omit-frame-pointer $(FUZZ_SAN)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
+
+$(FUZZ_DIR)/%.o: %.c $(shell find $(SRC_DIR) -name '*.h')
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -w -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/libmeshcore.a: $(patsubst %.c,$(FUZZ_DIR)/%.o,$(SRCS))
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_DIR)/libmeshcore.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< $(FUZZ_DIR)/libmeshcore.a $(LIBS) -o $@
+
+fuzz: $(FUZZ_BINS)
+
 clean:
-	rm -rf build/c build/c-asan
+	rm -rf build/c build/c-asan build/fuzz

@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 
 # Build: gcc + OpenSSL 3 headers. Tests: curl and openssl (s_client),
 # prometheus (the server and promtool), tcpdump (the wire is ciphertext),
-# real peers (haproxy, nginx, stunnel), wrk for the benchmarks.
+# real peers (haproxy, nginx, stunnel), wrk for the benchmarks, clang for
+# the libFuzzer targets (make fuzz, docs/fuzzing.md) with its sanitizer and
+# libFuzzer runtimes (only recommended by clang; setup installs no recommends).
 APT_PACKAGES=(gcc make libssl-dev libpcre2-dev pkg-config curl openssl ca-certificates prometheus tcpdump
-              haproxy nginx-light stunnel4 wrk)
+              haproxy nginx-light stunnel4 wrk clang libclang-rt-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
