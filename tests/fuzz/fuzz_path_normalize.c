@@ -8,25 +8,12 @@
  * result again changes nothing where that is what the options promise
  * (merge_slashes alone; normalize_path whose result has no '%' left).
  *
- * MESHCORE_FUZZ_STRICT=1 in the environment checks idempotence for every
- * option set: the decoder is single-pass, so "/%%36%31dmin" becomes
- * "/%61dmin" and only a second pass gives "/admin" (docs/fuzzing.md,
- * tests/fuzz/crashes/fuzz_path_normalize/). Off by default so the suite
- * stays green until that is decided.
+ * Normalizing the result again changes nothing for every option set: an
+ * escape whose digit would complete a new escape after a '%' stays encoded
+ * ("/%%36%31dmin" -> "/%%361dmin", never "/%61dmin"; docs/fuzzing.md).
  */
 #include "fuzz_util.h"
 #include "http/path_normalize.h"
-
-static int strict;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    const char *e = getenv("MESHCORE_FUZZ_STRICT");
-    strict = e && *e == '1';
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -65,8 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             idempotent = 1;
         if (o.normalize_path && !memchr(p, '%', n))
             idempotent = 1;
-        if (strict)
-            idempotent = 1;
+        idempotent = 1; /* every option set (see the top) */
     }
     if (idempotent) {
         char *q = fuzz_copy(p, n);

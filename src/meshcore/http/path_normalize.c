@@ -85,7 +85,20 @@ static int escaped_slashes(char *p, size_t *n, const mc_path_norm_t *o)
     return found;
 }
 
-/* Step 2a: decode unreserved escapes once, '\' -> '/'; -1 on %00. */
+/* Whether writing the hex digit c after out[0, w) would complete a new
+ * escape: "%" or "%H" before it ("%%36%31" would become "%61", which a
+ * second decoding - the upstream's - turns into "a"). */
+static int forms_escape(const char *out, size_t w, int c)
+{
+    if (hexval((char)c) < 0 || w == 0)
+        return 0;
+    return out[w - 1] == '%' || (w >= 2 && out[w - 2] == '%' && hexval(out[w - 1]) >= 0);
+}
+
+/* Step 2a: decode unreserved escapes once, '\' -> '/'; -1 on %00. An escape
+ * whose decoded digit would complete a new escape stays encoded: the path
+ * cannot grow (Envoy's canonicalizer escapes the '%' instead), and a rule
+ * on the decoded path is not bypassed by a double escape. */
 static int decode_unreserved(char *p, size_t *n)
 {
     size_t w = 0, len = *n;
@@ -93,7 +106,7 @@ static int decode_unreserved(char *p, size_t *n)
         int c = escaped(p, len, r);
         if (c == 0)
             return -1;
-        if (c > 0 && unreserved(c)) {
+        if (c > 0 && unreserved(c) && !forms_escape(p, w, c)) {
             p[w++] = (char)c;
             r += 3;
             continue;

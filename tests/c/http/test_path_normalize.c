@@ -66,6 +66,16 @@ static void test_bypass_strings(void)
     TO(MERGE, "/x/..//admin", "/admin");
     TO(ONLY_MERGE, "//admin", "/admin");
     SAME(ONLY_MERGE, "/x/../admin");
+    /* double escapes (found by fuzzing): an escape is kept when its digit would
+     * complete a new escape after a '%', so an escape the result still holds is
+     * always preceded by '%': one decoding more (the upstream's) cannot make
+     * "/admin" of it, and normalizing again changes nothing */
+    TO(BASE, "/%%36%31dmin", "/%%361dmin");
+    TO(MERGE, "/%%36%31dmin", "/%%361dmin");
+    SAME(BASE, "/%%361dmin");
+    TO(BASE, "/%%36%31dmin/%62", "/%%361dmin/b");
+    SAME(DECODE_MERGE, "/%2%46admin");
+    TO(BASE, "/%6%31%41", "/%6%31A");
 }
 
 static void test_envoy_normalize_path(void)
