@@ -13,7 +13,6 @@ SUFFIXES = {".c", ".h", ".py", ".pyx", ".pxi", ".pxd"}
 # path -> why it is longer for now
 EXCEPTIONS = {
     "src/meshcore/http/h1_parser.c": "the hot-path HTTP/1.1 parser, one scanner; to split with the HTTP/2 codec work",
-    "tests/c/http/test_h1_parser.c": "the parser's cases in one table; to split along request/response with the parser",
 }
 
 
