@@ -21,8 +21,9 @@ versions (admin/xds_dump.py); /stats adds the client's counters
 control_plane.connected_state).
 
 The certificate source is a seam: `certificates(on_change) -> keeper`, the
-keeper having `.start()`, `.current` (whose `.secrets()` gives the two Secret
-dicts, as meshcore.certs.Certificate) and `.stop()`.
+keeper having `.start(wait)` (seconds to wait for a control plane not up yet),
+`.current` (whose `.secrets()` gives the two Secret dicts, as
+meshcore.certs.Certificate) and `.stop()`.
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ class XdsSource:
             make = self._certificates or certificate_service(self.target, self.token_file, ns,
                                                               self.service_account, self.cert_ttl)
             self.keeper = make(self._on_certificate)
-            self._start_keeper()  # blocks until the first certificate
+            self.keeper.start(wait=self.cert_wait)  # blocks until the first certificate
             log.info("certificate: %s", _describe(self.keeper.current))
             self.client = xc.XdsClient(self.target, node, self._apply, self._secrets, base=self.base,
                                        mode=self.mode, token_file=self.token_file,
@@ -119,13 +120,6 @@ class XdsSource:
                 proxy.admin.stop()
             proxy.engine.stop()
             raise
-
-    def _start_keeper(self) -> None:
-        """The first certificate; a control plane not up yet is waited for (cert_wait seconds)."""
-        try:
-            self.keeper.start(wait=self.cert_wait)
-        except TypeError:  # a test keeper without the wait argument
-            self.keeper.start()
 
     def stop(self) -> None:
         if self.client is not None:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pathlib
 import shutil
 import signal
-import subprocess
+import time
 
 import pytest
 from support.ads_client import CDS, EDS, LDS, RDS, SDS, AdsClient, sidecar_node
 from support.net import wait_until
-from support.proxy import meshcore_command, run_cli
+from support.proxy import run_cli
 
 from meshcore import ca
+from meshcore.demo_mesh import ControlPlane
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "mesh-mtls"
 
@@ -23,22 +24,13 @@ def control_plane_process(tmp_path):
     mesh = tmp_path / "mesh"
     shutil.copytree(EXAMPLE, mesh)
     ca.CertificateAuthority.init(str(tmp_path / "ca"), "cluster.local")
-    address_file = tmp_path / "addresses"
-    log = open(tmp_path / "cp.log", "wb")
-    proc = subprocess.Popen(meshcore_command() + [
-        "control-plane", "--mesh-dir", str(mesh), "--ca-dir", str(tmp_path / "ca"), "--listen", "127.0.0.1:0",
-        "--status", "127.0.0.1:0", "--address-file", str(address_file), "--poll-interval", "0.02"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    cp = ControlPlane(str(mesh), str(tmp_path / "ca"), str(tmp_path)).start(time.monotonic() + 30)
     try:
-        wait_until(lambda: address_file.exists() or proc.poll() is not None, timeout=30, what="the address file")
-        assert proc.poll() is None, (tmp_path / "cp.log").read_text()
-        xds, status = address_file.read_text().split()
-        yield proc, mesh, xds, status, tmp_path / "cp.log"
+        yield cp.proc, mesh, cp.xds, cp.status, pathlib.Path(cp.log_path)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        if cp.proc.poll() is None:
+            cp.proc.kill()
+            cp.proc.wait(timeout=10)
 
 
 def test_control_plane_process_serves_pushes_and_reports(control_plane_process):

@@ -7,16 +7,16 @@ gRPC clients")."""
 from __future__ import annotations
 
 import json
-import subprocess
+import time
 import urllib.request
 
 import pytest
 from support.grpc_xds import VersionServer, XdsClient, write_bootstrap
 from support.mtls import service, workload_entry, write_mesh
 from support.net import wait_until
-from support.proxy import meshcore_command
 
 from meshcore import ca
+from meshcore.demo_mesh import ControlPlane
 
 PORT = 7070  # the Service's port: a name in the route tables, bound by no one
 TARGET = f"checkout:{PORT}"
@@ -71,25 +71,11 @@ def mesh_and_cp(tmp_path, servers):
         DESTINATION_RULE)
     (mesh / "vs.yaml").write_text(virtual_service(90, 10))
     ca.CertificateAuthority.init(str(tmp_path / "ca"), "cluster.local")
-    address_file = tmp_path / "addresses"
-    log = open(tmp_path / "cp.log", "wb")
-    proc = subprocess.Popen(meshcore_command() + [
-        "control-plane", "--mesh-dir", str(mesh), "--ca-dir", str(tmp_path / "ca"), "--listen", "127.0.0.1:0",
-        "--status", "127.0.0.1:0", "--address-file", str(address_file), "--poll-interval", "0.02"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    cp = ControlPlane(str(mesh), str(tmp_path / "ca"), str(tmp_path)).start(time.monotonic() + 30)
     try:
-        wait_until(lambda: address_file.exists() or proc.poll() is not None, timeout=30, what="the address file")
-        assert proc.poll() is None, (tmp_path / "cp.log").read_text()
-        xds, status = address_file.read_text().split()
-        yield mesh, xds, status
+        yield mesh, cp.xds, cp.status
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        cp.stop()
 
 
 def test_proxyless_grpc_client_follows_a_weighted_split(tmp_path, servers, mesh_and_cp):

@@ -45,7 +45,7 @@ class Harness:
             k = CertKeeper(tmp_path / "ca", "default", "checkout", on_change)
             if keeper_gate is not None:
                 start = k.start
-                k.start = lambda: (keeper_gate.wait(30), start())[1]
+                k.start = lambda wait=0.0: (keeper_gate.wait(30), start(wait))[1]
             self.keepers.append(k)
             return k
 

@@ -231,7 +231,8 @@ def test_the_token_is_sent_as_a_bearer_credential(ads, make_client, tmp_path):
 
 def test_a_bootstrap_token_file_sends_its_token(ads, make_client, tmp_path):
     token = tmp_path / "token.json"
-    token.write_text('{"token": "abc123", "namespace": "default", "service_account": "sa"}\n')
+    token.write_text('{"token": "abc123", "namespace": "default", "service_account": "sa", '
+                     '"trust_domain": "cluster.local", "root_cert": "roots", "expires": "2099-01-01T00:00:00+00:00"}\n')
     make_client(ads[0].target, token_file=str(token))
     s = ads[0].next_stream()
     assert s.metadata.get("authorization") == "Bearer abc123"

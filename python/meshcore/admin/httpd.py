@@ -123,6 +123,7 @@ class HttpServer:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sel.register(self.sock, selectors.EVENT_READ, _LISTEN)
         self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._address = self.sock.getsockname()[:2]
         self._conns: dict[int, _Conn] = {}
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._done: collections.deque = collections.deque()
@@ -137,7 +138,7 @@ class HttpServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.sock.getsockname()[:2]
+        return self._address  # still known after stop() closed the socket
 
     def start(self):
         for t in self._threads:

@@ -75,16 +75,14 @@ def _listeners(view) -> dict:
     for lst in sorted(view.messages(xr.LDS).values(), key=lambda m: m.name):
         if lst.traffic_direction != base_pb2.OUTBOUND:
             continue
-        for chain in lst.filter_chains:
-            for f in chain.filters:
-                hcm = xds_types.unpack(f.typed_config) if f.HasField("typed_config") else None
-                if hcm is None or hcm.DESCRIPTOR.full_name != xds_types.HCM or not hcm.HasField("rds"):
-                    continue
-                rc = routes.get(hcm.rds.route_config_name)
-                for vhost in rc.virtual_hosts if rc is not None else ():
-                    for domain in vhost.domains:
-                        if _has_port(domain) and domain not in out:
-                            out[domain] = _api_listener(domain, hcm)
+        for _, hcm in xr.hcm_filters(lst):
+            if not hcm.HasField("rds"):
+                continue
+            rc = routes.get(hcm.rds.route_config_name)
+            for vhost in rc.virtual_hosts if rc is not None else ():
+                for domain in vhost.domains:
+                    if _has_port(domain) and domain not in out:
+                        out[domain] = _api_listener(domain, hcm)
     return out
 
 

@@ -309,12 +309,13 @@ class XdsClient:
             log.error("cannot read token file %s: %s", self.token_file, e.strerror)
             return None
         if text.startswith("{"):  # a bootstrap token file (meshcore control-plane token): its "token"
-            import json
+            from meshcore.controlplane.tokens import read_token_file
+            from meshcore.errors import ConfigError
 
             try:
-                text = str(json.loads(text).get("token", ""))
-            except ValueError:
-                log.error("token file %s: not valid JSON", self.token_file)
+                text = read_token_file(self.token_file)["token"]
+            except ConfigError as e:
+                log.error("%s", e)
                 return None
         return (("authorization", f"Bearer {text}"),)
 

@@ -72,6 +72,15 @@ class Resources:
         return set(self.of(type_url))
 
 
+def hcm_filters(listener):
+    """(filter, its HttpConnectionManager unpacked) for every HCM in the listener's
+    chains; a caller that changes the HCM packs it back with filter.typed_config.Pack."""
+    for chain in listener.filter_chains:
+        for f in chain.filters:
+            if f.HasField("typed_config") and xds_types.is_a(f.typed_config, xds_types.HCM):
+                yield f, xds_types.unpack(f.typed_config)
+
+
 def _ads_source():
     return {"ads": {}, "resource_api_version": "V3"}
 
@@ -132,17 +141,15 @@ def split(bootstrap: bootstrap_pb2.Bootstrap, root_bundle_pem: str | None = None
     for listener in static.listeners:
         lst = listener_pb2.Listener()
         lst.CopyFrom(listener)
-        for chain in lst.filter_chains:
-            for f in chain.filters:
-                hcm = xds_types.unpack(f.typed_config) if f.HasField("typed_config") else None
-                if hcm is None or hcm.DESCRIPTOR.full_name != xds_types.HCM or not hcm.HasField("route_config"):
-                    continue
-                rc = route_pb2.RouteConfiguration()
-                rc.CopyFrom(hcm.route_config)
-                out.add(RDS, rc.name, rc)
-                hcm.ClearField("route_config")
-                json_format.ParseDict({"config_source": _ads_source(), "route_config_name": rc.name}, hcm.rds)
-                f.typed_config.Pack(hcm)
+        for f, hcm in hcm_filters(lst):
+            if not hcm.HasField("route_config"):
+                continue
+            rc = route_pb2.RouteConfiguration()
+            rc.CopyFrom(hcm.route_config)
+            out.add(RDS, rc.name, rc)
+            hcm.ClearField("route_config")
+            json_format.ParseDict({"config_source": _ads_source(), "route_config_name": rc.name}, hcm.rds)
+            f.typed_config.Pack(hcm)
         _point_secrets_at_agent(lst)
         out.add(LDS, lst.name, lst)
     for cluster in static.clusters:
@@ -190,18 +197,16 @@ def materialize(resources: Resources, secrets=(), base: bootstrap_pb2.Bootstrap 
     for name in sorted(resources.of(LDS)):
         lst = static.listeners.add()
         lst.CopyFrom(resources.of(LDS)[name])
-        for chain in lst.filter_chains:
-            for f in chain.filters:
-                hcm = xds_types.unpack(f.typed_config) if f.HasField("typed_config") else None
-                if hcm is None or hcm.DESCRIPTOR.full_name != xds_types.HCM or not hcm.HasField("rds"):
-                    continue
-                rc = routes.get(hcm.rds.route_config_name)
-                if rc is None:
-                    raise Incomplete(f"listener {name}: route configuration {hcm.rds.route_config_name!r} "
-                                     "not received")
-                hcm.ClearField("rds")
-                hcm.route_config.CopyFrom(rc)
-                f.typed_config.Pack(hcm)
+        for f, hcm in hcm_filters(lst):
+            if not hcm.HasField("rds"):
+                continue
+            rc = routes.get(hcm.rds.route_config_name)
+            if rc is None:
+                raise Incomplete(f"listener {name}: route configuration {hcm.rds.route_config_name!r} "
+                                 "not received")
+            hcm.ClearField("rds")
+            hcm.route_config.CopyFrom(rc)
+            f.typed_config.Pack(hcm)
         _strip_sds_sources(lst)
     loads = resources.of(EDS)
     for name in sorted(resources.of(CDS)):

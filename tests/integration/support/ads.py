@@ -191,7 +191,7 @@ class CertKeeper:
         self.current = None
         self.issued = 0
 
-    def start(self):
+    def start(self, wait: float = 0.0):
         self.current = self._provisioner.issue()
         self.issued += 1
         return self
