@@ -28,8 +28,10 @@ GET = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "
 def engine_with(engine_factory, backend_factory, handler=None, **h2opts):
     backend = backend_factory("app", handler)
     hcm = {"codec_type": "AUTO"}
-    if h2opts.pop("fault_delay", None):
-        hcm["http_filters"] = [h.fault_filter(delay={"fixed_delay": "30s", "percentage": h.percent(100)})]
+    if h2opts.pop("fault_delay", None):  # /held waits 30 s before going upstream; the rest does not
+        delay = h.fault_config(delay={"fixed_delay": "30s", "percentage": h.percent(100)})
+        hcm["http_filters"] = [h.fault_filter()]
+        hcm["routes"] = [h.route("/held", "backend", typed_per_filter_config=delay), h.route("/", "backend")]
     hcm.update(h2opts.pop("hcm", {}))
     if h2opts:
         hcm["http2_protocol_options"] = h2opts
@@ -81,7 +83,11 @@ class Client:
             except h2.exceptions.ProtocolError:
                 self.events.append("client-error")
                 break
-            self.sock.sendall(self.conn.data_to_send())
+            try:
+                self.sock.sendall(self.conn.data_to_send())
+            except (BrokenPipeError, ConnectionResetError):
+                self.events.append("closed")
+                break
         return self.events
 
     def goaway(self):
@@ -221,7 +227,7 @@ def test_data_past_the_window(engine_factory, backend_factory):
     nothing is consumed): FLOW_CONTROL_ERROR."""
     engine, backend = engine_with(engine_factory, backend_factory, fault_delay=True)
     c = Client(engine.listener_port("http"))
-    c.conn.send_headers(1, [(":method", "POST"), (":path", "/"), (":scheme", "http"), (":authority", "svc")])
+    c.conn.send_headers(1, [(":method", "POST"), (":path", "/held"), (":scheme", "http"), (":authority", "svc")])
     c.flush()
     c.raw(b"".join(DataFrame(1, data=b"z" * 16384).serialize() for _ in range(12)))  # 192 KiB > 64 KiB
     c.pump(lambda ev: any(isinstance(e, h2.events.StreamReset) for e in ev) or ended(ev))
@@ -231,17 +237,29 @@ def test_data_past_the_window(engine_factory, backend_factory):
     c.close()
 
 
-def test_frames_on_a_closed_stream(engine_factory, backend_factory):
+def test_frames_on_closed_and_idle_streams(engine_factory, backend_factory):
+    """DATA and HEADERS on a stream that is closed are ignored, as RFC 9113
+    5.1 allows (the DATA's bytes go back to the connection window) and the
+    connection serves on; HEADERS on a stream id the client may not use
+    (even: the server's) is a connection error."""
     engine, backend = engine_with(engine_factory, backend_factory)
     c = Client(engine.listener_port("http"))
     c.conn.send_headers(1, GET, end_stream=True)
     c.flush()
     c.pump(lambda ev: any(isinstance(e, h2.events.StreamEnded) for e in ev))
-    c.raw(DataFrame(1, data=b"late", flags=["END_STREAM"]).serialize())
+    block = Encoder().encode([(k, v, True) for k, v in GET])  # never indexed: the client's HPACK state stays
+    c.raw(DataFrame(1, data=b"late" * 1000, flags=["END_STREAM"]).serialize())
+    c.raw(HeadersFrame(1, data=block, flags=["END_STREAM", "END_HEADERS"]).serialize())
+    c.conn.send_headers(3, GET, end_stream=True)
+    c.flush()
+    c.pump(lambda ev: sum(isinstance(e, h2.events.StreamEnded) for e in ev) >= 2 or ended(ev))
+    assert [e.stream_id for e in c.events if isinstance(e, h2.events.StreamEnded)] == [1, 3]
+    c.raw(HeadersFrame(4, data=block, flags=["END_STREAM", "END_HEADERS"]).serialize())
     c.pump(ended)
-    assert c.goaway() is not None
-    assert c.goaway().error_code in (h2.errors.ErrorCodes.STREAM_CLOSED, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    assert c.goaway() is not None, c.events[-3:]
+    assert c.goaway().error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     assert h.stat(engine, "http.http.downstream_cx_protocol_error") == 1
+    assert len(backend.requests) == 2
     second_client_served(engine)
     c.close()
 

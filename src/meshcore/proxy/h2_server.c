@@ -387,6 +387,9 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 
 static void calm_down(mc_h2_session_t *h, uint32_t stat)
 {
+    if (h->calmed) /* nghttp2 reads on to the end of the buffer: count the connection once */
+        return;
+    h->calmed = 1;
     mc_stat_inc(STATS(h->c), SCOPE(h->c), stat);
     nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 }
