@@ -240,3 +240,41 @@ def test_grpc_local_reply_is_trailers_only_unavailable(engine_factory):
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert err.value.details() == "no healthy upstream"
     assert h.stat(engine, "http.http.downstream_rq_2xx") == 1
+
+
+def test_bad_http2_options_are_refused_by_name(engine_factory):
+    import meshcore.errors
+
+    engine = engine_factory()
+    with pytest.raises(meshcore.errors.ConfigError, match="http2_protocol_options.max_concurrent_streams"):
+        engine.apply(h2_config([1], http2_protocol_options={"max_concurrent_streams": 0}))
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+@needs_curl
+def test_100mb_download_and_upload_with_memory_bounded(engine_factory, backend_factory):
+    """100 MiB each way through a rate-limited client; the proxy (in this
+    process) holds windows and one buffer per stream, not the transfer."""
+    piece = b"x" * 65536
+
+    def handler(req):
+        if req.method == "GET":
+            return h.Reply(stream=(piece for _ in range(1600)))  # chunked, 100 MiB
+        return h.Reply(body=str(req.body_len).encode())
+
+    backend = backend_factory("big", handler, store_body=False, hash_body=False)
+    engine = engine_factory(config=h2_config([backend.port]))
+    base = f"http://127.0.0.1:{engine.listener_port('http')}"
+    before = rss_kib()
+    out = curl("--http2-prior-knowledge", "--limit-rate", "200M", "-o", "/dev/null", "-w", "%{size_download}",
+               f"{base}/down")
+    assert out.stdout == b"104857600", out.stderr
+    out = subprocess.run(f"head -c 104857600 /dev/zero | {CURL} -s -S --http2-prior-knowledge --limit-rate 200M "
+                         f"-T - {base}/up", shell=True, capture_output=True, timeout=120)
+    assert out.stdout == b"104857600", out.stderr
+    grown = rss_kib() - before
+    assert grown < 40 * 1024, f"RSS grew by {grown} KiB"
