@@ -277,4 +277,7 @@ def test_100mb_download_and_upload_with_memory_bounded(engine_factory, backend_f
                          f"-T - {base}/up", shell=True, capture_output=True, timeout=120)
     assert out.stdout == b"104857600", out.stderr
     grown = rss_kib() - before
+    with open("/proc/self/maps") as f:
+        if "libasan" in f.read():
+            return  # ASan's quarantine keeps freed memory resident: RSS says nothing there
     assert grown < 40 * 1024, f"RSS grew by {grown} KiB"

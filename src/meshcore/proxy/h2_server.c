@@ -69,7 +69,7 @@ void mc_h2_detach(mc_http_stream_t *s)
 {
     mc_http_conn_t *c = s->conn;
     mc_h2_session_t *h = c->h2;
-    if (!s->h2.attached)
+    if (!s->h2.attached || !h) /* h NULL: the connection is gone (a stream that was complete finishes) */
         return;
     s->h2.attached = 0;
     mc_list_remove(&s->h2.link);
@@ -332,7 +332,8 @@ static int append_body(mc_http_stream_t *s, const uint8_t *data, size_t len, int
         *p++ = '\r';
         *p++ = '\n';
     }
-    memcpy(p, data, len);
+    if (len)
+        memcpy(p, data, len);
     p += len;
     if (s->h2.chunked && len) {
         *p++ = '\r';
@@ -651,7 +652,7 @@ static void session_task(mc_task_t *t)
 
 void mc_h2_want_write(mc_h2_session_t *h)
 {
-    if (!h->dead)
+    if (h && !h->dead) /* NULL: the connection closed under a stream finishing its last task */
         mc_loop_post(&h->c->w->loop, &h->task, session_task);
 }
 
