@@ -73,7 +73,7 @@ class Client:
         while not until(self.events) and time.monotonic() < deadline:
             try:
                 data = self.sock.recv(1 << 16)
-            except (ConnectionResetError, socket.timeout):
+            except (TimeoutError, ConnectionResetError):
                 break
             if not data:
                 self.events.append("closed")
@@ -127,7 +127,7 @@ def test_continuation_flood(engine_factory, backend_factory):
     s = socket.create_connection(("127.0.0.1", engine.listener_port("http")), timeout=10)
     frames = [HeadersFrame(1, data=block[:10], flags=["END_STREAM"])]
     rest = block[10:]
-    for i in range(200):
+    for _ in range(200):
         piece, rest = rest[:10], rest[10:]
         frames.append(ContinuationFrame(1, data=piece or b"\x00"))  # never END_HEADERS
     try:
