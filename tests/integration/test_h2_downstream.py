@@ -281,3 +281,21 @@ def test_100mb_download_and_upload_with_memory_bounded(engine_factory, backend_f
         if "libasan" in f.read():
             return  # ASan's quarantine keeps freed memory resident: RSS says nothing there
     assert grown < 40 * 1024, f"RSS grew by {grown} KiB"
+
+
+@needs_curl
+def test_drain_sends_goaway_and_lets_the_stream_finish(engine_factory, backend_factory):
+    import threading
+
+    backend = backend_factory("slow", lambda req: (time.sleep(1.0), h.Reply(body=b"done"))[1])
+    engine = engine_factory(config=h2_config([backend.port]))
+    url = f"http://127.0.0.1:{engine.listener_port('http')}/d"
+    result = {}
+    client = threading.Thread(target=lambda: result.update(out=curl("--http2-prior-knowledge", "-i", url)))
+    client.start()
+    backend.wait_requests(1)
+    engine.stop(drain_timeout=10)  # GOAWAY(NO_ERROR) now; the stream in flight finishes
+    client.join()
+    assert result["out"].returncode == 0, result["out"].stderr
+    assert result["out"].stdout.startswith(b"HTTP/2 200") and result["out"].stdout.endswith(b"done")
+    assert h.stat(engine, "http.http.http2.goaway_sent") == 1
