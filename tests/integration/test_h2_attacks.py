@@ -52,7 +52,7 @@ class Client:
     def __init__(self, port: int, validate: bool = True, settings=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         cfg = h2.config.H2Configuration(client_side=True, header_encoding=None, validate_outbound_headers=validate,
-                                        validate_inbound_headers=validate)
+                                        validate_inbound_headers=validate, normalize_outbound_headers=validate)
         self.conn = h2_connection.H2Connection(cfg)
         self.conn.initiate_connection()
         if settings:
@@ -292,3 +292,27 @@ def test_invalid_preface_on_an_http2_listener(engine_factory, backend_factory):
 
 
 _ = Frame  # hyperframe's base class: the frames above serialize themselves
+
+
+@pytest.mark.parametrize("extra", [
+    [("x-evil", "a\r\nx-injected: 1")],          # CR LF in a value: smuggling into the HTTP/1.1 head
+    [("transfer-encoding", "chunked")],          # connection-specific (RFC 9113 8.2.2)
+    [("content-length", "5")],                   # and no DATA: the length does not match
+    [("Upper-Case", "x")],                       # field names are lowercase in HTTP/2
+])
+def test_malformed_requests_are_stream_errors(engine_factory, backend_factory, extra):
+    """A malformed request never reaches the upstream: RST_STREAM(PROTOCOL_ERROR)
+    on its stream, the connection serves on."""
+    engine, backend = engine_with(engine_factory, backend_factory)
+    c = Client(engine.listener_port("http"), validate=False)
+    c.conn.send_headers(1, GET + extra, end_stream=True)
+    c.conn.send_headers(3, GET, end_stream=True)
+    c.flush()
+    c.pump(lambda ev: sum(isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) for e in ev) >= 2
+           or ended(ev))
+    resets = {e.stream_id: e.error_code for e in c.events if isinstance(e, h2.events.StreamReset)}
+    assert resets == {1: h2.errors.ErrorCodes.PROTOCOL_ERROR}
+    assert [e.stream_id for e in c.events if isinstance(e, h2.events.StreamEnded)] == [3]
+    assert len(backend.requests) == 1 and not backend.requests[0].has("x-injected")
+    assert h.stat(engine, "http.http.http2.rx_messaging_error") == 1
+    c.close()
