@@ -18,7 +18,16 @@ import h2.errors  # noqa: E402
 import h2.events  # noqa: E402
 import h2.settings  # noqa: E402
 from hpack import Encoder  # noqa: E402
-from hyperframe.frame import ContinuationFrame, DataFrame, Frame, HeadersFrame, PingFrame, SettingsFrame  # noqa: E402
+from hyperframe.frame import (  # noqa: E402
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    HeadersFrame,
+    PingFrame,
+    PriorityFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
 
 CURL = shutil.which("curl")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -181,6 +190,25 @@ def test_settings_and_ping_floods(engine_factory, backend_factory, kind):
     s.close()
     h.wait_stat(engine, "http.http.http2.outbound_control_flood", 1)
     second_client_served(engine)
+
+
+@pytest.mark.parametrize("kind", ["priority", "window_update"])
+def test_priority_and_window_update_floods(engine_factory, backend_factory, kind):
+    """Frames that open nothing and ask for work: past Envoy's ratios (100
+    PRIORITY per stream opened, 10 WINDOW_UPDATE per DATA frame sent) the
+    connection gets GOAWAY(ENHANCE_YOUR_CALM)."""
+    engine, backend = engine_with(engine_factory, backend_factory)
+    c = Client(engine.listener_port("http"))
+    if kind == "priority":
+        frame = PriorityFrame(1, depends_on=0, stream_weight=15).serialize()
+    else:
+        frame = WindowUpdateFrame(0, window_increment=1).serialize()
+    c.raw(frame * 500)
+    c.pump(ended)
+    assert c.goaway() is not None and c.goaway().error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert h.stat(engine, f"http.http.http2.inbound_{kind}_frames_flood") == 1
+    second_client_served(engine)
+    c.close()
 
 
 def test_zero_window_stall_ends_with_the_stream_idle_timeout(engine_factory, backend_factory):
