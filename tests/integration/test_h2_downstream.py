@@ -299,3 +299,29 @@ def test_drain_sends_goaway_and_lets_the_stream_finish(engine_factory, backend_f
     assert result["out"].returncode == 0, result["out"].stderr
     assert result["out"].stdout.startswith(b"HTTP/2 200") and result["out"].stdout.endswith(b"done")
     assert h.stat(engine, "http.http.http2.goaway_sent") == 1
+
+
+@needs_curl
+@pytest.mark.parametrize("shape", ["until-close", "head", "no-content"])
+def test_response_framings(engine_factory, backend_factory, shape):
+    """Bodies ended by the upstream closing, HEAD, and 204 all end their stream."""
+    def handler(req):
+        if shape == "until-close":
+            return h.Reply(body=b"y" * 100_000, no_length=True, close=True)
+        if shape == "no-content":
+            return h.Reply(status=204)
+        return h.Reply(body=b"z" * 1000)
+
+    backend = backend_factory("framing", handler)
+    engine = engine_factory(config=h2_config([backend.port]))
+    url = f"http://127.0.0.1:{engine.listener_port('http')}/f"
+    args = ["-I"] if shape == "head" else ["-i"]
+    out = curl("--http2-prior-knowledge", *args, url)
+    assert out.returncode == 0, out.stderr
+    head, _, body = out.stdout.partition(b"\r\n\r\n")
+    if shape == "until-close":
+        assert head.startswith(b"HTTP/2 200") and body == b"y" * 100_000
+    elif shape == "head":
+        assert head.startswith(b"HTTP/2 200") and b"content-length: 1000" in head and body == b""
+    else:
+        assert head.startswith(b"HTTP/2 204") and body == b""
