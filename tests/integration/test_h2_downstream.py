@@ -325,3 +325,43 @@ def test_response_framings(engine_factory, backend_factory, shape):
         assert head.startswith(b"HTTP/2 200") and b"content-length: 1000" in head and body == b""
     else:
         assert head.startswith(b"HTTP/2 204") and body == b""
+
+
+def test_new_streams_follow_a_config_change_on_an_open_connection(engine_factory, backend_factory):
+    """A long-lived HTTP/2 connection (gRPC's kind) gets new routes for its
+    next streams, as Envoy applies new route config per stream."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    backend = backend_factory("echo")
+    engine = engine_factory(concurrency=1, config=h2_config([backend.port]))
+    port = engine.listener_port("http")
+
+    def ask(s, conn, sid):
+        conn.send_headers(sid, [(":method", "GET"), (":path", "/x"), (":scheme", "http"), (":authority", "svc")],
+                          end_stream=True)
+        s.sendall(conn.data_to_send())
+        status = None
+        while True:
+            for ev in conn.receive_data(s.recv(65536)):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = dict(ev.headers)[b":status"]
+                if isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                    s.sendall(conn.data_to_send())
+                    return status
+            s.sendall(conn.data_to_send())
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        assert ask(s, conn, 1) == b"200"
+        doc = h2_config([backend.port], routes=[h.route("/", direct_response={"status": 418})])
+        engine.apply(doc)
+        assert engine.listener_port("http") == port
+        for _ in range(200):  # the worker takes the new snapshot at its next loop turn: a new connection shows it
+            if h.request(port, "GET", "/x").status == 418:
+                break
+            time.sleep(0.05)
+        assert ask(s, conn, 3) == b"418"
