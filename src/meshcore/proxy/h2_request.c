@@ -211,7 +211,12 @@ int mc_h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *us
     mc_http_conn_t *c = h->c;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    uint32_t scope = SCOPE(c);
     mc_http_conn_refresh(c); /* a new stream runs on the current config, as Envoy routes it */
+    if (SCOPE(c) != scope) { /* the HTTP/2 gauge follows the connection, as downstream_cx_active does */
+        mc_stat_add(STATS(c), scope, MC_HTTP_DOWNSTREAM_CX_HTTP2_ACTIVE, -1);
+        mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_HTTP2_ACTIVE);
+    }
     mc_http_stream_t *s = c->draining ? NULL : mc_http_stream_new(c);
     if (!s) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
