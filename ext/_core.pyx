@@ -82,6 +82,9 @@ cdef class SnapshotBuilder:
         cdef bytes sp = _b(stat_prefix or "")
         return self._check(mc_sb_add_listener(self.b, _b(name), _b(ip), port, sp, backlog))
 
+    def set_reuse_port(self, int listener, bint on):
+        return self._check(mc_sb_set_reuse_port(self.b, listener, on))
+
     def set_connection_limit(self, int listener, stat_prefix, uint32_t max_connections):
         return self._check(mc_sb_set_connection_limit(self.b, listener, _b(stat_prefix),
                                                       max_connections))

@@ -1,4 +1,7 @@
-"""Exceptions raised by meshcore. Plain classes, no behaviour (STYLE.md)."""
+"""Exceptions raised by meshcore. Plain classes, no behaviour (STYLE.md).
+
+Every bad argument is an InvalidArgumentError (a ValueError); every refusal
+of the engine an EngineError; ConfigError for a rejected configuration."""
 
 
 class MeshcoreError(Exception):
@@ -26,3 +29,23 @@ class CAError(MeshcoreError):
 
 class CSRRejected(CAError):
     """A certificate signing request was refused; the message says which rule it broke."""
+
+
+class InvalidArgumentError(MeshcoreError, ValueError):
+    """A call got an argument it cannot use (``Engine(concurrency=-1)``,
+    ``splice="fast"``, a negative drain timeout...); the message names it."""
+
+
+class EngineStateError(EngineError):
+    """The engine's lifecycle forbids the call: ``start()`` or ``apply()``
+    after ``stop()``, ``apply()`` after ``drain_listeners()``. An Engine runs
+    once; create a new one."""
+
+
+class UnknownListenerError(EngineError, LookupError):
+    """A listener name the running config does not have; the message lists the known ones."""
+
+
+class MissingExtraError(MeshcoreError, ImportError):
+    """A feature needs a package that comes with one of meshcore's optional
+    extras, and it is not installed; the message says which ``pip install``."""

@@ -35,8 +35,14 @@ import urllib.parse
 from google.protobuf import json_format
 
 from meshcore.admin.httpd import TEXT, HttpServer
+from meshcore.errors import MissingExtraError
 
 log = logging.getLogger("meshcore.admin")
+
+# POST /quitquitquit where the host gave AdminContext no quit callable (an
+# embedded engine): the admin API does not end a program it does not own.
+QUIT_UNSUPPORTED = ("embedded: the host program owns the process lifecycle; call Engine.stop() "
+                    "(or give AdminContext a quit callable)\n")
 
 STATS_QUANTILES = (0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100)
 
@@ -433,8 +439,10 @@ def _stats(ctx, q):
 
 
 def _prometheus(ctx, q):
-    from meshcore.telemetry import prometheus as metrics  # prometheus_client is loaded on the first scrape only
-
+    try:  # prometheus_client is loaded on the first scrape only
+        from meshcore.telemetry import prometheus as metrics
+    except MissingExtraError as e:
+        return 501, f"{e}\n", TEXT
     body, ctype = metrics.exposition(ctx.stats(), ctx.engine.istio)
     return 200, body, ctype
 
@@ -490,7 +498,7 @@ def _reload(ctx, q):
 
 def _quit(ctx, q):
     if ctx.quit is None:
-        return 501, "shutdown is not available here\n", TEXT
+        return 501, QUIT_UNSUPPORTED, TEXT
     ctx.quit()
     return 200, "OK\n", TEXT
 

@@ -153,6 +153,15 @@ static mc_listener_t *listener_at(mc_snapshot_builder_t *b, int listener)
     return &b->snap->listeners[listener];
 }
 
+int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    l->reuse_port = on != 0;
+    return listener;
+}
+
 int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                uint32_t max_connections)
 {

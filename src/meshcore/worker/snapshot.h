@@ -66,6 +66,7 @@ typedef struct mc_listener {
     mc_chain_t *chains;
     uint32_t n_chains, cap_chains;
     uint8_t inspect; /* chains differ by transport: look at the first bytes */
+    uint8_t reuse_port; /* per-worker SO_REUSEPORT sockets (see net/listener.h) */
     mc_lsock_t *ls;  /* NULL while listeners are drained */
 } mc_listener_t;
 
