@@ -22,7 +22,7 @@ import atexit
 import os
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 # What apply() takes: a path, YAML text, a dict in Envoy's bootstrap shape or a Bootstrap message.
 Config = Union[str, "os.PathLike[str]", Mapping[str, Any], "Bootstrap"]
 
-SPLICE_MODES = ("auto", "always", "never")
+Splice = Literal["auto", "always", "never"]
+SPLICE_MODES: tuple[Splice, ...] = ("auto", "always", "never")
 MAX_CONCURRENCY = 1024  # worker threads; more is a mistake, not a machine
 _U32 = 2**32 - 1
 
@@ -59,7 +60,7 @@ class Engine:
     splice: "auto" (splice(2) for bulk transfers), "always" or "never".
     """
 
-    def __init__(self, concurrency: int = 0, splice: str = "auto",
+    def __init__(self, concurrency: int = 0, splice: Splice = "auto",
                  max_connections_per_worker: int = 0) -> None:
         _check_engine_args(concurrency, splice, max_connections_per_worker)
         try:

@@ -16,7 +16,6 @@ from meshcore.errors import MissingExtraError
 # import name -> (distribution on PyPI, meshcore extra that installs it)
 EXTRAS: dict[str, tuple[str, str]] = {
     "cryptography": ("cryptography", "control-plane"),
-    "grpc": ("grpcio", "control-plane"),
     "prometheus_client": ("prometheus-client", "telemetry"),
 }
 

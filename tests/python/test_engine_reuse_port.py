@@ -57,7 +57,7 @@ def test_a_second_engine_cannot_take_the_port_and_the_first_keeps_it(engine_fact
     for i in range(20):  # every connection reaches the first engine
         with connect(port) as s:
             assert echo_exchange(s, b"%d" % i) == b"%d" % i
-    assert first.stats()["listener.127.0.0.1_%d.downstream_cx_total" % port] == 20
+    assert first.stats()[f"listener.127.0.0.1_{port}.downstream_cx_total"] == 20
 
 
 @pytest.mark.parametrize("reuse_port", [True, False])
@@ -104,7 +104,7 @@ def test_enable_reuse_port_lets_engines_share_the_port(engine_factory, echo):
     for i in range(64):
         with connect(port) as s:
             assert echo_exchange(s, b"%d" % i) == b"%d" % i
-    name = "listener.127.0.0.1_%d.downstream_cx_total" % port
+    name = f"listener.127.0.0.1_{port}.downstream_cx_total"
     counts = first.stats()[name], second.stats()[name]
     assert sum(counts) == 64
     assert min(counts) > 0, counts  # the kernel spread them: 4 sockets, 64 source ports
