@@ -21,6 +21,7 @@ mc_lsock_t *mc_lsock_open(const char *name, const mc_addr_t *addr, uint32_t n, i
     ls->addr = *addr;
     ls->bound = *addr;
     ls->n_fds = n;
+    ls->shared = !reuse_port;
     for (uint32_t i = 0; i < n; i++)
         ls->fds[i] = -1;
     char buf[64];

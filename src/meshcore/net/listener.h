@@ -26,6 +26,7 @@ typedef struct mc_lsock {
     mc_addr_t addr;  /* as configured (port may be 0) */
     mc_addr_t bound; /* as bound (the real port) */
     int64_t active_cx; /* across workers, for connection_limit; atomic */
+    uint8_t shared;    /* fds are one socket: workers race for its accepts */
     uint32_t n_fds;
     int fds[];
 } mc_lsock_t;
