@@ -2,7 +2,7 @@
 # re-exported by meshcore.http, meshcore.route, meshcore.balance and
 # meshcore.tls. The Engine part of _core is typed in its own section.
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
