@@ -160,7 +160,9 @@ cdef class ChunkedDecoder:
         mc_prim_chunked_free(self.c)
 
     cdef bytes _decode(self, const char *p, size_t n, ssize_t *used):
-        """The data in p[0..n); None when malformed (then self.error)."""
+        """The data in p[0..n) up to the end or an error (then self.error
+        is set and *used is -1); the data before an error is still returned,
+        as byte-at-a-time feeding would have returned it."""
         cdef bytearray out = bytearray(n)
         cdef size_t got = 0
         cdef int done = 0
@@ -169,20 +171,24 @@ cdef class ChunkedDecoder:
         if used[0] < 0:
             self.error = HttpParseError((why or b"malformed chunked body").decode(),
                                         400 if self.request else 502, "DPE" if self.request else "UPE")
-            return None
         self.done = done
         return bytes(out[:got])
 
     def feed(self, data):
-        """The chunk data in data; b"" once done."""
+        """The chunk data in data; b"" once done. A malformed body raises
+        HttpParseError (after returning the data that came before it)."""
         cdef const unsigned char[::1] v = data
         cdef ssize_t used = 0
+        if self.error is not None:
+            raise self.error
         if self.done or not v.shape[0]:
             if self.done and v.shape[0]:
                 self.tail += bytes(v)
             return b""
         cdef bytes out = self._decode(<const char *>&v[0], v.shape[0], &used)
-        if out is None:
+        if used < 0:
+            if out:
+                return out  # the error is raised by the next call
             raise self.error
         if self.done:
             self.tail = bytes(v[used:])
@@ -313,10 +319,10 @@ cdef class _H1Parser:
                     self._complete()
             elif self._state == ST_CHUNKED:
                 out = self._chunked._decode(p + pos, n - pos, &used)
-                if out is None:
-                    self._fail(self._chunked.error)
                 if out and self._on_body is not None:
                     self._on_body(out)
+                if used < 0:
+                    self._fail(self._chunked.error)
                 pos += <size_t>used
                 if self._chunked.done:
                     self._chunked = None

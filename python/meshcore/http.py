@@ -14,7 +14,9 @@ lenient chunk sizes, bare LF...). Two shapes over it:
   chosen for that drop-in: bodies and pipelined messages stream through
   without the caller keeping state. Unlike httptools, a head's callbacks
   fire together once the whole head has arrived and validated: no callback
-  ever sees part of a head the proxy would refuse.
+  ever sees part of a head the proxy would refuse. Chunked trailer fields
+  are validated, not delivered (httptools passes them to on_header), and
+  there are no on_chunk_header/on_chunk_complete callbacks.
 - ``parse_request(data)`` / ``parse_response(data)``: one head in, a
   ``Request`` / ``Response`` out (None while incomplete), for code that
   does its own buffering, plus ``ChunkedDecoder`` for bodies.
