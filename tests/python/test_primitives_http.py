@@ -260,7 +260,8 @@ def test_upgrade_and_connect():
 def test_responses():
     rec = Recorder()
     p = HttpResponseParser(rec)
-    p.feed_data(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    p.feed_data(b"HTTP/1.1 100 Continue\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
     assert [e for e in rec.events if e[0] in ("status", "body", "complete")] == [
         ("status", b"Continue"), ("complete",), ("status", b"OK"), ("body", b"abc"), ("complete",)]
     assert p.get_status_code() == 200

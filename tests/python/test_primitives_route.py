@@ -89,7 +89,7 @@ def test_decisions_equal_the_proxys(engine_factory, backend_factory):
         else:
             got.append((resp.status, None))
     assert got == want
-    split = [c for (s, c), rq in zip(got, REQUESTS) if rq[2].startswith("/item/")]
+    split = [c for (s, c), rq in zip(got, REQUESTS, strict=True) if rq[2].startswith("/item/")]
     assert split.count("stable") == 27 and split.count("canary") == 3  # 90/10, exact over 30
 
 
