@@ -32,7 +32,6 @@ import json
 import random
 import re
 import socket
-import ssl
 import sys
 import tempfile
 import threading
