@@ -71,12 +71,10 @@ cdef class Router:
         free(self._fields)
 
     def __init__(self, route_config):
-        """route_config: an envoy.config.route.v3.RouteConfiguration or its
-        dict (xDS JSON shape). RouteConfigError, naming the field, for one
-        outside meshcore's subset or one the core cannot compile."""
+        """route_config: an envoy.config.route.v3.RouteConfiguration already
+        checked against meshcore's subset (meshcore.route.Router checks it
+        first). RouteConfigError for one the core cannot compile."""
         from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-
-        from meshcore.config.route_config import route_configuration
 
         cdef char err[ERRLEN]
         cdef mc_prim_route_info_t info
@@ -85,7 +83,6 @@ cdef class Router:
         self._b = SnapshotBuilder()
         li = self._b.add_listener("router", "127.0.0.1", 0, "router", 0)
         hcm = hcm_pb2.HttpConnectionManager(stat_prefix="router")
-        route_config = route_configuration(route_config)
         hcm.route_config.CopyFrom(route_config)
         try:
             _compile_hcm(self._b, li, hcm, 0)

@@ -2,7 +2,7 @@
 # re-exported by meshcore.http, meshcore.route, meshcore.balance and
 # meshcore.tls. The Engine part of _core is typed in its own section.
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
@@ -135,7 +135,7 @@ class RouteMatch:
     def cluster(self) -> str | None: ...
 
 class Router:
-    def __init__(self, route_config: RouteConfiguration | Mapping[str, Any]) -> None: ...
+    def __init__(self, route_config: RouteConfiguration) -> None: ...
     @property
     def routes(self) -> list[Route]: ...
     def match(self, method: _Text, authority: _Text, path: _Text, headers: _Headers | None = None,
