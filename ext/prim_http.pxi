@@ -8,14 +8,33 @@
 # stateless: it re-reads the buffered head when bytes arrive, as the proxy
 # does), so no callback ever sees part of a head the proxy would refuse.
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdlib cimport malloc
 
 from meshcore.errors import HttpParseError, HttpParserUpgrade
 
 _BODY_KINDS = ("none", "length", "chunked", "until_close")
 _FIELDS_STATIC = 256
-cdef const char *_EMPTY = ""
 cdef mc_prim_field_t _static_fields[256]  # parse_request/parse_response (the GIL is held throughout)
+
+
+cdef inline object _data(object data, const char **p, size_t *n):
+    """data's bytes without a copy for bytes and bytearray (the common
+    cases), else a bytes copy; returns what keeps p alive."""
+    if type(data) is bytes:
+        p[0], n[0] = PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
+        return data
+    if type(data) is bytearray:
+        p[0], n[0] = PyByteArray_AS_STRING(data), PyByteArray_GET_SIZE(data)
+        return data
+    data = bytes(data)
+    p[0], n[0] = PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
+    return data
+
+
+cdef mc_prim_limits_t _default_limits
+mc_prim_default_limits(&_default_limits)
 
 
 cdef inline bytes _view(const char *p, size_t n):
@@ -28,7 +47,7 @@ cdef list _headers(const mc_prim_field_t *f, size_t n):
 
 
 cdef void _limits(mc_prim_limits_t *lim, max_head_bytes, max_target_bytes, max_headers) except *:
-    mc_prim_default_limits(lim)
+    lim[0] = _default_limits
     if max_head_bytes is not None:
         lim.max_head_bytes = max_head_bytes
     if max_target_bytes is not None:
@@ -105,12 +124,16 @@ cdef inline _refuse(mc_prim_head_t *h, bint request):
 def parse_request(data, *, max_head_bytes=None, max_target_bytes=None, max_headers=None):
     """The request head at the start of data: a Request, or None when more
     bytes are needed. HttpParseError when the proxy would refuse it."""
-    cdef const unsigned char[::1] v = data
+    cdef const char *p
+    cdef size_t n
     cdef mc_prim_limits_t lim
     cdef mc_prim_head_t h
-    _limits(&lim, max_head_bytes, max_target_bytes, max_headers)
-    cdef const char *p = <const char *>&v[0] if v.shape[0] else _EMPTY
-    cdef int rc = mc_prim_parse_request(p, v.shape[0], &lim, _static_fields, _FIELDS_STATIC, &h)
+    keep = _data(data, &p, &n)
+    if max_head_bytes is None and max_target_bytes is None and max_headers is None:
+        lim = _default_limits
+    else:
+        _limits(&lim, max_head_bytes, max_target_bytes, max_headers)
+    cdef int rc = mc_prim_parse_request(p, n, &lim, _static_fields, _FIELDS_STATIC, &h)
     if rc > 0:
         return _request(p, rc, &h, _static_fields)
     if rc == -1:
@@ -122,13 +145,14 @@ def parse_response(data, *, request_method=b"GET", max_head_bytes=None, max_head
     """The response head at the start of data (answering request_method):
     a Response, or None when more bytes are needed. HttpParseError (status
     502) when the proxy would refuse it."""
-    cdef const unsigned char[::1] v = data
+    cdef const char *p
+    cdef size_t n
     cdef mc_prim_limits_t lim
     cdef mc_prim_head_t h
+    keep = _data(data, &p, &n)
     _limits(&lim, max_head_bytes, None, max_headers)
     cdef bytes m = _b(request_method)
-    cdef const char *p = <const char *>&v[0] if v.shape[0] else _EMPTY
-    cdef int rc = mc_prim_parse_response(p, v.shape[0], &lim, m == b"HEAD", m == b"CONNECT", _static_fields,
+    cdef int rc = mc_prim_parse_response(p, n, &lim, m == b"HEAD", m == b"CONNECT", _static_fields,
                                          _FIELDS_STATIC, &h)
     if rc > 0:
         return _response(rc, &h, _static_fields)
@@ -272,9 +296,9 @@ cdef class _H1Parser:
         they complete. HttpParseError when the proxy would refuse the bytes
         (sticky); HttpParserUpgrade(offset) once a message switches protocols
         (101 response, Upgrade request, CONNECT)."""
-        cdef const unsigned char[::1] v = data
-        cdef size_t n = v.shape[0], pos = 0, buffered, take
-        cdef const char *p = <const char *>&v[0] if n else _EMPTY
+        cdef const char *p
+        cdef size_t n, pos = 0, buffered, take
+        keep = _data(data, &p, &n)
         cdef const char *src
         cdef mc_prim_head_t h
         cdef int rc
@@ -288,7 +312,7 @@ cdef class _H1Parser:
             if self._state == ST_HEAD:
                 buffered = len(self._buf)
                 if buffered:
-                    self._buf += v[pos:]
+                    self._buf += p[pos:n]
                     src = <const char *>(<char *>self._buf)
                     rc = self._parse(src, len(self._buf), &h)
                 else:
@@ -296,7 +320,7 @@ cdef class _H1Parser:
                     rc = self._parse(src, n - pos, &h)
                 if rc == -2:
                     if not buffered:
-                        self._buf += v[pos:]
+                        self._buf += p[pos:n]
                     return
                 if rc == -1:
                     self._buf.clear()

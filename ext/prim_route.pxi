@@ -5,7 +5,26 @@
 # Route descriptions are built once, a match returns one of them.
 
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdlib cimport malloc, realloc
+
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+
+
+cdef inline const char *_utf8(object s, size_t *n) except NULL:
+    """A str's (cached) UTF-8 or a bytes' own buffer, no copy; s keeps it alive."""
+    cdef Py_ssize_t k
+    cdef const char *p
+    if type(s) is str:
+        p = PyUnicode_AsUTF8AndSize(s, &k)
+        n[0] = k
+        return p
+    if type(s) is bytes:
+        n[0] = PyBytes_GET_SIZE(s)
+        return PyBytes_AS_STRING(s)
+    raise TypeError(f"expected str or bytes, not {type(s).__name__}")
 
 from meshcore.errors import RouteConfigError
 
@@ -132,9 +151,8 @@ cdef class Router:
 
     cdef int _load_headers(self, headers) except -1:
         """headers (a mapping or (name, value) pairs) into self._fields; the
-        bytes stay alive in self._keep until the next call."""
+        objects stay referenced in self._keep until the next call."""
         cdef Py_ssize_t n = len(headers), i = 0
-        cdef bytes k, v
         cdef mc_prim_field_t *grown
         if <size_t>n > self._cap:
             grown = <mc_prim_field_t *>realloc(self._fields, n * sizeof(mc_prim_field_t))
@@ -145,12 +163,12 @@ cdef class Router:
         del keep[:]
         items = headers.items() if isinstance(headers, dict) else headers
         for name, value in items:
-            k = name.encode() if isinstance(name, str) else name
-            v = value.encode() if isinstance(value, str) else value
-            keep.append(k)
-            keep.append(v)
-            self._fields[i].name, self._fields[i].name_len = k, len(k)
-            self._fields[i].value, self._fields[i].value_len = v, len(v)
+            if <size_t>i == self._cap:  # an iterable longer than its len() said
+                raise ValueError("headers changed size while being read")
+            keep.append(name)
+            keep.append(value)
+            self._fields[i].name = _utf8(name, &self._fields[i].name_len)
+            self._fields[i].value = _utf8(value, &self._fields[i].value_len)
             i += 1
         return <int>i
 
@@ -161,16 +179,17 @@ cdef class Router:
         route the cluster is chosen as the proxy's worker chooses it (smooth
         weighted round robin, state kept per route in this Router), or, given
         hash (an int), by hash % total weight over the clusters in order."""
-        cdef bytes m = method.encode() if isinstance(method, str) else method
-        cdef bytes a = authority.encode() if isinstance(authority, str) else authority
-        cdef bytes p = path.encode() if isinstance(path, str) else path
+        cdef size_t ml, al, pl
+        cdef const char *m = _utf8(method, &ml)
+        cdef const char *a = _utf8(authority, &al)
+        cdef const char *p = _utf8(path, &pl)
         cdef int nh = self._load_headers(headers) if headers else 0
         cdef int v, k
         cdef Route r
         cdef RouteMatch out
         cdef uint32_t i
         cdef uint64_t x
-        if mc_prim_router_match(self._r, m, len(m), a, len(a), p, len(p), self._fields, nh, &v, &k) < 0:
+        if mc_prim_router_match(self._r, m, ml, a, al, p, pl, self._fields, nh, &v, &k) < 0:
             return None
         r = <Route>self._routes[<int>self._vbase[v] + k]
         out = RouteMatch.__new__(RouteMatch)
