@@ -127,3 +127,23 @@ def test_random_is_seeded_and_weighted():
     sa, sb = [a.pick() for _ in range(1000)], [b.pick() for _ in range(1000)]
     assert sa == sb
     assert 800 < sa.count("x") < 980
+
+
+def test_ring_hash_picks_as_the_proxy(engine_factory, backend_factory):
+    """A RING_HASH cluster hashing on a header, in a real Engine, and a
+    RingHashPicker over the same endpoints ("ip:port", as the proxy names
+    them): every key lands on the same endpoint."""
+    from support import http as h
+
+    backends = [backend_factory(f"b{i}") for i in range(3)]
+    route = h.route("/", "ring", route={"hash_policy": [{"header": {"header_name": "x-user"}}]})
+    config = h.simple([b.port for b in backends], routes=[route], cluster="ring",
+                      cluster_kw={"lb_policy": "RING_HASH"})
+    engine = engine_factory(concurrency=1, config=config)
+    port = engine.listener_port("http")
+    ring = RingHashPicker({f"127.0.0.1:{b.port}": 1 for b in backends})
+    by_port = {f"127.0.0.1:{b.port}": b.name for b in backends}
+    users = [f"user-{i}" for i in range(30)]
+    proxy = [h.request(port, "GET", "/", headers=[("x-user", u)]).header("x-backend") for u in users]
+    assert proxy == [by_port[ring.pick(u)] for u in users]
+    assert len(set(proxy)) == 3
