@@ -295,7 +295,9 @@ cdef class _H1Parser:
         """Parses the next bytes: fires the protocol's callbacks for what
         they complete. HttpParseError when the proxy would refuse the bytes
         (sticky); HttpParserUpgrade(offset) once a message switches protocols
-        (101 response, Upgrade request, CONNECT)."""
+        (101 response, 2xx to CONNECT, Upgrade request, CONNECT): the bytes
+        from offset on are the new protocol's, and the parser is done (a
+        later feed_data raises HttpParserUpgrade(0))."""
         cdef const char *p
         cdef size_t n, pos = 0, buffered, take
         keep = _data(data, &p, &n)
