@@ -86,6 +86,11 @@ struct mc_snapshot_builder {
     char error[256];
 };
 
+/* Envoy's ring for a RING_HASH cluster (c->ring_*, owned by c): points in
+ * proportion to c->weights, between ring_min and ring_max in all; a point is
+ * xxHash64 of "<endpoint name>_<i>". 0, or -1 when out of memory. */
+int mc_cluster_build_ring(mc_cluster_t *c, uint64_t total_weight);
+
 /* Resolves cluster names, computes cumulative weights and rings, links
  * clusters and endpoints to their shared runtime state and registers the
  * stats scopes. -1 with a message on a dangling name. */
