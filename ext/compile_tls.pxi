@@ -87,7 +87,10 @@ cdef void _compile_chain_tls(SnapshotBuilder b, int li, ts, secrets, uint32_t ha
     _fill_tls(a, &t, ctx.common_tls_context, secrets, 1)
     t.require_client_certificate = 1 if ctx.require_client_certificate.value else 0
     t.handshake_timeout_ms = handshake_ms
-    b._check(mc_sb_set_chain_tls(b.b, li, &t))
+    cdef int rc
+    with nogil:  # OpenSSL's part (PEM decoding, the trust store) runs without the GIL
+        rc = mc_sb_set_chain_tls(b.b, li, &t)
+    b._check(rc)
 
 
 cdef void _compile_cluster_tls(SnapshotBuilder b, int ci, ts, secrets) except *:
@@ -100,4 +103,7 @@ cdef void _compile_cluster_tls(SnapshotBuilder b, int ci, ts, secrets) except *:
     _fill_tls(a, &t, ctx.common_tls_context, secrets, 0)
     if ctx.sni:
         t.sni = a.s(ctx.sni)
-    b._check(mc_sb_set_cluster_tls(b.b, ci, &t))
+    cdef int rc
+    with nogil:
+        rc = mc_sb_set_cluster_tls(b.b, ci, &t)
+    b._check(rc)

@@ -21,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from meshcore import _core
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
 from meshcore.errors import ConfigError, EngineError
+from meshcore.incremental import Changes
 from meshcore.plan import plan_snapshot
 from meshcore.telemetry.access_log import AccessLogs
 from meshcore.telemetry.istio_metrics import IstioMetrics
@@ -38,13 +39,16 @@ class Engine:
     def __init__(self, concurrency: int = 0, splice: str = "auto",
                  max_connections_per_worker: int = 0):
         self._core = _core.Engine(concurrency, splice, max_connections_per_worker)
+        self._tls_cache = _core.TlsCache()  # SSL_CTX shared across clusters and applies
         self.tracers = Tracers()
         self._access_logs = AccessLogs(self._core, spans=self.tracers.add)
         self.istio = IstioMetrics(self._core)  # Istio's standard metrics (istio_requests_total, ...)
         self._lock = threading.Lock()
+        self._apply_lock = threading.Lock()  # one config change at a time, in the order they come
         self._started = False
         self._stopped = False
-        self.bootstrap = None   # the Bootstrap message last applied
+        self._changes: Changes | None = None  # the running config (see the bootstrap property)
+        self._validated = None  # serialized resources the last apply validated
         self.source = None      # where it came from (file name or "<...>")
         self.applied_at = None  # google.protobuf.Timestamp of that apply
 
@@ -86,7 +90,27 @@ class Engine:
         message, a dict in Envoy's YAML shape, or YAML text (pass filename
         for error messages). Raises ConfigError (nothing applied) or
         EngineError (e.g. address in use; nothing applied either)."""
-        bootstrap, source = self._load(config, filename)
+        with self._apply_lock:
+            self._publish(self._compile(config, filename))
+
+    async def apply_async(self, config, filename: str | None = None) -> None:
+        """apply() without blocking the event loop: loading, validation, the
+        compile and the publish (which waits for the workers) run on a
+        worker thread; the C parts release the GIL. Errors as apply()."""
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, self.apply, config, filename)
+
+    async def stop_async(self, drain_timeout: float = 0.0) -> None:
+        """stop() on a worker thread: the drain and the join do not block the loop."""
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, self.stop, drain_timeout)
+
+    def _compile(self, config, filename):
+        """Everything an apply does before the core publishes: (bootstrap,
+        source, plan, Istio plan, SnapshotBuilder)."""
+        bootstrap, source, validated = self._load(config, filename, self._validated)
         res = bootstrap.static_resources
         plan = plan_snapshot(bootstrap)  # one ChainPlan per (listener, filter chain)
         try:
@@ -99,11 +123,17 @@ class Engine:
         if self.tracers.plan(plan):
             self._access_logs.ensure_thread()  # spans come out of the record rings
         try:
-            builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services)
+            self._tls_cache.begin()
+            builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services,
+                                             self._tls_cache)
         except OSError as e:  # a certificate file named by the config
             raise ConfigError(f"{source}: cannot read {e.filename}: {e.strerror}") from None
         except _core.CoreError as e:
             raise EngineError(f"{source}: {e}") from None
+        return bootstrap, source, plan, istio, builder, validated
+
+    def _publish(self, compiled) -> None:
+        bootstrap, source, plan, istio, builder, validated = compiled
         with self._lock:
             if self._stopped:
                 raise EngineError("engine is stopped")
@@ -111,29 +141,92 @@ class Engine:
                 self._core.apply(builder)
             except _core.CoreError as e:
                 raise EngineError(f"{source}: {e}") from None
-            self.bootstrap, self.source = bootstrap, source
+            self._changes = Changes(bootstrap, plan, source)
+            self._validated = validated  # what the next apply need not walk again
+            self.source = source
             self.istio.adopt(istio)
-            self.applied_at = Timestamp()
-            self.applied_at.GetCurrentTime()
+            self._stamp()
+
+    def _stamp(self) -> None:
+        self.applied_at = Timestamp()
+        self.applied_at.GetCurrentTime()
+
+    @property
+    def bootstrap(self):
+        """The Bootstrap message last applied, with the weights and endpoints
+        changed since (set_weights, set_endpoints); None before the first apply."""
+        changes = self._changes
+        return changes.bootstrap() if changes is not None else None
+
+    # -- incremental changes (meshcore.incremental) --------------------------------------
+
+    def set_weights(self, route: str, weights, *, vhost: str | None = None, listener: str | None = None) -> int:
+        """New weights for the weighted clusters of the route(s) named `route`
+        (in `vhost` and `listener` if given): weights maps each of the route's
+        clusters to its weight, as the config's weighted_clusters would. In
+        place, in microseconds to a few milliseconds whatever the config's
+        size; requests already split keep their cluster. Returns how many
+        routes changed. ConfigError (nothing changed) for an unknown route, a
+        cluster set that is not the route's, or a weight the config would
+        refuse."""
+        with self._apply_lock:
+            changes = self._running()
+            todo = changes.weights(route, weights, vhost, listener)
+            try:
+                self._core.set_route_weights([(r.listener, r.chain, r.vhost, r.route, w) for r, w in todo])
+            except _core.CoreError as e:
+                raise EngineError(f"{changes.source}: {e}") from None
+            changes.weights_applied(todo)
+            self._stamp()
+            return len(todo)
+
+    def set_endpoints(self, cluster: str, endpoints) -> None:
+        """Replaces a cluster's endpoints: `endpoints` is [(ip, port)] or
+        [(ip, port, weight)], or a ClusterLoadAssignment. A new snapshot that
+        shares everything else with the running one (no compile); checked as
+        an apply checks a cluster (ConfigError naming the field, nothing
+        changed)."""
+        self.set_endpoints_many({cluster: endpoints})
+
+    def set_endpoints_many(self, endpoints: dict) -> None:
+        """set_endpoints for several clusters ({cluster: endpoints}) in one snapshot."""
+        with self._apply_lock:
+            changes = self._running()
+            todo = [changes.endpoints(c, eps) for c, eps in endpoints.items()]
+            with self._lock:
+                if self._stopped:
+                    raise EngineError("engine is stopped")
+                try:
+                    self._core.set_endpoints([core for core, _ in todo])
+                except _core.CoreError as e:
+                    raise EngineError(f"{changes.source}: {e}") from None
+            changes.endpoints_applied([msg for _, msg in todo])
+            self._stamp()
+
+    def _running(self) -> Changes:
+        if self._changes is None:
+            raise EngineError("no config applied yet")
+        return self._changes
 
     @staticmethod
-    def _load(config, filename):
+    def _load(config, filename, known=None):
+        """(validated Bootstrap, source, its serialized resources for the next
+        validation: see config.validate_bootstrap's `known`)."""
         from envoy.config.bootstrap.v3 import bootstrap_pb2
 
         if isinstance(config, bootstrap_pb2.Bootstrap):
             source = filename or "<bootstrap>"
-            validate_bootstrap(config, source)
-            return config, source
+            return config, source, validate_bootstrap(config, source, known)
         if isinstance(config, dict):
             import yaml
 
             source = filename or "<dict>"
-            return parse_bootstrap(yaml.safe_dump(config), source), source
+            return parse_bootstrap(yaml.safe_dump(config), source), source, None
         if isinstance(config, os.PathLike) or (isinstance(config, str) and "\n" not in config):
-            return load_bootstrap(config), os.path.basename(os.fspath(config))
+            return load_bootstrap(config), os.path.basename(os.fspath(config)), None
         if isinstance(config, str):
             source = filename or "<string>"
-            return parse_bootstrap(config, source), source
+            return parse_bootstrap(config, source), source, None
         raise ConfigError(f"cannot apply a {type(config).__name__}: "
                           "give a path, YAML text, a dict or a Bootstrap message")
 

@@ -57,8 +57,43 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}"
 
 
+_NOTHING = Rule(())  # the row of a message type SCHEMA does not list
+_SCALAR, _ENUM, _ANY, _MESSAGE = range(4)
+_FIELDS: dict = {}  # field descriptor -> (is a map, is repeated, kind of its values, the value's descriptor)
+
+
 def _is_map(fd) -> bool:
     return fd.message_type is not None and fd.message_type.GetOptions().map_entry
+
+
+def _field(fd) -> tuple:
+    info = _FIELDS.get(fd)
+    if info is None:
+        is_map = _is_map(fd)
+        value_fd = fd.message_type.fields_by_name["value"] if is_map else fd
+        if value_fd.enum_type is not None:
+            kind = _ENUM
+        elif value_fd.message_type is None:
+            kind = _SCALAR
+        elif value_fd.message_type.full_name == "google.protobuf.Any":
+            kind = _ANY
+        else:
+            kind = _MESSAGE
+        info = _FIELDS[fd] = (is_map, fd.is_repeated and not is_map, kind, value_fd)
+    return info
+
+
+def _resolve(path) -> str:
+    """A lazy path (below) as text: paths are only spelled out for an error,
+    so validating a large config builds no strings for what is fine."""
+    parts = []
+    while isinstance(path, tuple):
+        path, name = path
+        parts.append(name)
+    text = path
+    for name in reversed(parts):
+        text = _join(text, name)
+    return text
 
 
 def walk(msg, path: str = "", rule: Rule | None = None) -> None:
@@ -66,56 +101,65 @@ def walk(msg, path: str = "", rule: Rule | None = None) -> None:
 
     `rule` overrides SCHEMA's row for msg's type (a parent's Rule.nested).
     """
+    _walk(msg, path, rule)
+
+
+def _walk(msg, path, rule) -> None:
+    # path: a str, or (parent path, field name / "[i]" / '["key"]'), resolved on error
     full = msg.DESCRIPTOR.full_name
     if full in LEAVES:
         return
     if rule is None:
-        rule = SCHEMA.get(full, Rule(()))  # unknown message type: nothing in it is supported
+        rule = SCHEMA.get(full, _NOTHING)  # unknown message type: nothing in it is supported
     listed = msg.ListFields()
+    fields = rule.fields
     for fd, _ in listed:
-        if fd.name not in rule.fields:
-            supported = ", ".join(rule.fields) or "none"
-            raise Violation(path, f'unsupported field "{fd.name}" (supported: {supported})')
+        if fd.name not in fields:
+            supported = ", ".join(fields) or "none"
+            raise Violation(_resolve(path), f'unsupported field "{fd.name}" (supported: {supported})')
     for fd, value in listed:
-        fpath = _join(path, fd.name)
-        if _is_map(fd):
+        is_map, repeated, kind, value_fd = _field(fd)
+        if kind == _SCALAR or (kind == _ENUM and fd.name not in rule.enums):
+            continue  # nothing below it; its value is the rule checks' business
+        fpath = (path, fd.name)
+        if is_map:
             allowed = rule.keys.get(fd.name)
             for key in sorted(value):
                 if allowed is not None and key not in allowed:
-                    raise Violation(fpath, unsupported_key(key, allowed))
-            value_fd = fd.message_type.fields_by_name["value"]
-            items = [(f'{fpath}["{key}"]', value[key], key) for key in sorted(value)]
+                    raise Violation(_resolve(fpath), unsupported_key(key, allowed))
+            items = [((fpath, f'["{key}"]'), value[key], key) for key in sorted(value)]
+        elif repeated:
+            items = [((fpath, f"[{i}]"), v, None) for i, v in enumerate(value)]
         else:
-            value_fd = fd
-            if fd.is_repeated:
-                items = [(_join(fpath, f"[{i}]"), v, None) for i, v in enumerate(value)]
-            else:
-                items = [(fpath, value, None)]
-        for ipath, item, key in items:
-            if value_fd.enum_type is not None and fd.name in rule.enums:
-                allowed = rule.enums[fd.name]
+            items = ((fpath, value, None),)
+        if kind == _ENUM:
+            allowed = rule.enums[fd.name]
+            for ipath, item, _ in items:
                 known = value_fd.enum_type.values_by_number.get(item)
                 vname = known.name if known else str(item)
                 if vname not in allowed:
-                    raise Violation(ipath, f"unsupported value {vname} (supported: {', '.join(allowed)})")
-            elif value_fd.message_type is not None and value_fd.message_type.full_name == "google.protobuf.Any":
-                slot = rule.anys.get(fd.name)
-                if slot is None:  # an Any field the table lets through must say what it may hold
-                    raise Violation(path, f'unsupported field "{fd.name}"')
+                    raise Violation(_resolve(ipath), f"unsupported value {vname} (supported: {', '.join(allowed)})")
+        elif kind == _ANY:
+            slot = rule.anys.get(fd.name)
+            if slot is None:  # an Any field the table lets through must say what it may hold
+                raise Violation(_resolve(path), f'unsupported field "{fd.name}"')
+            for ipath, item, key in items:
                 if key is None:  # a filter: named by a sibling field; errors name the filter
                     _walk_any(slot, getattr(msg, slot.name_field, ""), item, path, ipath, True)
                 else:  # a map entry: named by its key; errors name the entry
                     _walk_any(slot, key, item, ipath, ipath, False)
-            elif value_fd.message_type is not None:
-                walk(item, ipath, rule.nested.get(fd.name))
+        else:
+            nested = rule.nested.get(fd.name)
+            for ipath, item, _ in items:
+                _walk(item, ipath, nested)
     if rule.check:
         for rel, text in rule.check(msg):
-            raise Violation(_join(path, rel), text)
+            raise Violation(_join(_resolve(path), rel), text)
 
 
 def _walk_any(slot, name, any_msg, where, path, by_name):
     desc = find_type(any_msg.type_url)
     if desc is None or desc.full_name not in slot.types:
         known = by_name and desc is not None
-        raise Violation(where, unsupported_extension(slot, name, any_msg.type_url, known))
-    walk(unpack(any_msg), path)
+        raise Violation(_resolve(where), unsupported_extension(slot, name, any_msg.type_url, known))
+    _walk(unpack(any_msg), path, None)

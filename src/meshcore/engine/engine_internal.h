@@ -26,6 +26,12 @@ struct mc_engine {
     /* Listen socket sets by address; each holds one registry reference. */
     mc_lsock_t **registry;
     uint32_t n_registry, cap_registry;
+    /* Route weight arrays replaced while a worker did not answer within the
+     * grace period (engine_incremental.c): freed with the engine. */
+    void **retired;
+    uint32_t n_retired;
 };
+
+int mc_engine_publish(mc_engine_t *e, mc_snapshot_t *s, mc_snapshot_t **old);
 
 #endif

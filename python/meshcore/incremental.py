@@ -1,0 +1,184 @@
+"""Incremental config changes: new weights for weighted routes, new endpoints
+for clusters, without a full apply (Engine.set_weights, Engine.set_endpoints).
+
+A change is checked exactly as a full apply checks it: the changed route or
+cluster goes through the same schema walk (meshcore.config), so a bad value
+is refused with the resource and field named and nothing changes. It then
+goes to the core's fast paths (include/meshcore/engine.h):
+
+    weights    mc_engine_set_route_weights: the route's weight array swapped in
+               place (read-copy-update, engine/engine_incremental.c)
+    endpoints  mc_engine_set_endpoints: a new snapshot that shares everything
+               but the changed clusters (worker/snapshot_derive.c)
+
+The engine's Bootstrap (Engine.bootstrap, /config_dump) follows: `Changes`
+keeps what changed since the last full apply and `Changes.bootstrap()`
+writes it into a copy of the applied Bootstrap when it is asked for, so a
+change costs no copy of a large config, and the caller's message is never
+modified.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meshcore import xds_types
+from meshcore.config.bootstrap import validate_resource
+from meshcore.config.rules import Violation
+from meshcore.config.walk import walk
+from meshcore.errors import ConfigError
+
+
+@dataclass
+class RouteRef:
+    """Where a route is: in the core (listener, chain, vhost, route) and in the plan."""
+
+    listener: str
+    listener_index: int
+    chain: int
+    filter: int  # the HCM's index among the chain's filters
+    vhost: int
+    route: int
+    vhost_name: str
+    message: object  # the Route, inside the chain's plan HCM (the engine's own copy)
+
+    def at(self) -> str:
+        return (f"filter_chains[{self.chain}].filters[{self.filter}].typed_config.route_config."
+                f"virtual_hosts[{self.vhost}].routes[{self.route}]")
+
+
+class Changes:
+    """The routes and clusters of the running config, and what changed since its apply."""
+
+    def __init__(self, bootstrap, plan, source: str):
+        self.applied = bootstrap
+        self.source = source
+        self._plan = plan
+        self._routes: dict[str, list[RouteRef]] | None = None  # by route name, built on first use
+        self._clusters = {c.name: i for i, c in enumerate(bootstrap.static_resources.clusters)}
+        self._cluster_msgs: dict[int, object] = {}  # cluster index -> its Cluster with new endpoints
+        self._dirty_chains: set = set()  # (listener index, chain) whose HCM changed
+        self._merged = None  # the Bootstrap with the changes, once asked for
+
+    # -- the Bootstrap with the changes ------------------------------------------------------
+
+    def bootstrap(self):
+        if self._merged is None:
+            if not self._cluster_msgs and not self._dirty_chains:
+                return self.applied
+            b = type(self.applied)()
+            b.CopyFrom(self.applied)
+            for i, cluster in self._cluster_msgs.items():
+                b.static_resources.clusters[i].CopyFrom(cluster)
+            by_key = self._plan.by_key()
+            for li, k in self._dirty_chains:
+                listener = b.static_resources.listeners[li]
+                for f in listener.filter_chains[k].filters:
+                    if xds_types.is_a(f.typed_config, xds_types.HCM):
+                        f.typed_config.Pack(by_key[(listener.name, k)].hcm)
+            self._merged = b
+        return self._merged
+
+    # -- weights -------------------------------------------------------------------------------
+
+    def _route_index(self) -> dict[str, list[RouteRef]]:
+        if self._routes is None:
+            self._routes = {}
+            listeners = self.applied.static_resources.listeners
+            positions = {l.name: i for i, l in enumerate(listeners)}
+            for chain in self._plan.chains:
+                hcm = chain.hcm
+                if hcm is None:
+                    continue
+                filters = listeners[positions[chain.listener]].filter_chains[chain.index].filters
+                fi = next(j for j, f in enumerate(filters) if xds_types.is_a(f.typed_config, xds_types.HCM))
+                for vi, vh in enumerate(hcm.route_config.virtual_hosts):
+                    for ri, r in enumerate(vh.routes):
+                        if r.name:
+                            self._routes.setdefault(r.name, []).append(RouteRef(
+                                chain.listener, positions[chain.listener], chain.index, fi, vi, ri, vh.name, r))
+        return self._routes
+
+    def weights(self, route: str, weights, vhost: str | None, listener: str | None) -> list:
+        """[(RouteRef, new weights in the route's cluster order)] for the core, after
+        checking them as an apply would; ConfigError (nothing changed) otherwise."""
+        refs = [r for r in self._route_index().get(route, ())
+                if (vhost is None or r.vhost_name == vhost) and (listener is None or r.listener == listener)]
+        where = "".join(f' in {k} "{v}"' for k, v in (("virtual host", vhost), ("listener", listener)) if v)
+        if not refs:
+            raise ConfigError(f'{self.source}: no route named "{route}"{where} in the running config')
+        wanted = dict(weights)
+        out = []
+        for ref in refs:
+            action = ref.message.route
+            if action.WhichOneof("cluster_specifier") != "weighted_clusters":
+                raise ConfigError(f'{self.source}: listener "{ref.listener}": {ref.at()}: '
+                                  f'route "{route}" has no weighted_clusters')
+            names = [wc.name for wc in action.weighted_clusters.clusters]
+            if set(names) != set(wanted) or len(names) != len(wanted):
+                raise ConfigError(f'{self.source}: listener "{ref.listener}": route "{route}": splits between '
+                                  f'{", ".join(names)}; the weights name {", ".join(map(str, wanted))}')
+            trial = type(ref.message)()
+            trial.CopyFrom(ref.message)
+            for wc in trial.route.weighted_clusters.clusters:
+                value = wanted[wc.name]
+                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
+                    raise ConfigError(f'{self.source}: listener "{ref.listener}": route "{route}": weight of '
+                                      f'"{wc.name}": {value!r} is not an integer in 0..4294967295')
+                wc.weight.value = value
+            try:
+                walk(trial)  # the same checks as a full apply (weights >= 1, the sum)
+            except Violation as v:
+                raise ConfigError(f'{self.source}: listener "{ref.listener}": {ref.at()}'
+                                  f'{"." + v.path if v.path else ""}: {v.text}') from None
+            out.append((ref, [wanted[n] for n in names]))
+        return out
+
+    def weights_applied(self, changes) -> None:
+        for ref, values in changes:
+            for wc, value in zip(ref.message.route.weighted_clusters.clusters, values):
+                wc.weight.value = value
+            self._dirty_chains.add((ref.listener_index, ref.chain))
+        self._merged = None
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def endpoints(self, cluster: str, endpoints) -> tuple:
+        """(cluster, [(ip, port, weight)]) for the core and the checked Cluster message;
+        ConfigError (nothing changed) otherwise."""
+        i = self._clusters.get(cluster)
+        if i is None:
+            raise ConfigError(f'{self.source}: cluster "{cluster}": not in the running config')
+        current = self._cluster_msgs.get(i) or self.applied.static_resources.clusters[i]
+        trial = type(current)()
+        trial.CopyFrom(current)
+        cla = trial.load_assignment
+        if not cla.cluster_name:
+            cla.cluster_name = cluster
+        del cla.endpoints[:]
+        if hasattr(endpoints, "DESCRIPTOR"):  # a ClusterLoadAssignment
+            cla.endpoints.extend(endpoints.endpoints)
+        else:
+            lle = cla.endpoints.add()
+            for e in endpoints:
+                ip, port, *weight = e
+                lbe = lle.lb_endpoints.add()
+                sa = lbe.endpoint.address.socket_address
+                if not isinstance(port, int) or not 0 <= port < 65536:
+                    raise ConfigError(f'{self.source}: cluster "{cluster}": endpoint {ip!r}: port {port!r} '
+                                      "is not an integer in 0..65535")
+                sa.address, sa.port_value = str(ip), port
+                if weight:
+                    lbe.load_balancing_weight.value = weight[0]
+        validate_resource(trial, self.source, "cluster", i)  # errors as a full apply's
+        flat = []
+        for locality in cla.endpoints:
+            for lbe in locality.lb_endpoints:
+                sa = lbe.endpoint.address.socket_address
+                w = lbe.load_balancing_weight.value if lbe.HasField("load_balancing_weight") else 1
+                flat.append((sa.address, sa.port_value, w))
+        return (cluster, flat), (i, trial)
+
+    def endpoints_applied(self, messages) -> None:
+        for i, msg in messages:
+            self._cluster_msgs[i] = msg
+        self._merged = None
