@@ -1,0 +1,141 @@
+"""Engine.set_weights and Engine.set_endpoints: the fast paths for a weights-only
+or endpoints-only change (meshcore.incremental, engine/engine_incremental.c,
+worker/snapshot_derive.c), checked with real requests through a real engine
+to real upstreams: traffic follows the change, a bad change is refused with
+the resource and field named and the running config stays, and the engine's
+Bootstrap (what /config_dump shows) follows too.
+"""
+from collections import Counter
+
+import pytest
+from google.protobuf import json_format
+from support import http as h
+
+from meshcore.errors import ConfigError, EngineError
+
+
+def split_doc(v1, v2, w1=1, w2=3, extra_clusters=()):
+    split = {"weighted_clusters": {"clusters": [{"name": "v1", "weight": w1}, {"name": "v2", "weight": w2}]}}
+    return h.bootstrap([h.hcm_listener("http", routes=[h.route("/", route=split, name="split")])],
+                       [h.http_cluster("v1", [v1.port]), h.http_cluster("v2", [v2.port]), *extra_clusters])
+
+
+def served(engine, n):
+    resps = h.many(engine.listener_port("http"), n)
+    assert Counter(r.status for r in resps) == {200: n}
+    return Counter(r.header("x-backend") for r in resps)
+
+
+def test_set_weights_moves_traffic_in_place(engine_factory, backend_factory):
+    v1, v2 = backend_factory("v1"), backend_factory("v2")
+    engine = engine_factory(concurrency=1, config=split_doc(v1, v2))  # one worker: exact smooth-WRR counts
+    before = served(engine, 40)
+    assert before == {"v1": 10, "v2": 30}
+    assert engine.set_weights("split", {"v1": 3, "v2": 1}) == 1
+    after = served(engine, 400)
+    assert abs(after["v1"] - 300) <= 2 and abs(after["v2"] - 100) <= 2, after
+    # The engine's Bootstrap says what runs, the next apply starts from it.
+    from meshcore import xds_types
+
+    hcm = engine.bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config
+
+    wcs = xds_types.unpack(hcm).route_config.virtual_hosts[0].routes[0].route.weighted_clusters.clusters
+    assert [(c.name, c.weight.value) for c in wcs] == [("v1", 3), ("v2", 1)]
+    engine.apply(engine.bootstrap)
+    again = served(engine, 400)
+    assert abs(again["v1"] - 300) <= 2, again
+
+
+def test_set_weights_refuses_what_apply_refuses_and_keeps_running(engine_factory, backend_factory):
+    v1, v2 = backend_factory("v1"), backend_factory("v2")
+    doc = split_doc(v1, v2)
+    engine = engine_factory(concurrency=1, config=doc)
+    applied = engine.bootstrap.SerializeToString()
+    at = 'listener "http": filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0]'
+    with pytest.raises(ConfigError) as e:
+        engine.set_weights("split", {"v1": 0, "v2": 3})
+    assert str(e.value) == f"<dict>: {at}.route.weighted_clusters.clusters[0].weight: must be greater than 0"
+    # The same value in a full apply fails with the same words.
+    bad = split_doc(v1, v2, w1=0)
+    with pytest.raises(ConfigError) as full:
+        engine.apply(bad)
+    assert str(full.value) == str(e.value)
+    with pytest.raises(ConfigError, match='no route named "nope"'):
+        engine.set_weights("nope", {"v1": 1, "v2": 1})
+    with pytest.raises(ConfigError, match="splits between v1, v2; the weights name v1, v3"):
+        engine.set_weights("split", {"v1": 1, "v3": 1})
+    with pytest.raises(ConfigError, match="is not an integer"):
+        engine.set_weights("split", {"v1": 1.5, "v2": 1})
+    assert engine.bootstrap.SerializeToString() == applied
+    assert served(engine, 40) == {"v1": 10, "v2": 30}
+
+
+def test_set_endpoints_moves_a_cluster_and_shares_the_rest(engine_factory, backend_factory):
+    v1, v2, v1b = backend_factory("v1"), backend_factory("v2"), backend_factory("v1b")
+    engine = engine_factory(concurrency=2, config=split_doc(v1, v2, 1, 1))
+    assert served(engine, 20) == {"v1": 10, "v2": 10}
+    engine.set_endpoints("v1", [("127.0.0.1", v1b.port)])
+    assert served(engine, 20) == {"v1b": 10, "v2": 10}
+    st = engine.stats()
+    assert st["cluster.v1.upstream_rq_total"] == 20  # the cluster's stats go on: same cluster, new endpoints
+    la = engine.bootstrap.static_resources.clusters[0].load_assignment
+    assert [e.endpoint.address.socket_address.port_value for e in la.endpoints[0].lb_endpoints] == [v1b.port]
+    # Several changes in a row, then weights, then a full apply of the result.
+    engine.set_endpoints("v1", [("127.0.0.1", v1.port, 1), ("127.0.0.1", v1b.port, 1)])
+    engine.set_weights("split", {"v1": 1, "v2": 1})
+    got = served(engine, 40)
+    assert got["v1"] + got["v1b"] == 20 and got["v1"] > 0 and got["v1b"] > 0, got
+    engine.apply(engine.bootstrap)
+    got = served(engine, 40)
+    assert got["v1"] + got["v1b"] == 20, got
+    assert engine.host_outlier("v1", "127.0.0.1", v1b.port) == (False, 0)
+
+
+def test_set_endpoints_refuses_bad_endpoints_and_keeps_running(engine_factory, backend_factory):
+    v1, v2 = backend_factory("v1"), backend_factory("v2")
+    engine = engine_factory(concurrency=1, config=split_doc(v1, v2, 1, 1))
+    with pytest.raises(ConfigError) as e:
+        engine.set_endpoints("v1", [("backend.local", 80)])
+    assert str(e.value) == ('<dict>: cluster "v1": load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.'
+                            'socket_address.address: "backend.local" is not an IP address (hostnames are not '
+                            'supported)')
+    with pytest.raises(ConfigError, match='cluster "v9": not in the running config'):
+        engine.set_endpoints("v9", [("127.0.0.1", 80)])
+    with pytest.raises(ConfigError, match="port 70000 is not an integer in 0..65535"):
+        engine.set_endpoints("v1", [("127.0.0.1", 70000)])
+    assert served(engine, 20) == {"v1": 10, "v2": 10}
+
+
+def test_set_endpoints_takes_a_cluster_load_assignment(engine_factory, backend_factory):
+    from envoy.config.endpoint.v3 import endpoint_pb2
+
+    v1, v2, v3 = backend_factory("v1"), backend_factory("v2"), backend_factory("v3")
+    engine = engine_factory(concurrency=1, config=split_doc(v1, v2, 1, 1))
+    cla = json_format.ParseDict({"cluster_name": "v2", "endpoints": [{"lb_endpoints": [
+        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": v3.port}}}}]}]},
+        endpoint_pb2.ClusterLoadAssignment())
+    engine.set_endpoints("v2", cla)
+    assert served(engine, 20) == {"v1": 10, "v3": 10}
+
+
+def test_incremental_changes_need_a_running_config():
+    import meshcore
+
+    engine = meshcore.Engine(concurrency=1)
+    with pytest.raises(EngineError, match="no config applied yet"):
+        engine.set_weights("split", {"a": 1})
+    with pytest.raises(EngineError, match="no config applied yet"):
+        engine.set_endpoints("a", [])
+
+
+def test_the_callers_bootstrap_is_never_modified(engine_factory, backend_factory):
+    from envoy.config.bootstrap.v3 import bootstrap_pb2
+
+    v1, v2 = backend_factory("v1"), backend_factory("v2")
+    msg = json_format.ParseDict(split_doc(v1, v2), bootstrap_pb2.Bootstrap())
+    before = msg.SerializeToString()
+    engine = engine_factory(concurrency=1, config=msg)
+    engine.set_weights("split", {"v1": 5, "v2": 5})
+    engine.set_endpoints("v2", [("127.0.0.1", v1.port)])
+    assert engine.bootstrap is not msg
+    assert msg.SerializeToString() == before
