@@ -84,7 +84,7 @@ class Changes:
         if self._routes is None:
             self._routes = {}
             listeners = self.applied.static_resources.listeners
-            positions = {l.name: i for i, l in enumerate(listeners)}
+            positions = {lst.name: i for i, lst in enumerate(listeners)}
             for chain in self._plan.chains:
                 hcm = chain.hcm
                 if hcm is None:
@@ -135,7 +135,7 @@ class Changes:
 
     def weights_applied(self, changes) -> None:
         for ref, values in changes:
-            for wc, value in zip(ref.message.route.weighted_clusters.clusters, values):
+            for wc, value in zip(ref.message.route.weighted_clusters.clusters, values, strict=True):
                 wc.weight.value = value
             self._dirty_chains.add((ref.listener_index, ref.chain))
         self._merged = None
