@@ -139,3 +139,66 @@ def test_the_callers_bootstrap_is_never_modified(engine_factory, backend_factory
     engine.set_endpoints("v2", [("127.0.0.1", v1.port)])
     assert engine.bootstrap is not msg
     assert msg.SerializeToString() == before
+
+
+# ---- the xDS client's fast path: an EDS-only update --------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["delta", "sotw"])
+def test_an_eds_only_update_takes_the_endpoints_path(mode):
+    from envoy.config.endpoint.v3 import endpoint_pb2
+    from support.ads import ScriptedAds, workload_resources
+    from support.net import wait_until
+
+    from meshcore.config import validate_bootstrap
+    from meshcore.xds import client as xc
+    from meshcore.xds import resources as xr
+
+    full, fast = [], []
+
+    def apply(bootstrap):
+        validate_bootstrap(bootstrap, "<xds>")
+        full.append(bootstrap)
+
+    def apply_endpoints(endpoints):
+        for cla in endpoints.values():
+            for lle in cla.endpoints:
+                for lbe in lle.lb_endpoints:
+                    if lbe.endpoint.address.socket_address.port_value == 0:
+                        raise ConfigError('cluster "backend": endpoint port 0')
+        fast.append(endpoints)
+
+    res = workload_resources(h.simple([18080]))
+    ads = ScriptedAds()
+    client = xc.XdsClient(ads.target, xc.node("shop/checkout", "10.1.2.3"), apply, mode=mode,
+                          backoff=xc.Backoff(0.05, 0.4), apply_endpoints=apply_endpoints).start()
+    try:
+        s = ads.next_stream()
+        for t in (xr.CDS, xr.LDS):
+            s.recv(t)
+            s.send(s.response(t, res.of(t), "v1"))
+        for t in (xr.EDS, xr.RDS):
+            s.recv(t)
+            s.send(s.response(t, res.of(t), "v1"))
+        wait_until(lambda: client.ready, what="first config applied")
+        applied_full = len(full)
+
+        def cla(port):
+            msg = endpoint_pb2.ClusterLoadAssignment(cluster_name="backend")
+            msg.endpoints.add().lb_endpoints.add().endpoint.address.socket_address.port_value = port
+            msg.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address = "127.0.0.1"
+            return msg
+
+        s.send(s.response(xr.EDS, {"backend": cla(18081)}, "v2"))
+        wait_until(lambda: len(fast) == 1, what="the endpoints path")
+        assert len(full) == applied_full  # no full apply for it
+        port = fast[0]["backend"].endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value
+        assert port == 18081
+        # A refused endpoint list is NACKed with the reason; the running config stays.
+        s.send(s.response(xr.EDS, {"backend": cla(0)}, "v3"))
+        wait_until(lambda: client.types[xr.EDS].nacks == 1, what="the NACK")
+        assert "port 0" in client.types[xr.EDS].last_nack["message"]
+        assert len(fast) == 1 and len(full) == applied_full
+    finally:
+        client.stop()
+        ads.stop()
