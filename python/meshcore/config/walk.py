@@ -75,6 +75,8 @@ def _field(fd) -> tuple:
             kind = _ENUM
         elif value_fd.message_type is None:
             kind = _SCALAR
+        elif value_fd.message_type.full_name in LEAVES:
+            kind = _SCALAR  # nothing in it is walked (a wrapper, a Duration, a Struct)
         elif value_fd.message_type.full_name == "google.protobuf.Any":
             kind = _ANY
         else:
