@@ -127,6 +127,10 @@ class Engine:
             builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services,
                                              self._tls_cache)
         except OSError as e:  # a certificate file named by the config
+            if validated is not None and self._validated:
+                # Gone since an earlier apply validated the resource naming it:
+                # the full walk names the resource and field (config/tls.py).
+                validate_bootstrap(bootstrap, source)
             raise ConfigError(f"{source}: cannot read {e.filename}: {e.strerror}") from None
         except _core.CoreError as e:
             raise EngineError(f"{source}: {e}") from None

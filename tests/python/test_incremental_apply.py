@@ -202,3 +202,33 @@ def test_an_eds_only_update_takes_the_endpoints_path(mode):
     finally:
         client.stop()
         ads.stop()
+
+
+def test_a_file_gone_since_the_last_apply_is_named_as_on_a_first_apply(tmp_path, engine_factory, backend_factory):
+    """Resources validated by the previous apply are not walked again; a
+    certificate file removed since is still reported by resource and field."""
+    from envoy.config.bootstrap.v3 import bootstrap_pb2
+
+    import meshcore
+    from meshcore import ca
+
+    authority = ca.CertificateAuthority.init(str(tmp_path / "ca"), "cluster.local", intermediate=False)
+    files = ca.write_workload_dir(authority, str(tmp_path / "w"), "default", "w")
+    v1 = backend_factory("v1")
+    doc = h.simple([v1.port])
+    doc["static_resources"]["clusters"][0]["transport_socket"] = {
+        "name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {"tls_certificates": [{
+                "certificate_chain": {"filename": files["cert-chain.pem"]},
+                "private_key": {"filename": files["key.pem"]}}]}}}
+    msg = json_format.ParseDict(doc, bootstrap_pb2.Bootstrap())
+    engine = engine_factory(concurrency=1, config=msg)
+    engine.apply(msg)  # validated before: not walked again
+    (tmp_path / "w" / "key.pem").unlink()
+    with pytest.raises(ConfigError) as again:
+        engine.apply(msg)
+    with pytest.raises(ConfigError) as first:
+        meshcore.Engine(concurrency=1).apply(msg)
+    assert str(again.value) == str(first.value)
+    assert "private_key.filename: no such file" in str(again.value)
