@@ -236,7 +236,7 @@ cdef class Engine:
 
     def set_route_weights(self, changes):
         """changes: [(listener, chain, vhost index, route index, [weights])]:
-        swapped in place, returns once no worker reads the old ones."""
+        swapped in place; workers use them from their next pick."""
         cdef char err[ERRLEN]
         cdef int rc
         cdef _Arena a = _Arena()

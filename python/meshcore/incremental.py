@@ -19,6 +19,7 @@ modified.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from meshcore import xds_types
@@ -58,10 +59,15 @@ class Changes:
         self._cluster_msgs: dict[int, object] = {}  # cluster index -> its Cluster with new endpoints
         self._dirty_chains: set = set()  # (listener index, chain) whose HCM changed
         self._merged = None  # the Bootstrap with the changes, once asked for
+        self._lock = threading.Lock()  # bootstrap() runs on admin threads while changes come in
 
     # -- the Bootstrap with the changes ------------------------------------------------------
 
     def bootstrap(self):
+        with self._lock:
+            return self._merge()
+
+    def _merge(self):
         if self._merged is None:
             if not self._cluster_msgs and not self._dirty_chains:
                 return self.applied
@@ -134,11 +140,12 @@ class Changes:
         return out
 
     def weights_applied(self, changes) -> None:
-        for ref, values in changes:
-            for wc, value in zip(ref.message.route.weighted_clusters.clusters, values, strict=True):
-                wc.weight.value = value
-            self._dirty_chains.add((ref.listener_index, ref.chain))
-        self._merged = None
+        with self._lock:
+            for ref, values in changes:
+                for wc, value in zip(ref.message.route.weighted_clusters.clusters, values, strict=True):
+                    wc.weight.value = value
+                self._dirty_chains.add((ref.listener_index, ref.chain))
+            self._merged = None
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -179,6 +186,7 @@ class Changes:
         return (cluster, flat), (i, trial)
 
     def endpoints_applied(self, messages) -> None:
-        for i, msg in messages:
-            self._cluster_msgs[i] = msg
-        self._merged = None
+        with self._lock:
+            for i, msg in messages:
+                self._cluster_msgs[i] = msg
+            self._merged = None

@@ -112,6 +112,30 @@ int mc_engine_publish(mc_engine_t *e, mc_snapshot_t *s, mc_snapshot_t **old)
     return 0;
 }
 
+uint64_t mc_engine_bump(mc_engine_t *e)
+{
+    if (!e->started || e->joined)
+        return 0;
+    pthread_mutex_lock(&e->shared.lock);
+    uint64_t gen = ++e->shared.generation;
+    pthread_mutex_unlock(&e->shared.lock);
+    wake_all(e);
+    return gen;
+}
+
+uint64_t mc_engine_acked(mc_engine_t *e)
+{
+    if (!e->started || e->joined)
+        return UINT64_MAX;
+    uint64_t low = UINT64_MAX;
+    pthread_mutex_lock(&e->shared.lock);
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        if (e->workers[i]->acked_gen < low)
+            low = e->workers[i]->acked_gen;
+    pthread_mutex_unlock(&e->shared.lock);
+    return low;
+}
+
 int mc_engine_start(mc_engine_t *e, char *err, size_t errlen)
 {
     pthread_mutex_lock(&e->ctl);
@@ -353,7 +377,7 @@ void mc_engine_free(mc_engine_t *e)
     free(e->registry);
     mc_snapshot_unref(e->shared.current);
     for (uint32_t i = 0; i < e->n_retired; i++)
-        free(e->retired[i]);
+        free(e->retired[i].ptr); /* the workers are joined */
     free(e->retired);
     mc_cluster_registry_destroy(&e->clusters);
     mc_stats_free(e->stats);

@@ -14,12 +14,14 @@
  *     (proxy/http_forward.c, pick_split), so a worker sees either the whole
  *     old array or the whole new one, never a mix, and n_clusters (which
  *     does not change) bounds both;
- *   - no worker keeps the pointer past the pick, so once every worker has
- *     passed a loop turn after the swap (mc_engine_publish with no snapshot:
- *     a generation bump each worker acknowledges under the shared lock, a
- *     full barrier) nothing can read the old array and it is freed. If a
- *     worker does not answer within the publish timeout, the old array is
- *     kept until the engine is freed rather than risk a use after free.
+ *   - no worker keeps the pointer past the pick (one event handler; the
+ *     loop runs one handler at a time), so once a worker has handled a wake
+ *     -up that came after the swap it cannot read the old array. The swap is
+ *     followed by a generation bump (under the shared lock) and a wake-up;
+ *     each worker acknowledges the generation under the same lock in its
+ *     wake handler. The old array is kept with that generation and freed by
+ *     a later change (or the engine's end) once every worker acknowledged it:
+ *     the caller never waits for the workers.
  * Per-worker smooth-WRR state (the running "current" weights) is kept: the
  * split moves to the new ratios within a round.
  */
@@ -54,6 +56,20 @@ int mc_engine_set_endpoints(mc_engine_t *e, const mc_sb_cluster_endpoints_t *cha
 out:
     pthread_mutex_unlock(&e->ctl);
     return rc;
+}
+
+/* Frees the replaced weight arrays no worker can still read. */
+static void reap(mc_engine_t *e)
+{
+    uint64_t acked = mc_engine_acked(e);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < e->n_retired; i++) {
+        if (e->retired[i].gen <= acked)
+            free(e->retired[i].ptr);
+        else
+            e->retired[k++] = e->retired[i];
+    }
+    e->n_retired = k;
 }
 
 /* The route a change names in s, or NULL with the reason in err. */
@@ -119,17 +135,24 @@ int mc_engine_set_route_weights(mc_engine_t *e, const mc_route_weights_t *change
         for (uint32_t i = 0; i < changes[k].n; i++)
             arrays[k][i] = changes[k].weights[i] ? changes[k].weights[i] : 1;
     }
+    if (e->n_retired + n > e->cap_retired) {
+        uint32_t cap = (e->n_retired + n) * 2;
+        struct mc_retired *p = realloc(e->retired, sizeof(*p) * cap);
+        if (!p) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        e->retired = p;
+        e->cap_retired = cap;
+    }
     for (uint32_t k = 0; k < n; k++) /* arrays[k] is the old one from here on */
         arrays[k] = __atomic_exchange_n(&routes[k]->weights, arrays[k], __ATOMIC_ACQ_REL);
-    if (mc_engine_publish(e, NULL, NULL) < 0) {
-        void **p = realloc(e->retired, sizeof(*p) * (e->n_retired + n));
-        if (p) {
-            e->retired = p;
-            for (uint32_t k = 0; k < n; k++)
-                e->retired[e->n_retired++] = arrays[k];
-        }
-        memset(arrays, 0, sizeof(*arrays) * n); /* kept (or, out of memory, leaked), never freed early */
+    uint64_t gen = mc_engine_bump(e);
+    for (uint32_t k = 0; k < n; k++) {
+        e->retired[e->n_retired++] = (struct mc_retired){gen, arrays[k]};
+        arrays[k] = NULL;
     }
+    reap(e);
     rc = 0;
 out:
     for (uint32_t k = 0; arrays && k < n; k++)

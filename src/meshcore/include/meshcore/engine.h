@@ -55,8 +55,9 @@ int mc_engine_set_endpoints(mc_engine_t *e, const mc_sb_cluster_endpoints_t *cha
 /* New weights for weighted-cluster routes of the running snapshot, in place:
  * route `route` of virtual host `vhost` of the HTTP connection manager on
  * filter chain `chain` of listener `listener`; n must be the route's number
- * of clusters; a weight 0 counts as 1, as in the compiler. Returns once no
- * worker can still read the old weights. */
+ * of clusters; a weight 0 counts as 1, as in the compiler. Workers use the
+ * new weights from their next pick; the call does not wait for them (the old
+ * arrays are freed by a later call once every worker has moved on). */
 typedef struct mc_route_weights {
     const char *listener;
     uint32_t chain, vhost, route;
