@@ -164,10 +164,8 @@ class XdsSource:
     def _apply_endpoints(self, endpoints: dict) -> None:
         """An EDS-only update: the clusters' endpoints replaced in place of a full
         apply (Engine.set_endpoints_many; same checks, same errors)."""
-        proxy = self.proxy
-        with proxy._reload_lock:
-            proxy.engine.set_endpoints_many(endpoints)
-            proxy._last_bootstrap = proxy.engine.bootstrap
+        with self.proxy._reload_lock:  # (_last_bootstrap is for certificate files: endpoints do not touch them)
+            self.proxy.engine.set_endpoints_many(endpoints)
 
     def _on_certificate(self, *_) -> None:
         """A new certificate: the running config again, with the new Secrets."""
