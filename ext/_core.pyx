@@ -85,6 +85,7 @@ cdef class SnapshotBuilder:
     """
     cdef mc_snapshot_builder_t *b
     cdef TlsCache tls_cache  # kept alive while the builder borrows it
+    cdef public bint reads_files  # the compile read certificate files (compile_snapshot)
 
     def use_tls_cache(self, TlsCache cache not None):
         self.tls_cache = cache

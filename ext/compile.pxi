@@ -46,6 +46,7 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
     im_services = services or {}
 
     b = SnapshotBuilder()
+    files_before = _files_read
     if tls_cache is not None:
         b.use_tls_cache(tls_cache)
     for c in clusters:
@@ -102,4 +103,5 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
                     pass  # set above, as meshcore.telemetry.istio_metrics planned it
                 else:
                     raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
+    b.reads_files = _files_read != files_before  # the same config may read other bytes next time
     return b

@@ -9,14 +9,19 @@ _TLS_VERSIONS = {0: 0, 1: 0x0301, 2: 0x0302, 3: 0x0303, 4: 0x0304}
 _SAN_URI = 3  # SubjectAltNameMatcher.SanType.URI
 
 
+_files_read = 0  # files data_source_bytes has read (compile_snapshot notes whether a compile read any)
+
+
 def data_source_bytes(ds):
     """envoy.config.core.v3.DataSource -> bytes (files are read now)."""
+    global _files_read
     which = ds.WhichOneof("specifier")
     if which == "inline_string":
         return ds.inline_string.encode()
     if which == "inline_bytes":
         return bytes(ds.inline_bytes)
     if which == "filename":
+        _files_read += 1
         with open(ds.filename, "rb") as f:
             return f.read()
     return b""

@@ -91,7 +91,8 @@ class Engine:
         for error messages). Raises ConfigError (nothing applied) or
         EngineError (e.g. address in use; nothing applied either)."""
         with self._apply_lock:
-            self._publish(self._compile(config, filename))
+            if not self._apply_changes(config, filename):
+                self._publish(self._compile(config, filename))
 
     async def apply_async(self, config, filename: str | None = None) -> None:
         """apply() without blocking the event loop: loading, validation, the
@@ -145,11 +146,42 @@ class Engine:
                 self._core.apply(builder)
             except _core.CoreError as e:
                 raise EngineError(f"{source}: {e}") from None
-            self._changes = Changes(bootstrap, plan, source)
+            self._changes = Changes(bootstrap, plan, source, reads_files=builder.reads_files)
             self._validated = validated  # what the next apply need not walk again
             self.source = source
             self.istio.adopt(istio)
             self._stamp()
+
+    def _apply_changes(self, config, filename) -> bool:
+        """A Bootstrap that differs from the running config only in route weights
+        and cluster endpoints goes the set_weights / set_endpoints way (no
+        compile); True if it did. Not for configs that read certificate files
+        (the same Bootstrap may mean new certificates: a rotation re-applies it)."""
+        from envoy.config.bootstrap.v3 import bootstrap_pb2
+
+        changes = self._changes
+        if changes is None or changes.reads_files or not isinstance(config, bootstrap_pb2.Bootstrap):
+            return False
+        source = filename or "<bootstrap>"
+        found = changes.diff(config, source)
+        if found is None:
+            return False
+        weights, endpoints = found
+        with self._lock:
+            if self._stopped:
+                raise EngineError("engine is stopped")
+            try:
+                if endpoints:
+                    self._core.set_endpoints([core for core, _ in endpoints])
+                if weights:
+                    self._core.set_route_weights([(r.listener, r.chain, r.vhost, r.route, w) for r, w in weights])
+            except _core.CoreError as e:
+                raise EngineError(f"{source}: {e}") from None
+            changes.endpoints_applied([msg for _, msg in endpoints])
+            changes.weights_applied(weights)
+            changes.source = self.source = source
+            self._stamp()
+        return True
 
     def _stamp(self) -> None:
         self.applied_at = Timestamp()

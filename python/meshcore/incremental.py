@@ -50,11 +50,13 @@ class RouteRef:
 class Changes:
     """The routes and clusters of the running config, and what changed since its apply."""
 
-    def __init__(self, bootstrap, plan, source: str):
+    def __init__(self, bootstrap, plan, source: str, reads_files: bool = False):
         self.applied = bootstrap
         self.source = source
+        self.reads_files = reads_files  # its compile read certificate files (no diff against it then)
         self._plan = plan
         self._routes: dict[str, list[RouteRef]] | None = None  # by route name, built on first use
+        self._at: dict[tuple, RouteRef] = {}  # by (listener index, chain, vhost, route), with _routes
         self._clusters = {c.name: i for i, c in enumerate(bootstrap.static_resources.clusters)}
         self._cluster_msgs: dict[int, object] = {}  # cluster index -> its Cluster with new endpoints
         self._dirty_chains: set = set()  # (listener index, chain) whose HCM changed
@@ -99,9 +101,10 @@ class Changes:
                 fi = next(j for j, f in enumerate(filters) if xds_types.is_a(f.typed_config, xds_types.HCM))
                 for vi, vh in enumerate(hcm.route_config.virtual_hosts):
                     for ri, r in enumerate(vh.routes):
+                        ref = RouteRef(chain.listener, positions[chain.listener], chain.index, fi, vi, ri, vh.name, r)
+                        self._at[(ref.listener_index, chain.index, vi, ri)] = ref
                         if r.name:
-                            self._routes.setdefault(r.name, []).append(RouteRef(
-                                chain.listener, positions[chain.listener], chain.index, fi, vi, ri, vh.name, r))
+                            self._routes.setdefault(r.name, []).append(ref)
         return self._routes
 
     def weights(self, route: str, weights, vhost: str | None, listener: str | None) -> list:
@@ -123,21 +126,27 @@ class Changes:
             if set(names) != set(wanted) or len(names) != len(wanted):
                 raise ConfigError(f'{self.source}: listener "{ref.listener}": route "{route}": splits between '
                                   f'{", ".join(names)}; the weights name {", ".join(map(str, wanted))}')
-            trial = type(ref.message)()
-            trial.CopyFrom(ref.message)
-            for wc in trial.route.weighted_clusters.clusters:
+            for wc in action.weighted_clusters.clusters:
                 value = wanted[wc.name]
                 if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
                     raise ConfigError(f'{self.source}: listener "{ref.listener}": route "{route}": weight of '
                                       f'"{wc.name}": {value!r} is not an integer in 0..4294967295')
-                wc.weight.value = value
-            try:
-                walk(trial)  # the same checks as a full apply (weights >= 1, the sum)
-            except Violation as v:
-                raise ConfigError(f'{self.source}: listener "{ref.listener}": {ref.at()}'
-                                  f'{"." + v.path if v.path else ""}: {v.text}') from None
-            out.append((ref, [wanted[n] for n in names]))
+            values = [wanted[n] for n in names]
+            self._check_weights(ref, values)
+            out.append((ref, values))
         return out
+
+    def _check_weights(self, ref: RouteRef, values: list) -> None:
+        """The route with these weights, through the walk a full apply runs."""
+        trial = type(ref.message)()
+        trial.CopyFrom(ref.message)
+        for wc, value in zip(trial.route.weighted_clusters.clusters, values, strict=True):
+            wc.weight.value = value
+        try:
+            walk(trial)  # the same checks as a full apply (weights >= 1, the sum)
+        except Violation as v:
+            raise ConfigError(f'{self.source}: listener "{ref.listener}": {ref.at()}'
+                              f'{"." + v.path if v.path else ""}: {v.text}') from None
 
     def weights_applied(self, changes) -> None:
         with self._lock:
@@ -190,3 +199,106 @@ class Changes:
             for i, msg in messages:
                 self._cluster_msgs[i] = msg
             self._merged = None
+
+    # -- a whole new config that differs only in weights and endpoints --------------------------
+
+    def diff(self, new, source: str):
+        """For a full apply of `new`: ([(RouteRef, weights)], [cluster change as endpoints()
+        returns it]) when it differs from the running config only in route weights and
+        cluster endpoints (each checked as set_weights / set_endpoints check them), else
+        None (the full path applies it)."""
+        cur = self.bootstrap()
+        a, b = cur.static_resources, new.static_resources
+        if len(a.listeners) != len(b.listeners) or len(a.clusters) != len(b.clusters):
+            return None
+        if _rest(cur) != _rest(new):
+            return None
+        self.source, before = source, self.source
+        try:
+            endpoints = []
+            for ca, cb in zip(a.clusters, b.clusters, strict=True):
+                if ca.name != cb.name:
+                    return None
+                if ca.SerializeToString() == cb.SerializeToString():
+                    continue
+                if not _same_but(ca, cb, lambda c: c.load_assignment.ClearField("endpoints")):
+                    return None
+                endpoints.append(self.endpoints(cb.name, cb.load_assignment))
+            weights = []
+            for li, (la, lb) in enumerate(zip(a.listeners, b.listeners, strict=True)):
+                if la.SerializeToString() == lb.SerializeToString():
+                    continue
+                found = self._weights_between(li, la, lb)
+                if found is None:
+                    return None
+                weights += found
+            return weights, endpoints
+        finally:
+            self.source = before
+
+    def _weights_between(self, li: int, la, lb):
+        """[(RouteRef, weights)] when listener lb is la with other route weights, else None."""
+        if len(la.filter_chains) != len(lb.filter_chains) or la.name != lb.name:
+            return None
+        self._route_index()
+        out = []
+        for k, (cha, chb) in enumerate(zip(la.filter_chains, lb.filter_chains, strict=True)):
+            if cha == chb:
+                continue
+            if len(cha.filters) != len(chb.filters):
+                return None
+            for fa, fb in zip(cha.filters, chb.filters, strict=True):
+                if fa == fb:
+                    continue
+                if not (xds_types.is_a(fa.typed_config, xds_types.HCM) and fa.name == fb.name
+                        and fb.typed_config.type_url == fa.typed_config.type_url):
+                    return None
+                ha, hb = xds_types.unpack(fa.typed_config), xds_types.unpack(fb.typed_config)
+                va, vb = ha.route_config.virtual_hosts, hb.route_config.virtual_hosts
+                if len(va) != len(vb):
+                    return None
+                changed = []
+                for vi, (xa, xb) in enumerate(zip(va, vb, strict=True)):
+                    if len(xa.routes) != len(xb.routes):
+                        return None
+                    for ri, (ra, rb) in enumerate(zip(xa.routes, xb.routes, strict=True)):
+                        if ra == rb:
+                            continue
+                        wa, wb = ra.route.weighted_clusters.clusters, rb.route.weighted_clusters.clusters
+                        if not wa or [c.name for c in wa] != [c.name for c in wb]:
+                            return None
+                        changed.append((vi, ri, [c.weight.value for c in wb]))
+                # Everything but those weights must be equal: put the old weights back and compare.
+                for vi, ri, _ in changed:
+                    old = va[vi].routes[ri].route.weighted_clusters.clusters
+                    for wc, wold in zip(vb[vi].routes[ri].route.weighted_clusters.clusters, old, strict=True):
+                        wc.weight.CopyFrom(wold.weight)
+                if ha != hb:
+                    return None
+                for vi, ri, values in changed:
+                    ref = self._at.get((li, k, vi, ri))
+                    if ref is None:
+                        return None
+                    self._check_weights(ref, values)
+                    out.append((ref, values))
+        return out
+
+
+def _rest(bootstrap) -> bytes:
+    """A Bootstrap without its listeners and clusters, serialized (for comparison)."""
+    from meshcore.config.bootstrap import _copy_fields
+
+    rest = type(bootstrap)()
+    _copy_fields(bootstrap, rest, "static_resources")
+    _copy_fields(bootstrap.static_resources, rest.static_resources, "listeners", "clusters")
+    return rest.SerializeToString(deterministic=True)
+
+
+def _same_but(a, b, strip) -> bool:
+    """Whether messages a and b are equal once strip() has been applied to copies of both."""
+    x, y = type(a)(), type(b)()
+    x.CopyFrom(a)
+    y.CopyFrom(b)
+    strip(x)
+    strip(y)
+    return x == y

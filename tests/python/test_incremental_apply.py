@@ -232,3 +232,52 @@ def test_a_file_gone_since_the_last_apply_is_named_as_on_a_first_apply(tmp_path,
         meshcore.Engine(concurrency=1).apply(msg)
     assert str(again.value) == str(first.value)
     assert "private_key.filename: no such file" in str(again.value)
+
+
+# ---- a full apply that only changes weights or endpoints --------------------------------
+
+
+def as_message(doc):
+    from envoy.config.bootstrap.v3 import bootstrap_pb2
+
+    return json_format.ParseDict(doc, bootstrap_pb2.Bootstrap())
+
+
+def test_an_apply_that_only_changes_weights_and_endpoints_skips_the_compile(engine_factory, backend_factory):
+    v1, v2, v3 = backend_factory("v1"), backend_factory("v2"), backend_factory("v3")
+    engine = engine_factory(concurrency=1, config=as_message(split_doc(v1, v2, 1, 3)))
+    running = engine._changes  # replaced by every full compile
+    assert served(engine, 40) == {"v1": 10, "v2": 30}
+    moved = split_doc(v1, v2, 3, 1)
+    moved["static_resources"]["clusters"][1] = h.http_cluster("v2", [v3.port])
+    engine.apply(as_message(moved))
+    assert engine._changes is running  # the set_weights / set_endpoints way
+    got = served(engine, 400)
+    assert abs(got["v1"] - 300) <= 2 and abs(got["v3"] - 100) <= 2, got
+    assert engine.bootstrap == as_message(moved)
+    # Anything else is a full apply.
+    engine.apply(as_message(split_doc(v1, v2, 1, 1, extra_clusters=[h.http_cluster("v3", [v3.port])])))
+    assert engine._changes is not running
+    assert served(engine, 20) == {"v1": 10, "v2": 10}
+
+
+def test_a_refused_change_reads_as_a_full_apply_refusal(engine_factory, backend_factory):
+    v1, v2 = backend_factory("v1"), backend_factory("v2")
+    engine = engine_factory(concurrency=1, config=as_message(split_doc(v1, v2)))
+    bad = as_message(split_doc(v1, v2, w1=0))
+    with pytest.raises(ConfigError) as incremental:
+        engine.apply(bad)
+    import meshcore
+
+    with pytest.raises(ConfigError) as full:
+        meshcore.Engine(concurrency=1).apply(bad)
+    assert str(incremental.value) == str(full.value)
+    bad_ep = split_doc(v1, v2)
+    bad_ep["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
+        "address"]["socket_address"]["address"] = "example.com"
+    with pytest.raises(ConfigError) as incremental:
+        engine.apply(as_message(bad_ep))
+    with pytest.raises(ConfigError) as full:
+        meshcore.Engine(concurrency=1).apply(as_message(bad_ep))
+    assert str(incremental.value) == str(full.value)
+    assert served(engine, 40) == {"v1": 10, "v2": 30}
