@@ -137,15 +137,15 @@ class Changes:
         return out
 
     def _check_weights(self, ref: RouteRef, values: list) -> None:
-        """The route with these weights, through the walk a full apply runs."""
-        trial = type(ref.message)()
-        trial.CopyFrom(ref.message)
-        for wc, value in zip(trial.route.weighted_clusters.clusters, values, strict=True):
+        """The route's weighted_clusters with these weights, through the walk a full apply runs."""
+        given = type(ref.message.route.weighted_clusters)()
+        given.CopyFrom(ref.message.route.weighted_clusters)
+        for wc, value in zip(given.clusters, values, strict=True):
             wc.weight.value = value
         try:
-            walk(trial)  # the same checks as a full apply (weights >= 1, the sum)
+            walk(given)  # the same checks as a full apply (weights >= 1, the sum)
         except Violation as v:
-            raise ConfigError(f'{self.source}: listener "{ref.listener}": {ref.at()}'
+            raise ConfigError(f'{self.source}: listener "{ref.listener}": {ref.at()}.route.weighted_clusters'
                               f'{"." + v.path if v.path else ""}: {v.text}') from None
 
     def weights_applied(self, changes) -> None:

@@ -85,13 +85,23 @@ def _field(fd) -> tuple:
     return info
 
 
+_ALLOWED: dict = {}  # id(rule) -> frozenset(rule.fields); the rule is kept alive by _KEEP
+_KEEP: list = []
+
+
+def _allowed(rule) -> frozenset:
+    _KEEP.append(rule)
+    out = _ALLOWED[id(rule)] = frozenset(rule.fields)
+    return out
+
+
 def _resolve(path) -> str:
     """A lazy path (below) as text: paths are only spelled out for an error,
     so validating a large config builds no strings for what is fine."""
     parts = []
     while isinstance(path, tuple):
         path, name = path
-        parts.append(name)
+        parts.append(f"[{name}]" if isinstance(name, int) else name)
     text = path
     for name in reversed(parts):
         text = _join(text, name)
@@ -114,16 +124,26 @@ def _walk(msg, path, rule) -> None:
     if rule is None:
         rule = SCHEMA.get(full, _NOTHING)  # unknown message type: nothing in it is supported
     listed = msg.ListFields()
-    fields = rule.fields
+    allowed_fields = _ALLOWED.get(id(rule))
+    if allowed_fields is None:
+        allowed_fields = _allowed(rule)
     for fd, _ in listed:
-        if fd.name not in fields:
-            supported = ", ".join(fields) or "none"
+        if fd.name not in allowed_fields:
+            supported = ", ".join(rule.fields) or "none"
             raise Violation(_resolve(path), f'unsupported field "{fd.name}" (supported: {supported})')
     for fd, value in listed:
-        is_map, repeated, kind, value_fd = _field(fd)
+        is_map, repeated, kind, value_fd = _FIELDS.get(fd) or _field(fd)
         if kind == _SCALAR or (kind == _ENUM and fd.name not in rule.enums):
             continue  # nothing below it; its value is the rule checks' business
         fpath = (path, fd.name)
+        if kind == _MESSAGE and not is_map:  # the common case, without the general one's lists
+            nested = rule.nested.get(fd.name)
+            if repeated:
+                for i, item in enumerate(value):
+                    _walk(item, (fpath, i), nested)
+            else:
+                _walk(value, fpath, nested)
+            continue
         if is_map:
             allowed = rule.keys.get(fd.name)
             for key in sorted(value):
@@ -131,7 +151,7 @@ def _walk(msg, path, rule) -> None:
                     raise Violation(_resolve(fpath), unsupported_key(key, allowed))
             items = [((fpath, f'["{key}"]'), value[key], key) for key in sorted(value)]
         elif repeated:
-            items = [((fpath, f"[{i}]"), v, None) for i, v in enumerate(value)]
+            items = [((fpath, i), v, None) for i, v in enumerate(value)]
         else:
             items = ((fpath, value, None),)
         if kind == _ENUM:
