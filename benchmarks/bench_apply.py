@@ -21,7 +21,8 @@ meshcore CA. For N in --sizes (R = --routes), on a fresh engine (2 workers):
 Figures are medians of --repeat runs, in ms, wall clock in this process;
 for "all changed" the applying thread's CPU time is printed too (closer to
 what an idle machine would show). The machine is shared and noisy: figures
-move by 20-50% between runs (far more under load); compare within one run. "n/a": the build has no such call (older builds).
+move by 20-50% between runs (far more under load); compare within one run.
+"n/a": the build has no such call (older builds).
 
     .venv/bin/python benchmarks/bench_apply.py                  # 2, 100, 1000
     .venv/bin/python benchmarks/bench_apply.py --sizes 1000 --repeat 9
@@ -108,9 +109,10 @@ def config(n: int, routes: int, secret_docs, weight: int = 90, moved: int | None
     cluster's connect timeout and route's timeout (s), to change them all."""
     vhosts = []
     for v in range((routes + 9) // 10):
-        rs = [{"name": f"r{k}", "match": {"prefix": f"/r{k}/"}, "route": {"timeout": f"{timeout}s", "weighted_clusters": {
-            "clusters": [{"name": cluster_name(k % n), "weight": weight},
-                         {"name": cluster_name((k + 1) % n), "weight": 100 - weight}]}}}
+        rs = [{"name": f"r{k}", "match": {"prefix": f"/r{k}/"}, "route": {
+            "timeout": f"{timeout}s", "weighted_clusters": {"clusters": [
+                {"name": cluster_name(k % n), "weight": weight},
+                {"name": cluster_name((k + 1) % n), "weight": 100 - weight}]}}}
               for k in range(v * 10, min(routes, v * 10 + 10))]
         vhosts.append({"name": f"vh{v}", "domains": [f"svc-{v}.bench.svc.cluster.local", f"svc-{v}"], "routes": rs})
     outbound = listener("outbound", "OUTBOUND", {"stat_prefix": "outbound_0.0.0.0_9080",
@@ -183,7 +185,8 @@ def measure(n: int, routes: int, repeat: int, secret_docs) -> dict:
     return out
 
 
-COLUMNS = ("first apply", "re-apply", "all changed", "weights (full)", "endpoints (full)", "set_weights", "set_endpoints")
+COLUMNS = ("first apply", "re-apply", "all changed", "weights (full)", "endpoints (full)", "set_weights",
+           "set_endpoints")
 
 
 def main() -> int:
