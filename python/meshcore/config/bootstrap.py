@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from .refs import CLUSTER_REFS
 from .rules import Violation
 from .schema import SCHEMA, allowed_keys, any_slot
-from .walk import unpack, unsupported_extension, unsupported_key, walk
+from .walk import remembering, unpack, unsupported_extension, unsupported_key, walk
 
 Bootstrap = bootstrap_pb2.Bootstrap
 
@@ -73,13 +73,14 @@ def validate_bootstrap(bootstrap: Bootstrap, filename: str = "<config>", known: 
     _copy_fields(bootstrap.static_resources, rest.static_resources, "listeners", "clusters")
     _walk(rest, filename, None)
     seen = set()
-    for kind, items in (("listener", bootstrap.static_resources.listeners),
-                        ("cluster", bootstrap.static_resources.clusters)):
-        for i, msg in enumerate(items):
-            key = msg.SerializeToString()
-            if known is None or key not in known:
-                _walk(msg, filename, _label(kind, msg.name, i))
-            seen.add(key)
+    with remembering(known if known is not None else set(), seen):  # Any payloads too (walk.remembering)
+        for kind, items in (("listener", bootstrap.static_resources.listeners),
+                            ("cluster", bootstrap.static_resources.clusters)):
+            for i, msg in enumerate(items):
+                key = msg.SerializeToString()
+                if known is None or key not in known:
+                    _walk(msg, filename, _label(kind, msg.name, i))
+                seen.add(key)
     _cross_check(bootstrap, filename)
     return seen
 

@@ -6,6 +6,9 @@ user would believe, say, a filter_chain_match is in force when it is not. So
 every field that is SET in a parsed message is checked against SCHEMA; the
 first one outside it raises a Violation naming its path.
 """
+import contextlib
+import threading
+
 from meshcore import xds_types
 from meshcore.xds_types import (
     UnknownType,
@@ -179,9 +182,38 @@ def _walk(msg, path, rule) -> None:
             raise Violation(_join(_resolve(path), rel), text)
 
 
+class _Remembered(threading.local):
+    """Any payloads (slot, type URL, bytes) an earlier walk found fine, and those
+    this one finds fine: the payload's walk depends on nothing else. Only while
+    remembering() is in force (config.validate_bootstrap with `known`)."""
+
+    known: set | None = None
+    seen: set | None = None
+
+
+_REMEMBERED = _Remembered()
+
+
+@contextlib.contextmanager
+def remembering(known: set, seen: set):
+    """Walks inside skip the Any payloads in `known` and add those they pass to `seen`."""
+    _REMEMBERED.known, _REMEMBERED.seen = known, seen
+    try:
+        yield
+    finally:
+        _REMEMBERED.known = _REMEMBERED.seen = None
+
+
 def _walk_any(slot, name, any_msg, where, path, by_name):
     desc = find_type(any_msg.type_url)
     if desc is None or desc.full_name not in slot.types:
         known = by_name and desc is not None
         raise Violation(_resolve(where), unsupported_extension(slot, name, any_msg.type_url, known))
-    _walk(unpack(any_msg), path, None)
+    seen = _REMEMBERED.seen
+    if seen is None:
+        _walk(unpack(any_msg), path, None)
+        return
+    key = (desc.full_name, any_msg.value)
+    if key not in _REMEMBERED.known:
+        _walk(unpack(any_msg), path, None)
+    seen.add(key)

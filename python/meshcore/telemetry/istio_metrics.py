@@ -31,6 +31,7 @@ durations and bytes for sizes.
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -170,12 +171,20 @@ def _local_principals(bootstrap) -> set[str]:
 
 
 def _inline_certs(ts, upstream: bool):
+    return _certs_in(ts.typed_config.type_url, ts.typed_config.value, upstream)
+
+
+@functools.lru_cache(maxsize=4096)
+def _certs_in(type_url: str, value: bytes, upstream: bool) -> tuple:
+    """The certificate chains (DataSource, read only) of a packed TLS context;
+    remembered: every apply asks again for each cluster's."""
     from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+    from google.protobuf import any_pb2
 
     ctx = tls_pb2.UpstreamTlsContext() if upstream else tls_pb2.DownstreamTlsContext()
-    if not ts.typed_config.Unpack(ctx):
-        return []
-    return [c.certificate_chain for c in ctx.common_tls_context.tls_certificates]
+    if not any_pb2.Any(type_url=type_url, value=value).Unpack(ctx):
+        return ()
+    return tuple(c.certificate_chain for c in ctx.common_tls_context.tls_certificates)
 
 
 def _datasource(ds) -> bytes | None:
