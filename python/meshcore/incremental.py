@@ -20,7 +20,9 @@ modified.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from meshcore import xds_types
 from meshcore.config.bootstrap import validate_resource
@@ -40,7 +42,7 @@ class RouteRef:
     vhost: int
     route: int
     vhost_name: str
-    message: object  # the Route, inside the chain's plan HCM (the engine's own copy)
+    message: Any  # the Route, inside the chain's plan HCM (the engine's own copy)
 
     def at(self) -> str:
         return (f"filter_chains[{self.chain}].filters[{self.filter}].typed_config.route_config."
@@ -50,26 +52,27 @@ class RouteRef:
 class Changes:
     """The routes and clusters of the running config, and what changed since its apply."""
 
-    def __init__(self, bootstrap, plan, source: str, reads_files: bool = False):
+    def __init__(self, bootstrap: Any, plan: Any, source: str, reads_files: bool = False) -> None:
         self.applied = bootstrap
         self.source = source
         self.reads_files = reads_files  # its compile read certificate files (no diff against it then)
         self._plan = plan
         self._routes: dict[str, list[RouteRef]] | None = None  # by route name, built on first use
-        self._at: dict[tuple, RouteRef] = {}  # by (listener index, chain, vhost, route), with _routes
+        # by (listener index, chain, vhost, route), built with _routes
+        self._at: dict[tuple[int, int, int, int], RouteRef] = {}
         self._clusters = {c.name: i for i, c in enumerate(bootstrap.static_resources.clusters)}
-        self._cluster_msgs: dict[int, object] = {}  # cluster index -> its Cluster with new endpoints
-        self._dirty_chains: set = set()  # (listener index, chain) whose HCM changed
-        self._merged = None  # the Bootstrap with the changes, once asked for
+        self._cluster_msgs: dict[int, Any] = {}  # cluster index -> its Cluster with new endpoints
+        self._dirty_chains: set[tuple[int, int]] = set()  # (listener index, chain) whose HCM changed
+        self._merged: Any = None  # the Bootstrap with the changes, once asked for
         self._lock = threading.Lock()  # bootstrap() runs on admin threads while changes come in
 
     # -- the Bootstrap with the changes ------------------------------------------------------
 
-    def bootstrap(self):
+    def bootstrap(self) -> Any:
         with self._lock:
             return self._merge()
 
-    def _merge(self):
+    def _merge(self) -> Any:
         if self._merged is None:
             if not self._cluster_msgs and not self._dirty_chains:
                 return self.applied
@@ -107,7 +110,8 @@ class Changes:
                             self._routes.setdefault(r.name, []).append(ref)
         return self._routes
 
-    def weights(self, route: str, weights, vhost: str | None, listener: str | None) -> list:
+    def weights(self, route: str, weights: Mapping[str, int], vhost: str | None,
+                listener: str | None) -> list[tuple[RouteRef, list[int]]]:
         """[(RouteRef, new weights in the route's cluster order)] for the core, after
         checking them as an apply would; ConfigError (nothing changed) otherwise."""
         refs = [r for r in self._route_index().get(route, ())
@@ -136,7 +140,7 @@ class Changes:
             out.append((ref, values))
         return out
 
-    def _check_weights(self, ref: RouteRef, values: list) -> None:
+    def _check_weights(self, ref: RouteRef, values: list[int]) -> None:
         """The route's weighted_clusters with these weights, through the walk a full apply runs."""
         given = type(ref.message.route.weighted_clusters)()
         given.CopyFrom(ref.message.route.weighted_clusters)
@@ -148,7 +152,7 @@ class Changes:
             raise ConfigError(f'{self.source}: listener "{ref.listener}": {ref.at()}.route.weighted_clusters'
                               f'{"." + v.path if v.path else ""}: {v.text}') from None
 
-    def weights_applied(self, changes) -> None:
+    def weights_applied(self, changes: list[tuple[RouteRef, list[int]]]) -> None:
         with self._lock:
             for ref, values in changes:
                 for wc, value in zip(ref.message.route.weighted_clusters.clusters, values, strict=True):
@@ -158,7 +162,7 @@ class Changes:
 
     # -- endpoints ------------------------------------------------------------------------------
 
-    def endpoints(self, cluster: str, endpoints) -> tuple:
+    def endpoints(self, cluster: str, endpoints: Any) -> tuple[Any, tuple[int, Any]]:
         """(cluster, [(ip, port, weight)]) for the core and the checked Cluster message;
         ConfigError (nothing changed) otherwise."""
         i = self._clusters.get(cluster)
@@ -194,7 +198,7 @@ class Changes:
                 flat.append((sa.address, sa.port_value, w))
         return (cluster, flat), (i, trial)
 
-    def endpoints_applied(self, messages) -> None:
+    def endpoints_applied(self, messages: list[tuple[int, Any]]) -> None:
         with self._lock:
             for i, msg in messages:
                 self._cluster_msgs[i] = msg
@@ -202,7 +206,7 @@ class Changes:
 
     # -- a whole new config that differs only in weights and endpoints --------------------------
 
-    def diff(self, new, source: str):
+    def diff(self, new: Any, source: str) -> tuple[list[tuple[RouteRef, list[int]]], list[Any]] | None:
         """For a full apply of `new`: ([(RouteRef, weights)], [cluster change as endpoints()
         returns it]) when it differs from the running config only in route weights and
         cluster endpoints (each checked as set_weights / set_endpoints check them), else
@@ -236,7 +240,7 @@ class Changes:
         finally:
             self.source = before
 
-    def _weights_between(self, li: int, la, lb):
+    def _weights_between(self, li: int, la: Any, lb: Any) -> list[tuple[RouteRef, list[int]]] | None:
         """[(RouteRef, weights)] when listener lb is la with other route weights, else None."""
         if len(la.filter_chains) != len(lb.filter_chains) or la.name != lb.name:
             return None
@@ -253,7 +257,7 @@ class Changes:
                 if not (xds_types.is_a(fa.typed_config, xds_types.HCM) and fa.name == fb.name
                         and fb.typed_config.type_url == fa.typed_config.type_url):
                     return None
-                ha, hb = xds_types.unpack(fa.typed_config), xds_types.unpack(fb.typed_config)
+                ha, hb = _unpack(fa.typed_config), _unpack(fb.typed_config)
                 va, vb = ha.route_config.virtual_hosts, hb.route_config.virtual_hosts
                 if len(va) != len(vb):
                     return None
@@ -284,21 +288,26 @@ class Changes:
         return out
 
 
-def _rest(bootstrap) -> bytes:
+def _rest(bootstrap: Any) -> bytes:
     """A Bootstrap without its listeners and clusters, serialized (for comparison)."""
     from meshcore.config.bootstrap import _copy_fields
 
     rest = type(bootstrap)()
     _copy_fields(bootstrap, rest, "static_resources")
     _copy_fields(bootstrap.static_resources, rest.static_resources, "listeners", "clusters")
-    return rest.SerializeToString(deterministic=True)
+    out: bytes = rest.SerializeToString(deterministic=True)
+    return out
 
 
-def _same_but(a, b, strip) -> bool:
+def _same_but(a: Any, b: Any, strip: Callable[[Any], object]) -> bool:
     """Whether messages a and b are equal once strip() has been applied to copies of both."""
     x, y = type(a)(), type(b)()
     x.CopyFrom(a)
     y.CopyFrom(b)
     strip(x)
     strip(y)
-    return x == y
+    return bool(x == y)
+
+
+def _unpack(any_msg: Any) -> Any:
+    return xds_types.unpack(any_msg)  # type: ignore[no-untyped-call]
