@@ -27,12 +27,13 @@
 static void *upstream_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    static char buf[1 << 18];
+    enum { CAP = 1 << 18 };
+    char *buf = malloc(CAP); /* one per connection: the GET and the POST may arrive on two at once */
     size_t have = 0;
     for (;;) {
         char *end;
         while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
-            ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+            ssize_t n = read(fd, buf + have, CAP - have);
             if (n <= 0)
                 goto out;
             have += (size_t)n;
@@ -42,7 +43,7 @@ static void *upstream_conn(void *arg)
         if (cl)
             body = strtoul(cl + 16, NULL, 10);
         while (have < head + body) {
-            ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+            ssize_t n = read(fd, buf + have, CAP - have);
             if (n <= 0)
                 goto out;
             have += (size_t)n;
@@ -66,6 +67,7 @@ static void *upstream_conn(void *arg)
         have -= head + body;
     }
 out:
+    free(buf);
     close(fd);
     return NULL;
 }
