@@ -1,4 +1,4 @@
-from libc.stdint cimport uint16_t, uint32_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from libc.stddef cimport size_t
 
 cdef extern from "meshcore/snapshot.h" nogil:
@@ -13,6 +13,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
                            uint32_t weight)
     int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *ip,
                            uint16_t port, const char *stat_prefix, uint32_t backlog)
+    int mc_sb_set_global_downstream_max_connections(mc_snapshot_builder_t *b, uint64_t max)
     int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                    uint32_t max_connections)
     int mc_sb_set_tcp_proxy(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
@@ -154,6 +155,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
         int normalize_path
         int merge_slashes
         int path_with_escaped_slashes_action
+        int headers_with_underscores_action
     ctypedef struct mc_sb_cluster_http_t:
         uint32_t max_connections
         uint32_t max_pending_requests

@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore import _core
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
+from meshcore.config.overload import global_max_connections
 from meshcore.errors import ConfigError, EngineError
 from meshcore.plan import plan_snapshot
 from meshcore.telemetry.access_log import AccessLogs
@@ -99,7 +100,8 @@ class Engine:
         if self.tracers.plan(plan):
             self._access_logs.ensure_thread()  # spans come out of the record rings
         try:
-            builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services)
+            builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services,
+                                             global_max_connections(bootstrap))
         except OSError as e:  # a certificate file named by the config
             raise ConfigError(f"{source}: cannot read {e.filename}: {e.strerror}") from None
         except _core.CoreError as e:
@@ -147,6 +149,12 @@ class Engine:
     def active_connections(self) -> int:
         """Downstream connections open right now, across workers."""
         return self._core.active_sessions
+
+    @property
+    def downstream_cx_limit(self) -> tuple[int, bool]:
+        """(global downstream connection limit, 0 for none; True when the
+        config's overload_manager set it, False when derived from RLIMIT_NOFILE)."""
+        return self._core.downstream_cx_limit
 
     def host_outlier(self, cluster: str, ip: str, port: int) -> tuple[bool, int] | None:
         """(ejected now, times ejected) of one of a cluster's hosts, as outlier

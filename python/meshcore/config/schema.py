@@ -59,6 +59,12 @@ from .listener import (
     check_weighted_clusters,
     needs_typed_config,
 )
+from .overload import (
+    DOWNSTREAM_CONNECTIONS,
+    check_downstream_connections,
+    check_overload_action,
+    check_overload_manager,
+)
 from .rbac import (
     check_cidr,
     check_metadata_matcher,
@@ -148,7 +154,21 @@ _HEADER_OPS = (
 
 
 SCHEMA = {
-    "envoy.config.bootstrap.v3.Bootstrap": Rule(("node", "static_resources", "admin")),
+    "envoy.config.bootstrap.v3.Bootstrap": Rule(("node", "static_resources", "admin", "overload_manager")),
+    # -- overload manager (config/overload.py)
+    "envoy.config.overload.v3.OverloadManager": Rule(
+        ("refresh_interval", "resource_monitors", "actions"), check=check_overload_manager
+    ),
+    "envoy.config.overload.v3.ResourceMonitor": Rule(
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("resource monitor", {DOWNSTREAM_CONNECTIONS: False})},
+        check=needs_typed_config("resource monitor"),
+    ),
+    DOWNSTREAM_CONNECTIONS: Rule(("max_active_downstream_connections",), check=check_downstream_connections),
+    "envoy.config.overload.v3.OverloadAction": Rule(("name", "triggers"), check=check_overload_action),
+    "envoy.config.overload.v3.Trigger": Rule(("name", "threshold", "scaled")),
+    "envoy.config.overload.v3.ThresholdTrigger": Rule(("value",)),
+    "envoy.config.overload.v3.ScaledTrigger": Rule(("scaling_threshold", "saturation_threshold")),
     "envoy.config.bootstrap.v3.Bootstrap.StaticResources": Rule(("listeners", "clusters", "secrets")),
     "envoy.config.core.v3.Node": Rule(("id", "cluster", "metadata")),
     "envoy.config.bootstrap.v3.Admin": Rule(("address", "access_log_path", "access_log")),
@@ -287,7 +307,9 @@ SCHEMA = {
         },
         nested={
             "common_http_protocol_options": Rule(
-                ("idle_timeout", "max_requests_per_connection", "max_headers_count"), check=check_http_options
+                ("idle_timeout", "max_requests_per_connection", "max_headers_count",
+                 "headers_with_underscores_action"),
+                check=check_http_options,
             ),
             "http_protocol_options": Rule(("accept_http_10", "default_host_for_http_10")),
             "tracing": Rule(("random_sampling", "provider"), check=check_tracing),

@@ -9,36 +9,55 @@
 #include "proxy/http_upstream.h"
 #include "proxy/listener.h"
 #include "proxy/tcp_proxy.h"
+#include "worker/control.h"
 
 /* ---- admission -------------------------------------------------------------- */
 
-/* envoy.filters.network.connection_limit: 0 admitted, -1 refused (counted). */
-static int admit(mc_worker_t *w, const mc_listener_t *l, mc_admission_t *a)
-{
-    a->limited = 0;
-    a->start_ns = w->loop.now;
-    if (!l->conn_limit)
-        return 0;
-    mc_stats_shard_t *st = w->stats;
-    int64_t n = __atomic_add_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
-    if (n > (int64_t)l->conn_limit) {
-        __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
-        mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_LIMITED_CONNECTIONS);
-        mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_OVERFLOW);
-        return -1;
-    }
-    a->limited = 1;
-    mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS);
-    return 0;
-}
-
 static void unadmit(mc_worker_t *w, const mc_listener_t *l, mc_admission_t *a)
 {
+    if (a->global) {
+        a->global = 0;
+        __atomic_sub_fetch(&w->ctl->downstream_cx, 1, __ATOMIC_RELAXED);
+        mc_stat_add(w->stats, w->server_scope, MC_SERVER_TOTAL_CONNECTIONS, -1);
+    }
     if (!a->limited)
         return;
     a->limited = 0;
     __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
     mc_stat_add(w->stats, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS, -1);
+}
+
+/* The overload manager's global limit (every listener, every worker), then
+ * envoy.filters.network.connection_limit: 0 admitted, -1 refused (counted).
+ * Every admitted connection is in the global count, limited or not, so a
+ * limit applied later starts from the true number. */
+static int admit(mc_worker_t *w, const mc_snapshot_t *snap, const mc_listener_t *l, mc_admission_t *a)
+{
+    mc_stats_shard_t *st = w->stats;
+    a->limited = 0;
+    a->global = 0;
+    a->start_ns = w->loop.now;
+    int64_t g = __atomic_add_fetch(&w->ctl->downstream_cx, 1, __ATOMIC_RELAXED);
+    if (snap->max_downstream_cx && g > (int64_t)snap->max_downstream_cx) {
+        __atomic_sub_fetch(&w->ctl->downstream_cx, 1, __ATOMIC_RELAXED);
+        mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_GLOBAL_CX_OVERFLOW);
+        return -1;
+    }
+    a->global = 1;
+    mc_stat_inc(st, w->server_scope, MC_SERVER_TOTAL_CONNECTIONS);
+    if (!l->conn_limit)
+        return 0;
+    int64_t n = __atomic_add_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
+    if (n > (int64_t)l->conn_limit) {
+        __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
+        mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_LIMITED_CONNECTIONS);
+        mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_OVERFLOW);
+        unadmit(w, l, a);
+        return -1;
+    }
+    a->limited = 1;
+    mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS);
+    return 0;
 }
 
 void mc_listener_overflow(mc_worker_t *w, const mc_listener_t *l, mc_admission_t *a, int fd)
@@ -70,7 +89,7 @@ void mc_listener_start_chain(mc_worker_t *w, mc_wctx_t *c, uint32_t li, uint32_t
     const mc_listener_t *l = &c->snap->listeners[li];
     const mc_chain_t *ch = &l->chains[chain];
     mc_admission_t a;
-    if (admit(w, l, &a) < 0) {
+    if (admit(w, c->snap, l, &a) < 0) {
         close(fd);
         return;
     }

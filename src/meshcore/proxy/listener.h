@@ -39,6 +39,7 @@ extern const mc_worker_hooks_t mc_proxy_hooks;
 /* A connection counted against its listener's connection limit (and the
  * listener's gauges), released once when it closes. */
 typedef struct mc_admission {
+    uint8_t global;  /* counted in the global downstream connection count */
     uint8_t limited; /* counted against the listener's connection_limit */
     uint64_t start_ns;
 } mc_admission_t;

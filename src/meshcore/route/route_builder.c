@@ -172,6 +172,10 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
         s->path_with_escaped_slashes_action > MC_SLASHES_UNESCAPE_AND_FORWARD)
         return fail(err, errlen, "path_with_escaped_slashes_action: unknown value");
     h->path_norm.escaped_slashes = (uint8_t)s->path_with_escaped_slashes_action;
+    if (s->headers_with_underscores_action < MC_UNDERSCORES_ALLOW ||
+        s->headers_with_underscores_action > MC_UNDERSCORES_DROP_HEADER)
+        return fail(err, errlen, "headers_with_underscores_action: unknown value");
+    h->underscores = (uint8_t)s->headers_with_underscores_action;
     h->access_log_id = s->access_log_id;
     h->tracer_id = s->tracer_id;
     h->random_sampling = s->random_sampling > 1000000 ? 1000000 : s->random_sampling;

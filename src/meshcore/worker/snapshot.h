@@ -78,6 +78,11 @@ typedef struct mc_snapshot {
     uint32_t n_clusters, cap_clusters;
     mc_cluster_t *clusters;
     uint32_t n_chains; /* over all listeners */
+    /* envoy.resource_monitors.global_downstream_max_connections; when the
+     * config sets none, the engine derives one from RLIMIT_NOFILE at apply
+     * (engine/engine.c). 0: no limit. */
+    uint64_t max_downstream_cx;
+    uint8_t max_downstream_cx_set; /* configured, not derived */
 } mc_snapshot_t;
 
 struct mc_snapshot_builder {

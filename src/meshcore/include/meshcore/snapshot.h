@@ -25,6 +25,12 @@ int mc_sb_add_cluster(mc_snapshot_builder_t *b, const char *name, int lb_policy,
 int mc_sb_add_endpoint(mc_snapshot_builder_t *b, int cluster, const char *ip, uint16_t port,
                        uint32_t weight);
 
+/* The bootstrap's overload_manager: the resource monitor
+ * envoy.resource_monitors.global_downstream_max_connections
+ * (max_active_downstream_connections, > 0). Without it the engine derives
+ * a limit from RLIMIT_NOFILE (mc_engine_downstream_cx_limit). */
+int mc_sb_set_global_downstream_max_connections(mc_snapshot_builder_t *b, uint64_t max);
+
 /* stat_prefix may be NULL or "" (the listener's address is used, as Envoy). */
 int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *ip, uint16_t port,
                        const char *stat_prefix, uint32_t backlog);
@@ -188,7 +194,12 @@ typedef struct mc_sb_hcm {
     int normalize_path;                   /* RFC 3986: unreserved escapes decoded, dot segments */
     int merge_slashes;                    /* "//" -> "/" */
     int path_with_escaped_slashes_action; /* the xDS enum's number (MC_SLASHES_*) */
+    /* common_http_protocol_options.headers_with_underscores_action */
+    int headers_with_underscores_action; /* MC_UNDERSCORES_* */
 } mc_sb_hcm_t;
+
+/* HttpProtocolOptions.HeadersWithUnderscoresAction, the enum's numbers. */
+enum { MC_UNDERSCORES_ALLOW = 0, MC_UNDERSCORES_REJECT_REQUEST = 1, MC_UNDERSCORES_DROP_HEADER = 2 };
 
 int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm);
 /* vhost-level retry policy: NULL for none. Returns the vhost's index. */
