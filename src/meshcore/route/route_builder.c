@@ -414,7 +414,8 @@ static int cmp_exact(const void *a, const void *b)
 
 void mc_route_table_seal(mc_route_table_t *rt)
 {
-    qsort(rt->domains, rt->n_domains, sizeof(*rt->domains), cmp_exact);
+    if (rt->n_domains) /* qsort's base must not be NULL, even for no elements */
+        qsort(rt->domains, rt->n_domains, sizeof(*rt->domains), cmp_exact);
     rt->n_exact = 0;
     while (rt->n_exact < rt->n_domains && rt->domains[rt->n_exact].kind == MC_DOMAIN_EXACT)
         rt->n_exact++;
