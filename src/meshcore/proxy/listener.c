@@ -1,4 +1,5 @@
 /* The listener layer: see proxy/listener.h. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -158,6 +159,34 @@ static void on_accept(mc_worker_t *w, mc_wctx_t *c, uint32_t li, int fd, const m
         mc_listener_start_chain(w, c, li, 0, fd, peer);
 }
 
+/* ---- memory after a flood ------------------------------------------------------ */
+
+#define TRIM_PERIOD_NS (5ull * 1000000000ull)
+
+/* A pool at most half used gives back its wholly free slabs, keeping room
+ * for as many objects again as are in use (so a steady load never trims
+ * what it will allocate again). 0 when nothing went back. */
+static size_t trim_pool(mc_pool_t *p)
+{
+    if (p->in_use * 2 > p->n_objs)
+        return 0;
+    return mc_pool_trim(p, p->per_slab + p->in_use);
+}
+
+/* Every 5 s: pooled objects and buffers a flood left behind go back to the
+ * allocator, and the allocator gives free pages back to the kernel
+ * (malloc_trim), so RSS returns near its level before the flood. */
+static void on_trim(mc_timer_t *t)
+{
+    mc_proxy_worker_t *p = mc_container_of(t, mc_proxy_worker_t, trim);
+    mc_worker_t *w = p->w;
+    size_t freed = trim_pool(&p->tcp_sessions) + trim_pool(&p->http_conns) + trim_pool(&p->http_streams) +
+                   trim_pool(&p->upconns) + trim_pool(&w->bufs);
+    if (freed)
+        malloc_trim(0);
+    mc_timer_arm(&w->loop.timers, &p->trim, w->loop.now + TRIM_PERIOD_NS);
+}
+
 static int worker_init(mc_worker_t *w, uint32_t max_connections)
 {
     mc_proxy_worker_t *p = calloc(1, sizeof(*p));
@@ -167,6 +196,9 @@ static int worker_init(mc_worker_t *w, uint32_t max_connections)
     mc_pool_init(&p->http_conns, mc_http_conn_size(), 64, max_connections);
     mc_pool_init(&p->http_streams, mc_http_stream_size(), 64, 0);
     mc_pool_init(&p->upconns, mc_upconn_size(), 64, 0);
+    p->w = w;
+    mc_timer_init(&p->trim, on_trim);
+    mc_timer_arm(&w->loop.timers, &p->trim, w->loop.now + TRIM_PERIOD_NS);
     w->proxy = p;
     return 0;
 }
@@ -176,6 +208,7 @@ static void worker_fini(mc_worker_t *w)
     mc_proxy_worker_t *p = w->proxy;
     if (!p)
         return;
+    mc_timer_cancel(&w->loop.timers, &p->trim);
     mc_pool_destroy(&p->tcp_sessions);
     mc_pool_destroy(&p->http_conns);
     mc_pool_destroy(&p->http_streams);

@@ -26,6 +26,8 @@ typedef struct mc_proxy_worker {
     mc_pool_t http_conns;   /* HTTP downstream connections */
     mc_pool_t http_streams; /* HTTP exchanges (requests and mirrors) */
     mc_pool_t upconns;      /* HTTP upstream connections */
+    mc_worker_t *w;
+    mc_timer_t trim;        /* gives pooled memory back after a flood */
 } mc_proxy_worker_t;
 
 static inline mc_proxy_worker_t *mc_proxy_of(mc_worker_t *w)
