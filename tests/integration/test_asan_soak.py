@@ -24,10 +24,11 @@ import threading
 import time
 
 import pytest
-from meshcore import ca
 from support import config as cfg
 from support.http import build_request, fault_config, fault_filter, hcm_listener, http_cluster, many, route
 from support.net import free_port
+
+from meshcore import ca
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "asan-ext"

@@ -9,11 +9,12 @@ import struct
 import time
 
 import pytest
-from meshcore import ca
 from support import config as cfg
 from support import proxy as proxy_support
 from support.http import Conn, build_request, hcm_listener, http_cluster, route
 from support.net import wait_until
+
+from meshcore import ca
 
 DOWNSTREAM_CONNECTIONS = ("type.googleapis.com/envoy.extensions.resource_monitors."
                           "downstream_connections.v3.DownstreamConnectionsConfig")

@@ -53,3 +53,26 @@ def test_headers_with_underscores_action_is_accepted_on_the_hcm_only():
 
     hcm = SCHEMA["envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"]
     assert "headers_with_underscores_action" in hcm.nested["common_http_protocol_options"].fields
+
+
+def _with_buffer_limits(listener_limit, cluster_limit):
+    cluster = {"name": "c", "type": "STATIC", "load_assignment": {"cluster_name": "c", "endpoints": []}}
+    listener = {"name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                    "stat_prefix": "t", "cluster": "c"}}]}]}
+    if listener_limit is not None:
+        listener["per_connection_buffer_limit_bytes"] = listener_limit
+    if cluster_limit is not None:
+        cluster["per_connection_buffer_limit_bytes"] = cluster_limit
+    return yaml.safe_dump({"static_resources": {"listeners": [listener], "clusters": [cluster]}})
+
+
+def test_per_connection_buffer_limit_bytes():
+    parse_bootstrap(_with_buffer_limits(32768, 1 << 20), "b.yaml")  # met as is: one 16 KiB buffer per direction
+    for doc, where in ((_with_buffer_limits(1024, None), 'listener "l"'),
+                       (_with_buffer_limits(None, 4096), 'cluster "c"')):
+        with pytest.raises(ConfigError) as e:
+            parse_bootstrap(doc, "b.yaml")
+        assert where in str(e.value) and "per_connection_buffer_limit_bytes: " in str(e.value), str(e.value)
+        assert "below 16384" in str(e.value), str(e.value)

@@ -192,7 +192,7 @@ SCHEMA = {
     # -- listeners
     "envoy.config.listener.v3.Listener": Rule(
         ("name", "address", "stat_prefix", "tcp_backlog_size", "enable_reuse_port", "filter_chains",
-         "listener_filters", "listener_filters_timeout", "traffic_direction"),
+         "listener_filters", "listener_filters_timeout", "traffic_direction", "per_connection_buffer_limit_bytes"),
         check=check_listener,
     ),
     "envoy.config.listener.v3.ListenerFilter": Rule(
@@ -484,6 +484,7 @@ SCHEMA = {
             "max_requests_per_connection",  # deprecated; or in typed_extension_protocol_options
             "transport_socket",
             "metadata",  # filter_metadata.istio.services: the destination_service labels
+            "per_connection_buffer_limit_bytes",
         ),
         enums={"type": ("STATIC",), "lb_policy": ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH")},
         anys={"typed_extension_protocol_options": AnyOf("protocol options", {UPSTREAM_HTTP_OPTIONS: False})},
