@@ -20,7 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore import _core
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
-from meshcore.config.overload import global_max_connections
+from meshcore.config.overload import GLOBAL_CX_PRESSURE, global_max_connections
 from meshcore.errors import ConfigError, EngineError
 from meshcore.plan import plan_snapshot
 from meshcore.telemetry.access_log import AccessLogs
@@ -178,7 +178,12 @@ class Engine:
         extra = {"server.access_log_dropped": ring_dropped, "server.access_log_write_errors": write_errors,
                  "server.spans_dropped": spans_dropped, **self.tracers.counters(),
                  **(extra_counters or {})}
-        return Stats(scopes_from_core(self._core.stats()), extra)
+        stats = Stats(scopes_from_core(self._core.stats()), extra)
+        limit, _ = self._core.downstream_cx_limit
+        if limit:  # Envoy's gauge: active downstream connections as a percent of the global limit
+            active = stats.gauges.get("server.total_connections", 0)
+            stats.gauges[GLOBAL_CX_PRESSURE] = min(100, active * 100 // limit)
+        return stats
 
     def flush_access_logs(self) -> None:
         """Writes the access-log records produced so far now (the core's log

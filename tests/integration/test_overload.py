@@ -83,6 +83,7 @@ def test_global_limit_refuses_and_counts_across_listeners(proxy_factory, backend
             assert _closed_by_peer(extra)
             extra.close()
         st = proxy.stats()
+        assert st["overload.envoy.resource_monitors.global_downstream_max_connections.pressure"] == 100
         assert _listener_stat(st, http_port, "downstream_global_cx_overflow") == 1
         assert _listener_stat(st, tcp_port, "downstream_global_cx_overflow") == 1
         assert proxy.get("/ready") == (200, "LIVE\n")  # the admin API is not a listener

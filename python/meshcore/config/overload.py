@@ -16,6 +16,7 @@ from envoy.extensions.resource_monitors.downstream_connections.v3 import (  # no
 )
 
 GLOBAL_CX_MONITOR = "envoy.resource_monitors.global_downstream_max_connections"
+GLOBAL_CX_PRESSURE = f"overload.{GLOBAL_CX_MONITOR}.pressure"  # gauge, percent (Envoy 1.39+)
 DOWNSTREAM_CONNECTIONS = (
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
 )
