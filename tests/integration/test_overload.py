@@ -161,7 +161,9 @@ def test_every_connection_closed_by_the_proxy_is_counted(proxy_factory, backend_
                         pass  # refused: over the global limit
                     _rst(s)
                     continue
-                if kind == 2:  # half a head, then gone
+                if name == "tcp":  # bytes would reach the strict test backend as they are: close only
+                    pass
+                elif kind == 2:  # half a head, then gone
                     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
                 elif kind == 3:  # a ClientHello's first bytes: a TLS handshake cut short on "inspected"
                     s.sendall(bytes.fromhex("160301002a0100002603"))
