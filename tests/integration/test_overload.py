@@ -169,6 +169,8 @@ def test_every_connection_closed_by_the_proxy_is_counted(proxy_factory, backend_
                     s.sendall(bytes.fromhex("160301002a0100002603"))
                 elif kind == 4:  # garbage
                     s.sendall(b"\x00\xff" * 64)
+                elif kind == 5:  # the start of a TLS record, then gone: the inspector cannot wait for more
+                    s.sendall(b"\x16\x03")
                 s.close()
     time.sleep(0.5)
     for s in held:
@@ -193,5 +195,6 @@ def test_every_connection_closed_by_the_proxy_is_counted(proxy_factory, backend_
     assert sum(_listener_stat(st, p, "downstream_global_cx_overflow") for p in sent) > 0  # the limit was hit
     # closed before sending a byte: the inspector's own count
     assert _listener_stat(st, ports["inspected"], "downstream_listener_filter_remote_close") > 0
+    assert _listener_stat(st, ports["inspected"], "downstream_pre_cx_timeout") == 0  # none left to the 15 s timer
     assert _listener_stat(st, ports["inspected"], "ssl.connection_error") > 0  # handshakes cut short
     assert st["server.total_connections"] == 0

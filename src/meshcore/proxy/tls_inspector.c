@@ -67,7 +67,6 @@ static void on_timer(mc_timer_t *t)
 
 static void on_io(mc_io_t *io, uint32_t ev)
 {
-    (void)ev;
     inspect_t *in = mc_container_of(io, inspect_t, io);
     if (in->done)
         return;
@@ -80,8 +79,11 @@ static void on_io(mc_io_t *io, uint32_t ev)
         return;
     }
     int tls = mc_tls_sniff(b, (size_t)n);
-    if (tls == MC_TLS_SNIFF_NEED_MORE) /* maybe TLS: wait for the rest of the header */
+    if (tls == MC_TLS_SNIFF_NEED_MORE) { /* maybe TLS: wait for the rest of the header */
+        if (ev & (EPOLLRDHUP | EPOLLHUP)) /* ... unless no more can come */
+            finish(in, MC_LISTENER_DOWNSTREAM_LISTENER_FILTER_REMOTE_CLOSE);
         return;
+    }
     const mc_listener_t *l = &in->ctx->snap->listeners[in->listener];
     int chosen = -1;
     for (uint32_t k = 0; k < l->n_chains && chosen < 0; k++) {
