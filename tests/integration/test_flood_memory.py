@@ -3,12 +3,16 @@ closes, the proxy gives pooled objects and buffers back (per-worker pool
 trim every 5 s + malloc_trim) and its RSS returns to within 10% of the
 level before the flood (docs/hardening.md)."""
 import re
+import resource
 import socket
 
+from meshcore import _core
 from support.http import Conn, simple
 from support.net import wait_until
 
-N = 4000
+# 4,000 connections, or fewer where the descriptor limit (which the proxy
+# inherits) derives a smaller connection limit.
+N = min(4000, _core.Engine.derived_cx_limit(resource.getrlimit(resource.RLIMIT_NOFILE)[0]) - 8)
 
 
 def _rss_kb(pid: int) -> int:
