@@ -6,9 +6,10 @@ import re
 import resource
 import socket
 
-from meshcore import _core
 from support.http import Conn, simple
 from support.net import wait_until
+
+from meshcore import _core
 
 # 4,000 connections, or fewer where the descriptor limit (which the proxy
 # inherits) derives a smaller connection limit.
