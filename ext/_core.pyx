@@ -118,6 +118,9 @@ cdef class SnapshotBuilder:
     def set_reuse_port(self, int listener, bint on):
         return self._check(mc_sb_set_reuse_port(self.b, listener, on))
 
+    def set_global_downstream_max_connections(self, uint64_t max_connections):
+        return self._check(mc_sb_set_global_downstream_max_connections(self.b, max_connections))
+
     def set_connection_limit(self, int listener, stat_prefix, uint32_t max_connections):
         return self._check(mc_sb_set_connection_limit(self.b, listener, _b(stat_prefix),
                                                       max_connections))
@@ -280,6 +283,21 @@ cdef class Engine:
     @property
     def active_sessions(self):
         return mc_engine_active_sessions(self.e)
+
+    @property
+    def downstream_cx_limit(self):
+        """(the global downstream connection limit, 0 for none; True when the
+        config set it, False when derived from RLIMIT_NOFILE)."""
+        cdef int configured = 0
+        cdef uint64_t n = mc_engine_downstream_cx_limit(self.e, &configured)
+        return n, bool(configured)
+
+    @staticmethod
+    def derived_cx_limit(uint64_t nofile):
+        """The global downstream connection limit the engine derives from a
+        descriptor limit when the config sets none."""
+        return mc_engine_derived_cx_limit(nofile)
+
 
     def host_outlier(self, cluster, ip, uint16_t port):
         """(ejected now, times ejected) of a cluster's host, or None if the engine has no such host."""

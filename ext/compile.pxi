@@ -31,7 +31,8 @@ _ISTIO_FILTERS = ("istio.stats", "istio.metadata_exchange")
 _TRANSPORT = {"": MC_CHAIN_ANY, "tls": MC_CHAIN_TLS, "raw_buffer": MC_CHAIN_RAW}
 
 
-def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=None, TlsCache tls_cache=None):
+def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=None, TlsCache tls_cache=None,
+                     global_max_connections=0):
     """Listener and Cluster messages -> a SnapshotBuilder ready to apply.
     chains: (listener name, chain index) -> meshcore.plan.ChainPlan: the
     chain's terminal filter (unpacked), its access-log id (0: none), its
@@ -40,7 +41,9 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
     without a plan has none of these. secrets: Secret name -> Secret message
     (static SDS). services: cluster name -> Istio service label id
     (meshcore.telemetry.istio_metrics). tls_cache: shares OpenSSL contexts
-    across TLS contexts and compiles (TlsCache)."""
+    across TLS contexts and compiles (TlsCache). global_max_connections: the
+    overload manager's global_downstream_max_connections (0: none configured,
+    the engine derives a limit from RLIMIT_NOFILE)."""
     chains = chains or {}
     secrets = secrets or {}
     im_services = services or {}
@@ -49,6 +52,8 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
     files_before = _files_read
     if tls_cache is not None:
         b.use_tls_cache(tls_cache)
+    if global_max_connections:
+        b.set_global_downstream_max_connections(global_max_connections)
     for c in clusters:
         if c.lb_policy not in _LB_POLICY:
             raise CoreError(f"cluster {c.name!r}: lb_policy {c.lb_policy} cannot be compiled")

@@ -8,6 +8,7 @@ from libc.string cimport memset
 _DEFAULT_ROUTE_TIMEOUT_MS = 15000          # RouteAction.timeout
 _DEFAULT_HCM_IDLE_TIMEOUT_MS = 3600 * 1000  # common_http_protocol_options.idle_timeout
 _DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300 * 1000
+_DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10 * 1000  # meshcore, not Envoy (off): docs/hardening.md
 _DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 3600 * 1000
 
 # retry_on tokens -> MC_SB_RETRY_* bits. The gRPC/HTTP2 conditions are
@@ -304,9 +305,11 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.idle_timeout_ms = _ms(cp, "idle_timeout", _DEFAULT_HCM_IDLE_TIMEOUT_MS)
     h.max_requests_per_connection = _u32(cp, "max_requests_per_connection", 0)
     h.max_headers_count = _u32(cp, "max_headers_count", 100)
+    h.headers_with_underscores_action = cp.headers_with_underscores_action  # ALLOW by default, as Envoy
     h.stream_idle_timeout_ms = _ms(hcm, "stream_idle_timeout", _DEFAULT_STREAM_IDLE_TIMEOUT_MS)
     h.request_timeout_ms = _ms(hcm, "request_timeout", 0)
-    h.request_headers_timeout_ms = _ms(hcm, "request_headers_timeout", 0)
+    # 10 s when unset, not Envoy's "off": a sidecar's safe default (docs/hardening.md)
+    h.request_headers_timeout_ms = _ms(hcm, "request_headers_timeout", _DEFAULT_REQUEST_HEADERS_TIMEOUT_MS)
     h.max_request_headers_kb = _u32(hcm, "max_request_headers_kb", 60)
     h.generate_request_id = hcm.generate_request_id.value if hcm.HasField("generate_request_id") else 1
     h.preserve_external_request_id = 1 if hcm.preserve_external_request_id else 0

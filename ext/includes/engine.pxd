@@ -34,6 +34,8 @@ cdef extern from "meshcore/engine.h" nogil:
     uint64_t mc_engine_generation(mc_engine_t *e)
     mc_stats_t *mc_engine_stats(mc_engine_t *e)
     uint64_t mc_engine_active_sessions(mc_engine_t *e)
+    uint64_t mc_engine_downstream_cx_limit(mc_engine_t *e, int *configured)
+    uint64_t mc_engine_derived_cx_limit(uint64_t nofile)
     int mc_engine_host_outlier(mc_engine_t *e, const char *cluster, const char *ip, uint16_t port,
                                int *ejected, uint32_t *ejections)
     uint32_t mc_engine_listener_count(mc_engine_t *e)

@@ -29,6 +29,8 @@ cdef extern from "meshcore/snapshot.h" nogil:
     int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *ip,
                            uint16_t port, const char *stat_prefix, uint32_t backlog)
     int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on)
+
+    int mc_sb_set_global_downstream_max_connections(mc_snapshot_builder_t *b, uint64_t max)
     int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                    uint32_t max_connections)
     int mc_sb_set_tcp_proxy(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
@@ -176,6 +178,8 @@ cdef extern from "meshcore/snapshot.h" nogil:
         uint32_t h2_initial_connection_window
         uint32_t h2_max_outbound_control_frames
         uint32_t h2_max_empty_frames
+
+        int headers_with_underscores_action
     ctypedef struct mc_sb_cluster_http_t:
         uint32_t max_connections
         uint32_t max_pending_requests

@@ -28,6 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore import _core
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
+from meshcore.config.overload import GLOBAL_CX_PRESSURE, global_max_connections
 from meshcore.errors import (
     ConfigError,
     EngineError,
@@ -201,7 +202,7 @@ class Engine:
         try:
             self._tls_cache.begin()
             builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services,
-                                             self._tls_cache)
+                                             self._tls_cache, global_max_connections(bootstrap))
         except OSError as e:  # a certificate file named by the config
             if validated is not None and self._validated:
                 # Gone since an earlier apply validated the resource naming it:
@@ -355,6 +356,12 @@ class Engine:
         """Downstream connections open right now, across workers."""
         return self._core.active_sessions
 
+    @property
+    def downstream_cx_limit(self) -> tuple[int, bool]:
+        """(global downstream connection limit, 0 for none; True when the
+        config's overload_manager set it, False when derived from RLIMIT_NOFILE)."""
+        return self._core.downstream_cx_limit
+
     def host_outlier(self, cluster: str, ip: str, port: int) -> tuple[bool, int] | None:
         """(ejected now, times ejected) of one of a cluster's hosts, as outlier
         detection sees it; None if the running config has no such host."""
@@ -381,7 +388,12 @@ class Engine:
         extra = {"server.access_log_dropped": ring_dropped, "server.access_log_write_errors": write_errors,
                  "server.spans_dropped": spans_dropped, **self.tracers.counters(),
                  **(extra_counters or {})}
-        return Stats(scopes_from_core(self._core.stats()), extra)
+        stats = Stats(scopes_from_core(self._core.stats()), extra)
+        limit, _ = self._core.downstream_cx_limit
+        if limit:  # Envoy's gauge: active downstream connections as a percent of the global limit
+            active = stats.gauges.get("server.total_connections", 0)
+            stats.gauges[GLOBAL_CX_PRESSURE] = min(100, active * 100 // limit)
+        return stats
 
     def flush_access_logs(self) -> None:
         """Writes the access-log records produced so far now (the core's log

@@ -193,6 +193,9 @@ class Proxy:
             self._watcher.start()
         self._start_certificate_rotation()
         log.info("admin API on http://%s:%d/ (%d workers)", *self.admin.address, self.engine.concurrency)
+        limit, configured = self.engine.downstream_cx_limit
+        log.info("global downstream connection limit: %s (%s)", limit or "none",
+                 "overload_manager" if configured else "derived from RLIMIT_NOFILE, docs/hardening.md")
 
     def _watch(self) -> None:
         """Polls the mesh directory; a change (file added, removed, rewritten) reloads."""

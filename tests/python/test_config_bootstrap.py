@@ -501,8 +501,8 @@ def test_unknown_cluster_reference_suggests_close_name():
         (lambda ls: ls.update(address={"pipe": {"path": "/tmp/s"}}), "address", 'unsupported field "pipe"'),
         (
             lambda ls: ls.update(per_connection_buffer_limit_bytes=1024),
-            "",
-            'unsupported field "per_connection_buffer_limit_bytes"',
+            "per_connection_buffer_limit_bytes",
+            "1024 is below 16384",
         ),
     ],
 )

@@ -356,7 +356,10 @@ def test_full_config_sets_every_supported_field():
                  "DataSource.filename", "access_log", "SubstitutionFormatString", "rbac", "CidrRange", "Int32Range",
                  "PathMatcher", "MetadataMatcher", "ValueMatcher", "OrMatcher", "ListMatcher",
                  "TypedStruct", "tracing", "Tracing", "OpenTelemetryConfig", "ZipkinConfig", "HttpService", "HttpUri",
-                 "Percent", "Decorator", "decorator", "Cluster.metadata", "core.v3.Metadata", "traffic_direction")
+                 "Percent", "Decorator", "decorator", "Cluster.metadata", "core.v3.Metadata", "traffic_direction",
+                 # the overload manager, buffer limits and underscores: tests/python/test_config_overload.py
+                 "overload", "DownstreamConnectionsConfig", "per_connection_buffer_limit_bytes",
+                 "headers_with_underscores_action")
     missing = [m for m in missing if not any(e in m for e in elsewhere)]
     assert not missing
 
@@ -488,12 +491,12 @@ def test_chain_without_terminal_names_both_terminals():
             lambda h: h["common_http_protocol_options"].update(max_stream_duration="10s"),
             "common_http_protocol_options",
             'unsupported field "max_stream_duration" (supported: idle_timeout, max_requests_per_connection, '
-            "max_headers_count)",
+            "max_headers_count, headers_with_underscores_action)",
         ),
         (
-            lambda h: h["common_http_protocol_options"].update(headers_with_underscores_action="REJECT_REQUEST"),
+            lambda h: h["common_http_protocol_options"].update(max_connection_duration="60s"),
             "common_http_protocol_options",
-            'unsupported field "headers_with_underscores_action"',
+            'unsupported field "max_connection_duration"',
         ),
         (
             lambda h: h["common_http_protocol_options"].update(max_headers_count=0),

@@ -9,6 +9,7 @@ from meshcore.xds_types import (
 
 from .rules import (
     MAX_RING_SIZE,
+    buffer_limit_problems,
     duration_ms_float,
     duration_problems,
     show_ms,
@@ -18,6 +19,7 @@ from .rules import (
 def check_cluster(c):
     if not c.name:
         yield "name", "required"
+    yield from buffer_limit_problems(c)
     if c.HasField("connect_timeout") and duration_ms_float(c.connect_timeout) <= 0:
         yield "connect_timeout", "must be greater than 0"
     if c.HasField("ring_hash_lb_config") and c.lb_policy != cluster_pb2.Cluster.RING_HASH:

@@ -17,6 +17,7 @@ from .rules import (
     ISTIO_FILTERS,
     NETWORK_FILTERS,
     REPEATABLE_FILTERS,
+    buffer_limit_problems,
     duration_problems,
 )
 
@@ -48,6 +49,7 @@ def check_address(a):
 def check_listener(ls):
     if not ls.name:
         yield "name", "required"
+    yield from buffer_limit_problems(ls)
     if ls.traffic_direction == 0:
         for path, name in _istio_filters(ls):
             if name == "istio.stats":

@@ -151,6 +151,21 @@ RETRY_ON = (
 # Envoy's default RouteConfiguration.max_direct_response_body_size_bytes.
 MAX_DIRECT_RESPONSE_BODY = 4096
 
+# per_connection_buffer_limit_bytes (listeners, clusters): meshcore buffers at
+# most one 16 KiB buffer per connection and direction before it stops reading
+# (plus a request head up to max_request_headers_kb), so any limit from this
+# size up is met as is; a smaller one it cannot honour is refused.
+MIN_BUFFER_LIMIT = 16 * 1024
+
+
+def buffer_limit_problems(msg):
+    if msg.HasField("per_connection_buffer_limit_bytes"):
+        v = msg.per_connection_buffer_limit_bytes.value
+        if v < MIN_BUFFER_LIMIT:
+            yield ("per_connection_buffer_limit_bytes",
+                   f"{v} is below {MIN_BUFFER_LIMIT}: meshcore reads into one 16 KiB buffer per connection and "
+                   f"direction and cannot buffer less (docs/hardening.md)")
+
 
 MAX_RING_SIZE = 8 * 1024 * 1024  # Envoy's limit on RingHashLbConfig.*_ring_size (8M)
 

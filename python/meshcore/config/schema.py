@@ -60,6 +60,12 @@ from .listener import (
     check_weighted_clusters,
     needs_typed_config,
 )
+from .overload import (
+    DOWNSTREAM_CONNECTIONS,
+    check_downstream_connections,
+    check_overload_action,
+    check_overload_manager,
+)
 from .rbac import (
     check_cidr,
     check_metadata_matcher,
@@ -149,7 +155,21 @@ _HEADER_OPS = (
 
 
 SCHEMA = {
-    "envoy.config.bootstrap.v3.Bootstrap": Rule(("node", "static_resources", "admin")),
+    "envoy.config.bootstrap.v3.Bootstrap": Rule(("node", "static_resources", "admin", "overload_manager")),
+    # -- overload manager (config/overload.py)
+    "envoy.config.overload.v3.OverloadManager": Rule(
+        ("refresh_interval", "resource_monitors", "actions"), check=check_overload_manager
+    ),
+    "envoy.config.overload.v3.ResourceMonitor": Rule(
+        ("name", "typed_config"),
+        anys={"typed_config": AnyOf("resource monitor", {DOWNSTREAM_CONNECTIONS: False})},
+        check=needs_typed_config("resource monitor"),
+    ),
+    DOWNSTREAM_CONNECTIONS: Rule(("max_active_downstream_connections",), check=check_downstream_connections),
+    "envoy.config.overload.v3.OverloadAction": Rule(("name", "triggers"), check=check_overload_action),
+    "envoy.config.overload.v3.Trigger": Rule(("name", "threshold", "scaled")),
+    "envoy.config.overload.v3.ThresholdTrigger": Rule(("value",)),
+    "envoy.config.overload.v3.ScaledTrigger": Rule(("scaling_threshold", "saturation_threshold")),
     "envoy.config.bootstrap.v3.Bootstrap.StaticResources": Rule(("listeners", "clusters", "secrets")),
     "envoy.config.core.v3.Node": Rule(("id", "cluster", "metadata")),
     "envoy.config.bootstrap.v3.Admin": Rule(("address", "access_log_path", "access_log")),
@@ -173,7 +193,7 @@ SCHEMA = {
     # -- listeners
     "envoy.config.listener.v3.Listener": Rule(
         ("name", "address", "stat_prefix", "tcp_backlog_size", "enable_reuse_port", "filter_chains",
-         "listener_filters", "listener_filters_timeout", "traffic_direction"),
+         "listener_filters", "listener_filters_timeout", "traffic_direction", "per_connection_buffer_limit_bytes"),
         check=check_listener,
     ),
     "envoy.config.listener.v3.ListenerFilter": Rule(
@@ -289,7 +309,9 @@ SCHEMA = {
         },
         nested={
             "common_http_protocol_options": Rule(
-                ("idle_timeout", "max_requests_per_connection", "max_headers_count"), check=check_http_options
+                ("idle_timeout", "max_requests_per_connection", "max_headers_count",
+                 "headers_with_underscores_action"),
+                check=check_http_options,
             ),
             "http_protocol_options": Rule(("accept_http_10", "default_host_for_http_10")),
             "http2_protocol_options": Rule(
@@ -469,6 +491,7 @@ SCHEMA = {
             "max_requests_per_connection",  # deprecated; or in typed_extension_protocol_options
             "transport_socket",
             "metadata",  # filter_metadata.istio.services: the destination_service labels
+            "per_connection_buffer_limit_bytes",
         ),
         enums={"type": ("STATIC",), "lb_policy": ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH")},
         anys={"typed_extension_protocol_options": AnyOf("protocol options", {UPSTREAM_HTTP_OPTIONS: False})},

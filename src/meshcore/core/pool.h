@@ -1,8 +1,9 @@
 /*
- * Fixed-size object pool: a free list over slabs that are never returned to
- * the allocator while the pool lives. After warm-up, get/put are a pointer
- * swap: this is how the hot path avoids malloc per connection. Single owner
- * (one worker), no locking.
+ * Fixed-size object pool: a free list over slabs. After warm-up, get/put
+ * are a pointer swap: this is how the hot path avoids malloc per
+ * connection. Slabs go back to the allocator only when mc_pool_trim is
+ * called (off the hot path, after a flood). Single owner (one worker), no
+ * locking.
  */
 #ifndef MESHCORE_POOL_H
 #define MESHCORE_POOL_H
@@ -18,6 +19,7 @@ typedef struct mc_pool {
     uint32_t in_use;
     void *free_list;
     void **slabs;
+    uint32_t *slab_objs; /* objects in each slab (the last may be short at max_objs) */
     uint32_t n_slabs, slab_cap;
 } mc_pool_t;
 
@@ -29,5 +31,9 @@ void *mc_pool_get(mc_pool_t *p);
  * 16 KiB memset per buffer was 7% of a proxy's CPU). */
 void *mc_pool_get_raw(mc_pool_t *p);
 void mc_pool_put(mc_pool_t *p, void *obj);
+/* Frees every slab whose objects are all free, keeping at least `keep`
+ * free objects; returns the bytes given back. O(free objects * log slabs):
+ * for a timer after a flood, never per request. */
+size_t mc_pool_trim(mc_pool_t *p, uint32_t keep);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -276,6 +277,26 @@ static void close_gone(mc_lsock_t **gone, uint32_t n)
     free(gone);
 }
 
+uint64_t mc_engine_derived_cx_limit(uint64_t nofile)
+{
+    uint64_t reserve = nofile / 2 < 256 ? nofile / 2 : 256;
+    return (nofile - reserve) / 2;
+}
+
+/* A sidecar's safe default when the config sets no global limit: connections
+ * stop being accepted (and are counted) before descriptors run out, so
+ * upstream connections, the admin API and config files still get one. */
+static void derive_cx_limit(mc_snapshot_t *s)
+{
+    if (s->max_downstream_cx_set)
+        return;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        s->max_downstream_cx = 0;
+    else
+        s->max_downstream_cx = mc_engine_derived_cx_limit((uint64_t)rl.rlim_cur);
+}
+
 int mc_engine_apply(mc_engine_t *e, mc_snapshot_builder_t *b, char *err, size_t errlen)
 {
     pthread_mutex_lock(&e->ctl);
@@ -291,6 +312,7 @@ int mc_engine_apply(mc_engine_t *e, mc_snapshot_builder_t *b, char *err, size_t 
     }
     if (mc_snapshot_finalize(s, e->stats, &e->clusters, err, errlen) < 0)
         goto out;
+    derive_cx_limit(s);
     if (bind_listeners(e, s, err, errlen) < 0)
         goto out;
     mc_lsock_t **gone;
@@ -517,6 +539,16 @@ static mc_snapshot_t *current_ref(mc_engine_t *e)
         mc_snapshot_ref(s);
     pthread_mutex_unlock(&e->shared.lock);
     return s;
+}
+
+uint64_t mc_engine_downstream_cx_limit(mc_engine_t *e, int *configured)
+{
+    mc_snapshot_t *s = current_ref(e);
+    if (configured)
+        *configured = s ? s->max_downstream_cx_set : 0;
+    uint64_t n = s ? s->max_downstream_cx : 0;
+    mc_snapshot_unref(s);
+    return n;
 }
 
 uint32_t mc_engine_listener_count(mc_engine_t *e)

@@ -248,8 +248,34 @@ static void on_timer(mc_timer_t *t)
     /* The client stalled inside a request head: 408 and close. */
     mc_stat_inc(STATS(c), c->hcm->scope,
                 which == T_STREAM_IDLE ? MC_HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT : MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
+    if (which == T_HEADERS)
+        mc_stat_inc(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_RQ_HEADER_TIMEOUT);
     mc_http_count_status(c->w, c->hcm, 408); /* a 408 is a 4xx, as for any local reply */
     reply_and_close(c, 408, "request timeout");
+}
+
+/* headers_with_underscores_action on a parsed head: ALLOW; DROP_HEADER
+ * removes the fields; REJECT_REQUEST answers 400. 0 to go on, -1 when the
+ * request was refused (the connection is closing). */
+static int check_underscores(mc_http_conn_t *c, mc_h1_request_t *q)
+{
+    if (c->hcm->underscores == MC_UNDERSCORES_ALLOW)
+        return 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < q->n_headers; i++) {
+        if (!memchr(q->headers[i].name, '_', q->headers[i].name_len)) {
+            q->headers[kept++] = q->headers[i];
+            continue;
+        }
+        if (c->hcm->underscores == MC_UNDERSCORES_REJECT_REQUEST) {
+            mc_stat_inc(STATS(c), c->hcm->scope, MC_HTTP_HTTP1_REJECTED_UNDERSCORES);
+            protocol_error(c, 400, "header name contains underscores");
+            return -1;
+        }
+        mc_stat_inc(STATS(c), c->hcm->scope, MC_HTTP_HTTP1_DROPPED_UNDERSCORES);
+    }
+    q->n_headers = kept;
+    return 0;
 }
 
 /* A request head is parsed: the connection's part, then the stream's. */
@@ -357,7 +383,8 @@ static void read_head(mc_http_conn_t *c)
                 }
             }
             if (rc > 0) {
-                start_stream(c, s, rc);
+                if (check_underscores(c, &s->req) == 0)
+                    start_stream(c, s, rc);
                 return;
             }
             if (rc == MC_H1_ERROR) {

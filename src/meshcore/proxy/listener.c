@@ -1,4 +1,5 @@
 /* The listener layer: see proxy/listener.h. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -9,36 +10,55 @@
 #include "proxy/http_upstream.h"
 #include "proxy/listener.h"
 #include "proxy/tcp_proxy.h"
+#include "worker/control.h"
 
 /* ---- admission -------------------------------------------------------------- */
 
-/* envoy.filters.network.connection_limit: 0 admitted, -1 refused (counted). */
-static int admit(mc_worker_t *w, const mc_listener_t *l, mc_admission_t *a)
-{
-    a->limited = 0;
-    a->start_ns = w->loop.now;
-    if (!l->conn_limit)
-        return 0;
-    mc_stats_shard_t *st = w->stats;
-    int64_t n = __atomic_add_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
-    if (n > (int64_t)l->conn_limit) {
-        __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
-        mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_LIMITED_CONNECTIONS);
-        mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_OVERFLOW);
-        return -1;
-    }
-    a->limited = 1;
-    mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS);
-    return 0;
-}
-
 static void unadmit(mc_worker_t *w, const mc_listener_t *l, mc_admission_t *a)
 {
+    if (a->global) {
+        a->global = 0;
+        __atomic_sub_fetch(&w->ctl->downstream_cx, 1, __ATOMIC_RELAXED);
+        mc_stat_add(w->stats, w->server_scope, MC_SERVER_TOTAL_CONNECTIONS, -1);
+    }
     if (!a->limited)
         return;
     a->limited = 0;
     __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
     mc_stat_add(w->stats, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS, -1);
+}
+
+/* The overload manager's global limit (every listener, every worker), then
+ * envoy.filters.network.connection_limit: 0 admitted, -1 refused (counted).
+ * Every admitted connection is in the global count, limited or not, so a
+ * limit applied later starts from the true number. */
+static int admit(mc_worker_t *w, const mc_snapshot_t *snap, const mc_listener_t *l, mc_admission_t *a)
+{
+    mc_stats_shard_t *st = w->stats;
+    a->limited = 0;
+    a->global = 0;
+    a->start_ns = w->loop.now;
+    int64_t g = __atomic_add_fetch(&w->ctl->downstream_cx, 1, __ATOMIC_RELAXED);
+    if (snap->max_downstream_cx && g > (int64_t)snap->max_downstream_cx) {
+        __atomic_sub_fetch(&w->ctl->downstream_cx, 1, __ATOMIC_RELAXED);
+        mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_GLOBAL_CX_OVERFLOW);
+        return -1;
+    }
+    a->global = 1;
+    mc_stat_inc(st, w->server_scope, MC_SERVER_TOTAL_CONNECTIONS);
+    if (!l->conn_limit)
+        return 0;
+    int64_t n = __atomic_add_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
+    if (n > (int64_t)l->conn_limit) {
+        __atomic_sub_fetch(&l->ls->active_cx, 1, __ATOMIC_RELAXED);
+        mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_LIMITED_CONNECTIONS);
+        mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_OVERFLOW);
+        unadmit(w, l, a);
+        return -1;
+    }
+    a->limited = 1;
+    mc_stat_inc(st, l->conn_limit_scope, MC_CONN_LIMIT_ACTIVE_CONNECTIONS);
+    return 0;
 }
 
 void mc_listener_overflow(mc_worker_t *w, const mc_listener_t *l, mc_admission_t *a, int fd)
@@ -70,7 +90,7 @@ void mc_listener_start_chain(mc_worker_t *w, mc_wctx_t *c, uint32_t li, uint32_t
     const mc_listener_t *l = &c->snap->listeners[li];
     const mc_chain_t *ch = &l->chains[chain];
     mc_admission_t a;
-    if (admit(w, l, &a) < 0) {
+    if (admit(w, c->snap, l, &a) < 0) {
         close(fd);
         return;
     }
@@ -139,6 +159,34 @@ static void on_accept(mc_worker_t *w, mc_wctx_t *c, uint32_t li, int fd, const m
         mc_listener_start_chain(w, c, li, 0, fd, peer);
 }
 
+/* ---- memory after a flood ------------------------------------------------------ */
+
+#define TRIM_PERIOD_NS (5ull * 1000000000ull)
+
+/* A pool at most half used gives back its wholly free slabs, keeping room
+ * for as many objects again as are in use (so a steady load never trims
+ * what it will allocate again). 0 when nothing went back. */
+static size_t trim_pool(mc_pool_t *p)
+{
+    if (p->in_use * 2 > p->n_objs)
+        return 0;
+    return mc_pool_trim(p, p->per_slab + p->in_use);
+}
+
+/* Every 5 s: pooled objects and buffers a flood left behind go back to the
+ * allocator, and the allocator gives free pages back to the kernel
+ * (malloc_trim), so RSS returns near its level before the flood. */
+static void on_trim(mc_timer_t *t)
+{
+    mc_proxy_worker_t *p = mc_container_of(t, mc_proxy_worker_t, trim);
+    mc_worker_t *w = p->w;
+    size_t freed = trim_pool(&p->tcp_sessions) + trim_pool(&p->http_conns) + trim_pool(&p->http_streams) +
+                   trim_pool(&p->upconns) + trim_pool(&w->bufs);
+    if (freed)
+        malloc_trim(0);
+    mc_timer_arm(&w->loop.timers, &p->trim, w->loop.now + TRIM_PERIOD_NS);
+}
+
 static int worker_init(mc_worker_t *w, uint32_t max_connections)
 {
     mc_proxy_worker_t *p = calloc(1, sizeof(*p));
@@ -148,6 +196,9 @@ static int worker_init(mc_worker_t *w, uint32_t max_connections)
     mc_pool_init(&p->http_conns, mc_http_conn_size(), 64, max_connections);
     mc_pool_init(&p->http_streams, mc_http_stream_size(), 64, 0);
     mc_pool_init(&p->upconns, mc_upconn_size(), 64, 0);
+    p->w = w;
+    mc_timer_init(&p->trim, on_trim);
+    mc_timer_arm(&w->loop.timers, &p->trim, w->loop.now + TRIM_PERIOD_NS);
     w->proxy = p;
     return 0;
 }
@@ -157,6 +208,7 @@ static void worker_fini(mc_worker_t *w)
     mc_proxy_worker_t *p = w->proxy;
     if (!p)
         return;
+    mc_timer_cancel(&w->loop.timers, &p->trim);
     mc_pool_destroy(&p->tcp_sessions);
     mc_pool_destroy(&p->http_conns);
     mc_pool_destroy(&p->http_streams);

@@ -26,6 +26,8 @@ typedef struct mc_proxy_worker {
     mc_pool_t http_conns;   /* HTTP downstream connections */
     mc_pool_t http_streams; /* HTTP exchanges (requests and mirrors) */
     mc_pool_t upconns;      /* HTTP upstream connections */
+    mc_worker_t *w;
+    mc_timer_t trim;        /* gives pooled memory back after a flood */
 } mc_proxy_worker_t;
 
 static inline mc_proxy_worker_t *mc_proxy_of(mc_worker_t *w)
@@ -39,6 +41,7 @@ extern const mc_worker_hooks_t mc_proxy_hooks;
 /* A connection counted against its listener's connection limit (and the
  * listener's gauges), released once when it closes. */
 typedef struct mc_admission {
+    uint8_t global;  /* counted in the global downstream connection count */
     uint8_t limited; /* counted against the listener's connection_limit */
     uint64_t start_ns;
 } mc_admission_t;

@@ -180,6 +180,11 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     h->h2_conn_window = s->h2_initial_connection_window ? s->h2_initial_connection_window : 1u << 20;
     h->h2_max_control_frames = s->h2_max_outbound_control_frames ? s->h2_max_outbound_control_frames : 1000;
     h->h2_max_empty_frames = s->h2_max_empty_frames ? s->h2_max_empty_frames - 1 : 1;
+
+    if (s->headers_with_underscores_action < MC_UNDERSCORES_ALLOW ||
+        s->headers_with_underscores_action > MC_UNDERSCORES_DROP_HEADER)
+        return fail(err, errlen, "headers_with_underscores_action: unknown value");
+    h->underscores = (uint8_t)s->headers_with_underscores_action;
     h->access_log_id = s->access_log_id;
     h->tracer_id = s->tracer_id;
     h->random_sampling = s->random_sampling > 1000000 ? 1000000 : s->random_sampling;
@@ -418,7 +423,8 @@ static int cmp_exact(const void *a, const void *b)
 
 void mc_route_table_seal(mc_route_table_t *rt)
 {
-    qsort(rt->domains, rt->n_domains, sizeof(*rt->domains), cmp_exact);
+    if (rt->n_domains) /* qsort's base must not be NULL, even for no elements */
+        qsort(rt->domains, rt->n_domains, sizeof(*rt->domains), cmp_exact);
     rt->n_exact = 0;
     while (rt->n_exact < rt->n_domains && rt->domains[rt->n_exact].kind == MC_DOMAIN_EXACT)
         rt->n_exact++;

@@ -154,6 +154,8 @@ typedef struct mc_hcm {
     uint8_t codec_type;       /* MC_CODEC_*: which downstream codecs this HCM speaks */
     uint32_t h2_max_streams, h2_stream_window, h2_conn_window; /* http2_protocol_options */
     uint32_t h2_max_control_frames, h2_max_empty_frames;
+
+    uint8_t underscores;      /* headers_with_underscores_action: MC_UNDERSCORES_* */
     struct mc_rbac **rbac; /* envoy.filters.http.rbac, in http_filters order */
     uint32_t n_rbac;
     mc_route_table_t rt;

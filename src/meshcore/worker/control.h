@@ -19,6 +19,9 @@ typedef struct mc_worker_control {
     uint64_t generation;    /* bumped by every publish (apply, drain, stop) */
     int stopping, drained;
     uint64_t stop_deadline_ns;
+    /* Downstream connections admitted on every listener, across workers:
+     * the overload manager's global limit counts this (atomics, no lock). */
+    int64_t downstream_cx;
 } mc_worker_control_t;
 
 #endif

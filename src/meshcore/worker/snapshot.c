@@ -207,6 +207,15 @@ int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on)
     return listener;
 }
 
+int mc_sb_set_global_downstream_max_connections(mc_snapshot_builder_t *b, uint64_t max)
+{
+    if (max == 0)
+        return fail(b, "global_downstream_max_connections: max_active_downstream_connections must be > 0");
+    b->snap->max_downstream_cx = max;
+    b->snap->max_downstream_cx_set = 1;
+    return 0;
+}
+
 int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                uint32_t max_connections)
 {

@@ -88,6 +88,12 @@ typedef struct mc_snapshot {
      * chain). NULL: owned here. */
     struct mc_snapshot *listeners_owner;
     struct mc_snapshot **cluster_owner; /* NULL, or one per cluster */
+
+    /* envoy.resource_monitors.global_downstream_max_connections; when the
+     * config sets none, the engine derives one from RLIMIT_NOFILE at apply
+     * (engine/engine.c). 0: no limit. */
+    uint64_t max_downstream_cx;
+    uint8_t max_downstream_cx_set; /* configured, not derived */
 } mc_snapshot_t;
 
 struct mc_snapshot_builder {

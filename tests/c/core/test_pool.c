@@ -223,8 +223,42 @@ static void test_defaults_and_reinit(void)
     mc_pool_destroy(&p);
 }
 
+/* After a flood, wholly free slabs go back; slabs with a live object stay,
+ * and so do `keep` free objects; the pool works as before afterwards. */
+static void test_trim(void)
+{
+    mc_pool_t p;
+    mc_pool_init(&p, 48, 8, 0);
+    void *o[80];
+    for (int i = 0; i < 80; i++)
+        o[i] = mc_pool_get(&p);
+    CHECK_EQ(p.n_slabs, 10);
+    CHECK_EQ(mc_pool_trim(&p, 0), 0); /* nothing is free */
+    /* Free all but one object in slab 2 (objects 16..23) and everything from 40 on. */
+    for (int i = 0; i < 80; i++)
+        if (i != 17 && (i < 8 || i >= 16) && i >= 16 && (i < 24 || i >= 40))
+            mc_pool_put(&p, o[i]);
+    /* free: 16,18..23 (slab 2 partly) and 40..79 (slabs 5..9 wholly) = 47 */
+    CHECK_EQ(p.n_objs - p.in_use, 47);
+    size_t freed = mc_pool_trim(&p, 8); /* keep a slab's worth */
+    CHECK_EQ(freed, 4 * 8 * 48);
+    CHECK_EQ(p.n_slabs, 6);
+    CHECK_EQ(p.n_objs - p.in_use, 15);
+    uint32_t listed = 0;
+    for (void *f = p.free_list; f; f = *(void **)f)
+        listed++;
+    CHECK_EQ(listed, 15);
+    /* Live objects are untouched and the pool grows again. */
+    memset(o[17], 0x5a, 48);
+    for (int i = 0; i < 40; i++)
+        CHECK(mc_pool_get(&p) != NULL);
+    CHECK_EQ(p.in_use, 33 + 40);
+    mc_pool_destroy(&p);
+}
+
 int main(void)
 {
+    test_trim();
     test_get_zeroed_distinct_aligned();
     test_max_objs();
     test_tiny(1);

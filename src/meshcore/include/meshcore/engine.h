@@ -83,6 +83,14 @@ mc_stats_t *mc_engine_stats(mc_engine_t *e);
 /* Connections (downstream sessions) open across workers right now. */
 uint64_t mc_engine_active_sessions(mc_engine_t *e);
 
+/* The global downstream connection limit of the current snapshot (0: none)
+ * and whether the config set it (1) or the engine derived it from
+ * RLIMIT_NOFILE (0): (soft limit - reserve) / 2, reserve = min(256, limit / 2),
+ * as each proxied connection holds a downstream and an upstream descriptor. */
+uint64_t mc_engine_downstream_cx_limit(mc_engine_t *e, int *configured);
+/* The limit the engine derives for a descriptor limit of nofile. */
+uint64_t mc_engine_derived_cx_limit(uint64_t nofile);
+
 /* Outlier detection's view of one host of a cluster, for the admin API:
  * whether it is ejected now and how many times it has been. 0, or -1 when
  * the engine has no such cluster or host (or ip does not parse). */

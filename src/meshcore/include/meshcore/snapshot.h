@@ -38,6 +38,12 @@ typedef struct mc_sb_cluster_endpoints {
     uint32_t n_endpoints;
 } mc_sb_cluster_endpoints_t;
 
+/* The bootstrap's overload_manager: the resource monitor
+ * envoy.resource_monitors.global_downstream_max_connections
+ * (max_active_downstream_connections, > 0). Without it the engine derives
+ * a limit from RLIMIT_NOFILE (mc_engine_downstream_cx_limit). */
+int mc_sb_set_global_downstream_max_connections(mc_snapshot_builder_t *b, uint64_t max);
+
 /* stat_prefix may be NULL or "" (the listener's address is used, as Envoy). */
 int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *ip, uint16_t port,
                        const char *stat_prefix, uint32_t backlog);
@@ -213,10 +219,15 @@ typedef struct mc_sb_hcm {
     uint32_t h2_initial_connection_window;  /* default 1 MiB */
     uint32_t h2_max_outbound_control_frames; /* SETTINGS/PING acks queued unsent; default 1000 */
     uint32_t h2_max_empty_frames; /* max_consecutive_inbound_frames_with_empty_payload + 1 (0: default 1) */
+    /* common_http_protocol_options.headers_with_underscores_action */
+    int headers_with_underscores_action; /* MC_UNDERSCORES_* */
 } mc_sb_hcm_t;
 
 /* http_connection_manager codec_type (Envoy's numbers) */
 enum { MC_CODEC_AUTO = 0, MC_CODEC_HTTP1 = 1, MC_CODEC_HTTP2 = 2 };
+
+/* HttpProtocolOptions.HeadersWithUnderscoresAction, the enum's numbers. */
+enum { MC_UNDERSCORES_ALLOW = 0, MC_UNDERSCORES_REJECT_REQUEST = 1, MC_UNDERSCORES_DROP_HEADER = 2 };
 
 int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm);
 /* vhost-level retry policy: NULL for none. Returns the vhost's index. */

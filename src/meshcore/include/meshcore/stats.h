@@ -42,7 +42,9 @@ typedef enum mc_scope_kind {
 #define MC_SERVER_STATS(COUNTER, GAUGE)                                                       \
     COUNTER(MC_SERVER_WORKERS_STARTED, "workers_started")                                    \
     COUNTER(MC_SERVER_CONN_POOL_EXHAUSTED, "conn_pool_exhausted")                            \
-    COUNTER(MC_SERVER_SPLICE_FALLBACK, "splice_fallback")
+    COUNTER(MC_SERVER_SPLICE_FALLBACK, "splice_fallback")                                    \
+    /* downstream connections admitted on every listener (the global limit's count) */      \
+    GAUGE(MC_SERVER_TOTAL_CONNECTIONS, "total_connections")
 
 #define MC_LISTENER_STATS(COUNTER, GAUGE)                                                     \
     COUNTER(MC_LISTENER_DOWNSTREAM_CX_TOTAL, "downstream_cx_total")                          \
@@ -53,7 +55,15 @@ typedef enum mc_scope_kind {
     COUNTER(MC_LISTENER_SSL_CONNECTION_ERROR, "ssl.connection_error")                        \
     COUNTER(MC_LISTENER_SSL_FAIL_VERIFY_ERROR, "ssl.fail_verify_error")                      \
     COUNTER(MC_LISTENER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san")                          \
-    COUNTER(MC_LISTENER_SSL_NO_CERTIFICATE, "ssl.no_certificate")
+    COUNTER(MC_LISTENER_SSL_NO_CERTIFICATE, "ssl.no_certificate")                            \
+    /* refused by the overload manager's global_downstream_max_connections */               \
+    COUNTER(MC_LISTENER_DOWNSTREAM_GLOBAL_CX_OVERFLOW, "downstream_global_cx_overflow")      \
+    /* listener filters (tls_inspector): before a chain and downstream_cx_total */         \
+    GAUGE(MC_LISTENER_DOWNSTREAM_PRE_CX_ACTIVE, "downstream_pre_cx_active")                  \
+    COUNTER(MC_LISTENER_DOWNSTREAM_PRE_CX_TIMEOUT, "downstream_pre_cx_timeout")              \
+    COUNTER(MC_LISTENER_DOWNSTREAM_LISTENER_FILTER_REMOTE_CLOSE, "downstream_listener_filter_remote_close") \
+    COUNTER(MC_LISTENER_DOWNSTREAM_LISTENER_FILTER_ERROR, "downstream_listener_filter_error") \
+    COUNTER(MC_LISTENER_NO_FILTER_CHAIN_MATCH, "no_filter_chain_match")
 #define MC_LISTENER_HISTS(HIST) HIST(MC_LISTENER_H_DOWNSTREAM_CX_LENGTH_MS, "downstream_cx_length_ms")
 
 #define MC_TCP_STATS(COUNTER, GAUGE)                                                          \
@@ -157,6 +167,10 @@ typedef enum mc_scope_kind {
     COUNTER(MC_HTTP_FAULT_ABORTS_INJECTED, "fault.aborts_injected")                          \
     COUNTER(MC_HTTP_RBAC_ALLOWED, "rbac.allowed")                                            \
     COUNTER(MC_HTTP_RBAC_DENIED, "rbac.denied")                                              \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_HEADER_TIMEOUT, "downstream_rq_header_timeout")            \
+    /* headers_with_underscores_action (Envoy roots these at http1.*, meshcore per HCM) */  \
+    COUNTER(MC_HTTP_HTTP1_DROPPED_UNDERSCORES, "http1.dropped_headers_with_underscores")     \
+    COUNTER(MC_HTTP_HTTP1_REJECTED_UNDERSCORES, "http1.requests_rejected_with_underscores_in_headers") \
     MC_HTTP2_STATS(COUNTER, GAUGE)
 /* The downstream HTTP/2 codec (proxy/h2_server.c, docs/http2.md): Envoy's names. */
 #define MC_HTTP2_STATS(COUNTER, GAUGE)                                                        \
