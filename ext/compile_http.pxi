@@ -20,7 +20,7 @@ _RETRY_ON = {
     "retriable-4xx": MC_SB_RETRY_RETRIABLE_4XX,
     "retriable-status-codes": MC_SB_RETRY_RETRIABLE_STATUS_CODES,
     "refused-stream": 0, "unavailable": 0, "cancelled": 0, "deadline-exceeded": 0,
-    "resource-exhausted": 0,
+    "resource-exhausted": 0, "internal": 0,
 }
 # RedirectAction.RedirectResponseCode -> status
 _REDIRECT_CODES = {0: 301, 1: 302, 2: 303, 3: 307, 4: 308}

@@ -79,3 +79,26 @@ def check_fault_abort(a):
         yield "http_status", "required (200..599)"
     elif not 200 <= a.http_status <= 599:
         yield "http_status", f"{a.http_status} is out of range (200..599)"
+
+
+# issue 10: HTTP/2 settings (RFC 9113 §6.5.2 bounds, as Envoy's proto constraints)
+_H2_RANGES = {
+    "max_concurrent_streams": (1, 2**31 - 1),
+    "initial_stream_window_size": (65535, 2**31 - 1),
+    "initial_connection_window_size": (65535, 2**31 - 1),
+}
+
+
+def check_http2_options(o):  # core.v3.Http2ProtocolOptions, in a listener or a cluster
+    for name, (low, high) in _H2_RANGES.items():
+        if o.HasField(name) and not low <= getattr(o, name).value <= high:
+            yield name, f"{getattr(o, name).value} is out of range ({low}..{high})"
+
+
+# issue 10: the upgrades the HTTP/1.1 codec tunnels (Envoy compares the type case-insensitively)
+UPGRADE_TYPES = ("websocket",)
+
+
+def check_upgrade_config(u):
+    if u.upgrade_type.lower() not in UPGRADE_TYPES:
+        yield "upgrade_type", f'unsupported upgrade "{u.upgrade_type}" (supported: {", ".join(UPGRADE_TYPES)})'
