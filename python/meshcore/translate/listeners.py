@@ -172,7 +172,9 @@ def inbound_listener(address: str, ip: sec.InboundPort, filters_http, filters_tc
             "codec_type": "AUTO",
             "route_config": {"name": cluster_name, "virtual_hosts": [{
                 "name": f"inbound|http|{ip.app_port}", "domains": ["*"],
-                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster_name, "timeout": "0s", "max_stream_duration": dict(DEFAULT_STREAM_DURATION)}}]}]},
+                "routes": [{"match": {"prefix": "/"}, "route": {
+                    "cluster": cluster_name, "timeout": "0s",
+                    "max_stream_duration": dict(DEFAULT_STREAM_DURATION)}}]}]},
             "upgrade_configs": [dict(WEBSOCKET_UPGRADE)],
             "http_filters": (telemetry.http_filters(tm.INBOUND, filters_http, router) if telemetry is not None
                              else list(filters_http) + [router]),
