@@ -73,8 +73,15 @@ cdef void _fill_tls(_Arena a, mc_sb_tls_t *t, common, secrets, int downstream) e
     t.max_version = _TLS_VERSIONS.get(p.tls_maximum_protocol_version, 0)
     if p.cipher_suites:
         t.cipher_list = a.s(":".join(p.cipher_suites))
-    if common.alpn_protocols:
-        t.alpn = a.s(",".join(common.alpn_protocols))
+    # A protocol this build's codecs cannot speak is never negotiated: without the
+    # HTTP/2 codec (issue 10), "h2" in a listener's ALPN (Istio's inbound HTTP chains
+    # offer h2, http/1.1) would make h2-capable clients speak it to the HTTP/1.1 codec.
+    protocols = [p for p in common.alpn_protocols if p != "h2" or _HTTP2_CODEC or not downstream]
+    if protocols:
+        t.alpn = a.s(",".join(protocols))
+
+
+_HTTP2_CODEC = False  # the downstream HTTP/2 codec sets this where it lands (branch h2-down)
 
 
 cdef void _compile_chain_tls(SnapshotBuilder b, int li, ts, secrets, uint32_t handshake_ms) except *:

@@ -536,6 +536,9 @@ static void count_upstream_status(mc_http_stream_t *s, int status)
     int cls = status / 100;
     if (cls >= 1 && cls <= 5)
         mc_stat_inc(STATS(s), s->c->scope, (uint32_t)slots[cls]);
+    int code = mc_stats_code_index(status); /* upstream_rq_<code>, for the codes the table has */
+    if (code >= 0)
+        mc_stat_inc(STATS(s), s->c->scope, (uint32_t)(MC_CLUSTER_CODE_FIRST + code));
 }
 
 static int outcome_of(int status)
