@@ -321,6 +321,9 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.normalize_path = 1 if hcm.normalize_path.value else 0  # unset: off, as Envoy's runtime default
     h.merge_slashes = 1 if hcm.merge_slashes else 0
     h.path_with_escaped_slashes_action = hcm.path_with_escaped_slashes_action
+    # upgrade_configs: the websocket upgrade (the only type the schema accepts); enabled defaults to true
+    h.upgrade_websocket = any(u.upgrade_type.lower() == "websocket" and (u.enabled.value if u.HasField("enabled")
+                                                                         else True) for u in hcm.upgrade_configs)
     rbac_filters = []
     for f in hcm.http_filters:
         if f.typed_config.type_url == _FAULT:

@@ -154,6 +154,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
         int normalize_path
         int merge_slashes
         int path_with_escaped_slashes_action
+        int upgrade_websocket
     ctypedef struct mc_sb_cluster_http_t:
         uint32_t max_connections
         uint32_t max_pending_requests

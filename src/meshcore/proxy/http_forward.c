@@ -645,6 +645,12 @@ static void on_response_head(mc_http_stream_t *s, int head_len)
     mc_stats_shard_t *st = STATS(s);
     mc_upconn_t *u = s->up;
     int status = s->resp.status;
+    if (status == 101 && s->upgrade) {
+        count_upstream_status(s, status); /* upstream_rq_101: the upgrade is accepted */
+        mc_http_upgrade_commit(s);
+        commit_response(s, head_len);
+        return;
+    }
     if (status < 200) {
         /* 1xx: we answered Expect ourselves; drop interim responses. */
         u->in.start += (uint32_t)head_len;

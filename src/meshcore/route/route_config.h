@@ -151,6 +151,7 @@ typedef struct mc_hcm {
     uint32_t tracer_id, random_sampling; /* see mc_sb_hcm_t */
     uint8_t span_kind;
     mc_path_norm_t path_norm; /* applied before RBAC and routing (proxy/http_stream.c) */
+    uint8_t upgrade_websocket; /* upgrade_configs: websocket (proxy/http_upgrade.c) */
     struct mc_rbac **rbac; /* envoy.filters.http.rbac, in http_filters order */
     uint32_t n_rbac;
     mc_route_table_t rt;

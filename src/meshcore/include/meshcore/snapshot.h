@@ -188,6 +188,7 @@ typedef struct mc_sb_hcm {
     int normalize_path;                   /* RFC 3986: unreserved escapes decoded, dot segments */
     int merge_slashes;                    /* "//" -> "/" */
     int path_with_escaped_slashes_action; /* the xDS enum's number (MC_SLASHES_*) */
+    int upgrade_websocket; /* upgrade_configs websocket: Upgrade requests become tunnels (issue 10) */
 } mc_sb_hcm_t;
 
 int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm);

@@ -171,7 +171,11 @@ int mc_stats_code_index(int status);
     COUNTER(MC_HTTP_FAULT_DELAYS_INJECTED, "fault.delays_injected")                          \
     COUNTER(MC_HTTP_FAULT_ABORTS_INJECTED, "fault.aborts_injected")                          \
     COUNTER(MC_HTTP_RBAC_ALLOWED, "rbac.allowed")                                            \
-    COUNTER(MC_HTTP_RBAC_DENIED, "rbac.denied")
+    COUNTER(MC_HTTP_RBAC_DENIED, "rbac.denied")                                              \
+    /* issue 10: HTTP/1.1 Upgrade (WebSocket) tunnels, proxy/http_upgrade.c */               \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_UPGRADES_TOTAL, "downstream_cx_upgrades_total")            \
+    GAUGE(MC_HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE, "downstream_cx_upgrades_active")            \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE, "downstream_rq_ws_on_non_ws_route")
 #define MC_HTTP_HISTS(HIST) HIST(MC_HTTP_H_DOWNSTREAM_RQ_TIME, "downstream_rq_time")
 /* Response flag counters (MC_RF__COUNT of them; stats/stats.c checks). */
 #define MC_HTTP_RESPONSE_FLAG_SLOTS 16
