@@ -206,3 +206,53 @@ def test_conformance_grpc_port_is_an_h2_cluster():
     for meta, port in grpc:
         name = f"outbound|{port['port']}||{meta['name']}.{meta['namespace']}.svc.cluster.local"
         assert options(t.bootstrap, name) == H2
+
+
+def test_the_engine_accepts_h2_translations():
+    """The core takes every field above before its HTTP/2 codec exists (schema.py's
+    issue-10 rows): h2 clusters, max_stream_duration, upgrade_configs, ALPN."""
+    import socket
+
+    import meshcore
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    grpc_port, http_port = free_port(), free_port()
+    registry = f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: api, namespace: default}}
+spec:
+  selector: {{app: api}}
+  ports: [{{name: grpc, port: {grpc_port}}}, {{name: http, port: {http_port}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: api-1, namespace: default}}
+spec: {{address: 127.0.0.1, labels: {{app: api}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: client, namespace: default}}
+spec: {{address: 127.0.0.2, labels: {{app: client}}}}
+"""
+    dr = doc("DestinationRule", {"host": "api", "trafficPolicy": {"connectionPool": {"http": {
+        "h2UpgradePolicy": "UPGRADE", "maxConcurrentStreams": 64, "maxRequestsPerConnection": 100}}}}, name="api")
+    vs = doc("VirtualService", {"hosts": ["api"], "http": [{"route": [{"destination": {"host": "api"}}],
+                                                             "timeout": "2s", "retries": {
+        "attempts": 2, "retryOn": "unavailable,internal,deadline-exceeded"}}]}, name="api")
+    mesh = load_texts({"registry.yaml": registry, "dr.yaml": dr, "vs.yaml": vs})
+    t = translate(mesh, "default/client")
+    assert [str(f) for f in t.errors] == []
+    assert options(t.bootstrap, f"outbound|{grpc_port}||api.default.svc.cluster.local")["explicit_http_config"] == \
+        {"http2_protocol_options": {"max_concurrent_streams": 64}}
+    engine = meshcore.Engine(concurrency=1)
+    engine.start()
+    try:
+        engine.apply(t.bootstrap, "translated")
+        assert sorted(p for _, _, p in engine.listeners()) == sorted([grpc_port, http_port])
+    finally:
+        engine.stop()
