@@ -207,3 +207,38 @@ def test_half_close_crosses_the_tunnel(engine_factory):
         up.close()
     wait_until(lambda: engine.stats()["http.ws.downstream_cx_upgrades_active"] == 0, what="the tunnel's end")
     assert engine.stats()["http.ws.downstream_rq_1xx"] == 1
+
+
+def test_through_two_sidecars_with_mtls(tmp_path, echo_server):
+    """The translation's upgrade_configs in a mesh: client app -> its sidecar (plaintext)
+    -> mTLS -> the server's sidecar -> the echo server; an AuthorizationPolicy still
+    decides on the upgrade request at the server's sidecar."""
+    from support import mtls
+
+    mtls.make_ca(tmp_path / "ca")
+    ports = {"http_in": free_port(), "http": free_port()}
+    deny = ("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+            "metadata: {name: no-admin, namespace: default}\nspec:\n  selector: {matchLabels: {app: chat}}\n"
+            "  action: DENY\n  rules: [{to: [{operation: {paths: [\"/admin*\"]}}]}]\n")
+    mesh_dir = mtls.write_mesh(
+        tmp_path / "mesh",
+        mtls.service("chat", {"http": ports["http"]}, {"app": "chat"}),
+        mtls.workload_entry("chat", "chat", {"app": "chat"}, {"http": echo_server}, f"http={ports['http_in']}"),
+        mtls.workload_entry("frontend", "frontend", {"app": "frontend"}),
+        mtls.peer_authentication("STRICT"), deny)
+    server = mtls.Sidecar(mesh_dir, "default/chat", tmp_path / "ca", tmp_path / "chat.log",
+                          outbound_address="127.0.0.41")
+    client = mtls.Sidecar(mesh_dir, "default/frontend", tmp_path / "ca", tmp_path / "frontend.log",
+                          outbound_address="127.0.0.42")
+    try:
+        server.start()
+        client.start()
+        # the app dials its sidecar's outbound listener with the service's name in Host
+        uri, outbound = f"ws://chat:{ports['http']}", ("127.0.0.42", ports["http"])
+        exercise(f"{uri}/chat", sock=socket.create_connection(outbound))
+        with pytest.raises(websockets.InvalidStatus) as info:
+            connect(f"{uri}/admin", sock=socket.create_connection(outbound), open_timeout=10)
+        assert info.value.response.status_code == 403
+    finally:
+        client.close()
+        server.close()
