@@ -113,3 +113,27 @@ def test_per_code_stats_named_and_counted_as_envoy(proxy_factory, backend_factor
     if promtool is not None:  # the exposition stays valid with the untyped families
         out = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_failed_request_is_charged_to_the_cluster_as_envoy(proxy_factory, tmp_path):
+    """No upstream at all (connect failures, retried twice): Envoy charges the final 503 to
+    the cluster once (upstream_rq_503, upstream_rq_5xx), and so does meshcore."""
+    dead = free_port()
+    retry = {"retry_policy": {"retry_on": "connect-failure", "num_retries": 2}}
+    doc = h.simple([dead], routes=[h.route("/", "backend", route=retry)], stat_prefix="ingress")
+    proxy = proxy_factory(doc)
+    with h.Conn(proxy.listener_port("http")) as c:
+        assert c.request("GET", "/").status == 503
+    port = free_port()
+    doc["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port
+    doc["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
+    envoy = EnvoyProcess(tmp_path, yaml.safe_dump(doc), name="envoy-dead").start()
+    try:
+        wait_until(lambda: envoy.admin_get("/ready")[0] == 200, timeout=30, what="envoy's listeners")
+        with h.Conn(port) as c:
+            assert c.request("GET", "/").status == 503
+        theirs = {k: v for k, v in code_stats(envoy.admin_get("/stats")[1], "cluster.backend.").items() if v}
+    finally:
+        envoy.stop()
+    ours = {k: v for k, v in code_stats(proxy.get("/stats")[1], "cluster.backend.").items() if v}
+    assert ours == theirs == {"cluster.backend.upstream_rq_503": 1, "cluster.backend.upstream_rq_5xx": 1}

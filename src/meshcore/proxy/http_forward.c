@@ -594,6 +594,7 @@ static void try_failed(mc_http_stream_t *s, int failure, int status)
         schedule_retry(s);
         return;
     }
+    count_upstream_status(s, failure == MC_TRY_TIMEOUT ? 504 : 503); /* Envoy charges the final failure */
     const mc_retry_policy_t *rp = retry_policy(s);
     uint32_t urx = (rp && s->retries && s->retries >= rp->num_retries) ? MC_RF_URX : 0;
     if (urx)
