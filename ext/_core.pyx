@@ -17,6 +17,7 @@ from includes.engine cimport *
 from includes.histogram cimport *
 from includes.introspect cimport *
 from includes.istio_metrics cimport *
+from includes.primitives cimport *
 from includes.snapshot cimport *
 from includes.stats cimport *
 
@@ -81,6 +82,9 @@ cdef class SnapshotBuilder:
     def add_listener(self, name, ip, uint16_t port, stat_prefix=None, uint32_t backlog=0):
         cdef bytes sp = _b(stat_prefix or "")
         return self._check(mc_sb_add_listener(self.b, _b(name), _b(ip), port, sp, backlog))
+
+    def set_reuse_port(self, int listener, bint on):
+        return self._check(mc_sb_set_reuse_port(self.b, listener, on))
 
     def set_connection_limit(self, int listener, stat_prefix, uint32_t max_connections):
         return self._check(mc_sb_set_connection_limit(self.b, listener, _b(stat_prefix),
@@ -401,73 +405,19 @@ include "compile_rbac.pxi"
 include "compile.pxi"
 include "alog.pxi"
 
+# The primitives for embedders (meshcore.http, .route, .balance, .tls).
+include "prim_http.pxi"
+include "prim_route.pxi"
+include "prim_balance.pxi"
+include "prim_tls.pxi"
+
 
 # ---- the core's policies, exposed for reference tests -------------------
-
-def lb_swrr_sequence(weights, int picks, uint64_t exclude=0):
-    """Indices chosen by the core's smooth weighted round robin."""
-    cdef uint32_t n = len(weights)
-    cdef uint32_t *w = <uint32_t *>calloc(n or 1, sizeof(uint32_t))
-    cdef int64_t *cur = <int64_t *>calloc(n or 1, sizeof(int64_t))
-    cdef mc_lb_skip_t skip
-    skip.words = &exclude
-    skip.n_words = 1
-    try:
-        for i in range(n):
-            w[i] = weights[i]
-        return [mc_lb_swrr(cur, w, n, skip) for _ in range(picks)]
-    finally:
-        free(w)
-        free(cur)
-
 
 def hist_bucket(uint64_t value):
     """(index, lower, upper) of the histogram bucket holding value."""
     cdef uint32_t b = mc_hist_bucket(value)
     return b, mc_hist_bucket_lower(b), mc_hist_bucket_upper(b)
-
-
-def bench_h1_parse(request, uint64_t iterations):
-    """ns per parse of one complete request head (the core's HTTP/1.1
-    parser, in a C loop). ValueError if the bytes are not a valid head."""
-    cdef bytes buf = bytes(request)
-    cdef const char *p = buf
-    cdef size_t n = len(buf)
-    cdef int status = 0
-    cdef double ns
-    with nogil:
-        ns = mc_bench_h1_parse(p, n, iterations, &status)
-    if ns < 0:
-        raise ValueError(f"not one complete valid request head (status {status})")
-    return ns
-
-
-def route_probe(listener, authority, method, path, headers=None, uint64_t iterations=0):
-    """Matches a request against the route table of an xDS Listener with an
-    http_connection_manager. Returns (virtual host index, route index within
-    it, ns per match or None); -1 when nothing matches."""
-    cdef SnapshotBuilder b = SnapshotBuilder()
-    cdef _Arena a = _Arena()
-    cdef const char **names = NULL
-    cdef const char **values = NULL
-    cdef int vhost = -1
-    cdef double ns = 0
-    headers = list((headers or {}).items())
-    sa = listener.address.socket_address
-    cdef int li = b.add_listener(listener.name, sa.address or "127.0.0.1", sa.port_value, listener.stat_prefix, 0)
-    cdef int route
-    for f in listener.filter_chains[0].filters:
-        if f.typed_config.type_url == _HCM:
-            _compile_hcm(b, li, xds_types.unpack(f.typed_config), 0)
-    if headers:
-        names = <const char **>a.alloc(len(headers), sizeof(char *))
-        values = <const char **>a.alloc(len(headers), sizeof(char *))
-        for i, (k, v) in enumerate(headers):
-            names[i] = a.s(k)
-            values[i] = a.s(v)
-    route = mc_route_probe(b.b, li, a.s(authority), a.s(method), a.s(path), names, values, len(headers),
-                           iterations, &vhost, &ns)
-    return vhost, route, (ns if iterations else None)
 
 
 def retry_backoff_sequence(uint64_t seed, uint64_t base_ns, uint64_t max_ns, retries):

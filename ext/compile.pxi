@@ -63,6 +63,8 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
         sa = l.address.socket_address
         li = b.add_listener(l.name, sa.address, sa.port_value, l.stat_prefix,
                             _u32(l, "tcp_backlog_size", 0))
+        if l.HasField("enable_reuse_port") and l.enable_reuse_port.value:
+            b.set_reuse_port(li, True)
         handshake_ms = _ms(l, "listener_filters_timeout", 0)
         for k, chain in enumerate(l.filter_chains):
             b._check(mc_sb_add_chain(b.b, li, _TRANSPORT[chain.filter_chain_match.transport_protocol]))

@@ -13,6 +13,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
                            uint32_t weight)
     int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *ip,
                            uint16_t port, const char *stat_prefix, uint32_t backlog)
+    int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on)
     int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                    uint32_t max_connections)
     int mc_sb_set_tcp_proxy(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,

@@ -10,22 +10,47 @@
 The engine's worker threads are plain pthreads running C; they never take
 the GIL, so Python code in the same process does not slow the proxy down
 and vice versa. Every method here is a control-plane call (milliseconds).
+
+Lifecycle (docs/embedding.md): an Engine runs once. start() after stop(),
+apply() after stop() or after drain_listeners() raise EngineStateError; a
+started Engine is kept alive (like a running threading.Thread) until stop(),
+and engines still running at interpreter exit are stopped then.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore import _core
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
-from meshcore.errors import ConfigError, EngineError
+from meshcore.errors import (
+    ConfigError,
+    EngineError,
+    EngineStateError,
+    InvalidArgumentError,
+    UnknownListenerError,
+)
 from meshcore.plan import plan_snapshot
 from meshcore.telemetry.access_log import AccessLogs
 from meshcore.telemetry.istio_metrics import IstioMetrics
 from meshcore.telemetry.stats import Stats, scopes_from_core
 from meshcore.telemetry.tracing import Tracers
+
+if TYPE_CHECKING:
+    from envoy.config.bootstrap.v3.bootstrap_pb2 import Bootstrap
+
+# What apply() takes: a path, YAML text, a dict in Envoy's bootstrap shape or a Bootstrap message.
+Config = Union[str, "os.PathLike[str]", Mapping[str, Any], "Bootstrap"]
+
+Splice = Literal["auto", "always", "never"]
+SPLICE_MODES: tuple[Splice, ...] = ("auto", "always", "never")
+MAX_CONCURRENCY = 1024  # worker threads; more is a mistake, not a machine
+_U32 = 2**32 - 1
 
 
 class Engine:
@@ -35,57 +60,100 @@ class Engine:
     splice: "auto" (splice(2) for bulk transfers), "always" or "never".
     """
 
-    def __init__(self, concurrency: int = 0, splice: str = "auto",
-                 max_connections_per_worker: int = 0):
-        self._core = _core.Engine(concurrency, splice, max_connections_per_worker)
+    def __init__(self, concurrency: int = 0, splice: Splice = "auto",
+                 max_connections_per_worker: int = 0) -> None:
+        _check_engine_args(concurrency, splice, max_connections_per_worker)
+        try:
+            self._core = _core.Engine(concurrency, splice, max_connections_per_worker)
+        except _core.CoreError as e:
+            raise EngineError(f"cannot create the engine: {e}") from None
         self.tracers = Tracers()
         self._access_logs = AccessLogs(self._core, spans=self.tracers.add)
         self.istio = IstioMetrics(self._core)  # Istio's standard metrics (istio_requests_total, ...)
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
-        self.bootstrap = None   # the Bootstrap message last applied
-        self.source = None      # where it came from (file name or "<...>")
-        self.applied_at = None  # google.protobuf.Timestamp of that apply
+        self._drained = False
+        self.bootstrap: Bootstrap | None = None  # the Bootstrap message last applied
+        self.source: str | None = None           # where it came from (file name or "<...>")
+        self.applied_at: Timestamp | None = None  # google.protobuf.Timestamp of that apply
 
     # -- lifecycle ----------------------------------------------------------
 
     def start(self) -> Engine:
+        """Starts the workers; returns the engine. Again on a started engine:
+        nothing. On a stopped one: EngineStateError (an Engine runs once)."""
         with self._lock:
+            if self._stopped:
+                raise EngineStateError("start(): the engine is stopped; an Engine runs once, create a new one")
             if not self._started:
-                self._core.start()
+                try:
+                    self._core.start()
+                except _core.CoreError as e:
+                    raise EngineError(f"start(): {e}") from None
                 self._started = True
+                _RUNNING.add(self)  # kept alive until stop(), like a running thread
         return self
 
     def stop(self, drain_timeout: float = 0.0) -> None:
         """Stops accepting, lets connections finish for up to drain_timeout
-        seconds, closes the rest and joins the workers."""
+        seconds, closes the rest and joins the workers. For good: start() and
+        apply() raise EngineStateError afterwards. Again: nothing."""
+        timeout_ms = _drain_timeout_ms(drain_timeout)
         with self._lock:
-            if self._started and not self._stopped:
-                self._core.stop(int(drain_timeout * 1000))
-                self._stopped = True
-                self._access_logs.stop()  # after the workers: their last records get written
-                self.tracers.stop()  # after the drain: its last spans get sent
+            if self._stopped:
+                return
+            self._stopped = True
+            if self._started:
+                self._core.stop(timeout_ms)
+            _RUNNING.discard(self)
+            self._access_logs.stop()  # after the workers: their last records get written
+            self.tracers.stop()  # after the drain: its last spans get sent
 
     def drain_listeners(self) -> None:
-        """Stops accepting new connections; existing ones continue."""
-        self._core.drain_listeners()
+        """Stops accepting new connections; existing ones continue. A later
+        apply() raises EngineStateError unless given drained_ok=True (it would
+        update the open connections' config, and nothing would listen)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._drained = True
+            self._core.drain_listeners()
+
+    def _check_can_apply(self, drained_ok: bool) -> None:
+        if self._stopped:
+            raise EngineStateError("apply(): the engine is stopped; an Engine runs once, create a new one")
+        if self._drained and not drained_ok:
+            raise EngineStateError("apply(): the listeners are drained (drain_listeners()), so nothing would "
+                                   "listen; pass drained_ok=True to update the open connections' config")
+
+    @property
+    def state(self) -> str:
+        """"created", "running", "drained" or "stopped"."""
+        if self._stopped:
+            return "stopped"
+        if self._drained:
+            return "drained"
+        return "running" if self._started else "created"
 
     def __enter__(self) -> Engine:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- config ---------------------------------------------------------------
 
-    def apply(self, config, filename: str | None = None) -> None:
+    def apply(self, config: Config, filename: str | None = None, *, drained_ok: bool = False) -> None:
         """Validates, compiles and publishes a config.
 
         config: a path (str / os.PathLike to a YAML file), a Bootstrap
         message, a dict in Envoy's YAML shape, or YAML text (pass filename
         for error messages). Raises ConfigError (nothing applied) or
-        EngineError (e.g. address in use; nothing applied either)."""
+        EngineError (e.g. address in use; nothing applied either);
+        EngineStateError after stop(), or after drain_listeners() unless
+        drained_ok (the proxy's reload: open connections follow the new config)."""
+        self._check_can_apply(drained_ok)
         bootstrap, source = self._load(config, filename)
         res = bootstrap.static_resources
         plan = plan_snapshot(bootstrap)  # one ChainPlan per (listener, filter chain)
@@ -105,8 +173,7 @@ class Engine:
         except _core.CoreError as e:
             raise EngineError(f"{source}: {e}") from None
         with self._lock:
-            if self._stopped:
-                raise EngineError("engine is stopped")
+            self._check_can_apply(drained_ok)
             try:
                 self._core.apply(builder)
             except _core.CoreError as e:
@@ -117,7 +184,7 @@ class Engine:
             self.applied_at.GetCurrentTime()
 
     @staticmethod
-    def _load(config, filename):
+    def _load(config: Config, filename: str | None) -> tuple[Bootstrap, str]:
         from envoy.config.bootstrap.v3 import bootstrap_pb2
 
         if isinstance(config, bootstrap_pb2.Bootstrap):
@@ -159,12 +226,16 @@ class Engine:
         return self._core.listeners()
 
     def listener_port(self, name: str) -> int:
-        for n, _, port in self.listeners():
+        """The bound port of listener name; UnknownListenerError naming the
+        known listeners if the running config has none by that name."""
+        listeners = self.listeners()
+        for n, _, port in listeners:
             if n == name:
                 return port
-        raise KeyError(name)
+        known = ", ".join(repr(n) for n, _, _ in listeners) or "none (nothing applied yet)"
+        raise UnknownListenerError(f"no listener {name!r} in the running config; its listeners: {known}")
 
-    def stats(self, extra_counters: dict | None = None) -> Stats:
+    def stats(self, extra_counters: Mapping[str, int] | None = None) -> Stats:
         """Every counter, gauge and histogram, summed over workers."""
         ring_dropped, spans_dropped, write_errors = self._core.alog_counters
         extra = {"server.access_log_dropped": ring_dropped, "server.access_log_write_errors": write_errors,
@@ -177,3 +248,39 @@ class Engine:
         writer does it every 20 ms) and hands their spans to the tracer."""
         self._access_logs.drain()
 
+
+
+# ---- arguments and lifetime (kept apart from the apply path) -----------------
+
+
+def _check_engine_args(concurrency: object, splice: object, max_connections_per_worker: object) -> None:
+    """InvalidArgumentError for what _core.Engine would refuse with a Cython
+    OverflowError or TypeError."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 0 <= concurrency <= MAX_CONCURRENCY:
+        raise InvalidArgumentError(f"Engine(concurrency={concurrency!r}): worker threads, an int from 0 "
+                                   f"(one per CPU) to {MAX_CONCURRENCY}")
+    if splice not in SPLICE_MODES:
+        raise InvalidArgumentError(f"Engine(splice={splice!r}): one of {', '.join(SPLICE_MODES)}")
+    if (isinstance(max_connections_per_worker, bool) or not isinstance(max_connections_per_worker, int)
+            or not 0 <= max_connections_per_worker <= _U32):
+        raise InvalidArgumentError(f"Engine(max_connections_per_worker={max_connections_per_worker!r}): "
+                                   f"an int from 0 (unbounded) to {_U32}")
+
+
+def _drain_timeout_ms(drain_timeout: object) -> int:
+    if (isinstance(drain_timeout, bool) or not isinstance(drain_timeout, (int, float))
+            or not 0 <= drain_timeout <= _U32 / 1000):
+        raise InvalidArgumentError(f"stop(drain_timeout={drain_timeout!r}): seconds, a number >= 0")
+    return int(drain_timeout * 1000)
+
+
+# Started, not yet stopped engines: a running Engine is not garbage-collected
+# (its workers would stop under the program's feet); at interpreter exit the
+# ones still running are stopped (no drain) so their access logs get written.
+_RUNNING: set[Engine] = set()
+
+
+@atexit.register
+def _stop_running_engines() -> None:
+    for engine in list(_RUNNING):
+        engine.stop()

@@ -155,7 +155,7 @@ class XdsSource:
         proxy = self.proxy
         before = {n for n, _, _ in proxy.engine.listeners()}
         with proxy._reload_lock:
-            proxy.engine.apply(bootstrap, f"xds:{self.target}")
+            proxy.engine.apply(bootstrap, f"xds:{self.target}", drained_ok=True)
             proxy._last_bootstrap = proxy.engine.bootstrap
         for lname, addr, _ in proxy.engine.listeners():
             if lname not in before:

@@ -210,7 +210,7 @@ class IstioMetrics:
     metadata (set by whoever knows the mesh, e.g. `meshcore proxy --mesh-dir`).
     """
 
-    def __init__(self, core):
+    def __init__(self, core: _core.Engine) -> None:
         self._core = core
         self._lock = threading.Lock()
         self._services: dict[tuple, int] = {}   # service labels -> id (never reused)

@@ -27,17 +27,21 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
+from meshcore.extras import require
+
+require("prometheus_client", "the Prometheus exposition (/stats/prometheus)")
+
+from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from prometheus_client.core import (  # noqa: E402
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     UnknownMetricFamily,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.utils import floatToGoString
+from prometheus_client.exposition import CONTENT_TYPE_LATEST  # noqa: E402
+from prometheus_client.utils import floatToGoString  # noqa: E402
 
-from meshcore.telemetry.stats import Stats
+from meshcore.telemetry.stats import Stats  # noqa: E402
 
 # Scope kind -> the label that carries the scope's name (Envoy's tag names).
 SCOPE_LABELS = {

@@ -183,7 +183,8 @@ static int bind_listeners(mc_engine_t *e, mc_snapshot_t *s, char *err, size_t er
             mc_lsock_ref(ls);
         } else {
             char msg[200];
-            ls = mc_lsock_open(l->name, &l->addr, e->n_workers, (int)l->backlog, msg, sizeof(msg));
+            ls = mc_lsock_open(l->name, &l->addr, e->n_workers, (int)l->backlog, l->reuse_port, msg,
+                               sizeof(msg));
             if (!ls) {
                 snprintf(err, errlen, "listener \"%s\": %s", l->name, msg);
                 for (uint32_t j = 0; j < i; j++) {

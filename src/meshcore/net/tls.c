@@ -37,7 +37,7 @@ static int fail(char *err, size_t errlen, const char *what)
 }
 
 /* The first URI SAN of a certificate into buf (NUL-terminated). */
-static size_t cert_uri(X509 *cert, char *buf, size_t len)
+size_t mc_tls_cert_uri(X509 *cert, char *buf, size_t len)
 {
     buf[0] = '\0';
     GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
@@ -61,7 +61,7 @@ size_t mc_tls_peer_uri(SSL *ssl, char *buf, size_t len)
 {
     buf[0] = '\0';
     X509 *peer = SSL_get0_peer_certificate(ssl);
-    return peer ? cert_uri(peer, buf, len) : 0;
+    return peer ? mc_tls_cert_uri(peer, buf, len) : 0;
 }
 
 size_t mc_pem_uri_san(const char *pem, size_t pem_len, char *buf, size_t len)
@@ -69,24 +69,15 @@ size_t mc_pem_uri_san(const char *pem, size_t pem_len, char *buf, size_t len)
     buf[0] = '\0';
     BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
     X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-    size_t n = cert ? cert_uri(cert, buf, len) : 0;
+    size_t n = cert ? mc_tls_cert_uri(cert, buf, len) : 0;
     X509_free(cert);
     BIO_free(bio);
     ERR_clear_error();
     return n;
 }
 
-/* Verify callback: OpenSSL's chain verification decides first; at the
- * leaf, the peer must carry at most one URI SAN (X.509-SVID section 2: a
- * SPIFFE identity is exactly one URI SAN; Envoy accepts several, meshcore
- * refuses them), and its SPIFFE ID must be one the context accepts. */
-static int verify_cb(int ok, X509_STORE_CTX *store)
+int mc_tls_check_leaf(X509 *leaf, const mc_str_match_t *sans, uint32_t n_sans, const char **why)
 {
-    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
-    const mc_tls_ctx_t *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_ctx);
-    if (!ok || !t || X509_STORE_CTX_get_error_depth(store) != 0)
-        return ok;
-    X509 *leaf = X509_STORE_CTX_get_current_cert(store);
     GENERAL_NAMES *names = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
     int uris = 0, matched = 0;
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
@@ -96,16 +87,28 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
         uris++;
         const char *uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
         size_t ulen = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
-        for (uint32_t k = 0; k < t->n_sans && !matched; k++)
-            matched = mc_str_matches(&t->sans[k], uri, ulen, NULL);
+        for (uint32_t k = 0; k < n_sans && !matched; k++)
+            matched = mc_str_matches(&sans[k], uri, ulen, NULL);
     }
     GENERAL_NAMES_free(names);
-    const char *why = NULL;
+    *why = NULL;
     if (uris > 1)
-        why = "peer certificate has more than one URI SAN (an X.509-SVID has exactly one)";
-    else if (t->n_sans > 0 && !matched)
-        why = "peer identity (URI SAN) is not one of the expected identities";
-    if (why) {
+        *why = "peer certificate has more than one URI SAN (an X.509-SVID has exactly one)";
+    else if (n_sans > 0 && !matched)
+        *why = "peer identity (URI SAN) is not one of the expected identities";
+    return *why == NULL;
+}
+
+/* Verify callback: OpenSSL's chain verification decides first; at the
+ * leaf, mc_tls_check_leaf's rules. */
+static int verify_cb(int ok, X509_STORE_CTX *store)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    const mc_tls_ctx_t *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_ctx);
+    if (!ok || !t || X509_STORE_CTX_get_error_depth(store) != 0)
+        return ok;
+    const char *why;
+    if (!mc_tls_check_leaf(X509_STORE_CTX_get_current_cert(store), t->sans, t->n_sans, &why)) {
         SSL_set_ex_data(ssl, ex_reason, (void *)why);
         X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;

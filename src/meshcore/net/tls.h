@@ -50,6 +50,15 @@ SSL *mc_tls_new_ssl(mc_tls_ctx_t *t, int fd);
  * into buf, NUL-terminated; returns its length, 0 when there is none. */
 size_t mc_tls_peer_uri(SSL *ssl, char *buf, size_t len);
 
+/* The first URI SAN of cert into buf (NUL-terminated); its length, 0 if none. */
+size_t mc_tls_cert_uri(X509 *cert, char *buf, size_t len);
+
+/* The peer-identity rule, at the leaf of a verified chain: at most one URI
+ * SAN (X.509-SVID section 2: a SPIFFE identity is exactly one URI SAN;
+ * Envoy accepts several, meshcore refuses them), and when sans are given it
+ * must match one of them. 1 accepted; 0 refused with *why (static). */
+int mc_tls_check_leaf(X509 *leaf, const mc_str_match_t *sans, uint32_t n_sans, const char **why);
+
 /* Why the last handshake on ssl failed, for logs: a static or ssl-owned
  * string ("certificate has expired", "peer identity ... not accepted"). */
 const char *mc_tls_failure(SSL *ssl);

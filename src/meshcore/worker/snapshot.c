@@ -153,6 +153,15 @@ static mc_listener_t *listener_at(mc_snapshot_builder_t *b, int listener)
     return &b->snap->listeners[listener];
 }
 
+int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    l->reuse_port = on != 0;
+    return listener;
+}
+
 int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                uint32_t max_connections)
 {
@@ -436,10 +445,8 @@ static int cmp_point(const void *a, const void *b)
     return x->hash < y->hash ? -1 : x->hash > y->hash ? 1 : (int)x->endpoint - (int)y->endpoint;
 }
 
-/* Envoy's ring: each endpoint gets points in proportion to its weight, at
- * least ring_min in all (capped at ring_max); a point is xxHash64 of
- * "ip:port_i". */
-static int build_ring(mc_cluster_t *c, uint64_t total_weight)
+/* Envoy's ring (see worker/snapshot.h). */
+int mc_cluster_build_ring(mc_cluster_t *c, uint64_t total_weight)
 {
     if (c->n_endpoints == 0 || total_weight == 0)
         return 0;
@@ -575,7 +582,7 @@ int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, mc_cluster_registr
                 return -1;
             }
         }
-        if (c->lb_policy == MC_LB_RING_HASH && build_ring(c, sum) < 0) {
+        if (c->lb_policy == MC_LB_RING_HASH && mc_cluster_build_ring(c, sum) < 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }

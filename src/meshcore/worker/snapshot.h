@@ -66,6 +66,7 @@ typedef struct mc_listener {
     mc_chain_t *chains;
     uint32_t n_chains, cap_chains;
     uint8_t inspect; /* chains differ by transport: look at the first bytes */
+    uint8_t reuse_port; /* per-worker SO_REUSEPORT sockets (see net/listener.h) */
     mc_lsock_t *ls;  /* NULL while listeners are drained */
 } mc_listener_t;
 
@@ -84,6 +85,11 @@ struct mc_snapshot_builder {
     mc_snapshot_t *snap;
     char error[256];
 };
+
+/* Envoy's ring for a RING_HASH cluster (c->ring_*, owned by c): points in
+ * proportion to c->weights, between ring_min and ring_max in all; a point is
+ * xxHash64 of "<endpoint name>_<i>". 0, or -1 when out of memory. */
+int mc_cluster_build_ring(mc_cluster_t *c, uint64_t total_weight);
 
 /* Resolves cluster names, computes cumulative weights and rings, links
  * clusters and endpoints to their shared runtime state and registers the

@@ -28,6 +28,11 @@ int mc_sb_add_endpoint(mc_snapshot_builder_t *b, int cluster, const char *ip, ui
 /* stat_prefix may be NULL or "" (the listener's address is used, as Envoy). */
 int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *ip, uint16_t port,
                        const char *stat_prefix, uint32_t backlog);
+/* Envoy's enable_reuse_port: one SO_REUSEPORT socket per worker, which other
+ * processes of the same user can join. Off by default: the engine's workers
+ * share one socket that nobody else can bind (see net/listener.h). Takes
+ * effect when the address is bound, not on a listener already bound. */
+int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on);
 /* envoy.filters.network.connection_limit */
 int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                uint32_t max_connections);
