@@ -52,6 +52,32 @@ cdef bytes _b(s):
     return s.encode() if isinstance(s, str) else s
 
 
+cdef class TlsCache:
+    """OpenSSL contexts shared by TLS contexts of the same material, within
+    and across compiles (net/tls_cache.c). One per engine."""
+    cdef mc_tls_cache_t *c
+
+    def __cinit__(self):
+        self.c = mc_tls_cache_new()
+        if self.c == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        mc_tls_cache_free(self.c)
+
+    def begin(self):
+        """A compile starts: contexts the last two compiles did not use are let go."""
+        mc_tls_cache_begin(self.c)
+
+    @property
+    def counts(self):
+        """(SSL_CTX held, lookups that found one, lookups that built one)."""
+        cdef uint32_t n = 0
+        cdef uint64_t hits = 0, misses = 0
+        mc_tls_cache_counts(self.c, &n, &hits, &misses)
+        return n, hits, misses
+
+
 cdef class SnapshotBuilder:
     """Describes one config snapshot to the core (see meshcore/snapshot.h).
 
@@ -59,6 +85,12 @@ cdef class SnapshotBuilder:
     CoreError with the core's message. Consumed by Engine.apply().
     """
     cdef mc_snapshot_builder_t *b
+    cdef TlsCache tls_cache  # kept alive while the builder borrows it
+    cdef public bint reads_files  # the compile read certificate files (compile_snapshot)
+
+    def use_tls_cache(self, TlsCache cache not None):
+        self.tls_cache = cache
+        mc_sb_set_tls_cache(self.b, cache.c)
 
     def __cinit__(self):
         self.b = mc_sb_new()
@@ -180,6 +212,52 @@ cdef class Engine:
         cdef int rc
         with nogil:
             rc = mc_engine_apply(self.e, b.b, err, ERRLEN)
+        if rc < 0:
+            raise CoreError(err.decode())
+
+    def set_endpoints(self, changes):
+        """changes: [(cluster name, [(ip, port, weight)])]: those clusters'
+        endpoints replaced in a snapshot sharing the rest (meshcore/engine.h)."""
+        cdef char err[ERRLEN]
+        cdef int rc
+        cdef _Arena a = _Arena()
+        cdef uint32_t n = len(changes)
+        cdef mc_sb_cluster_endpoints_t *cs = <mc_sb_cluster_endpoints_t *>a.alloc(n, sizeof(mc_sb_cluster_endpoints_t))
+        cdef mc_sb_endpoint_t *eps
+        for k, (cluster, endpoints) in enumerate(changes):
+            eps = <mc_sb_endpoint_t *>a.alloc(len(endpoints), sizeof(mc_sb_endpoint_t))
+            for i, (ip, port, weight) in enumerate(endpoints):
+                eps[i].ip = a.s(ip)
+                eps[i].port = port
+                eps[i].weight = weight
+            cs[k].cluster = a.s(cluster)
+            cs[k].endpoints = eps
+            cs[k].n_endpoints = len(endpoints)
+        err[0] = 0
+        with nogil:
+            rc = mc_engine_set_endpoints(self.e, cs, n, err, ERRLEN)
+        if rc < 0:
+            raise CoreError(err.decode())
+
+    def set_route_weights(self, changes):
+        """changes: [(listener, chain, vhost index, route index, [weights])]:
+        swapped in place; workers use them from their next pick."""
+        cdef char err[ERRLEN]
+        cdef int rc
+        cdef _Arena a = _Arena()
+        cdef uint32_t n = len(changes)
+        cdef mc_route_weights_t *cs = <mc_route_weights_t *>a.alloc(n, sizeof(mc_route_weights_t))
+        cdef uint32_t *w
+        for k, (listener, chain, vhost, route, weights) in enumerate(changes):
+            w = <uint32_t *>a.alloc(len(weights), sizeof(uint32_t))
+            for i, x in enumerate(weights):
+                w[i] = x
+            cs[k].listener = a.s(listener)
+            cs[k].chain, cs[k].vhost, cs[k].route = chain, vhost, route
+            cs[k].weights, cs[k].n = w, len(weights)
+        err[0] = 0
+        with nogil:
+            rc = mc_engine_set_route_weights(self.e, cs, n, err, ERRLEN)
         if rc < 0:
             raise CoreError(err.decode())
 

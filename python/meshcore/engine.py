@@ -21,7 +21,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -35,6 +35,7 @@ from meshcore.errors import (
     InvalidArgumentError,
     UnknownListenerError,
 )
+from meshcore.incremental import Changes
 from meshcore.plan import plan_snapshot
 from meshcore.telemetry.access_log import AccessLogs
 from meshcore.telemetry.istio_metrics import IstioMetrics
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 
 # What apply() takes: a path, YAML text, a dict in Envoy's bootstrap shape or a Bootstrap message.
 Config = Union[str, "os.PathLike[str]", Mapping[str, Any], "Bootstrap"]
+
+# What set_endpoints() takes: [(ip, port)] or [(ip, port, weight)], or a ClusterLoadAssignment message.
+Endpoints = Sequence[tuple[str, int] | tuple[str, int, int]] | Any
 
 Splice = Literal["auto", "always", "never"]
 SPLICE_MODES: tuple[Splice, ...] = ("auto", "always", "never")
@@ -67,14 +71,17 @@ class Engine:
             self._core = _core.Engine(concurrency, splice, max_connections_per_worker)
         except _core.CoreError as e:
             raise EngineError(f"cannot create the engine: {e}") from None
+        self._tls_cache = _core.TlsCache()  # SSL_CTX shared across clusters and applies
         self.tracers = Tracers()
         self._access_logs = AccessLogs(self._core, spans=self.tracers.add)
         self.istio = IstioMetrics(self._core)  # Istio's standard metrics (istio_requests_total, ...)
         self._lock = threading.Lock()
+        self._apply_lock = threading.Lock()  # one config change at a time, in the order they come
         self._started = False
         self._stopped = False
         self._drained = False
-        self.bootstrap: Bootstrap | None = None  # the Bootstrap message last applied
+        self._changes: Changes | None = None  # the running config (see the bootstrap property)
+        self._validated: set[Any] | None = None  # serialized resources the last apply validated
         self.source: str | None = None           # where it came from (file name or "<...>")
         self.applied_at: Timestamp | None = None  # google.protobuf.Timestamp of that apply
 
@@ -152,9 +159,34 @@ class Engine:
         for error messages). Raises ConfigError (nothing applied) or
         EngineError (e.g. address in use; nothing applied either);
         EngineStateError after stop(), or after drain_listeners() unless
-        drained_ok (the proxy's reload: open connections follow the new config)."""
+        drained_ok (the proxy's reload: open connections follow the new config).
+        A config that differs from the running one only in route weights and
+        cluster endpoints takes set_weights' and set_endpoints' way (no compile)."""
         self._check_can_apply(drained_ok)
-        bootstrap, source = self._load(config, filename)
+        with self._apply_lock:
+            if not self._apply_changes(config, filename, drained_ok):
+                self._publish(self._compile(config, filename), drained_ok)
+
+    async def apply_async(self, config: Config, filename: str | None = None, *, drained_ok: bool = False) -> None:
+        """apply() without blocking the event loop: loading, validation, the
+        compile and the publish (which waits for the workers) run on a
+        worker thread; the C parts release the GIL. Errors as apply()."""
+        import asyncio
+        import functools
+
+        await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.apply, config, filename, drained_ok=drained_ok))
+
+    async def stop_async(self, drain_timeout: float = 0.0) -> None:
+        """stop() on a worker thread: the drain and the join do not block the loop."""
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, self.stop, drain_timeout)
+
+    def _compile(self, config: Config, filename: str | None) -> tuple[Any, ...]:
+        """Everything an apply does before the core publishes: (bootstrap,
+        source, plan, Istio plan, SnapshotBuilder, validated resources)."""
+        bootstrap, source, validated = self._load(config, filename, self._validated)
         res = bootstrap.static_resources
         plan = plan_snapshot(bootstrap)  # one ChainPlan per (listener, filter chain)
         try:
@@ -167,40 +199,148 @@ class Engine:
         if self.tracers.plan(plan):
             self._access_logs.ensure_thread()  # spans come out of the record rings
         try:
-            builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services)
+            self._tls_cache.begin()
+            builder = _core.compile_snapshot(res.listeners, res.clusters, plan.by_key(), secrets, istio.services,
+                                             self._tls_cache)
         except OSError as e:  # a certificate file named by the config
+            if validated is not None and self._validated:
+                # Gone since an earlier apply validated the resource naming it:
+                # the full walk names the resource and field (config/tls.py).
+                validate_bootstrap(bootstrap, source)
             raise ConfigError(f"{source}: cannot read {e.filename}: {e.strerror}") from None
         except _core.CoreError as e:
             raise EngineError(f"{source}: {e}") from None
+        return bootstrap, source, plan, istio, builder, validated
+
+    def _publish(self, compiled: tuple[Any, ...], drained_ok: bool) -> None:
+        bootstrap, source, plan, istio, builder, validated = compiled
         with self._lock:
             self._check_can_apply(drained_ok)
             try:
                 self._core.apply(builder)
             except _core.CoreError as e:
                 raise EngineError(f"{source}: {e}") from None
-            self.bootstrap, self.source = bootstrap, source
+            self._changes = Changes(bootstrap, plan, source, reads_files=builder.reads_files)
+            self._validated = validated  # what the next apply need not walk again
+            self.source = source
             self.istio.adopt(istio)
-            self.applied_at = Timestamp()
-            self.applied_at.GetCurrentTime()
+            self._stamp()
+
+    def _apply_changes(self, config: Config, filename: str | None, drained_ok: bool) -> bool:
+        """A Bootstrap that differs from the running config only in route weights
+        and cluster endpoints goes the set_weights / set_endpoints way (no
+        compile); True if it did. Not for configs that read certificate files
+        (the same Bootstrap may mean new certificates: a rotation re-applies it)."""
+        from envoy.config.bootstrap.v3 import bootstrap_pb2
+
+        changes = self._changes
+        if changes is None or changes.reads_files or not isinstance(config, bootstrap_pb2.Bootstrap):
+            return False
+        source = filename or "<bootstrap>"
+        found = changes.diff(config, source)
+        if found is None:
+            return False
+        weights, endpoints = found
+        with self._lock:
+            self._check_can_apply(drained_ok)
+            try:
+                if endpoints:
+                    self._core.set_endpoints([core for core, _ in endpoints])
+                if weights:
+                    self._core.set_route_weights([(r.listener, r.chain, r.vhost, r.route, w) for r, w in weights])
+            except _core.CoreError as e:
+                raise EngineError(f"{source}: {e}") from None
+            changes.endpoints_applied([msg for _, msg in endpoints])
+            changes.weights_applied(weights)
+            changes.source = self.source = source
+            self._stamp()
+        return True
+
+    def _stamp(self) -> None:
+        self.applied_at = Timestamp()
+        self.applied_at.GetCurrentTime()
+
+    @property
+    def bootstrap(self) -> Bootstrap | None:
+        """The Bootstrap message last applied, with the weights and endpoints
+        changed since (set_weights, set_endpoints); None before the first apply."""
+        changes = self._changes
+        return changes.bootstrap() if changes is not None else None
+
+    # -- incremental changes (meshcore.incremental) --------------------------------------
+
+    def set_weights(self, route: str, weights: Mapping[str, int], *, vhost: str | None = None,
+                    listener: str | None = None) -> int:
+        """New weights for the weighted clusters of the route(s) named `route`
+        (in `vhost` and `listener` if given): weights maps each of the route's
+        clusters to its weight, as the config's weighted_clusters would. In
+        place, in microseconds to a few milliseconds whatever the config's
+        size; requests already split keep their cluster. Returns how many
+        routes changed. ConfigError (nothing changed) for an unknown route, a
+        cluster set that is not the route's, or a weight the config would
+        refuse."""
+        with self._apply_lock:
+            changes = self._running()
+            todo = changes.weights(route, weights, vhost, listener)
+            with self._lock:
+                self._check_can_apply(True)
+            try:
+                self._core.set_route_weights([(r.listener, r.chain, r.vhost, r.route, w) for r, w in todo])
+            except _core.CoreError as e:
+                raise EngineError(f"{changes.source}: {e}") from None
+            changes.weights_applied(todo)
+            self._stamp()
+            return len(todo)
+
+    def set_endpoints(self, cluster: str, endpoints: Endpoints) -> None:
+        """Replaces a cluster's endpoints: `endpoints` is [(ip, port)] or
+        [(ip, port, weight)], or a ClusterLoadAssignment. A new snapshot that
+        shares everything else with the running one (no compile); checked as
+        an apply checks a cluster (ConfigError naming the field, nothing
+        changed)."""
+        self.set_endpoints_many({cluster: endpoints})
+
+    def set_endpoints_many(self, endpoints: Mapping[str, Endpoints]) -> None:
+        """set_endpoints for several clusters ({cluster: endpoints}) in one snapshot."""
+        with self._apply_lock:
+            changes = self._running()
+            todo = [changes.endpoints(c, eps) for c, eps in endpoints.items()]
+            with self._lock:
+                self._check_can_apply(True)
+                try:
+                    self._core.set_endpoints([core for core, _ in todo])
+                except _core.CoreError as e:
+                    raise EngineError(f"{changes.source}: {e}") from None
+            changes.endpoints_applied([msg for _, msg in todo])
+            self._stamp()
+
+    def _running(self) -> Changes:
+        if self._stopped:
+            raise EngineStateError("the engine is stopped; an Engine runs once, create a new one")
+        if self._changes is None:
+            raise EngineError("no config applied yet")
+        return self._changes
 
     @staticmethod
-    def _load(config: Config, filename: str | None) -> tuple[Bootstrap, str]:
+    def _load(config: Config, filename: str | None,
+              known: set[Any] | None = None) -> tuple[Bootstrap, str, set[Any] | None]:
+        """(validated Bootstrap, source, its serialized resources for the next
+        validation: see config.validate_bootstrap's `known`)."""
         from envoy.config.bootstrap.v3 import bootstrap_pb2
 
         if isinstance(config, bootstrap_pb2.Bootstrap):
             source = filename or "<bootstrap>"
-            validate_bootstrap(config, source)
-            return config, source
+            return config, source, validate_bootstrap(config, source, known)
         if isinstance(config, dict):
             import yaml
 
             source = filename or "<dict>"
-            return parse_bootstrap(yaml.safe_dump(config), source), source
+            return parse_bootstrap(yaml.safe_dump(config), source), source, None
         if isinstance(config, os.PathLike) or (isinstance(config, str) and "\n" not in config):
-            return load_bootstrap(config), os.path.basename(os.fspath(config))
+            return load_bootstrap(config), os.path.basename(os.fspath(config)), None
         if isinstance(config, str):
             source = filename or "<string>"
-            return parse_bootstrap(config, source), source
+            return parse_bootstrap(config, source), source, None
         raise ConfigError(f"cannot apply a {type(config).__name__}: "
                           "give a path, YAML text, a dict or a Bootstrap message")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from envoy.config.route.v3.route_pb2 import RouteConfiguration  # type: ignore[import-untyped]  # protos ship no stubs
+from envoy.config.route.v3.route_pb2 import RouteConfiguration  # Any: pyproject.toml ignores the protos' missing stubs
 
 from meshcore import _core
 from meshcore._core import Route, RouteMatch

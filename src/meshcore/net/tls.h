@@ -37,8 +37,17 @@ typedef struct mc_tls_ctx {
     size_t alpn_len;
 } mc_tls_ctx_t;
 
-/* 0 on success, -1 with a reason in err. */
+/* A new context, or NULL with a reason in err. */
 mc_tls_ctx_t *mc_tls_ctx_new(const mc_sb_tls_t *spec, char *err, size_t errlen);
+/* The same, its SSL_CTX shared through cache with contexts of the same
+ * material (net/tls_cache.c); cache may be NULL. */
+mc_tls_ctx_t *mc_tls_ctx_new_shared(const mc_sb_tls_t *spec, mc_tls_cache_t *cache, char *err, size_t errlen);
+
+/* The SSL_CTX for spec from the cache (a new reference), made with `make`
+ * on a miss; NULL with a reason in err if make fails. */
+typedef SSL_CTX *(*mc_tls_ssl_ctx_maker_t)(const mc_sb_tls_t *spec, char *err, size_t errlen);
+SSL_CTX *mc_tls_cache_get(mc_tls_cache_t *cache, const mc_sb_tls_t *spec, mc_tls_ssl_ctx_maker_t make, char *err,
+                          size_t errlen);
 void mc_tls_ctx_ref(mc_tls_ctx_t *t);
 void mc_tls_ctx_unref(mc_tls_ctx_t *t);
 
