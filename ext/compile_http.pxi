@@ -21,7 +21,7 @@ _RETRY_ON = {
     "retriable-4xx": MC_SB_RETRY_RETRIABLE_4XX,
     "retriable-status-codes": MC_SB_RETRY_RETRIABLE_STATUS_CODES,
     "refused-stream": 0, "unavailable": 0, "cancelled": 0, "deadline-exceeded": 0,
-    "resource-exhausted": 0,
+    "resource-exhausted": 0, "internal": 0,
 }
 # RedirectAction.RedirectResponseCode -> status
 _REDIRECT_CODES = {0: 301, 1: 302, 2: 303, 3: 307, 4: 308}
@@ -332,6 +332,9 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.h2_max_outbound_control_frames = _u32(h2, "max_outbound_control_frames", 0)
     if h2.HasField("max_consecutive_inbound_frames_with_empty_payload"):
         h.h2_max_empty_frames = h2.max_consecutive_inbound_frames_with_empty_payload.value + 1
+    # upgrade_configs: the websocket upgrade (the only type the schema accepts); enabled defaults to true
+    h.upgrade_websocket = any(u.upgrade_type.lower() == "websocket" and (u.enabled.value if u.HasField("enabled")
+                                                                         else True) for u in hcm.upgrade_configs)
     rbac_filters = []
     for f in hcm.http_filters:
         if f.typed_config.type_url == _FAULT:

@@ -180,6 +180,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
         uint32_t h2_max_empty_frames
 
         int headers_with_underscores_action
+        int upgrade_websocket
     ctypedef struct mc_sb_cluster_http_t:
         uint32_t max_connections
         uint32_t max_pending_requests

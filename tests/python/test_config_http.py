@@ -130,6 +130,9 @@ static_resources:
           stat_prefix: full
           codec_type: HTTP1
           common_http_protocol_options: {{idle_timeout: 60s, max_requests_per_connection: 100, max_headers_count: 50}}
+          http2_protocol_options:
+            {{max_concurrent_streams: 100, initial_stream_window_size: 65536, initial_connection_window_size: 1048576}}
+          upgrade_configs: [{{upgrade_type: websocket, enabled: true}}]
           http_protocol_options: {{accept_http_10: true, default_host_for_http_10: legacy.svc}}
           http2_protocol_options: {{max_concurrent_streams: 50, initial_stream_window_size: 131072,
                                    initial_connection_window_size: 2097152, max_outbound_control_frames: 500,
@@ -170,7 +173,7 @@ static_resources:
               response_headers_to_remove: [server]
               retry_policy:
                 retry_on: "connect-failure, refused-stream,reset,retriable-4xx,retriable-status-codes,unavailable,\\
-                  cancelled,deadline-exceeded,resource-exhausted"
+                  cancelled,deadline-exceeded,resource-exhausted,internal"
                 num_retries: 2
                 per_try_timeout: 1s
                 retry_back_off: {{base_interval: 0.025s, max_interval: 0.25s}}
@@ -203,6 +206,8 @@ static_resources:
                 route:
                   cluster: a
                   timeout: 5s
+                  max_stream_duration:
+                    {{max_stream_duration: 60s, grpc_timeout_header_max: 5s, grpc_timeout_header_offset: 0.01s}}
                   prefix_rewrite: /
                   host_rewrite_literal: a.internal
                   retry_policy: {{retry_on: 5xx}}
@@ -278,12 +283,24 @@ static_resources:
         "@type": {URL}{UPSTREAM_HTTP}
         common_http_protocol_options: {{idle_timeout: 30s, max_requests_per_connection: 10}}
         explicit_http_config: {{http_protocol_options: {{}}}}
+  - name: h2
+    typed_extension_protocol_options:
+      {UPSTREAM_HTTP}:
+        "@type": {URL}{UPSTREAM_HTTP}
+        explicit_http_config:
+          http2_protocol_options:
+            {{max_concurrent_streams: 100, initial_stream_window_size: 65536, initial_connection_window_size: 1048576}}
+  - name: either
+    typed_extension_protocol_options:
+      {UPSTREAM_HTTP}:
+        "@type": {URL}{UPSTREAM_HTTP}
+        use_downstream_protocol_config: {{http_protocol_options: {{}}, http2_protocol_options: {{}}}}
 """
 
 
 def test_full_config_loads():
     bs = parse_bootstrap(FULL, "full.yaml")
-    a, b = bs.static_resources.clusters
+    a, b, _, _ = bs.static_resources.clusters
     assert a.lb_policy == cluster_pb2.Cluster.RING_HASH
     assert a.ring_hash_lb_config.maximum_ring_size.value == 4096
     assert b.typed_extension_protocol_options[UPSTREAM_HTTP].type_url == URL + UPSTREAM_HTTP
@@ -479,12 +496,14 @@ def test_chain_without_terminal_names_both_terminals():
         (lambda h: h.update(via="meshcore"), "", 'unsupported field "via"'),
         (lambda h: h.update(http2_protocol_options={"max_concurrent_streams": 0}),
          "http2_protocol_options.max_concurrent_streams", "0 is out of range (1..2147483647)"),
-        (lambda h: h.update(http2_protocol_options={"hpack_table_size": 0}), "http2_protocol_options",
-         'unsupported field "hpack_table_size"'),
+        (lambda h: h.update(http2_protocol_options={"initial_stream_window_size": 1024}),
+         "http2_protocol_options.initial_stream_window_size", "1024 is out of range (65535..2147483647)"),
+        (lambda h: h.update(http2_protocol_options={"hpack_table_size": 0}),
+         "http2_protocol_options", 'unsupported field "hpack_table_size"'),
         (
-            lambda h: h.update(upgrade_configs=[{"upgrade_type": "websocket"}]),
-            "",
-            'unsupported field "upgrade_configs"',
+            lambda h: h.update(upgrade_configs=[{"upgrade_type": "CONNECT"}]),
+            "upgrade_configs[0].upgrade_type",
+            'unsupported upgrade "CONNECT" (supported: websocket)',
         ),
         (lambda h: h.update(drain_timeout="1s"), "", 'unsupported field "drain_timeout"'),
         (

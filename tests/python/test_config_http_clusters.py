@@ -298,12 +298,18 @@ def test_cluster_rules(change, path, text):
         (
             {"explicit_http_config": {}},
             "explicit_http_config.http_protocol_options",
-            "required (meshcore speaks HTTP/1.1",
+            "one of http_protocol_options or http2_protocol_options is required",
         ),
         (
-            {"explicit_http_config": {"http2_protocol_options": {}}},
-            "explicit_http_config",
-            'unsupported field "http2_protocol_options" (supported: http_protocol_options)',
+            {"explicit_http_config": {"http2_protocol_options": {"max_concurrent_streams": 0}}},
+            "explicit_http_config.http2_protocol_options.max_concurrent_streams",
+            "0 is out of range (1..2147483647)",
+        ),
+        (
+            {"explicit_http_config": {"http2_protocol_options": {"connection_keepalive": {"interval": "1s"}}}},
+            "explicit_http_config.http2_protocol_options",
+            'unsupported field "connection_keepalive" (supported: max_concurrent_streams, initial_stream_window_size, '
+            "initial_connection_window_size)",
         ),
         (
             {"explicit_http_config": {"http3_protocol_options": {}}},
@@ -316,9 +322,9 @@ def test_cluster_rules(change, path, text):
             'unsupported field "accept_http_10" (supported: none)',
         ),
         (
-            {"use_downstream_protocol_config": {"http2_protocol_options": {}}},
+            {"use_downstream_protocol_config": {"http3_protocol_options": {}}},
             "use_downstream_protocol_config",
-            'unsupported field "http2_protocol_options" (supported: http_protocol_options)',
+            'unsupported field "http3_protocol_options" (supported: http_protocol_options, http2_protocol_options)',
         ),
         (
             {"use_downstream_protocol_config": {"http_protocol_options": {"enable_trailers": True}}},

@@ -36,7 +36,18 @@ def test_api_listeners_named_host_port_with_the_routes_and_known_filters():
         assert hcm.rds.route_config_name == "9080" and hcm.rds.config_source.HasField("ads")
         types = [_filter_type(f.typed_config) for f in hcm.http_filters]
         assert types[-1] == xds_types.ROUTER and set(types) <= CLIENT_FILTERS  # istio.* TypedStructs dropped
-    assert views.messages_of(view, xr.RDS) == views.messages_of(base, xr.RDS)  # no per-route configs to drop
+    # no per-route configs to drop; max_stream_duration is the route's timeout (istiod's proxyless setTimeout)
+    base_rds, rds = views.messages_of(base, xr.RDS), views.messages_of(view, xr.RDS)
+    assert sorted(rds) == sorted(base_rds)
+    for name, rc in rds.items():
+        for vh, base_vh in zip(rc.virtual_hosts, base_rds[name].virtual_hosts, strict=True):
+            for route, base_route in zip(vh.routes, base_vh.routes, strict=True):
+                assert base_route.route.max_stream_duration.HasField("grpc_timeout_header_max")  # the sidecar's
+                assert not route.route.max_stream_duration.HasField("grpc_timeout_header_max")
+                assert route.route.max_stream_duration.max_stream_duration == route.route.timeout
+                route.route.ClearField("max_stream_duration")
+                base_route.route.ClearField("max_stream_duration")
+    assert rds == base_rds
     assert not view.of(xr.SDS)
 
 

@@ -127,7 +127,10 @@ def test_no_virtual_service_default_route_as_istio():
     [r] = routes(b)
     assert as_dict(r) == {"name": "default", "match": {"prefix": "/"},
                           "route": {"cluster": "outbound|9080||reviews.default.svc.cluster.local",
-                                    "timeout": "0s", "retry_policy": DEFAULT_RETRY}}
+                                    "timeout": "0s", "retry_policy": DEFAULT_RETRY,
+                                    # BuildDefaultHTTPInboundRoute's stream limits (gRPC: grpc-timeout uncapped)
+                                    "max_stream_duration": {"max_stream_duration": "0s",
+                                                            "grpc_timeout_header_max": "0s"}}}
 
 
 def test_weighted_split_with_retries_and_timeout():
@@ -156,7 +159,8 @@ http:
 def test_vs_without_retries_gets_istio_default_retries_and_no_timeout():
     b = xds(vs("{hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v1}}]}]}"))
     [r] = routes(b)
-    assert as_dict(r.route) == {"cluster": V1, "timeout": "0s", "retry_policy": DEFAULT_RETRY}
+    assert as_dict(r.route) == {"cluster": V1, "timeout": "0s", "retry_policy": DEFAULT_RETRY,
+                                "max_stream_duration": {"grpc_timeout_header_max": "0s"}}
 
 
 def test_retries_status_codes_in_retry_on_and_disabling():
@@ -177,7 +181,7 @@ http:
         "retry_on": "gateway-error,retriable-status-codes", "num_retries": 1, "retriable_status_codes": [503, 429],
         "host_selection_retry_max_attempts": "5", "retry_back_off": {"base_interval": "0.100s"}}
     assert not no_retries.route.HasField("retry_policy")
-    assert c.route.retry_policy.retry_on == "reset"  # the others cannot happen on HTTP/1.1 (warned)
+    assert c.route.retry_policy.retry_on == "reset,internal"  # gRPC's names pass through; envoy-ratelimited warned
 
 
 def test_matches_one_route_per_match_entry_same_action():

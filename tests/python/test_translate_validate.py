@@ -203,8 +203,8 @@ WARNINGS = [
     ("DestinationRule", "{host: a, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, "
                         "maglev: {tableSize: 65537}}}}}", "spec.trafficPolicy.loadBalancer.consistentHash.maglev",
      "ring hash", fnd.IGNORED),
-    ("DestinationRule", "{host: a, trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}}",
-     "spec.trafficPolicy.connectionPool.http.h2UpgradePolicy", "HTTP/1.1 upstream", fnd.IGNORED),
+    ("DestinationRule", "{host: a, trafficPolicy: {connectionPool: {http: {http2KeepAlive: {interval: 10s}}}}}",
+     "spec.trafficPolicy.connectionPool.http.http2KeepAlive", "PING keepalive", fnd.IGNORED),
     ("DestinationRule", "{host: a, trafficPolicy: {outlierDetection: {consecutiveErrors: 5}}}",
      "spec.trafficPolicy.outlierDetection.consecutiveErrors", "deprecated", fnd.DEPRECATED),
     ("ServiceEntry", "{hosts: [a.com], resolution: DNS}", "spec.resolution", "only STATIC", fnd.UNSUPPORTED),
@@ -229,6 +229,9 @@ def test_warnings_name_the_field_and_the_resource_is_kept(kind, spec, path, mess
     "{host: a, trafficPolicy: {tls: {mode: DISABLE}}}",
     "{host: a, trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}}}",
     "{host: a, trafficPolicy: {connectionPool: {http: {useClientProtocol: false}}}}",
+    # translated since issue 10 (HTTP/2 upstream)
+    "{host: a, trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 10}}}}",
+    "{host: a, trafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}}",
 ])
 def test_default_values_of_unimplemented_fields_are_quiet(spec):
     assert found("DestinationRule", spec) == []

@@ -87,3 +87,12 @@ def check_fault_abort(a):
         yield "http_status", "required (200..599)"
     elif not 200 <= a.http_status <= 599:
         yield "http_status", f"{a.http_status} is out of range (200..599)"
+
+
+# issue 10: the upgrades the HTTP/1.1 codec tunnels (Envoy compares the type case-insensitively)
+UPGRADE_TYPES = ("websocket",)
+
+
+def check_upgrade_config(u):
+    if u.upgrade_type.lower() not in UPGRADE_TYPES:
+        yield "upgrade_type", f'unsupported upgrade "{u.upgrade_type}" (supported: {", ".join(UPGRADE_TYPES)})'

@@ -189,6 +189,10 @@ def check_route_action(ra):
     yield from duration_problems(ra, "timeout")
 
 
+def check_max_stream_duration(msd):  # issue 10: grpc-timeout
+    yield from duration_problems(msd, "max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset")
+
+
 def check_route_weighted_clusters(wc):
     if not wc.clusters:
         yield "clusters", "at least one cluster is required"

@@ -145,6 +145,7 @@ RETRY_ON = (
     "cancelled",
     "deadline-exceeded",
     "resource-exhausted",
+    "internal",  # issue 10: gRPC status 13
 )
 
 

@@ -46,6 +46,7 @@ from .http import (
     check_hcm,
     check_http2_options,
     check_http_options,
+    check_upgrade_config,
 )
 from .listener import (
     check_address,
@@ -88,6 +89,7 @@ from .route import (
     check_header_matcher,
     check_header_value,
     check_header_value_option,
+    check_max_stream_duration,
     check_mirror_policy,
     check_query_parameter_matcher,
     check_redirect,
@@ -144,6 +146,10 @@ _HCM_PKG = "envoy.extensions.filters.network.http_connection_manager.v3."
 
 
 _CLUSTER = "envoy.config.cluster.v3."
+
+
+# issue 10: the HTTP/2 settings the codec honours, downstream and upstream
+H2_SETTINGS = ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size")
 
 
 _HEADER_OPS = (
@@ -298,7 +304,8 @@ SCHEMA = {
             "normalize_path",
             "merge_slashes",
             "path_with_escaped_slashes_action",
-            "http2_protocol_options",
+                        "http2_protocol_options",
+            "upgrade_configs",
         ),
         enums={
             "codec_type": ("AUTO", "HTTP1", "HTTP2"),
@@ -323,6 +330,8 @@ SCHEMA = {
         },
         check=check_hcm,
     ),
+    # issue 10: HTTP/1.1 Upgrade (WebSocket) becomes a byte tunnel after the 101
+    _HCM_PKG + "HttpConnectionManager.UpgradeConfig": Rule(("upgrade_type", "enabled"), check=check_upgrade_config),
     "envoy.type.v3.Percent": Rule(("value",)),
     "envoy.config.trace.v3.Tracing.Http": Rule(
         ("name", "typed_config"),
@@ -419,8 +428,14 @@ SCHEMA = {
             "host_rewrite_literal",
             "request_mirror_policies",
             "hash_policy",
+            "max_stream_duration",  # issue 10: grpc-timeout
         ),
         check=check_route_action,
+    ),
+    # issue 10: a stream's lifetime and gRPC's grpc-timeout header (Envoy's semantics)
+    _ROUTE + "RouteAction.MaxStreamDuration": Rule(
+        ("max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset"),
+        check=check_max_stream_duration,
     ),
     _ROUTE + "WeightedCluster": Rule(("clusters",), check=check_route_weighted_clusters),
     _ROUTE + "WeightedCluster.ClusterWeight": Rule(("name", "weight"), check=check_route_cluster_weight),
@@ -527,9 +542,11 @@ SCHEMA = {
         check=check_upstream_http_options,
     ),
     UPSTREAM_HTTP_OPTIONS + ".ExplicitHttpConfig": Rule(
-        ("http_protocol_options",), check=check_explicit_http_config
+        ("http_protocol_options", "http2_protocol_options"), check=check_explicit_http_config
     ),
-    UPSTREAM_HTTP_OPTIONS + ".UseDownstreamHttpConfig": Rule(("http_protocol_options",)),
+    UPSTREAM_HTTP_OPTIONS + ".UseDownstreamHttpConfig": Rule(("http_protocol_options", "http2_protocol_options")),
+    # issue 10: HTTP/2 to upstreams (in a cluster; the listener's row is in the HCM's `nested`)
+    "envoy.config.core.v3.Http2ProtocolOptions": Rule(H2_SETTINGS, check=check_http2_options),
     # In a cluster; the http_connection_manager's own rows are in its `nested`.
     "envoy.config.core.v3.HttpProtocolOptions": Rule(
         ("idle_timeout", "max_requests_per_connection"), check=check_http_options

@@ -14,7 +14,9 @@ workload's sidecar view:
          outbound, TCP) are left out: the client has no use for them, and a
          listener without api_listener would be NACKed.
     RDS  as they are, without per-route filter configs of filters gRPC does
-         not know (it NACKs unknown non-optional ones).
+         not know (it NACKs unknown non-optional ones); a route's
+         max_stream_duration is its timeout, as istiod writes it for
+         proxyless clients (gRFC A31).
     CDS  EDS clusters as they are, except: LEAST_REQUEST (Istio's default, which
          gRPC C-core NACKs) becomes the ordered policy list [least_request,
          round_robin] (gRFC A52: the first one the client implements);
@@ -94,10 +96,19 @@ def _routes(view) -> dict:
             for route in vhost.routes:
                 _drop_unknown_configs(route.typed_per_filter_config)
                 if route.HasField("route"):
+                    _stream_duration(route.route)
                     for wc in route.route.weighted_clusters.clusters:
                         _drop_unknown_configs(wc.typed_per_filter_config)
         out[name] = rc
     return out
+
+
+def _stream_duration(action) -> None:
+    """istiod's setTimeout for a proxyless gRPC node: max_stream_duration is the route's
+    timeout (gRFC A31; the sidecar's grpc_timeout_header_max is for Envoy)."""
+    action.ClearField("max_stream_duration")
+    if action.HasField("timeout"):
+        action.max_stream_duration.max_stream_duration.CopyFrom(action.timeout)
 
 
 def _drop_unknown_configs(configs) -> None:

@@ -8,7 +8,16 @@ find what they expect:
     listener.127.0.0.1_10000.downstream_cx_active
         ->  envoy_listener_downstream_cx_active{envoy_listener_address="127.0.0.1_10000"}
 
-Counters always end in _total (prometheus_client adds it where Envoy's name
+Envoy's tag extraction for response codes is applied, so its dashboards'
+queries work: ``cluster.backend.upstream_rq_200`` ->
+``envoy_cluster_upstream_rq{envoy_response_code="200",envoy_cluster_name="backend"}``,
+``cluster.backend.upstream_rq_2xx`` and ``http.in.downstream_rq_2xx`` ->
+``envoy_cluster_upstream_rq_xx{envoy_response_code_class="2",...}`` and
+``envoy_http_downstream_rq_xx{...}``: Envoy's exact series names, declared
+untyped (a counter's samples would need a _total suffix, and
+``envoy_cluster_upstream_rq_total`` is already the request total).
+
+Other counters always end in _total (prometheus_client adds it where Envoy's name
 lacks it) and duration histograms are in seconds (`upstream_cx_connect_ms` ->
 `envoy_cluster_upstream_cx_connect_seconds`), both of which
 `promtool check metrics` requires. Histograms are re-bucketed from the
@@ -23,7 +32,12 @@ from meshcore.extras import require
 require("prometheus_client", "the Prometheus exposition (/stats/prometheus)")
 
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily  # noqa: E402
+from prometheus_client.core import (  # noqa: E402
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    UnknownMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST  # noqa: E402
 from prometheus_client.utils import floatToGoString  # noqa: E402
 
@@ -39,6 +53,22 @@ SCOPE_LABELS = {
 }
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
+# Envoy's well-known tags (source/common/config/well_known_names.cc): RESPONSE_CODE
+# "_rq(_(\d{3}))$" and RESPONSE_CODE_CLASS "_rq(_(\d)xx)$", the tag's text cut from the name.
+_RESPONSE_CODE = re.compile(r"_rq_(\d{3})$")
+_RESPONSE_CODE_CLASS = re.compile(r"_rq_(\d)xx$")
+
+
+def response_code_tag(stat: str):
+    """(stat name without the tag, tag name, tag value), or None: Envoy's tag extraction
+    of a response code (upstream_rq_200) or class (upstream_rq_2xx -> upstream_rq_xx)."""
+    m = _RESPONSE_CODE.search(stat)
+    if m:
+        return stat[:m.start()] + "_rq", "envoy_response_code", m.group(1)
+    m = _RESPONSE_CODE_CLASS.search(stat)
+    if m:
+        return stat[:m.start()] + "_rq_xx", "envoy_response_code_class", m.group(1)
+    return None
 
 
 def _seconds(stat: str) -> str:
@@ -71,6 +101,12 @@ class StatsCollector:
             labels = [label] if label else []
             values = [scope.name] if label else []
             for stat, v in scope.counters.items():
+                tag = response_code_tag(stat)
+                if tag is not None:
+                    base, tag_name, tag_value = tag
+                    family(UnknownMetricFamily, _metric_name(scope.kind, base), base,
+                           [tag_name, *labels]).add_metric([tag_value, *values], v)
+                    continue
                 family(CounterMetricFamily, _metric_name(scope.kind, stat), stat, labels).add_metric(values, v)
             for stat, v in scope.gauges.items():
                 family(GaugeMetricFamily, _metric_name(scope.kind, stat), stat, labels).add_metric(values, v)

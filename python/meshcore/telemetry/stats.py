@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+
+# cluster.<name>.upstream_rq_<code>: listed once a response with that code was
+# seen, as Envoy creates the counter then (the core keeps a fixed table of codes).
+_PER_CODE = re.compile(r"upstream_rq_\d{3}$")
 
 # Envoy's default histogram buckets (ms), used by /stats/prometheus.
 ENVOY_BUCKETS_MS = (
@@ -81,7 +86,7 @@ def scopes_from_core(raw) -> list[Scope]:
     """Converts _core.Engine.stats() output into Scope objects."""
     out = []
     for kind, name, slots, hists in raw:
-        counters = {s: v for s, v, gauge in slots if not gauge}
+        counters = {s: v for s, v, gauge in slots if not gauge and (v or not _PER_CODE.match(s))}
         gauges = {s: v for s, v, gauge in slots if gauge}
         out.append(Scope(kind, name, counters, gauges, {h: _hist(r) for h, r in hists.items()}))
     return out

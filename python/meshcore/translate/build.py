@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from . import authz, hosts, listeners
 from . import clusters as cl
 from . import findings as fnd
+from . import meshconfig as mc
 from . import registry as reg
 from . import security as sec
 from . import telemetry as tm
@@ -71,6 +72,7 @@ class _Translator:
         self.proxy: reg.Workload | None = None
         self.tel: tm.WorkloadTelemetry | None = None
         self._dr_cache: dict = {}
+        self.h2_upgrade = mc.MeshConfig.of(mesh, security.root_namespace).h2_upgrade  # meshConfig.h2UpgradePolicy
 
     # -- the context routes.py uses
 
@@ -150,7 +152,8 @@ class _Translator:
             self.note(resource, severity, code, path, text)
 
         plan = sec.outbound_plan(svc, port, endpoints, tls, subset, self.pas, self.sec, note)
-        cluster = cl.build_cluster(name, svc, port, plan.endpoints, policy, plan.port_of)
+        cluster = cl.build_cluster(name, svc, port, plan.endpoints, policy, plan.port_of,
+                                   mesh_upgrade=self.h2_upgrade)
         cluster["metadata"] = tm.service_metadata([svc])
         if plan.transport_socket is not None:
             cluster["transport_socket"] = plan.transport_socket

@@ -129,9 +129,50 @@ def _outlier(od: dict) -> dict:
     return out
 
 
-def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, policy: dict, port_of=None) -> dict:
+def is_h2(port: reg.Port, http: dict, mesh_upgrade: bool, outbound: bool = True) -> bool:
+    """Whether the cluster speaks HTTP/2 upstream, as istiod decides: HTTP2, GRPC and
+    GRPC-Web ports always (setUpstreamProtocol, inbound and outbound); an outbound
+    cluster of an HTTP port when h2UpgradePolicy says UPGRADE (the DestinationRule's,
+    else meshConfig's; shouldH2Upgrade)."""
+    if port.protocol in reg.H2_PROTOCOLS:
+        return True
+    if not outbound or not port.is_http:
+        return False
+    policy = http.get("h2UpgradePolicy")
+    if policy in ("UPGRADE", "DO_NOT_UPGRADE"):
+        return policy == "UPGRADE"
+    return mesh_upgrade
+
+
+def http_options(port: reg.Port, http: dict, mesh_upgrade: bool = False, outbound: bool = True) -> dict:
+    """The cluster's envoy.extensions.upstreams.http.v3.HttpProtocolOptions, as istiod's
+    applyConnectionPool + setH2Options + setUseDownstreamProtocol write it (meshcore always
+    states the protocol: explicit HTTP/1.1 where istiod leaves Envoy's default)."""
+    common = {}
+    if http.get("idleTimeout"):
+        common["idle_timeout"] = duration(http["idleTimeout"])
+    if http.get("maxRequestsPerConnection"):
+        common["max_requests_per_connection"] = http["maxRequestsPerConnection"]
+    options = {"@type": type_url(UPSTREAM_HTTP_OPTIONS)}
+    if common:
+        options["common_http_protocol_options"] = common
+    if http.get("useClientProtocol") and port.protocol not in reg.H2_PROTOCOLS:
+        options["use_downstream_protocol_config"] = {"http_protocol_options": {}, "http2_protocol_options": {}}
+    elif is_h2(port, http, mesh_upgrade, outbound):
+        h2 = {}
+        if http.get("maxConcurrentStreams"):
+            h2["max_concurrent_streams"] = http["maxConcurrentStreams"]
+        options["explicit_http_config"] = {"http2_protocol_options": h2}
+    else:
+        options["explicit_http_config"] = {"http_protocol_options": {}}
+    return options
+
+
+def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, policy: dict, port_of=None,
+                  mesh_upgrade: bool = False, outbound: bool = True) -> dict:
     """port_of(endpoint) -> the port to dial (default: the endpoint's port for `port`;
-    security.py passes the sidecar's inbound port for endpoints that have one)."""
+    security.py passes the sidecar's inbound port for endpoints that have one).
+    mesh_upgrade: meshConfig.h2UpgradePolicy is UPGRADE."""
     pool = policy.get("connectionPool") or {}
     tcp, http = pool.get("tcp") or {}, pool.get("http") or {}
     cluster = {
@@ -153,16 +194,8 @@ def build_cluster(name: str, svc: reg.Service, port: reg.Port, endpoints: list, 
     if od is not None:
         cluster["outlier_detection"] = _outlier(od)
     if port.is_http:
-        common = {}
-        if http.get("idleTimeout"):
-            common["idle_timeout"] = duration(http["idleTimeout"])
-        if http.get("maxRequestsPerConnection"):
-            common["max_requests_per_connection"] = http["maxRequestsPerConnection"]
-        options = {"@type": type_url(UPSTREAM_HTTP_OPTIONS),
-                   "explicit_http_config": {"http_protocol_options": {}}}
-        if common:
-            options["common_http_protocol_options"] = common
-        cluster["typed_extension_protocol_options"] = {UPSTREAM_HTTP_OPTIONS: options}
+        cluster["typed_extension_protocol_options"] = {
+            UPSTREAM_HTTP_OPTIONS: http_options(port, http, mesh_upgrade, outbound)}
     lb_endpoints = []
     for e in endpoints:
         item = {"endpoint": {"address": {"socket_address": {"address": e.address,

@@ -58,13 +58,15 @@ def _connection_pool():
             "HttpProtocolOptions.common_http_protocol_options.max_requests_per_connection"),
         "maxRetries": nonneg("max retries", "circuit_breakers.thresholds[0].max_retries"),
         "idleTimeout": Dur(to="HttpProtocolOptions.common_http_protocol_options.idle_timeout"),
-        "h2UpgradePolicy": Warned(Enum(values=("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")),
-                                  "upstream HTTP/2 is not implemented (meshcore speaks HTTP/1.1 upstream)"),
-        "useClientProtocol": Warned(Bool(), "upstreams are always spoken to in HTTP/1.1"),
-        "maxConcurrentStreams": Warned(nonneg("max concurrent streams"), "no HTTP/2 upstream"),
-        "http2KeepAlive": Warned(Obj(fields={"interval": Dur(), "timeout": Dur()}), "no HTTP/2 upstream"),
+        "h2UpgradePolicy": Enum(values=("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"),
+                                to="UPGRADE: HttpProtocolOptions.explicit_http_config.http2_protocol_options "
+                                   "(outbound clusters of HTTP ports; default: meshConfig.h2UpgradePolicy)"),
+        "useClientProtocol": Bool(to="HttpProtocolOptions.use_downstream_protocol_config"),
+        "maxConcurrentStreams": nonneg("max concurrent streams",
+                                       "http2_protocol_options.max_concurrent_streams (HTTP/2 clusters, as Istio)"),
+        "http2KeepAlive": Warned(Obj(fields={"interval": Dur(), "timeout": Dur()}),
+                                 "HTTP/2 PING keepalive (connection_keepalive) is not implemented by the core"),
     })
-    http.fields["h2UpgradePolicy"].quiet = lambda v: v != "UPGRADE"
     return Obj(fields={"tcp": tcp, "http": http}, check=_check_pool)
 
 

@@ -13,14 +13,26 @@ and telemetry.py (Istio's filters, tracing, access logs) supply their parts.
 """
 from __future__ import annotations
 
-from meshcore.xds_types import FAULT_FILTER_NAME, HCM, HTTP_FAULT, ROUTER, TCP_PROXY, TLS_INSPECTOR, type_url
+from meshcore.xds_types import (
+    FAULT_FILTER_NAME,
+    HCM,
+    HTTP_FAULT,
+    ROUTER,
+    TCP_PROXY,
+    TLS_INSPECTOR,
+    UPSTREAM_HTTP_OPTIONS,
+    type_url,
+)
 
 from . import clusters as cl
 from . import hosts
 from . import meshconfig as mc
 from . import security as sec
 from . import telemetry as tm
-from .routes import VirtualServiceRoutes, default_route, tcp_destinations
+from .routes import DEFAULT_STREAM_DURATION, VirtualServiceRoutes, default_route, tcp_destinations
+
+# istiod's buildHTTPConnectionManager: WebSocket upgrades on every HTTP listener
+WEBSOCKET_UPGRADE = {"upgrade_type": "websocket"}
 
 # ---- outbound ----------------------------------------------------------------------------------
 
@@ -103,6 +115,7 @@ def http_listener(t, number, entries, virtual_services):
         "stat_prefix": f"outbound_{t.address}_{number}",
         "codec_type": "AUTO",
         "route_config": {"name": str(number), "virtual_hosts": vhosts},
+        "upgrade_configs": [dict(WEBSOCKET_UPGRADE)],
         "http_filters": t.tel.http_filters(tm.OUTBOUND, filters, router),
         **t.tel.hcm_fields(tm.OUTBOUND),
         **t.tel.mc.hcm_path_fields(),
@@ -159,7 +172,10 @@ def inbound_listener(address: str, ip: sec.InboundPort, filters_http, filters_tc
             "codec_type": "AUTO",
             "route_config": {"name": cluster_name, "virtual_hosts": [{
                 "name": f"inbound|http|{ip.app_port}", "domains": ["*"],
-                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster_name, "timeout": "0s"}}]}]},
+                "routes": [{"match": {"prefix": "/"}, "route": {
+                    "cluster": cluster_name, "timeout": "0s",
+                    "max_stream_duration": dict(DEFAULT_STREAM_DURATION)}}]}]},
+            "upgrade_configs": [dict(WEBSOCKET_UPGRADE)],
             "http_filters": (telemetry.http_filters(tm.INBOUND, filters_http, router) if telemetry is not None
                              else list(filters_http) + [router]),
         }
@@ -178,14 +194,15 @@ def inbound_listener(address: str, ip: sec.InboundPort, filters_http, filters_tc
         filters = network + [{"name": "envoy.filters.network.tcp_proxy", "typed_config": tp}]
     listener = {"name": f"inbound_{address}_{ip.listener_port}", "traffic_direction": "INBOUND",
                 "address": {"socket_address": {"address": address, "port_value": ip.listener_port}}}
+    tls = sec.downstream_tls(sec.ALPN_HTTP if ip.is_http else ())
     if ip.mode == "STRICT":
-        listener["filter_chains"] = [{"filters": filters, "transport_socket": sec.downstream_tls()}]
+        listener["filter_chains"] = [{"filters": filters, "transport_socket": tls}]
     elif ip.mode == "PERMISSIVE":
         listener["listener_filters"] = [{"name": "envoy.filters.listener.tls_inspector",
                                          "typed_config": {"@type": type_url(TLS_INSPECTOR)}}]
         listener["filter_chains"] = [
             {"filter_chain_match": {"transport_protocol": "tls"}, "filters": filters,
-             "transport_socket": sec.downstream_tls()},
+             "transport_socket": tls},
             {"filter_chain_match": {"transport_protocol": "raw_buffer"}, "filters": filters},
         ]
     else:
@@ -194,6 +211,10 @@ def inbound_listener(address: str, ip: sec.InboundPort, filters_http, filters_tc
                "load_assignment": {"cluster_name": cluster_name, "endpoints": [{"lb_endpoints": [
                    {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
                                                                 "port_value": ip.app_port}}}}]}]}}
+    if ip.h2:  # istiod's setUpstreamProtocol: HTTP/2 to the application of an HTTP2/GRPC port
+        cluster["typed_extension_protocol_options"] = {
+            UPSTREAM_HTTP_OPTIONS: {"@type": type_url(UPSTREAM_HTTP_OPTIONS),
+                                    "explicit_http_config": {"http2_protocol_options": {}}}}
     if ip.services:  # destination_service on the server side: the services of this port
         cluster["metadata"] = tm.service_metadata([svc for svc, _ in ip.services])
     return listener, cluster

@@ -270,6 +270,9 @@ MESH_CONFIG = Obj(
                                   to="normalize_path, merge_slashes, path_with_escaped_slashes_action on every "
                                      "sidecar http_connection_manager (DEFAULT: BASE, as Istio)"),
         }, unknown="warn"),
+        "h2UpgradePolicy": Enum(values=("DO_NOT_UPGRADE", "UPGRADE"),
+                                to="UPGRADE: HTTP/2 (http2_protocol_options) to the outbound clusters of HTTP ports "
+                                   "whose DestinationRule does not say otherwise (default DO_NOT_UPGRADE, as Istio)"),
         "rootNamespace": Str(to="checked: meshcore's root namespace is --root-namespace (default istio-system); "
                                 "a warning when they differ"),
         "trustDomain": Str(to="checked: meshcore's trust domain is the CA's (--ca-dir) or --trust-domain; a "
@@ -386,6 +389,11 @@ class MeshConfig:
         """NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES (unset or DEFAULT: BASE)."""
         v = (self.spec.get("pathNormalization") or {}).get("normalization")
         return v if v in PATH_NORMALIZATION and v != "DEFAULT" else DEFAULT_PATH_NORMALIZATION
+
+    @property
+    def h2_upgrade(self) -> bool:
+        """meshConfig.h2UpgradePolicy is UPGRADE (Istio's default: DO_NOT_UPGRADE)."""
+        return self.spec.get("h2UpgradePolicy") == "UPGRADE"
 
     def hcm_path_fields(self) -> dict:
         """The http_connection_manager fields of pathNormalization, as istiod writes them."""

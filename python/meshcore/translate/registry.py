@@ -16,6 +16,7 @@ from . import findings as fnd
 from . import hosts
 
 HTTP_PROTOCOLS = {"http": "HTTP", "http2": "HTTP2", "grpc": "GRPC", "grpc-web": "GRPC-Web", "h2c": "HTTP2"}
+H2_PROTOCOLS = ("HTTP2", "GRPC", "GRPC-Web")  # Istio's Protocol.IsHTTP2(): the cluster speaks HTTP/2
 TCP_PROTOCOLS = {"tcp", "tls", "https", "mongo", "mysql", "redis", "mqtt"}
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 
@@ -189,11 +190,6 @@ class Registry:
                     fnd.WARNING, fnd.IGNORED, where,
                     f'port {number} ("{name}") declares no protocol; meshcore does not sniff protocols and '
                     'proxies it as TCP (name it http-... or set appProtocol/protocol)'))
-            elif protocol in ("HTTP2", "GRPC", "GRPC-Web"):
-                self.findings.append(r.finding(
-                    fnd.WARNING, fnd.IGNORED, where,
-                    f"port {number} is {protocol}: meshcore's HTTP codec is HTTP/1.1, so its clients must "
-                    "speak HTTP/1.1 to the sidecar"))
             out.append(Port(name, number, protocol or "TCP", target))
         return out
 

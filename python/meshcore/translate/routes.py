@@ -81,6 +81,19 @@ def retry_policy(retries: dict | None, consistent_hash: bool, note=None) -> dict
     return out
 
 
+# istiod's BuildDefaultHTTPInboundRoute (and the outbound default route built from it):
+# no stream limit, a gRPC call's grpc-timeout honoured uncapped
+DEFAULT_STREAM_DURATION = {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"}
+
+
+def grpc_timeout(timeout: str) -> dict:
+    """istiod's setTimeout for sidecars: a gRPC call's grpc-timeout header is honoured,
+    capped by the route's timeout ("0s": uncapped). istiod writes the deprecated
+    RouteAction.max_grpc_timeout; this is its replacement with the same meaning
+    (Envoy: grpc_timeout_header_max). Proxyless gRPC: controlplane/flavor_grpc.py."""
+    return {"grpc_timeout_header_max": timeout}
+
+
 def fraction(value) -> dict:
     """Istio's translatePercentToFractionalPercent: percent (double) -> parts per million."""
     return {"numerator": int(value * 10000), "denominator": "MILLION"}
@@ -351,7 +364,8 @@ class VirtualServiceRoutes:
         return subset_pls_hash or subset_hash or pls_hash or ch
 
     def route_action(self, http: dict, path: str, authority: str, route: dict) -> dict | None:
-        action = {"timeout": cl.duration(http["timeout"]) if http.get("timeout") else "0s"}
+        timeout = cl.duration(http["timeout"]) if http.get("timeout") else "0s"
+        action = {"timeout": timeout, "max_stream_duration": grpc_timeout(timeout)}
         rewrite = http.get("rewrite")
         if rewrite:
             rr = rewrite.get("uriRegexRewrite")
@@ -482,7 +496,8 @@ class VirtualServiceRoutes:
 
 def default_route(cluster: str, hash_policy: list) -> dict:
     """Istio's BuildDefaultHTTPOutboundRoute: everything to the service, default retries, no timeout."""
-    action = {"cluster": cluster, "timeout": "0s", "retry_policy": default_retry_policy(False)}
+    action = {"cluster": cluster, "timeout": "0s", "max_stream_duration": dict(DEFAULT_STREAM_DURATION),
+              "retry_policy": default_retry_policy(False)}
     if hash_policy:
         action["hash_policy"] = hash_policy
     return {"name": "default", "match": {"prefix": "/"}, "route": action}

@@ -158,18 +158,23 @@ def _sds(name):
     return {"name": name}
 
 
-def downstream_tls() -> dict:
+# istiod's BuildInboundTLS: an HTTP chain offers h2 and HTTP/1.1 by ALPN (util.ALPNHttp)
+ALPN_HTTP = ("h2", "http/1.1")
+
+
+def downstream_tls(alpn=()) -> dict:
     """Inbound mTLS: this workload's certificate, client certificates required and
     verified against the trust bundle (any identity of the trust domain)."""
+    common = {
+        "tls_params": dict(MIN_TLS),
+        "tls_certificate_sds_secret_configs": [_sds(CERT_SECRET)],
+        "combined_validation_context": {"default_validation_context": {},
+                                        "validation_context_sds_secret_config": _sds(ROOT_SECRET)},
+    }
+    if alpn:
+        common["alpn_protocols"] = list(alpn)
     return {"name": TLS_TRANSPORT, "typed_config": {
-        "@type": type_url(DOWNSTREAM_TLS),
-        "require_client_certificate": True,
-        "common_tls_context": {
-            "tls_params": dict(MIN_TLS),
-            "tls_certificate_sds_secret_configs": [_sds(CERT_SECRET)],
-            "combined_validation_context": {"default_validation_context": {},
-                                            "validation_context_sds_secret_config": _sds(ROOT_SECRET)},
-        }}}
+        "@type": type_url(DOWNSTREAM_TLS), "require_client_certificate": True, "common_tls_context": common}}
 
 
 def _san_matchers(names):
@@ -338,6 +343,7 @@ class InboundPort:
     is_http: bool
     mode: str
     services: list  # (Service, Port)
+    h2: bool = False  # an HTTP2/GRPC/GRPC-Web port: the local application is spoken to in HTTP/2
 
 
 def inbound_ports_of(registry: reg.Registry, workload: reg.Workload, pas, sec: Security, note) -> list[InboundPort]:
@@ -366,7 +372,8 @@ def inbound_ports_of(registry: reg.Registry, workload: reg.Workload, pas, sec: S
             have = by_listener.get(number)
             if have is None:
                 mode = peer_mode(pas, workload, app, sec.root_namespace)
-                by_listener[number] = InboundPort(number, app, port.is_http, mode, [(svc, port)])
+                by_listener[number] = InboundPort(number, app, port.is_http, mode, [(svc, port)],
+                                                   port.protocol in reg.H2_PROTOCOLS)
             elif have.app_port != app or have.is_http != port.is_http:
                 note(svc.resource, fnd.ERROR, fnd.PORT_CONFLICT, "spec.ports",
                      f"inbound port {number} of {workload.resource.label} would serve both application port "

@@ -93,6 +93,10 @@ static void upstream_protocol_error(mc_http_stream_t *s, mc_upconn_t *u)
 
 void mc_h1_send_response(mc_http_stream_t *s)
 {
+    if (mc_http_upgrade_tunnel(s)) { /* after a 101: bytes both ways (proxy/http_upgrade.c) */
+        mc_h1_tunnel_pump(s);
+        return;
+    }
     mc_http_conn_t *c = s->conn;
     size_t budget = 1u << 20; /* then yield to other connections */
     for (;;) {

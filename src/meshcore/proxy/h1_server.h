@@ -17,6 +17,9 @@ int mc_h1_queue_out(mc_http_conn_t *c, const char *data, size_t len);
 /* The exchange is complete (codec `done`): the next request, or close. */
 void mc_h1_conn_done(mc_http_stream_t *s);
 
+/* proxy/http_upgrade.c: moves tunnel bytes both ways (after a 101). */
+void mc_h1_tunnel_pump(mc_http_stream_t *s);
+
 /* proxy/h1_codec.c: writes what it can of the response (codec `send_response`). */
 void mc_h1_send_response(mc_http_stream_t *s);
 

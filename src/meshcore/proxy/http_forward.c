@@ -539,6 +539,9 @@ static void count_upstream_status(mc_http_stream_t *s, int status)
     int cls = status / 100;
     if (cls >= 1 && cls <= 5)
         mc_stat_inc(STATS(s), s->c->scope, (uint32_t)slots[cls]);
+    int code = mc_stats_code_index(status); /* upstream_rq_<code>, for the codes the table has */
+    if (code >= 0)
+        mc_stat_inc(STATS(s), s->c->scope, (uint32_t)(MC_CLUSTER_CODE_FIRST + code));
 }
 
 static int outcome_of(int status)
@@ -594,6 +597,7 @@ static void try_failed(mc_http_stream_t *s, int failure, int status)
         schedule_retry(s);
         return;
     }
+    count_upstream_status(s, failure == MC_TRY_TIMEOUT ? 504 : 503); /* Envoy charges the final failure */
     const mc_retry_policy_t *rp = retry_policy(s);
     uint32_t urx = (rp && s->retries && s->retries >= rp->num_retries) ? MC_RF_URX : 0;
     if (urx)
@@ -645,6 +649,12 @@ static void on_response_head(mc_http_stream_t *s, int head_len)
     mc_stats_shard_t *st = STATS(s);
     mc_upconn_t *u = s->up;
     int status = s->resp.status;
+    if (status == 101 && s->upgrade) {
+        count_upstream_status(s, status); /* upstream_rq_101: the upgrade is accepted */
+        mc_http_upgrade_commit(s);
+        commit_response(s, head_len);
+        return;
+    }
     if (status < 200) {
         /* 1xx: we answered Expect ourselves; drop interim responses. */
         u->in.start += (uint32_t)head_len;

@@ -267,8 +267,14 @@ long mc_http_write_request_head(const mc_http_stream_t *s, char *buf, size_t cap
     else
         PUTS(&o, " HTTP/1.1\r\n");
     put_fields(&o, &l);
-    if (q->minor_version == 0)
+    const mc_h1_header_t *up = s->upgrade && !host_suffix ? mc_http_upgrade_header(q->headers, q->n_headers) : NULL;
+    if (up) { /* a WebSocket upgrade keeps its hop-by-hop fields (a shadow copy does not) */
+        PUTS(&o, "connection: upgrade\r\nupgrade: ");
+        put(&o, up->value, up->value_len);
+        PUTS(&o, "\r\n");
+    } else if (q->minor_version == 0) {
         PUTS(&o, "connection: keep-alive\r\n");
+    }
     if (s->req_body == MC_H1_BODY_LENGTH) {
         PUTS(&o, "content-length: ");
         put_u64(&o, q->content_length);
@@ -329,10 +335,19 @@ long mc_http_write_response_head(const mc_http_stream_t *s, char *buf, size_t ca
         put_u64(&o, r->content_length);
         PUTS(&o, "\r\n");
     }
-    if (s->close_after)
+    const mc_h1_header_t *up = mc_http_upgrade_tunnel(s) ? mc_http_upgrade_header(r->headers, r->n_headers) : NULL;
+    if (mc_http_upgrade_tunnel(s)) { /* 101: the client's connection becomes the tunnel */
+        PUTS(&o, "connection: upgrade\r\n");
+        if (up) {
+            PUTS(&o, "upgrade: ");
+            put(&o, up->value, up->value_len);
+            PUTS(&o, "\r\n");
+        }
+    } else if (s->close_after) {
         PUTS(&o, "connection: close\r\n");
-    else if (s->req.minor_version == 0)
+    } else if (s->req.minor_version == 0) {
         PUTS(&o, "connection: keep-alive\r\n");
+    }
     PUTS(&o, "\r\n");
     return o.overflow ? -1 : (long)o.len;
 }

@@ -69,6 +69,7 @@ void mc_http_stream_free(mc_http_stream_t *s)
 {
     mc_worker_t *w = s->w;
     s->state = ST_CLOSED;
+    mc_http_upgrade_end(s);
     mc_timer_cancel(&w->loop.timers, &s->timer);
     mc_timer_cancel(&w->loop.timers, &s->try_timer);
     mc_hbuf_release(w, &s->replay);
@@ -156,7 +157,7 @@ static mc_deadline_t next_deadline(const mc_http_stream_t *s)
         mc_deadline_consider(&d, s->head_start_ns + h->request_timeout_ns, T_REQUEST);
     /* Envoy's route timeout runs from the end of the downstream request
      * to the end of the upstream response. */
-    if (s->rq_done_ns && s->route && s->route->timeout_ns)
+    if (s->rq_done_ns && s->route && s->route->timeout_ns && !mc_http_upgrade_tunnel(s)) /* a tunnel: idle only */
         mc_deadline_consider(&d, s->rq_done_ns + s->route->timeout_ns, T_ROUTE);
     if (h->stream_idle_timeout_ns && s->conn)
         mc_deadline_consider(&d, s->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
@@ -402,6 +403,8 @@ void mc_http_stream_start(mc_http_stream_t *s)
         mc_http_local_reply(s, 405, "CONNECT is not supported\n", 0);
         return;
     }
+    if (q->upgrade && mc_http_upgrade_check(s) < 0)
+        return; /* an upgrade the HCM does not enable: answered before any filter */
     if (norm == MC_PATH_REJECT) {
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_RQ_FAILED_PATH_NORMALIZATION);
         s->details = "path_normalization_failed";

@@ -175,6 +175,10 @@ struct mc_http_stream {
     mc_http_peer_t own_peer; /* a mirror's copy of its parent's peer */
     mc_h2_side_t h2;
 
+    /* HTTP/1.1 Upgrade (proxy/http_upgrade.c) */
+    uint8_t upgrade; /* a WebSocket upgrade the HCM allows: sent with its Upgrade field */
+    uint8_t tunnel;  /* the upstream answered 101: the connections are a byte tunnel (TUN_* bits) */
+
     /* Parser slots, last: a new stream zeroes what comes before them only
      * (the parser fills these and says how many it filled). */
     mc_h1_header_t headers[MC_HTTP_MAX_HEADERS];
@@ -270,6 +274,15 @@ int mc_http_trace_header(const char *name, size_t len); /* traceparent, b3, x-b3
 void mc_http_trace_outgoing(const mc_http_stream_t *s, mc_trace_out_t *o); /* the upstream request's */
 size_t mc_http_trace_format_id(const mc_http_stream_t *s, char *out33);
 size_t mc_http_trace_format_span(uint64_t span, char *out17);
+
+/* proxy/http_upgrade.c: HTTP/1.1 Upgrade. check: at the request head, 0 go on, -1
+ * answered (403: an upgrade the HCM has not enabled). commit: the upstream's
+ * 101 makes the stream a tunnel. end: the stream is over (its upgrade gauge). */
+int mc_http_upgrade_check(mc_http_stream_t *s);
+void mc_http_upgrade_commit(mc_http_stream_t *s);
+int mc_http_upgrade_tunnel(const mc_http_stream_t *s);
+void mc_http_upgrade_end(mc_http_stream_t *s);
+const mc_h1_header_t *mc_http_upgrade_header(const mc_h1_header_t *headers, size_t n);
 
 /* proxy/http_mirror.c: a shadow copy of s's request (whole in replay) */
 void mc_http_mirror(mc_http_stream_t *s);

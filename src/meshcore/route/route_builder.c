@@ -163,6 +163,7 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     if (s->server_name && *s->server_name)
         h->server_name = mc_str_dup(s->server_name, &h->server_name_len);
     h->accept_http_10 = (uint8_t)(s->accept_http_10 != 0);
+    h->upgrade_websocket = (uint8_t)(s->upgrade_websocket != 0);
     if (s->default_host_for_http_10 && *s->default_host_for_http_10)
         h->default_host_for_http_10 = mc_str_dup(s->default_host_for_http_10, &h->default_host_for_http_10_len);
     fault_init(&h->fault, &s->fault);

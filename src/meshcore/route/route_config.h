@@ -156,6 +156,7 @@ typedef struct mc_hcm {
     uint32_t h2_max_control_frames, h2_max_empty_frames;
 
     uint8_t underscores;      /* headers_with_underscores_action: MC_UNDERSCORES_* */
+    uint8_t upgrade_websocket; /* upgrade_configs: websocket (proxy/http_upgrade.c) */
     struct mc_rbac **rbac; /* envoy.filters.http.rbac, in http_filters order */
     uint32_t n_rbac;
     mc_route_table_t rt;

@@ -28,7 +28,25 @@ static const slot_def_t listener_slots[MC_LISTENER__SLOTS] = {MC_LISTENER_STATS(
 static const char *listener_hists[MC_LISTENER__HISTS] = {MC_LISTENER_HISTS(HIST)};
 static const slot_def_t tcp_slots[MC_TCP__SLOTS] = {MC_TCP_STATS(COUNTER, GAUGE)};
 static const slot_def_t conn_limit_slots[MC_CONN_LIMIT__SLOTS] = {MC_CONN_LIMIT_STATS(COUNTER, GAUGE)};
-static const slot_def_t cluster_slots[MC_CLUSTER__SLOTS] = {MC_CLUSTER_STATS(COUNTER, GAUGE)};
+/* cluster.<name>.upstream_rq_<code>, at MC_CLUSTER_CODE_FIRST + its index */
+#define CODE_COUNTER(code) [MC_CLUSTER_CODE_FIRST + MC_STAT_CODE_##code] = {"upstream_rq_" #code, 0},
+static const slot_def_t cluster_slots[MC_CLUSTER__SLOTS] = {
+    MC_CLUSTER_STATS(COUNTER, GAUGE)
+    MC_STAT_CODES(CODE_COUNTER)
+};
+#undef CODE_COUNTER
+
+/* status -> 1 + its index in MC_STAT_CODES, 0 for a code outside the set */
+#define CODE_INDEX(code) [code] = MC_STAT_CODE_##code + 1,
+static const uint8_t code_index[600] = {MC_STAT_CODES(CODE_INDEX)};
+#undef CODE_INDEX
+
+int mc_stats_code_index(int status)
+{
+    if (status < 0 || status >= (int)(sizeof(code_index) / sizeof(code_index[0])))
+        return -1;
+    return (int)code_index[status] - 1;
+}
 static const char *cluster_hists[MC_CLUSTER__HISTS] = {MC_CLUSTER_HISTS(HIST)};
 static const slot_def_t host_slots[MC_HOST__SLOTS] = {MC_HOST_STATS(COUNTER, GAUGE)};
 static const slot_def_t http_slots[MC_HTTP__SLOTS] = {

@@ -349,6 +349,9 @@ static const struct {
     {MC_SCOPE_CLUSTER, MC_CLUSTER_SSL_FAIL_VERIFY_ERROR, "ssl.fail_verify_error", 0},
     {MC_SCOPE_CLUSTER, MC_CLUSTER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san", 0},
     {MC_SCOPE_CLUSTER, MC_CLUSTER_SSL_SESSION_REUSED, "ssl.session_reused", 0},
+#define CODE_ROW(code) {MC_SCOPE_CLUSTER, MC_CLUSTER_CODE_FIRST + MC_STAT_CODE_##code, "upstream_rq_" #code, 0},
+    MC_STAT_CODES(CODE_ROW)
+#undef CODE_ROW
     {MC_SCOPE_HOST, MC_HOST_CX_TOTAL, "cx_total", 0},
     {MC_SCOPE_HOST, MC_HOST_CX_ACTIVE, "cx_active", 1},
     {MC_SCOPE_HOST, MC_HOST_CX_CONNECT_FAIL, "cx_connect_fail", 0},
@@ -385,6 +388,9 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_RQ_HEADER_TIMEOUT, "downstream_rq_header_timeout", 0},
     {MC_SCOPE_HTTP, MC_HTTP_HTTP1_DROPPED_UNDERSCORES, "http1.dropped_headers_with_underscores", 0},
     {MC_SCOPE_HTTP, MC_HTTP_HTTP1_REJECTED_UNDERSCORES, "http1.requests_rejected_with_underscores_in_headers", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_CX_UPGRADES_TOTAL, "downstream_cx_upgrades_total", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE, "downstream_cx_upgrades_active", 1},
+    {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE, "downstream_rq_ws_on_non_ws_route", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 0, "response_flag_UH", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 1, "response_flag_UF", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 2, "response_flag_UO", 0},
@@ -402,6 +408,25 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 14, "response_flag_SI", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 15, "response_flag_UAEX", 0},
 };
+
+/* Per-code counters: the codes of the table have a slot, every other code none. */
+static void test_code_index(void)
+{
+    CHECK_EQ(mc_stats_code_index(200), MC_STAT_CODE_200);
+    CHECK_EQ(mc_stats_code_index(101), MC_STAT_CODE_101);
+    CHECK_EQ(mc_stats_code_index(503), MC_STAT_CODE_503);
+    const char *name = mc_stats_slot_name(MC_SCOPE_CLUSTER, MC_CLUSTER_CODE_FIRST + MC_STAT_CODE_404);
+    CHECK(name && strcmp(name, "upstream_rq_404") == 0);
+    int with_slot = 0;
+    for (int status = -1; status <= 1000; status++) {
+        int i = mc_stats_code_index(status);
+        CHECK(i >= -1 && i < MC_STAT_CODE__COUNT);
+        with_slot += i >= 0;
+    }
+    CHECK_EQ(with_slot, MC_STAT_CODE__COUNT);
+    CHECK_EQ(mc_stats_code_index(299), -1);
+    CHECK_EQ(mc_stats_code_index(600), -1);
+}
 
 static void test_metadata(void)
 {
@@ -563,6 +588,7 @@ int main(void)
     test_counters_gauges();
     test_histograms();
     test_metadata();
+    test_code_index();
     test_full();
     test_threads();
     CHECK_DONE();

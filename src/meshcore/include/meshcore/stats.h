@@ -19,7 +19,7 @@
 #include "meshcore/histogram.h"
 
 #define MC_STATS_MAX_SCOPES 16384
-#define MC_STATS_SLOTS 64 /* per scope: the HTTP scope is the largest (with HTTP/2) */
+#define MC_STATS_SLOTS 80 /* per scope: the HTTP scope is the largest (with HTTP/2 and upgrades) */
 #define MC_STATS_HISTS 4
 #define MC_STATS_NAME_MAX 160
 
@@ -123,6 +123,21 @@ typedef enum mc_scope_kind {
     COUNTER(MC_CLUSTER_SSL_FAIL_VERIFY_ERROR, "ssl.fail_verify_error")                       \
     COUNTER(MC_CLUSTER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san")                           \
     COUNTER(MC_CLUSTER_SSL_SESSION_REUSED, "ssl.session_reused")
+/* cluster.<name>.upstream_rq_<code> (issue 10): Envoy's per-code counters for a
+ * fixed set of codes, the ones dashboards look for, in slots after the table
+ * above (MC_CLUSTER_CODE_FIRST + MC_STAT_CODE_<code>). A code outside the set
+ * counts in its class (upstream_rq_<N>xx) only: a bounded table, no allocation
+ * per request, where Envoy creates a counter per code seen. */
+#define MC_STAT_CODES(CODE)                                                                   \
+    CODE(101) CODE(200) CODE(201) CODE(202) CODE(204) CODE(206) CODE(301) CODE(302) CODE(304) \
+    CODE(307) CODE(308) CODE(400) CODE(401) CODE(403) CODE(404) CODE(405) CODE(408) CODE(409) \
+    CODE(413) CODE(429) CODE(500) CODE(501) CODE(502) CODE(503) CODE(504)
+#define MC_STAT_CODE_ENUM_(code) MC_STAT_CODE_##code,
+enum { MC_STAT_CODES(MC_STAT_CODE_ENUM_) MC_STAT_CODE__COUNT };
+#undef MC_STAT_CODE_ENUM_
+/* The slot offset of a status code in MC_STAT_CODES, or -1: a table lookup (stats/stats.c). */
+int mc_stats_code_index(int status);
+
 #define MC_CLUSTER_HISTS(HIST)                                                                \
     HIST(MC_CLUSTER_H_UPSTREAM_CX_CONNECT_MS, "upstream_cx_connect_ms")                      \
     HIST(MC_CLUSTER_H_UPSTREAM_CX_LENGTH_MS, "upstream_cx_length_ms")                        \
@@ -171,6 +186,10 @@ typedef enum mc_scope_kind {
     /* headers_with_underscores_action (Envoy roots these at http1.*, meshcore per HCM) */  \
     COUNTER(MC_HTTP_HTTP1_DROPPED_UNDERSCORES, "http1.dropped_headers_with_underscores")     \
     COUNTER(MC_HTTP_HTTP1_REJECTED_UNDERSCORES, "http1.requests_rejected_with_underscores_in_headers") \
+    /* issue 10: HTTP/1.1 Upgrade (WebSocket) tunnels, proxy/http_upgrade.c */               \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_UPGRADES_TOTAL, "downstream_cx_upgrades_total")            \
+    GAUGE(MC_HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE, "downstream_cx_upgrades_active")            \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE, "downstream_rq_ws_on_non_ws_route") \
     MC_HTTP2_STATS(COUNTER, GAUGE)
 /* The downstream HTTP/2 codec (proxy/h2_server.c, docs/http2.md): Envoy's names. */
 #define MC_HTTP2_STATS(COUNTER, GAUGE)                                                        \
@@ -201,7 +220,11 @@ enum { MC_LISTENER_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_LISTENER__SLOTS };
 enum { MC_LISTENER_HISTS(MC_STAT_ENUM_) MC_LISTENER__HISTS };
 enum { MC_TCP_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_TCP__SLOTS };
 enum { MC_CONN_LIMIT_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_CONN_LIMIT__SLOTS };
-enum { MC_CLUSTER_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_CLUSTER__SLOTS };
+enum {
+    MC_CLUSTER_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_)
+    MC_CLUSTER_CODE_FIRST, /* upstream_rq_<code>: MC_CLUSTER_CODE_FIRST + MC_STAT_CODE_<code> */
+    MC_CLUSTER__SLOTS = MC_CLUSTER_CODE_FIRST + MC_STAT_CODE__COUNT
+};
 enum { MC_CLUSTER_HISTS(MC_STAT_ENUM_) MC_CLUSTER__HISTS };
 enum { MC_HOST_STATS(MC_STAT_ENUM_, MC_STAT_ENUM_) MC_HOST__SLOTS };
 enum {
