@@ -130,8 +130,6 @@ static_resources:
           stat_prefix: full
           codec_type: HTTP1
           common_http_protocol_options: {{idle_timeout: 60s, max_requests_per_connection: 100, max_headers_count: 50}}
-          http2_protocol_options:
-            {{max_concurrent_streams: 100, initial_stream_window_size: 65536, initial_connection_window_size: 1048576}}
           upgrade_configs: [{{upgrade_type: websocket, enabled: true}}]
           http_protocol_options: {{accept_http_10: true, default_host_for_http_10: legacy.svc}}
           http2_protocol_options: {{max_concurrent_streams: 50, initial_stream_window_size: 131072,
