@@ -407,6 +407,7 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 13, "response_flag_UR", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 14, "response_flag_SI", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 15, "response_flag_UAEX", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 16, "response_flag_OL", 0},
 };
 
 /* Per-code counters: the codes of the table have a slot, every other code none. */
