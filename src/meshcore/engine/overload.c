@@ -35,6 +35,7 @@ struct mc_overload {
     pthread_t thread;
     int running, quit;
     uint64_t interval_ns;
+    uint64_t config; /* bumped by each mc_engine_set_overload */
     om_monitor_t monitors[MC_OM_MAX_MONITORS];
     uint32_t n_monitors;
     mc_om_trigger_t triggers[MC_OM_MAX_TRIGGERS];
@@ -141,15 +142,19 @@ static void *sampler_main(void *arg)
     mc_engine_t *e = arg;
     mc_overload_t *om = e->om;
     pthread_mutex_lock(&om->lock);
-    while (!om->quit) {
-        sample_locked(e, om);
+    while (!om->quit) { /* mc_engine_set_overload sampled already: wait first */
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         uint64_t ns = (uint64_t)until.tv_nsec + om->interval_ns;
         until.tv_sec += (time_t)(ns / 1000000000ull);
         until.tv_nsec = (long)(ns % 1000000000ull);
-        while (!om->quit && pthread_cond_timedwait(&om->cv, &om->lock, &until) != ETIMEDOUT) {
-        }
+        uint64_t config = om->config;
+        int rc = 0;
+        while (!om->quit && om->config == config && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&om->cv, &om->lock, &until);
+        if (rc == ETIMEDOUT && !om->quit)
+            sample_locked(e, om);
+        /* else a new config (sampled by its setter) restarts the wait with its interval */
     }
     pthread_mutex_unlock(&om->lock);
     return NULL;
@@ -253,7 +258,8 @@ int mc_engine_set_overload(mc_engine_t *e, uint64_t refresh_interval_ms, const m
         }
     }
     om->n_monitors = n_monitors;
-    memcpy(om->triggers, triggers, n_triggers * sizeof(*triggers));
+    if (n_triggers)
+        memcpy(om->triggers, triggers, n_triggers * sizeof(*triggers));
     om->n_triggers = n_triggers;
     sample_locked(e, om); /* the new triggers hold from now, not from the next tick */
     int rc = 0;
@@ -265,6 +271,7 @@ int mc_engine_set_overload(mc_engine_t *e, uint64_t refresh_interval_ms, const m
             om->running = 1;
         }
     }
+    om->config++;
     pthread_cond_broadcast(&om->cv); /* a new interval takes effect now */
     pthread_mutex_unlock(&om->lock);
     return rc;
