@@ -141,6 +141,7 @@ static void *sampler_main(void *arg)
 {
     mc_engine_t *e = arg;
     mc_overload_t *om = e->om;
+    pthread_setname_np(pthread_self(), "mc-overload");
     pthread_mutex_lock(&om->lock);
     while (!om->quit) { /* mc_engine_set_overload sampled already: wait first */
         struct timespec until;
