@@ -24,7 +24,7 @@ def _threshold(action, monitor, value):
 
 
 def _doc(backend_port, monitor, actions):
-    doc = cfg.bootstrap([hcm_listener("http", routes=[route("/", "backend")], stat_prefix="in")],
+    doc = cfg.bootstrap([hcm_listener("http", routes=[route("/", "backend")], stat_prefix="in", codec_type="AUTO")],
                         [http_cluster("backend", [backend_port])])
     doc["overload_manager"] = {"refresh_interval": "0.05s", "resource_monitors": [monitor], "actions": actions}
     return doc
@@ -107,6 +107,50 @@ def test_disable_http_keepalive_closes_after_the_response(proxy_factory, backend
         assert r.status == 200 and r.header("connection") == "close"
         c.sock.settimeout(10)
         assert c.sock.recv(1) == b""  # and the proxy closes
+    assert proxy.stat("http.in.downstream_cx_overload_disable_keepalive") == 1
+
+
+def _h2_exchange(port, n_requests):
+    """n requests on one h2c connection (prior knowledge, the h2 package):
+    ([status per request], whether a GOAWAY came)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    statuses, goaway = {}, False
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for i in range(n_requests):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, [(":method", "GET"), (":path", f"/h2/{i}"), (":scheme", "http"),
+                                    (":authority", "x")], end_stream=True)
+            s.sendall(conn.data_to_send())
+            while sid not in statuses:
+                data = s.recv(65536)
+                if not data:
+                    return list(statuses.values()), goaway
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        statuses[ev.stream_id] = dict(ev.headers)[b":status"]
+                    elif isinstance(ev, h2.events.ConnectionTerminated):
+                        goaway = True
+                s.sendall(conn.data_to_send())
+            if goaway:
+                break
+    return list(statuses.values()), goaway
+
+
+def test_disable_http_keepalive_sends_goaway_on_http2(proxy_factory, backend_factory, tmp_path):
+    backend = backend_factory()
+    pressure = tmp_path / "pressure"
+    _set_pressure(pressure, 0)
+    proxy = proxy_factory(_doc(backend.port, _injected(pressure), [_threshold(NO_KEEPALIVE, INJECTED, 0.5)]))
+    port = proxy.listener_port("http")
+    assert _h2_exchange(port, 2) == ([b"200", b"200"], False)
+    _set_pressure(pressure, 0.6)
+    wait_until(lambda: proxy.stat(f"overload.{NO_KEEPALIVE}.active") == 1, 10, what="saturated")
+    assert _h2_exchange(port, 2) == ([b"200"], True)  # the stream served, then GOAWAY
     assert proxy.stat("http.in.downstream_cx_overload_disable_keepalive") == 1
 
 

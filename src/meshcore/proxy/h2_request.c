@@ -14,9 +14,7 @@
  */
 #include <string.h>
 
-#include "meshcore/overload.h"
 #include "proxy/h2_server.h"
-#include "worker/control.h"
 
 #define STATS(c) ((c)->w->stats)
 #define SCOPE(c) ((c)->hcm->scope)
@@ -239,12 +237,6 @@ int mc_h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *us
     s->last_activity = c->w->loop.now;
     c->requests++;
     mc_timer_cancel(&c->w->loop.timers, &c->timer);
-    if (!c->draining && mc_overload_on(c->w->ctl, MC_OA_DISABLE_HTTP_KEEPALIVE)) {
-        /* disable_http_keepalive on HTTP/2: this stream is served, a GOAWAY
-         * tells the client to take its next ones elsewhere (as Envoy). */
-        mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_OVERLOAD_DISABLE_KEEPALIVE);
-        c->base.drain(&c->base);
-    }
     return 0;
 }
 
