@@ -28,7 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore import _core
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
-from meshcore.config.overload import GLOBAL_CX_PRESSURE, global_max_connections, overload_plan
+from meshcore.config.overload import GLOBAL_CX_PRESSURE, OverloadPlan, global_max_connections, overload_plan
 from meshcore.errors import (
     ConfigError,
     EngineError,
@@ -83,7 +83,7 @@ class Engine:
         self._drained = False
         self._changes: Changes | None = None  # the running config (see the bootstrap property)
         self._validated: set[Any] | None = None  # serialized resources the last apply validated
-        self._overload: tuple[int, list, list] = (0, [], [])  # the sampler's plan (config/overload.py)
+        self._overload: OverloadPlan = (0, [], [])  # the sampler's plan (config/overload.py)
         self.source: str | None = None           # where it came from (file name or "<...>")
         self.applied_at: Timestamp | None = None  # google.protobuf.Timestamp of that apply
 

@@ -168,7 +168,7 @@ def test_stop_accepting_connections_leaves_them_in_the_backlog(proxy_factory, ba
         assert waiting.recv(1) == b"", "answered while the action is on"
     except TimeoutError:
         pass  # not accepted: no answer
-    assert proxy.stats().get("listener.127.0.0.1_%d.downstream_cx_total" % port, 0) == 0
+    assert proxy.stats().get(f"listener.127.0.0.1_{port}.downstream_cx_total", 0) == 0
     assert proxy.get("/ready") == (200, "LIVE\n")  # the admin API is not a listener
     _set_pressure(pressure, 0)
     waiting.settimeout(10)

@@ -19,6 +19,8 @@ reject_incoming_connections, shrink_heap. Other monitors and actions are
 refused: meshcore does not measure or do them, so accepting them would
 promise protection it does not give.
 """
+from typing import Any
+
 from envoy.extensions.resource_monitors.downstream_connections.v3 import (  # noqa: F401 (registers the type)
     downstream_connections_pb2,
 )
@@ -52,6 +54,9 @@ ACTIONS = (
     "envoy.overload_actions.shrink_heap",
 )
 DEFAULT_REFRESH_MS = 1000  # Envoy's default refresh_interval
+
+# (refresh_interval_ms, [(name, kind, max, path)], [(action, monitor index, scaled, lo, hi)])
+OverloadPlan = tuple[int, list[tuple[str, str, int, str]], list[tuple[str, int, bool, float, float]]]
 
 
 def check_overload_manager(om):  # envoy.config.overload.v3.OverloadManager
@@ -127,13 +132,14 @@ def global_max_connections(bootstrap) -> int:
     return 0
 
 
-def overload_plan(bootstrap):
+def overload_plan(bootstrap: Any) -> OverloadPlan:
     """What the core's sampler runs for a validated bootstrap:
     (refresh_interval_ms, [(name, kind, max, path)], [(action, monitor index, scaled, lo, hi)]).
     No monitors: nothing to sample."""
     om = bootstrap.overload_manager
     interval = om.refresh_interval.ToMilliseconds() if om.HasField("refresh_interval") else DEFAULT_REFRESH_MS
-    monitors, index = [], {}
+    monitors: list[tuple[str, str, int, str]] = []
+    index: dict[str, int] = {}
     for rm in om.resource_monitors:
         _, kind = MONITORS[rm.name]
         mx, path = 0, ""
@@ -149,7 +155,7 @@ def overload_plan(bootstrap):
             path = cfg.filename
         index[rm.name] = len(monitors)
         monitors.append((rm.name, kind, mx, path))
-    triggers = []
+    triggers: list[tuple[str, int, bool, float, float]] = []
     for a in om.actions:
         for t in a.triggers:
             if t.WhichOneof("trigger_oneof") == "scaled":
