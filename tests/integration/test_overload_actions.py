@@ -127,7 +127,10 @@ def _h2_exchange(port, n_requests):
                                     (":authority", "x")], end_stream=True)
             s.sendall(conn.data_to_send())
             while sid not in statuses:
-                data = s.recv(65536)
+                try:
+                    data = s.recv(65536)
+                except ConnectionResetError:
+                    data = b""
                 if not data:
                     return list(statuses.values()), goaway
                 for ev in conn.receive_data(data):
@@ -135,7 +138,11 @@ def _h2_exchange(port, n_requests):
                         statuses[ev.stream_id] = dict(ev.headers)[b":status"]
                     elif isinstance(ev, h2.events.ConnectionTerminated):
                         goaway = True
-                s.sendall(conn.data_to_send())
+                try:  # acknowledgements; after a GOAWAY the proxy may have closed already
+                    s.sendall(conn.data_to_send())
+                except (BrokenPipeError, ConnectionResetError):
+                    if not goaway:
+                        raise
             if goaway:
                 break
     return list(statuses.values()), goaway
@@ -186,3 +193,27 @@ def test_fixed_heap_pressure_is_the_heap_in_use(proxy_factory, backend_factory):
     with Conn(port) as c:
         r = c.request("GET", "/x")
     assert r.status == 503 and proxy.stat("http.in.response_flag_OL") == 1
+
+
+def test_reject_incoming_connections_closes_and_counts(proxy_factory, backend_factory, tmp_path):
+    backend = backend_factory()
+    pressure = tmp_path / "pressure"
+    _set_pressure(pressure, 0.95)
+    reject = "envoy.overload_actions.reject_incoming_connections"
+    proxy = proxy_factory(_doc(backend.port, _injected(pressure), [_threshold(reject, INJECTED, 0.9)]))
+    port = proxy.listener_port("http")
+    wait_until(lambda: proxy.stat(f"overload.{reject}.active") == 1, 10, what="the action on")
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    try:
+        assert s.recv(1) == b""  # accepted, then closed at once
+    except ConnectionResetError:
+        pass
+    s.close()
+    st = proxy.stats()
+    assert st[f"listener.127.0.0.1_{port}.downstream_cx_overload_reject"] == 1
+    assert st.get(f"listener.127.0.0.1_{port}.downstream_cx_total", 0) == 0
+    assert st["server.total_connections"] == 0
+    _set_pressure(pressure, 0)
+    wait_until(lambda: proxy.stat(f"overload.{reject}.active") == 0, 10, what="the action off")
+    assert _status(port) == 200
