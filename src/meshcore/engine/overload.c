@@ -237,11 +237,14 @@ int mc_engine_set_overload(mc_engine_t *e, uint64_t refresh_interval_ms, const m
 {
     if (check(monitors, n_monitors, triggers, n_triggers, err, errlen) < 0)
         return -1;
-    if (!e->om && !(e->om = om_new())) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
     mc_overload_t *om = e->om;
+    if (!om) { /* published for the stats readers, who may run on other threads */
+        if (!(om = om_new())) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        __atomic_store_n(&e->om, om, __ATOMIC_RELEASE);
+    }
     if (!n_monitors)
         om_stop(om); /* nothing to sample: every action off below */
     pthread_mutex_lock(&om->lock);
@@ -280,7 +283,7 @@ int mc_engine_set_overload(mc_engine_t *e, uint64_t refresh_interval_ms, const m
 
 int mc_engine_overload_monitor(mc_engine_t *e, uint32_t i, double *pressure, uint64_t *failed_updates)
 {
-    mc_overload_t *om = e->om;
+    mc_overload_t *om = __atomic_load_n(&e->om, __ATOMIC_ACQUIRE);
     if (!om)
         return -1;
     pthread_mutex_lock(&om->lock);
@@ -296,7 +299,7 @@ int mc_engine_overload_monitor(mc_engine_t *e, uint32_t i, double *pressure, uin
 
 double mc_engine_overload_action(mc_engine_t *e, mc_om_action_t a)
 {
-    mc_overload_t *om = e->om;
+    mc_overload_t *om = __atomic_load_n(&e->om, __ATOMIC_ACQUIRE);
     if (!om || (unsigned)a >= MC_OA__COUNT)
         return 0;
     pthread_mutex_lock(&om->lock);
@@ -307,7 +310,7 @@ double mc_engine_overload_action(mc_engine_t *e, mc_om_action_t a)
 
 void mc_engine_overload_sample(mc_engine_t *e)
 {
-    mc_overload_t *om = e->om;
+    mc_overload_t *om = __atomic_load_n(&e->om, __ATOMIC_ACQUIRE);
     if (!om)
         return;
     pthread_mutex_lock(&om->lock);
