@@ -5,12 +5,12 @@
 
 #include <openssl/err.h>
 
+#include "meshcore/overload.h"
 #include "proxy/http_conn.h"
 #include "proxy/http_stream.h"
 #include "proxy/http_upstream.h"
 #include "proxy/listener.h"
 #include "proxy/tcp_proxy.h"
-#include "meshcore/overload.h"
 #include "worker/control.h"
 
 /* ---- admission -------------------------------------------------------------- */

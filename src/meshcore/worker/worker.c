@@ -158,13 +158,13 @@ static void on_accept(mc_io_t *io, uint32_t ev)
     mc_wlistener_t *wl = mc_container_of(io, mc_wlistener_t, io);
     mc_wctx_t *c = wl->ctx;
     mc_worker_t *w = c->w;
-    /* On a socket the workers share, one accept per wake-up: the workers all
-     * wake, and a burst of connections is spread over them instead of going
-     * to whichever woke first. */
     if (mc_overload_on(w->ctl, MC_OA_STOP_ACCEPTING_CONNECTIONS)) {
         follow_overload(w); /* before the sampler's wake-up arrives */
         return;
     }
+    /* On a socket the workers share, one accept per wake-up: the workers all
+     * wake, and a burst of connections is spread over them instead of going
+     * to whichever woke first. */
     const mc_lsock_t *ls = c->snap->listeners[wl->index].ls;
     int batch = ls && ls->shared ? SHARED_ACCEPT_BATCH : ACCEPT_BATCH;
     for (int i = 0; i < batch; i++) {
