@@ -17,6 +17,7 @@ from includes.engine cimport *
 from includes.histogram cimport *
 from includes.introspect cimport *
 from includes.istio_metrics cimport *
+from includes.overload cimport *
 from includes.primitives cimport *
 from includes.snapshot cimport *
 from includes.stats cimport *
@@ -42,6 +43,18 @@ IM_PROTOCOLS = {MC_IM_PROTO_HTTP: "http", MC_IM_PROTO_GRPC: "grpc", MC_IM_PROTO_
 IM_SECURITY = {MC_IM_SEC_UNKNOWN: "unknown", MC_IM_SEC_NONE: "none", MC_IM_SEC_MUTUAL_TLS: "mutual_tls"}
 
 DEF ERRLEN = 512
+
+
+# The overload manager's monitor kinds and actions, in the order of
+# mc_om_monitor_kind_t and mc_om_action_t (meshcore/overload.h).
+OVERLOAD_MONITOR_KINDS = ("fixed_heap", "injected_resource", "downstream_connections")
+OVERLOAD_ACTIONS = (
+    "envoy.overload_actions.stop_accepting_requests",
+    "envoy.overload_actions.disable_http_keepalive",
+    "envoy.overload_actions.stop_accepting_connections",
+    "envoy.overload_actions.reject_incoming_connections",
+    "envoy.overload_actions.shrink_heap",
+)
 
 
 class CoreError(Exception):
@@ -291,6 +304,56 @@ cdef class Engine:
         cdef int configured = 0
         cdef uint64_t n = mc_engine_downstream_cx_limit(self.e, &configured)
         return n, bool(configured)
+
+    def set_overload(self, uint64_t refresh_interval_ms, monitors, triggers):
+        """The overload manager (meshcore/overload.h). monitors: [(name, kind
+        in OVERLOAD_MONITOR_KINDS, max, path)]; triggers: [(action index in
+        OVERLOAD_ACTIONS, monitor index, scaled, lo, hi)]."""
+        cdef mc_om_monitor_t ms[MC_OM_MAX_MONITORS]
+        cdef mc_om_trigger_t ts[MC_OM_MAX_TRIGGERS]
+        cdef char err[ERRLEN]
+        if len(monitors) > MC_OM_MAX_MONITORS or len(triggers) > MC_OM_MAX_TRIGGERS:
+            raise CoreError(f"overload_manager: at most {MC_OM_MAX_MONITORS} resource monitors "
+                            f"and {MC_OM_MAX_TRIGGERS} triggers")
+        cdef int k
+        keep = []  # the encoded strings outlive the call
+        for i, (name, kind, mx, path) in enumerate(monitors):
+            bname, bpath = name.encode(), path.encode()
+            keep.append((bname, bpath))
+            ms[i].name = bname
+            k = OVERLOAD_MONITOR_KINDS.index(kind)
+            ms[i].kind = <mc_om_monitor_kind_t>k
+            ms[i].max = mx
+            ms[i].path = bpath
+        for i, (action, monitor, scaled, lo, hi) in enumerate(triggers):
+            k = OVERLOAD_ACTIONS.index(action)
+            ts[i].action = <mc_om_action_t>k
+            ts[i].monitor = monitor
+            ts[i].scaled = 1 if scaled else 0
+            ts[i].lo = lo
+            ts[i].hi = hi
+        if mc_engine_set_overload(self.e, refresh_interval_ms, ms, len(monitors), ts, len(triggers),
+                                  err, ERRLEN) < 0:
+            raise CoreError(err.decode())
+
+    def overload_monitor(self, uint32_t i):
+        """(pressure in [0, 1] or -1 before the first sample, failed updates)
+        of resource monitor i as last sampled; None past the last."""
+        cdef double p = 0
+        cdef uint64_t failed = 0
+        if mc_engine_overload_monitor(self.e, i, &p, &failed) < 0:
+            return None
+        return p, failed
+
+    def overload_action(self, str name):
+        """The action's state as last computed: 0 .. 1 (saturated)."""
+        cdef int k = OVERLOAD_ACTIONS.index(name)
+        return mc_engine_overload_action(self.e, <mc_om_action_t>k)
+
+    def overload_sample(self):
+        """One sampling round now."""
+        with nogil:
+            mc_engine_overload_sample(self.e)
 
     @staticmethod
     def derived_cx_limit(uint64_t nofile):

@@ -28,7 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from meshcore import _core
 from meshcore.config import load_bootstrap, parse_bootstrap, validate_bootstrap
-from meshcore.config.overload import GLOBAL_CX_PRESSURE, global_max_connections
+from meshcore.config.overload import GLOBAL_CX_PRESSURE, OverloadPlan, global_max_connections, overload_plan
 from meshcore.errors import (
     ConfigError,
     EngineError,
@@ -83,6 +83,7 @@ class Engine:
         self._drained = False
         self._changes: Changes | None = None  # the running config (see the bootstrap property)
         self._validated: set[Any] | None = None  # serialized resources the last apply validated
+        self._overload: OverloadPlan = (0, [], [])  # the sampler's plan (config/overload.py)
         self.source: str | None = None           # where it came from (file name or "<...>")
         self.applied_at: Timestamp | None = None  # google.protobuf.Timestamp of that apply
 
@@ -219,6 +220,8 @@ class Engine:
             self._check_can_apply(drained_ok)
             try:
                 self._core.apply(builder)
+                self._overload = overload_plan(bootstrap)
+                self._core.set_overload(*self._overload)
             except _core.CoreError as e:
                 raise EngineError(f"{source}: {e}") from None
             self._changes = Changes(bootstrap, plan, source, reads_files=builder.reads_files)
@@ -389,11 +392,29 @@ class Engine:
                  "server.spans_dropped": spans_dropped, **self.tracers.counters(),
                  **(extra_counters or {})}
         stats = Stats(scopes_from_core(self._core.stats()), extra)
+        self._overload_stats(stats)
         limit, _ = self._core.downstream_cx_limit
         if limit:  # Envoy's gauge: active downstream connections as a percent of the global limit
             active = stats.gauges.get("server.total_connections", 0)
             stats.gauges[GLOBAL_CX_PRESSURE] = min(100, active * 100 // limit)
         return stats
+
+    def _overload_stats(self, stats: Stats) -> None:
+        """The overload manager's stats, as Envoy names them: per monitor
+        overload.<name>.pressure (percent) and failed_updates; per action
+        overload.<name>.active (1 when saturated) and scale_percent."""
+        _, monitors, triggers = self._overload
+        for i, (name, *_rest) in enumerate(monitors):
+            sampled = self._core.overload_monitor(i)
+            if sampled is None:
+                continue
+            pressure, failed = sampled
+            stats.gauges[f"overload.{name}.pressure"] = max(0, round(pressure * 100))
+            stats.counters[f"overload.{name}.failed_updates"] = failed
+        for action in dict.fromkeys(t[0] for t in triggers):
+            v = self._core.overload_action(action)
+            stats.gauges[f"overload.{action}.active"] = int(v >= 1.0)
+            stats.gauges[f"overload.{action}.scale_percent"] = round(v * 100)
 
     def flush_access_logs(self) -> None:
         """Writes the access-log records produced so far now (the core's log

@@ -373,7 +373,7 @@ def test_full_config_sets_every_supported_field():
                  "TypedStruct", "tracing", "Tracing", "OpenTelemetryConfig", "ZipkinConfig", "HttpService", "HttpUri",
                  "Percent", "Decorator", "decorator", "Cluster.metadata", "core.v3.Metadata", "traffic_direction",
                  # the overload manager, buffer limits and underscores: tests/python/test_config_overload.py
-                 "overload", "DownstreamConnectionsConfig", "per_connection_buffer_limit_bytes",
+                 "overload", "resource_monitors", "per_connection_buffer_limit_bytes",
                  "headers_with_underscores_action")
     missing = [m for m in missing if not any(e in m for e in elsewhere)]
     assert not missing

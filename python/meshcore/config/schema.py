@@ -63,9 +63,14 @@ from .listener import (
 )
 from .overload import (
     DOWNSTREAM_CONNECTIONS,
+    FIXED_HEAP,
+    INJECTED_RESOURCE,
     check_downstream_connections,
+    check_fixed_heap,
+    check_injected_resource,
     check_overload_action,
     check_overload_manager,
+    check_trigger,
 )
 from .rbac import (
     check_cidr,
@@ -168,12 +173,15 @@ SCHEMA = {
     ),
     "envoy.config.overload.v3.ResourceMonitor": Rule(
         ("name", "typed_config"),
-        anys={"typed_config": AnyOf("resource monitor", {DOWNSTREAM_CONNECTIONS: False})},
+        anys={"typed_config": AnyOf("resource monitor",
+                                    {DOWNSTREAM_CONNECTIONS: False, FIXED_HEAP: False, INJECTED_RESOURCE: False})},
         check=needs_typed_config("resource monitor"),
     ),
     DOWNSTREAM_CONNECTIONS: Rule(("max_active_downstream_connections",), check=check_downstream_connections),
+    FIXED_HEAP: Rule(("max_heap_size_bytes",), check=check_fixed_heap),
+    INJECTED_RESOURCE: Rule(("filename",), check=check_injected_resource),
     "envoy.config.overload.v3.OverloadAction": Rule(("name", "triggers"), check=check_overload_action),
-    "envoy.config.overload.v3.Trigger": Rule(("name", "threshold", "scaled")),
+    "envoy.config.overload.v3.Trigger": Rule(("name", "threshold", "scaled"), check=check_trigger),
     "envoy.config.overload.v3.ThresholdTrigger": Rule(("value",)),
     "envoy.config.overload.v3.ScaledTrigger": Rule(("scaling_threshold", "saturation_threshold")),
     "envoy.config.bootstrap.v3.Bootstrap.StaticResources": Rule(("listeners", "clusters", "secrets")),

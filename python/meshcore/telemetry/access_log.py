@@ -29,7 +29,7 @@ from meshcore import _core
 
 log = logging.getLogger("meshcore.accesslog")
 
-_RF_NAMES = ("UH", "UF", "UO", "NR", "URX", "UT", "DC", "UC", "DI", "FI", "UPE", "DPE", "LR", "UR", "SI", "UAEX")
+_RF_NAMES = ("UH", "UF", "UO", "NR", "URX", "UT", "DC", "UC", "DI", "FI", "UPE", "DPE", "LR", "UR", "SI", "UAEX", "OL")
 
 
 def response_flags(bits: int) -> str:

@@ -120,6 +120,11 @@ class StatsCollector:
         for name, v in self.stats.counters.items():
             if name not in core_names:
                 family(CounterMetricFamily, _metric_name(*name.split(".")), name, []).add_metric([], v)
+        # Gauges kept outside the core (the overload manager's), named like "overload.x.pressure".
+        core_gauges = {f"{s.prefix}.{k}" for s in self.stats.scopes for k in s.gauges}
+        for name, v in self.stats.gauges.items():
+            if name not in core_gauges:
+                family(GaugeMetricFamily, _metric_name(*name.split(".")), name, []).add_metric([], v)
         yield from families.values()
 
 

@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "engine/alog_writer.h"
+#include "engine/overload.h"
 #include "proxy/listener.h"
 #include "engine/engine_internal.h"
 
@@ -389,6 +390,7 @@ void mc_engine_free(mc_engine_t *e)
     if (!e)
         return;
     mc_engine_stop(e, 0);
+    mc_overload_free(e); /* its sampler wakes workers: gone before they are */
     mc_alog_writer_free(e->alog); /* stopped above, or never started */
     if (e->workers) {
         for (uint32_t i = 0; i < e->n_workers; i++)

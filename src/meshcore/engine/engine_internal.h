@@ -21,6 +21,7 @@ struct mc_engine {
     mc_stats_t *stats;
     uint32_t server_scope;
     struct mc_alog_writer *alog; /* formats and writes access logs, hands spans over */
+    struct mc_overload *om;      /* resource monitors and actions (engine/overload.c); NULL until set */
     /* Shared cluster/host runtime state, by cluster name (control thread). */
     mc_cluster_registry_t clusters;
     /* Listen socket sets by address; each holds one registry reference. */

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "meshcore/overload.h"
+#include "worker/control.h"
 #include "proxy/h1_server.h"
 
 #define STATS(c) ((c)->w->stats)
@@ -290,6 +292,10 @@ static void start_stream(mc_http_conn_t *c, mc_http_stream_t *s, int head_len)
     s->last_activity = c->last_activity;
     s->close_after = c->draining || !q->keep_alive ||
                      (c->hcm->max_requests_per_connection && c->requests >= c->hcm->max_requests_per_connection);
+    if (!s->close_after && mc_overload_on(c->w->ctl, MC_OA_DISABLE_HTTP_KEEPALIVE)) {
+        s->close_after = 1; /* envoy.overload_actions.disable_http_keepalive */
+        mc_stat_inc(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_OVERLOAD_DISABLE_KEEPALIVE);
+    }
     s->req_body = q->body;
     s->req_remaining = q->content_length;
     mc_h1_chunked_init(&s->req_chunked);

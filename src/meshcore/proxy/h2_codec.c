@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "meshcore/overload.h"
 #include "proxy/h2_server.h"
+#include "worker/control.h"
 
 #define MAX_NV (MC_HTTP_MAX_HEADERS + 32)
 
@@ -271,6 +273,14 @@ static void submit(mc_http_stream_t *s, int k, int with_body)
     if (rv != 0) {
         h2_reset(s);
         return;
+    }
+    mc_http_conn_t *c = s->conn;
+    if (!c->draining && mc_overload_on(c->w->ctl, MC_OA_DISABLE_HTTP_KEEPALIVE)) {
+        /* disable_http_keepalive on HTTP/2: a GOAWAY queued after this
+         * response's head tells the client to open a new connection for its
+         * next streams; those in flight finish (as a drain). */
+        mc_stat_inc(c->w->stats, c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_OVERLOAD_DISABLE_KEEPALIVE);
+        c->base.drain(&c->base);
     }
     if (!with_body)
         mc_http_stream_finish(s);

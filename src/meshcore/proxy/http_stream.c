@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "meshcore/overload.h"
+#include "worker/control.h"
 #include "proxy/http_stream.h"
 
 #define STATS(s) ((s)->w->stats)
@@ -399,6 +401,12 @@ void mc_http_stream_start(mc_http_stream_t *s)
     mc_http_alog_begin(s);
     mc_http_im_request_head(s);
 
+    if (mc_overload_on(s->w->ctl, MC_OA_STOP_ACCEPTING_REQUESTS)) {
+        mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_OVERLOAD_CLOSE);
+        s->details = "overload";
+        mc_http_local_reply(s, 503, "envoy overloaded", MC_RF_OL);
+        return;
+    }
     if (q->connect) {
         mc_http_local_reply(s, 405, "CONNECT is not supported\n", 0);
         return;

@@ -5,6 +5,7 @@
 
 #include <openssl/err.h>
 
+#include "meshcore/overload.h"
 #include "proxy/http_conn.h"
 #include "proxy/http_stream.h"
 #include "proxy/http_upstream.h"
@@ -38,6 +39,10 @@ static int admit(mc_worker_t *w, const mc_snapshot_t *snap, const mc_listener_t 
     a->limited = 0;
     a->global = 0;
     a->start_ns = w->loop.now;
+    if (mc_overload_on(w->ctl, MC_OA_REJECT_INCOMING_CONNECTIONS)) {
+        mc_stat_inc(st, l->scope, MC_LISTENER_DOWNSTREAM_CX_OVERLOAD_REJECT);
+        return -1;
+    }
     int64_t g = __atomic_add_fetch(&w->ctl->downstream_cx, 1, __ATOMIC_RELAXED);
     if (snap->max_downstream_cx && g > (int64_t)snap->max_downstream_cx) {
         __atomic_sub_fetch(&w->ctl->downstream_cx, 1, __ATOMIC_RELAXED);
@@ -173,6 +178,13 @@ static size_t trim_pool(mc_pool_t *p)
     return mc_pool_trim(p, p->per_slab + p->in_use);
 }
 
+/* envoy.overload_actions.shrink_heap: every wholly free slab goes back,
+ * however full the pool, and malloc_trim runs each period. */
+static size_t shrink_pool(mc_pool_t *p)
+{
+    return mc_pool_trim(p, 0);
+}
+
 /* Every 5 s: pooled objects and buffers a flood left behind go back to the
  * allocator, and the allocator gives free pages back to the kernel
  * (malloc_trim), so RSS returns near its level before the flood. */
@@ -180,9 +192,11 @@ static void on_trim(mc_timer_t *t)
 {
     mc_proxy_worker_t *p = mc_container_of(t, mc_proxy_worker_t, trim);
     mc_worker_t *w = p->w;
-    size_t freed = trim_pool(&p->tcp_sessions) + trim_pool(&p->http_conns) + trim_pool(&p->http_streams) +
-                   trim_pool(&p->upconns) + trim_pool(&w->bufs);
-    if (freed)
+    int shrink = mc_overload_on(w->ctl, MC_OA_SHRINK_HEAP);
+    size_t (*trim)(mc_pool_t *) = shrink ? shrink_pool : trim_pool;
+    size_t freed = trim(&p->tcp_sessions) + trim(&p->http_conns) + trim(&p->http_streams) + trim(&p->upconns) +
+                   trim(&w->bufs);
+    if (freed || shrink)
         malloc_trim(0);
     mc_timer_arm(&w->loop.timers, &p->trim, w->loop.now + TRIM_PERIOD_NS);
 }

@@ -30,7 +30,8 @@
     FLAG(LR, "local reset")                                                   \
     FLAG(UR, "upstream remote reset")                                         \
     FLAG(SI, "stream idle timeout")                                           \
-    FLAG(UAEX, "unauthorized (external authorization / RBAC)")
+    FLAG(UAEX, "unauthorized (external authorization / RBAC)")                \
+    FLAG(OL, "overload manager")
 
 #define MC_RF_BIT_(code, meaning) MC_RF_BIT_##code,
 enum { MC_RESPONSE_FLAGS(MC_RF_BIT_) MC_RF__COUNT };

@@ -22,6 +22,15 @@ typedef struct mc_worker_control {
     /* Downstream connections admitted on every listener, across workers:
      * the overload manager's global limit counts this (atomics, no lock). */
     int64_t downstream_cx;
+    /* The overload actions now saturated, a bit per mc_om_action_t
+     * (meshcore/overload.h): written by the engine's sampler, read by the
+     * workers with relaxed atomic loads. */
+    uint32_t overload;
 } mc_worker_control_t;
+
+static inline int mc_overload_on(const mc_worker_control_t *c, int action)
+{
+    return (__atomic_load_n(&c->overload, __ATOMIC_RELAXED) >> action) & 1;
+}
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "meshcore/balancer.h"
+#include "meshcore/overload.h"
 #include "worker/control.h"
 #include "worker/worker.h"
 
@@ -50,6 +51,7 @@ static void ctx_free(mc_wctx_t *c)
 }
 
 static void on_accept(mc_io_t *io, uint32_t ev);
+static void follow_overload(mc_worker_t *w);
 
 /* Takes over the caller's snapshot reference. */
 static mc_wctx_t *ctx_new(mc_worker_t *w, mc_snapshot_t *s)
@@ -156,6 +158,10 @@ static void on_accept(mc_io_t *io, uint32_t ev)
     mc_wlistener_t *wl = mc_container_of(io, mc_wlistener_t, io);
     mc_wctx_t *c = wl->ctx;
     mc_worker_t *w = c->w;
+    if (mc_overload_on(w->ctl, MC_OA_STOP_ACCEPTING_CONNECTIONS)) {
+        follow_overload(w); /* before the sampler's wake-up arrives */
+        return;
+    }
     /* On a socket the workers share, one accept per wake-up: the workers all
      * wake, and a burst of connections is spread over them instead of going
      * to whichever woke first. */
@@ -224,6 +230,34 @@ static void unregister_all(mc_worker_t *w)
     unregister_ctx(w, w->ctx);
 }
 
+/* envoy.overload_actions.stop_accepting_connections: the listeners leave the
+ * poll set, so new connections wait in the kernel's backlog, and come back
+ * when the action ends (the sampler wakes the workers on each change). */
+static void follow_overload(mc_worker_t *w)
+{
+    int pause = mc_overload_on(w->ctl, MC_OA_STOP_ACCEPTING_CONNECTIONS);
+    if (!w->listening || !w->ctx) { /* nothing registered (stopping, drained or no config yet) */
+        w->accept_paused = w->listening && pause;
+        return;
+    }
+    if (pause == w->accept_paused)
+        return;
+    w->accept_paused = pause;
+    if (pause) {
+        unregister_ctx(w, w->ctx);
+        return;
+    }
+    mc_wctx_t *c = w->ctx;
+    for (uint32_t i = 0; i < c->snap->n_listeners; i++) {
+        mc_lsock_t *ls = c->snap->listeners[i].ls;
+        mc_wlistener_t *wl = &c->listeners[i];
+        if (!ls || ls->fds[w->id] < 0 || wl->registered)
+            continue;
+        wl->io.fd = ls->fds[w->id];
+        wl->registered = mc_loop_add_lt(&w->loop, &wl->io) == 0;
+    }
+}
+
 /* Moves listener registrations from the old context to the new one: an fd
  * kept by both is re-pointed (never dropped, so no accept is missed), old
  * ones are removed, new ones added. */
@@ -241,7 +275,7 @@ static void adopt(mc_worker_t *w, mc_snapshot_t *s)
         return; /* keep serving the old snapshot */
     }
     mc_wctx_t *oc = w->ctx;
-    for (uint32_t i = 0; w->listening && i < s->n_listeners; i++) {
+    for (uint32_t i = 0; w->listening && !w->accept_paused && i < s->n_listeners; i++) {
         mc_lsock_t *ls = s->listeners[i].ls;
         if (!ls || ls->fds[w->id] < 0)
             continue;
@@ -306,6 +340,7 @@ static void on_wake(mc_io_t *io, uint32_t ev)
     }
     if (s)
         adopt(w, s);
+    follow_overload(w);
     if (stop && !w->stopping) {
         w->stopping = 1;
         w->stop_deadline = deadline;

@@ -80,6 +80,7 @@ struct mc_worker {
     uint64_t acked_gen;
     mc_session_list_t sessions;
     int listening;
+    int accept_paused; /* stop_accepting_connections: listeners out of the poll set */
     int stopping;
     uint64_t stop_deadline;
     char scratch[MC_WORKER_SCRATCH];

@@ -277,6 +277,7 @@ static const struct {
     {MC_SCOPE_LISTENER, MC_LISTENER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san", 0},
     {MC_SCOPE_LISTENER, MC_LISTENER_SSL_NO_CERTIFICATE, "ssl.no_certificate", 0},
     {MC_SCOPE_LISTENER, MC_LISTENER_DOWNSTREAM_GLOBAL_CX_OVERFLOW, "downstream_global_cx_overflow", 0},
+    {MC_SCOPE_LISTENER, MC_LISTENER_DOWNSTREAM_CX_OVERLOAD_REJECT, "downstream_cx_overload_reject", 0},
     {MC_SCOPE_LISTENER, MC_LISTENER_DOWNSTREAM_PRE_CX_ACTIVE, "downstream_pre_cx_active", 1},
     {MC_SCOPE_LISTENER, MC_LISTENER_DOWNSTREAM_PRE_CX_TIMEOUT, "downstream_pre_cx_timeout", 0},
     {MC_SCOPE_LISTENER, MC_LISTENER_DOWNSTREAM_LISTENER_FILTER_REMOTE_CLOSE, "downstream_listener_filter_remote_close", 0},
@@ -391,6 +392,8 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_CX_UPGRADES_TOTAL, "downstream_cx_upgrades_total", 0},
     {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE, "downstream_cx_upgrades_active", 1},
     {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE, "downstream_rq_ws_on_non_ws_route", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_RQ_OVERLOAD_CLOSE, "downstream_rq_overload_close", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_CX_OVERLOAD_DISABLE_KEEPALIVE, "downstream_cx_overload_disable_keepalive", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 0, "response_flag_UH", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 1, "response_flag_UF", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 2, "response_flag_UO", 0},
@@ -407,6 +410,7 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 13, "response_flag_UR", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 14, "response_flag_SI", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 15, "response_flag_UAEX", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 16, "response_flag_OL", 0},
 };
 
 /* Per-code counters: the codes of the table have a slot, every other code none. */

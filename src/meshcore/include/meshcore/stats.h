@@ -58,6 +58,8 @@ typedef enum mc_scope_kind {
     COUNTER(MC_LISTENER_SSL_NO_CERTIFICATE, "ssl.no_certificate")                            \
     /* refused by the overload manager's global_downstream_max_connections */               \
     COUNTER(MC_LISTENER_DOWNSTREAM_GLOBAL_CX_OVERFLOW, "downstream_global_cx_overflow")      \
+    /* closed at accept by envoy.overload_actions.reject_incoming_connections */            \
+    COUNTER(MC_LISTENER_DOWNSTREAM_CX_OVERLOAD_REJECT, "downstream_cx_overload_reject")      \
     /* listener filters (tls_inspector): before a chain and downstream_cx_total */         \
     GAUGE(MC_LISTENER_DOWNSTREAM_PRE_CX_ACTIVE, "downstream_pre_cx_active")                  \
     COUNTER(MC_LISTENER_DOWNSTREAM_PRE_CX_TIMEOUT, "downstream_pre_cx_timeout")              \
@@ -190,6 +192,9 @@ int mc_stats_code_index(int status);
     COUNTER(MC_HTTP_DOWNSTREAM_CX_UPGRADES_TOTAL, "downstream_cx_upgrades_total")            \
     GAUGE(MC_HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE, "downstream_cx_upgrades_active")            \
     COUNTER(MC_HTTP_DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE, "downstream_rq_ws_on_non_ws_route") \
+    /* the overload manager's actions (docs/hardening.md) */                                \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_OVERLOAD_CLOSE, "downstream_rq_overload_close")            \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_OVERLOAD_DISABLE_KEEPALIVE, "downstream_cx_overload_disable_keepalive") \
     MC_HTTP2_STATS(COUNTER, GAUGE)
 /* The downstream HTTP/2 codec (proxy/h2_server.c, docs/http2.md): Envoy's names. */
 #define MC_HTTP2_STATS(COUNTER, GAUGE)                                                        \
@@ -211,7 +216,7 @@ int mc_stats_code_index(int status);
     COUNTER(MC_HTTP2_TRAILERS, "http2.trailers")
 #define MC_HTTP_HISTS(HIST) HIST(MC_HTTP_H_DOWNSTREAM_RQ_TIME, "downstream_rq_time")
 /* Response flag counters (MC_RF__COUNT of them; stats/stats.c checks). */
-#define MC_HTTP_RESPONSE_FLAG_SLOTS 16
+#define MC_HTTP_RESPONSE_FLAG_SLOTS 17
 
 /* Slot numbers per kind, from the tables above. */
 #define MC_STAT_ENUM_(id, name) id,
