@@ -195,6 +195,8 @@ ssize_t mc_h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
     mc_http_stream_t *s = nghttp2_session_get_stream_user_data(ng, id);
     if (!s || s->state != ST_ACTIVE)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+    if (s->h2.ws && mc_http_upgrade_tunnel(s))
+        return mc_h2_tunnel_read(s, buf, length, flags); /* proxy/h2_tunnel.c */
     size_t n = 0;
     int done;
     if (s->h2.local) {
@@ -255,7 +257,9 @@ static void h2_send_response(mc_http_stream_t *s)
         mc_http_stream_finish(s);
         return;
     }
-    if (s->h2.deferred && s->h2.attached && h) {
+    if (s->h2.ws)
+        mc_h2_tunnel_pump(s); /* client DATA to the upstream when it is writable */
+    if (s->state == ST_ACTIVE && s->h2.deferred && s->h2.attached && h) {
         s->h2.deferred = 0;
         nghttp2_session_resume_data(h->ng, s->h2.id);
         mc_h2_want_write(h);
@@ -304,6 +308,23 @@ static void h2_response_head(mc_http_stream_t *s, uint32_t head_len, uint64_t se
         mc_hbuf_release(s->w, &tmp);
         s->flags |= MC_RF_UPE;
         h2_reset(s);
+        return;
+    }
+    if (s->h2.ws && mc_http_upgrade_tunnel(s)) {
+        /* RFC 8441 §5: the upstream's 101 is a 200 here, and its
+         * Sec-WebSocket-Accept answers a key the client never sent */
+        memcpy(status, "200", 4);
+        s->status = 200;
+        int j = 0;
+        for (int i = 0; i < k; i++)
+            if (!(nv[i].namelen == 20 && memcmp(nv[i].name, "sec-websocket-accept", 20) == 0))
+                nv[j++] = nv[i];
+        k = j;
+        s->resp_done = 0; /* the tunnel is the body */
+        s->resp_keep_upstream = 0;
+        submit(s, k, 1);
+        mc_hbuf_release(s->w, &tmp);
+        mc_h2_tunnel_pump(s); /* DATA the client sent early */
         return;
     }
     submit(s, k, !s->resp_done);
@@ -428,7 +449,7 @@ static int h2_send_continue(mc_http_stream_t *s)
 /* DATA bytes that have left `rx` go back to the client's windows (nghttp2
  * sends WINDOW_UPDATE once half a window is consumed). Framing bytes in rx
  * count as data until rx empties: never more is consumed than forwarded. */
-static void settle(mc_http_stream_t *s)
+void mc_h2_settle(mc_http_stream_t *s)
 {
     uint32_t held = mc_hbuf_len(&s->h2.rx);
     if (s->h2.unconsumed <= held || !s->h2.attached)
@@ -441,7 +462,7 @@ static void settle(mc_http_stream_t *s)
 
 static int h2_scan_body(mc_http_stream_t *s)
 {
-    settle(s);
+    mc_h2_settle(s);
     if (s->req_ready || s->req_done)
         return 0;
     s->req_ready = mc_hbuf_len(&s->h2.rx);
@@ -451,7 +472,7 @@ static int h2_scan_body(mc_http_stream_t *s)
 
 static void h2_read_body(mc_http_stream_t *s)
 {
-    settle(s); /* the session reads the socket; nothing to pull here */
+    mc_h2_settle(s); /* the session reads the socket; nothing to pull here */
 }
 
 const mc_http_codec_t mc_h2_codec = {

@@ -37,7 +37,7 @@ static void rebase(mc_http_stream_t *s, const char *from, const char *to)
 }
 
 /* Copies bytes into the stream's header buffer; NULL when out of memory. */
-static char *store(mc_http_stream_t *s, const void *a, size_t alen, const void *b, size_t blen)
+char *mc_h2_store(mc_http_stream_t *s, const void *a, size_t alen, const void *b, size_t blen)
 {
     mc_hbuf_t *buf = &s->h2.hdr;
     uint32_t need = (uint32_t)(alen + blen);
@@ -73,7 +73,7 @@ int mc_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *
         s->h2.overflow = 1; /* answered 431 once the block is decoded (HPACK state must stay in step) */
         return 0;
     }
-    const char *p = store(s, name, nlen, value, vlen);
+    const char *p = mc_h2_store(s, name, nlen, value, vlen);
     if (!p)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     const char *v = p + nlen;
@@ -88,8 +88,21 @@ int mc_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *
         } else if (IS(name, nlen, ":authority")) {
             q->authority = v;
             q->authority_len = vlen;
+        } else if (IS(name, nlen, ":protocol")) {
+            /* nghttp2 lets it through only on CONNECT, and only when we
+             * advertised SETTINGS_ENABLE_CONNECT_PROTOCOL (websocket upgrades
+             * on): it is the upgrade the HTTP/1.1 upstream is asked for */
+            const char *u = mc_h2_store(s, "upgrade", 7, value, vlen);
+            if (!u)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+            if (q->n_headers >= max_headers) {
+                s->h2.overflow = 1;
+                return 0;
+            }
+            s->h2.ws = 1;
+            q->headers[q->n_headers++] = (mc_h1_header_t){u, 7, u + 7, vlen};
         }
-        return 0; /* :scheme, :protocol: nothing to keep */
+        return 0; /* :scheme: nothing to keep */
     }
     if (IS(name, nlen, "host")) {
         if (!q->authority) { /* :authority wins when both are sent (RFC 9113 8.3.1) */
@@ -124,7 +137,7 @@ static int join_cookies(mc_http_stream_t *s)
         }
     if (n < 2)
         return 0;
-    char *p = store(s, "", 0, "", total); /* room first: it may move the views */
+    char *p = mc_h2_store(s, "", 0, "", total); /* room first: it may move the views */
     if (!p)
         return -1;
     size_t len = 0, k = 0, first = SIZE_MAX;
@@ -175,6 +188,12 @@ void mc_h2_request_ready(mc_h2_session_t *h, mc_http_stream_t *s, int end_stream
         q->authority = "";
         q->authority_len = 0;
     }
+    if (s->h2.ws && mc_h2_ws_prepare(s) < 0) {
+        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->h2.id, NGHTTP2_INTERNAL_ERROR);
+        mc_h2_detach(s);
+        mc_http_stream_free(s);
+        return;
+    }
     q->form = MC_H1_FORM_ORIGIN;
     if (q->target) {
         const char *qm = memchr(q->target, '?', q->target_len);
@@ -187,8 +206,8 @@ void mc_h2_request_ready(mc_h2_session_t *h, mc_http_stream_t *s, int end_stream
     } else {
         q->form = MC_H1_FORM_AUTHORITY; /* CONNECT */
     }
-    if (end_stream) {
-        s->h2.end_stream = 1;
+    if (end_stream || s->h2.ws) { /* a tunnel's DATA is not a body: it waits for the 101 */
+        s->h2.end_stream = (uint8_t)end_stream;
         q->body = MC_H1_BODY_NONE;
     } else if (s->h2.has_cl) {
         q->body = MC_H1_BODY_LENGTH;
@@ -296,7 +315,10 @@ void mc_h2_end_stream(mc_http_stream_t *s)
             s->codec->reset(s);
             return;
         }
-        mc_http_forward_progress(s);
+        if (s->h2.ws)
+            mc_h2_tunnel_pump(s);
+        else
+            mc_http_forward_progress(s);
     }
 }
 
@@ -320,6 +342,9 @@ int mc_h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const ui
         return 0; /* on_stream_close aborts the stream */
     }
     s->last_activity = s->w->loop.now;
-    mc_http_forward_progress(s);
+    if (s->h2.ws)
+        mc_h2_tunnel_pump(s); /* held until the 101, then written to the upstream as they are */
+    else
+        mc_http_forward_progress(s);
     return 0;
 }

@@ -454,8 +454,11 @@ void mc_h2_start(mc_http_conn_t *c)
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, hcm->h2_max_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, hcm->h2_stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)hcm->limits.max_head_bytes},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* RFC 8441, last: left out below without websocket */
     };
-    nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    /* Without websocket upgrades, :protocol is nghttp2's stream error (PROTOCOL_ERROR). */
+    size_t n_iv = sizeof(iv) / sizeof(iv[0]) - (hcm->upgrade_websocket ? 0 : 1);
+    nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, n_iv);
     if (hcm->h2_conn_window > 65535)
         nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, (int32_t)hcm->h2_conn_window);
     c->last_activity = w->loop.now;

@@ -49,6 +49,9 @@ int mc_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *
                     const uint8_t *value, size_t vlen, uint8_t flags, void *user);
 int mc_h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
                         void *user);
+/* Copies a and b, one after the other, into the stream's header buffer (the
+ * views in s->req follow it if it moves); NULL when out of memory. */
+char *mc_h2_store(mc_http_stream_t *s, const void *a, size_t alen, const void *b, size_t blen);
 /* The head is whole (HEADERS, END_HEADERS): the stream starts, or gets its 431. */
 void mc_h2_request_ready(mc_h2_session_t *h, mc_http_stream_t *s, int end_stream);
 /* The client's END_STREAM: the body is whole. */
@@ -58,7 +61,18 @@ void mc_h2_end_stream(mc_http_stream_t *s);
 /* nghttp2's data provider for a response body (proxied or local). */
 ssize_t mc_h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
                         nghttp2_data_source *src, void *user);
+/* The request's body, given back to the client's windows once forwarded. */
+void mc_h2_settle(mc_http_stream_t *s);
 /* Submits a bare status (431, 503...) on a stream that never started. */
 void mc_h2_reply_bare(mc_h2_session_t *h, int32_t id, int status);
+
+/* proxy/h2_tunnel.c: WebSocket over HTTP/2 (RFC 8441). prepare: the
+ * extended CONNECT becomes an HTTP/1.1 upgrade request (-1: out of memory).
+ * read: nghttp2's data provider once the upstream said 101 (upstream bytes
+ * as DATA). pump: client DATA to the upstream, half-closes. */
+enum { H2WS_DOWN_EOF = 1, H2WS_UP_SHUT = 2, H2WS_UP_EOF = 4 };
+int mc_h2_ws_prepare(mc_http_stream_t *s);
+ssize_t mc_h2_tunnel_read(mc_http_stream_t *s, uint8_t *buf, size_t length, uint32_t *flags);
+void mc_h2_tunnel_pump(mc_http_stream_t *s);
 
 #endif
