@@ -438,9 +438,19 @@ void mc_h2_reply_bare(mc_h2_session_t *h, int32_t id, int status)
     mc_h2_want_write(h);
 }
 
+/* Expect: 100-continue: an interim HEADERS (:status 100) before the final
+ * response (RFC 9113 8.1), sent where HTTP/1.1 sends its 100 Continue. */
 static int h2_send_continue(mc_http_stream_t *s)
 {
-    (void)s; /* an HTTP/2 client does not wait for 100 Continue; Expect is not forwarded */
+    mc_h2_session_t *h = s->conn->h2;
+    if (!h || !s->h2.attached)
+        return -1;
+    nghttp2_nv f[] = {NVS(":status", "100", 3)};
+    if (nghttp2_submit_headers(h->ng, NGHTTP2_FLAG_NONE, s->h2.id, NULL, f, 1, NULL) < 0) {
+        h2_reset(s);
+        return -1;
+    }
+    mc_h2_want_write(h);
     return 0;
 }
 

@@ -13,6 +13,7 @@
  * at most its window.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/h2_server.h"
 
@@ -57,14 +58,39 @@ char *mc_h2_store(mc_http_stream_t *s, const void *a, size_t alen, const void *b
 
 #define IS(n, nl, lit) ((nl) == sizeof(lit) - 1 && memcmp((n), (lit), sizeof(lit) - 1) == 0)
 
+static int append_body(mc_http_stream_t *s, const uint8_t *data, size_t len, int last);
+
+/* A request trailer: a field of the chunked body's trailer section for the
+ * HTTP/1.1 upstream (RFC 9112 7.1.2). A body with content-length has no
+ * trailer section: its trailers are dropped, as a tunnel's are. */
+static int trailer_field(mc_http_stream_t *s, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
+{
+    if (!s->h2.chunked || s->state != ST_ACTIVE || s->h2.end_stream || mc_h1_is_hop_by_hop((const char *)name, nlen))
+        return 0;
+    s->h2.hdr_bytes += (uint32_t)(nlen + vlen);
+    if (s->h2.hdr_bytes > s->hcm->limits.max_head_bytes)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM: past the header list limit */
+    if (!s->h2.trailers) {
+        if (append_body(s, (const uint8_t *)"0\r\n", 3, 2) < 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        s->h2.trailers = 1;
+    }
+    if (append_body(s, name, nlen, 2) < 0 || append_body(s, (const uint8_t *)": ", 2, 2) < 0 ||
+        append_body(s, value, vlen, 2) < 0 || append_body(s, (const uint8_t *)"\r\n", 2, 2) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
 int mc_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
                     const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
     (void)flags;
     (void)user;
     mc_http_stream_t *s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-    if (!s || s->h2.overflow || s->h2.started) /* trailers of a request are not forwarded */
+    if (!s || s->h2.overflow)
         return 0;
+    if (s->h2.started)
+        return trailer_field(s, name, nlen, value, vlen);
     const mc_hcm_t *hcm = s->hcm;
     mc_h1_request_t *q = &s->req;
     size_t max_headers = hcm->limits.max_headers < MC_HTTP_MAX_HEADERS ? hcm->limits.max_headers : MC_HTTP_MAX_HEADERS;
@@ -119,6 +145,9 @@ int mc_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *
         s->h2.grpc = vlen >= 16 && memcmp(value, "application/grpc", 16) == 0;
     } else if (IS(name, nlen, "te")) {
         q->te_trailers = 1; /* nghttp2 lets only "trailers" through */
+    } else if (IS(name, nlen, "expect") && vlen == 12 && strncasecmp((const char *)value, "100-continue", 12) == 0) {
+        q->expect_continue = 1; /* answered here (an interim 100), not forwarded: as HTTP/1.1 */
+        return 0;
     }
     q->headers[q->n_headers++] = (mc_h1_header_t){p, nlen, v, vlen};
     return 0;
@@ -273,9 +302,13 @@ static char *put_hex(char *p, size_t v)
     return p;
 }
 
+/* Appends request body bytes to rx, chunk-framed when the body is chunked.
+ * last: 1 the body's end (the last chunk, or the end of the trailer
+ * section), 2 raw bytes of the trailer section. */
 static int append_body(mc_http_stream_t *s, const uint8_t *data, size_t len, int last)
 {
     mc_hbuf_t *b = &s->h2.rx;
+    int framed = s->h2.chunked && last != 2;
     uint32_t need = (uint32_t)len + (s->h2.chunked ? 24 : 0);
     if (!b->data || b->cap - b->end < need) {
         if (b->data)
@@ -285,7 +318,7 @@ static int append_body(mc_http_stream_t *s, const uint8_t *data, size_t len, int
             return -1;
     }
     char *p = b->data + b->end;
-    if (s->h2.chunked && len) {
+    if (framed && len) {
         p = put_hex(p, len);
         *p++ = '\r';
         *p++ = '\n';
@@ -293,13 +326,14 @@ static int append_body(mc_http_stream_t *s, const uint8_t *data, size_t len, int
     if (len)
         memcpy(p, data, len);
     p += len;
-    if (s->h2.chunked && len) {
+    if (framed && len) {
         *p++ = '\r';
         *p++ = '\n';
     }
-    if (s->h2.chunked && last) {
-        memcpy(p, "0\r\n\r\n", 5);
-        p += 5;
+    if (s->h2.chunked && last == 1) { /* the last chunk, or the trailer section's end */
+        size_t n = s->h2.trailers ? 2 : 5;
+        memcpy(p, s->h2.trailers ? "\r\n" : "0\r\n\r\n", n);
+        p += n;
     }
     b->end = (uint32_t)(p - b->data);
     return 0;

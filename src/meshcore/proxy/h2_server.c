@@ -116,7 +116,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
         if (!s->h2.started)
             mc_h2_request_ready(h, s, (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
         else if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
-            mc_h2_end_stream(s); /* request trailers end the body (they are not forwarded) */
+            mc_h2_end_stream(s); /* request trailers end the body (proxy/h2_request.c frames them) */
         break;
     case NGHTTP2_PRIORITY: /* CVE-2019-9513 family: frames that cost work and open nothing */
         if (++h->priority_frames > MC_H2_PRIORITY_PER_STREAM * (1ull + h->streams_total))

@@ -77,6 +77,7 @@ typedef struct mc_h2_side {
     uint8_t has_cl;      /* the request has content-length */
     uint8_t ws;          /* extended CONNECT (RFC 8441): a tunnel once upstream says 101 (proxy/h2_tunnel.c) */
     uint8_t ws_flags;    /* H2WS_*: the tunnel's half-closes */
+    uint8_t trailers;    /* request trailers are being framed into rx (a chunked trailer section) */
     uint32_t hdr_bytes;  /* request header list size so far (names + values) */
     uint32_t unconsumed; /* DATA bytes received and not yet given back to the client's windows */
     mc_hbuf_t hdr;       /* request header names and values: the views in `req` point here */
