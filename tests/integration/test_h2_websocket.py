@@ -120,7 +120,8 @@ class Client:
 
 def test_echo_text_binary_1mb_and_close(engine_factory, echo_server):
     port, seen = echo_server
-    engine = engine_factory(config=doc(port, upgrade_configs=WS))
+    # an Envoy config for WebSocket over HTTP/2 also says allow_connect: accepted
+    engine = engine_factory(config=doc(port, upgrade_configs=WS, http2_protocol_options={"allow_connect": True}))
     c = Client(engine.listener_port("http"))
     c.pump(lambda: h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL in c.remote_settings)
     assert c.remote_settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] == 1

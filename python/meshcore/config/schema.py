@@ -331,7 +331,8 @@ SCHEMA = {
             "http_protocol_options": Rule(("accept_http_10", "default_host_for_http_10")),
             "http2_protocol_options": Rule(
                 ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size",
-                 "max_outbound_control_frames", "max_consecutive_inbound_frames_with_empty_payload"),
+                 "max_outbound_control_frames", "max_consecutive_inbound_frames_with_empty_payload",
+                 "allow_connect"),  # Envoy's switch for RFC 8441; here upgrade_configs decides (docs/http2.md)
                 check=check_http2_options,
             ),
             "tracing": Rule(("random_sampling", "provider"), check=check_tracing),
