@@ -215,3 +215,24 @@ def test_without_websocket_upgrades_extended_connect_is_refused(engine_factory, 
     c.pump(lambda: sid in c.heads or sid in c.resets)
     assert c.heads[sid][b":status"] == b"405"
     c.sock.close()
+
+
+def test_reset_and_half_close_end_the_tunnel(engine_factory, echo_server):
+    """RST_STREAM from the client closes the upstream side; the client's
+    END_STREAM is a FIN upstream (the echo server then closes: our END_STREAM)."""
+    port, _ = echo_server
+    engine = engine_factory(config=doc(port, upgrade_configs=WS))
+    c = Client(engine.listener_port("http"))
+    sid = c.open("/a")
+    c.send(sid, Frame(Opcode.TEXT, b"one"))
+    assert c.recv(sid).data == b"one"
+    c.conn.reset_stream(sid)
+    c.flush()
+    sid = c.open("/b")
+    c.send(sid, Frame(Opcode.TEXT, b"two"), end=True)
+    assert c.recv(sid).data == b"two"
+    c.pump(lambda: sid in c.ended)
+    wait_until(lambda: engine.stats()["http.ws.downstream_cx_upgrades_active"] == 0, what="both tunnels' ends")
+    sid = c.open("/c")  # the connection goes on
+    assert c.heads[sid][b":status"] == b"200"
+    c.sock.close()
