@@ -94,4 +94,4 @@ def check_upstream_http_options(o):
 
 def check_explicit_http_config(e):
     if e.WhichOneof("protocol_config") is None:
-        yield "http_protocol_options", "required (meshcore speaks HTTP/1.1 to upstreams)"
+        yield "http_protocol_options", "one of http_protocol_options or http2_protocol_options is required"

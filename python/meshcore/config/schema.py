@@ -460,6 +460,7 @@ SCHEMA = {
             "outlier_detection",
             "typed_extension_protocol_options",
             "max_requests_per_connection",  # deprecated; or in typed_extension_protocol_options
+            "http2_protocol_options",  # deprecated; or in typed_extension_protocol_options
             "transport_socket",
             "metadata",  # filter_metadata.istio.services: the destination_service labels
         ),
@@ -497,9 +498,13 @@ SCHEMA = {
         check=check_upstream_http_options,
     ),
     UPSTREAM_HTTP_OPTIONS + ".ExplicitHttpConfig": Rule(
-        ("http_protocol_options",), check=check_explicit_http_config
+        ("http_protocol_options", "http2_protocol_options"), check=check_explicit_http_config
     ),
-    UPSTREAM_HTTP_OPTIONS + ".UseDownstreamHttpConfig": Rule(("http_protocol_options",)),
+    UPSTREAM_HTTP_OPTIONS + ".UseDownstreamHttpConfig": Rule(("http_protocol_options", "http2_protocol_options")),
+    # HTTP/2 toward a cluster (proxy/h2_upstream.c)
+    "envoy.config.core.v3.Http2ProtocolOptions": Rule(
+        ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size")
+    ),
     # In a cluster; the http_connection_manager's own rows are in its `nested`.
     "envoy.config.core.v3.HttpProtocolOptions": Rule(
         ("idle_timeout", "max_requests_per_connection"), check=check_http_options

@@ -138,6 +138,9 @@ struct mc_http_stream {
     uint8_t resp_keep_upstream;
     uint8_t resp_dechunk; /* chunked upstream response to an HTTP/1.0 client: strip the framing */
     uint64_t resp_head_ns; /* when the committed response head arrived */
+    int16_t grpc_status;     /* from the response head or its trailers, once has_grpc_status */
+    uint8_t has_grpc_status;
+    uint8_t refused;         /* tries restarted after an HTTP/2 REFUSED_STREAM or GOAWAY */
     uint64_t bytes_rx, bytes_tx;
 
     /* telemetry */
@@ -248,6 +251,10 @@ int mc_http_trace_header(const char *name, size_t len); /* traceparent, b3, x-b3
 void mc_http_trace_outgoing(const mc_http_stream_t *s, mc_trace_out_t *o); /* the upstream request's */
 size_t mc_http_trace_format_id(const mc_http_stream_t *s, char *out33);
 size_t mc_http_trace_format_span(uint64_t span, char *out17);
+
+/* proxy/http_grpc.c: gRPC over the stream */
+/* The grpc-status of a response head (a trailers-only response), -1 if none. */
+int mc_http_grpc_status_of(const mc_h1_response_t *r);
 
 /* proxy/http_mirror.c: a shadow copy of s's request (whole in replay) */
 void mc_http_mirror(mc_http_stream_t *s);
