@@ -32,6 +32,7 @@ from .cluster import (
     check_cluster,
     check_endpoint,
     check_explicit_http_config,
+    check_http2_options,
     check_lb_endpoint,
     check_load_assignment,
     check_outlier_detection,
@@ -503,7 +504,8 @@ SCHEMA = {
     UPSTREAM_HTTP_OPTIONS + ".UseDownstreamHttpConfig": Rule(("http_protocol_options", "http2_protocol_options")),
     # HTTP/2 toward a cluster (proxy/h2_upstream.c)
     "envoy.config.core.v3.Http2ProtocolOptions": Rule(
-        ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size")
+        ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size"),
+        check=check_http2_options,
     ),
     # In a cluster; the http_connection_manager's own rows are in its `nested`.
     "envoy.config.core.v3.HttpProtocolOptions": Rule(

@@ -232,6 +232,7 @@ static void session_ready(mc_h2up_t *h)
     }
     dispatch(&h->ready);
     flush(h);
+    dispatch(&h->ready);
 }
 
 static void handshake(mc_h2up_t *h)
@@ -350,6 +351,7 @@ static void on_io(mc_io_t *io, uint32_t ev)
     if (receive(h) < 0)
         return;
     flush(h);
+    dispatch(&h->ready); /* a request body drained while sending: its owner may write more */
 }
 
 static mc_h2up_t *session_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t ep)
