@@ -225,6 +225,10 @@ cdef void _fill_route(_Arena a, mc_sb_route_t *r, route) except *:
             weights[0] = 1
         r.clusters, r.weights, r.n_clusters = names, weights, n
         r.timeout_ms = _ms(ra, "timeout", _DEFAULT_ROUTE_TIMEOUT_MS)
+        if ra.max_stream_duration.HasField("grpc_timeout_header_max"):
+            r.grpc_timeout_header = 1
+            r.grpc_timeout_max_ms = _ms(ra.max_stream_duration, "grpc_timeout_header_max", 0)
+            r.grpc_timeout_offset_ms = _ms(ra.max_stream_duration, "grpc_timeout_header_offset", 0)
         if ra.HasField("retry_policy"):
             r.has_retry = 1
             _fill_retry(a, &r.retry, ra.retry_policy)

@@ -111,6 +111,9 @@ cdef extern from "meshcore/snapshot.h" nogil:
         const uint32_t *weights
         uint32_t n_clusters
         uint32_t timeout_ms
+        int grpc_timeout_header
+        uint32_t grpc_timeout_max_ms
+        uint32_t grpc_timeout_offset_ms
         int has_retry
         mc_sb_retry_t retry
         const char *prefix_rewrite

@@ -306,3 +306,62 @@ def test_large_response_and_request_bodies_cross_flow_control(engine_factory, h2
     r = c.getresponse()
     assert r.status == 200 and r.read() == big
     assert seen["len"] == len(upload)
+
+
+def test_grpc_status_in_access_logs_and_istio_metrics(engine_factory, grpc_factory, tmp_path):
+    """%GRPC_STATUS% and Istio's grpc_response_status: from the trailers of a
+    whole response, and from the head of a trailers-only one."""
+    from support import telemetry as t
+    from support.net import wait_until
+
+    srv = grpc_factory("a")
+    doc = t.client_sidecar(srv.port)
+    cluster = doc["static_resources"]["clusters"][0]
+    cluster.update(h2_cluster(cluster["name"], [srv.port], metadata=cluster["metadata"]))
+    log = tmp_path / "access.log"
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": str(log),
+        "log_format": {"text_format_source": {"inline_string":
+                                              "%REQ(:PATH)% %GRPC_STATUS% %GRPC_STATUS(NUMBER)% %PROTOCOL%\n"}}}}]
+    engine = engine_factory(config=doc)
+    port = engine.listener_port("outbound")
+    assert grpc_post(port, "Echo", headers={"host": t.SERVICE})[0] == 200
+    assert grpc_post(port, "Down", headers={"host": t.SERVICE})[1]["grpc-status"] == "14"
+
+    def logged():
+        engine.flush_access_logs()
+        return log.exists() and len(log.read_text().splitlines()) >= 2
+    wait_until(logged, what="two access-log records")
+    assert log.read_text().splitlines() == ["/t.S/Echo Ok 0 HTTP/1.1", "/t.S/Down Unavailable 14 HTTP/1.1"]
+    text = t.scrape(engine)
+    for code in ("0", "14"):
+        (s,) = t.samples(text, "istio_requests_total", grpc_response_status=code)
+        assert s.labels["request_protocol"] == "grpc" and s.labels["response_code"] == "200"
+
+
+def test_grpc_timeout_bounds_the_route_timeout(engine_factory, grpc_factory):
+    """max_stream_duration.grpc_timeout_header_max: the call's grpc-timeout
+    replaces the route timeout, capped at the max; without it the header is
+    not a timeout."""
+    srv = grpc_factory("slow", delay=1.0)
+    capped = h.route("/t.S/", "backend", route={"timeout": "10s", "max_stream_duration": {
+        "grpc_timeout_header_max": "0.2s"}})
+    uncapped = h.route("/", "backend", route={"timeout": "10s", "max_stream_duration": {
+        "grpc_timeout_header_max": "0s"}})
+    plain = h.route("/", "backend", route={"timeout": "10s"})
+    engine, port = engine_for(engine_factory, h2_cluster("backend", [srv.port]), routes=[capped])
+    status, fields, body = grpc_post(port, "Echo", headers={"grpc-timeout": "20S"})
+    assert (status, body) == (504, b"upstream request timeout")  # 20 s capped at 0.2 s
+    assert engine.stats()["cluster.backend.upstream_rq_timeout"] == 1
+    assert grpc_post(port, "Echo")[0] == 200  # no header: the route's 10 s
+
+    for route in (uncapped, plain):
+        engine, port = engine_for(engine_factory, h2_cluster("backend", [srv.port]), routes=[route])
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("POST", "/t.S/Echo", body=frame(b"x"), headers={"content-type": "application/grpc",
+                                                           "te": "trailers", "grpc-timeout": "100m"})
+        r = c.getresponse()
+        r.read()
+        # uncapped: 100 ms applies; plain route: grpc-timeout is not a timeout
+        assert r.status == (504 if route is uncapped else 200)

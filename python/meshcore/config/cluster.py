@@ -92,7 +92,7 @@ def check_upstream_http_options(o):
         yield "", "one of explicit_http_config or use_downstream_protocol_config is required"
 
 
-def check_http2_options(o):  # core.v3.Http2ProtocolOptions toward an upstream, Envoy's ranges
+def check_upstream_http2_options(o):  # core.v3.Http2ProtocolOptions toward an upstream, Envoy's ranges
     if o.HasField("max_concurrent_streams") and not 1 <= o.max_concurrent_streams.value <= 2147483647:
         yield "max_concurrent_streams", "must be at least 1 (and at most 2147483647)"
     for field in ("initial_stream_window_size", "initial_connection_window_size"):

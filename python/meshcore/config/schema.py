@@ -32,11 +32,11 @@ from .cluster import (
     check_cluster,
     check_endpoint,
     check_explicit_http_config,
-    check_http2_options,
     check_lb_endpoint,
     check_load_assignment,
     check_outlier_detection,
     check_ring_hash,
+    check_upstream_http2_options,
     check_upstream_http_options,
 )
 from .http import (
@@ -391,9 +391,12 @@ SCHEMA = {
             "host_rewrite_literal",
             "request_mirror_policies",
             "hash_policy",
+            "max_stream_duration",
         ),
         check=check_route_action,
     ),
+    # grpc-timeout bounds the route timeout (proxy/http_grpc.c)
+    _ROUTE + "RouteAction.MaxStreamDuration": Rule(("grpc_timeout_header_max", "grpc_timeout_header_offset")),
     _ROUTE + "WeightedCluster": Rule(("clusters",), check=check_route_weighted_clusters),
     _ROUTE + "WeightedCluster.ClusterWeight": Rule(("name", "weight"), check=check_route_cluster_weight),
     _ROUTE + "RetryPolicy": Rule(
@@ -505,7 +508,7 @@ SCHEMA = {
     # HTTP/2 toward a cluster (proxy/h2_upstream.c)
     "envoy.config.core.v3.Http2ProtocolOptions": Rule(
         ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size"),
-        check=check_http2_options,
+        check=check_upstream_http2_options,
     ),
     # In a cluster; the http_connection_manager's own rows are in its `nested`.
     "envoy.config.core.v3.HttpProtocolOptions": Rule(

@@ -153,8 +153,9 @@ static mc_deadline_t next_deadline(const mc_http_stream_t *s)
         mc_deadline_consider(&d, s->head_start_ns + h->request_timeout_ns, T_REQUEST);
     /* Envoy's route timeout runs from the end of the downstream request
      * to the end of the upstream response. */
-    if (s->rq_done_ns && s->route && s->route->timeout_ns)
-        mc_deadline_consider(&d, s->rq_done_ns + s->route->timeout_ns, T_ROUTE);
+    uint64_t route_timeout = s->rq_done_ns && s->route ? mc_http_route_timeout_ns(s) : 0;
+    if (route_timeout)
+        mc_deadline_consider(&d, s->rq_done_ns + route_timeout, T_ROUTE);
     if (h->stream_idle_timeout_ns && s->conn)
         mc_deadline_consider(&d, s->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
     return d;
@@ -192,6 +193,10 @@ static void on_timer(mc_timer_t *t)
             s->flags |= MC_RF_UT;
             s->codec->reset(s);
             return;
+        }
+        if (s->grpc_request) { /* a gRPC call past its deadline: DEADLINE_EXCEEDED, as the codec tells it */
+            s->grpc_status = 4;
+            s->has_grpc_status = 1;
         }
         mc_http_local_reply(s, 504, "upstream request timeout", MC_RF_UT);
         return;
@@ -394,6 +399,7 @@ void mc_http_stream_start(mc_http_stream_t *s)
     mc_http_trace_begin(s);
     mc_http_alog_begin(s);
     mc_http_im_request_head(s);
+    mc_http_grpc_request(s);
 
     if (q->connect) {
         mc_http_local_reply(s, 405, "CONNECT is not supported\n", 0);

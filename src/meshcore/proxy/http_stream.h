@@ -141,6 +141,8 @@ struct mc_http_stream {
     int16_t grpc_status;     /* from the response head or its trailers, once has_grpc_status */
     uint8_t has_grpc_status;
     uint8_t refused;         /* tries restarted after an HTTP/2 REFUSED_STREAM or GOAWAY */
+    uint8_t grpc_request;    /* content-type application/grpc* */
+    uint64_t grpc_timeout_ns; /* the request's grpc-timeout, 0: none */
     uint64_t bytes_rx, bytes_tx;
 
     /* telemetry */
@@ -255,6 +257,12 @@ size_t mc_http_trace_format_span(uint64_t span, char *out17);
 /* proxy/http_grpc.c: gRPC over the stream */
 /* The grpc-status of a response head (a trailers-only response), -1 if none. */
 int mc_http_grpc_status_of(const mc_h1_response_t *r);
+/* At the request head: notes a gRPC request (content-type application/grpc,
+ * +proto...) and its grpc-timeout. */
+void mc_http_grpc_request(mc_http_stream_t *s);
+/* The route timeout for this request: the route's, or its grpc-timeout
+ * under max_stream_duration.grpc_timeout_header_max. 0: none. */
+uint64_t mc_http_route_timeout_ns(const mc_http_stream_t *s);
 
 /* proxy/http_mirror.c: a shadow copy of s's request (whole in replay) */
 void mc_http_mirror(mc_http_stream_t *s);

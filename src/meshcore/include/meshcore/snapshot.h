@@ -143,6 +143,10 @@ typedef struct mc_sb_route {
     const uint32_t *weights;
     uint32_t n_clusters;
     uint32_t timeout_ms;
+    /* max_stream_duration: a request's grpc-timeout replaces timeout_ms,
+     * capped at grpc_timeout_max_ms (0: uncapped), less the offset */
+    int grpc_timeout_header;
+    uint32_t grpc_timeout_max_ms, grpc_timeout_offset_ms;
     int has_retry;
     mc_sb_retry_t retry;
     const char *prefix_rewrite;
