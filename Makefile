@@ -7,7 +7,7 @@ SRC_DIR := src/meshcore
 SRCS := $(shell find $(SRC_DIR) -name '*.c' | sort)
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I$(SRC_DIR)/include -I$(SRC_DIR) $(WARN) -g -pthread
-LIBS := -lssl -lcrypto -lnghttp2 -lpcre2-8 -lpthread
+LIBS := -lssl -lcrypto -lpcre2-8 -lnghttp2 -lpthread
 
 # C unit tests mirror the source tree: tests/c/<dir>/test_*.c tests src/meshcore/<dir>/.
 TEST_SRCS := $(sort $(wildcard tests/c/*/test_*.c))

@@ -36,7 +36,7 @@ ext = Extension(
     include_dirs=INCLUDE_DIRS + ["ext"],
     # The core first: with --as-needed, a shared library listed before the
     # static core that needs it would be dropped.
-    libraries=["meshcore_core", "ssl", "crypto", "nghttp2", "pcre2-8", "pthread"],
+    libraries=["meshcore_core", "ssl", "crypto", "pcre2-8", "nghttp2", "pthread"],
     extra_compile_args=["-O2"] + SAN_FLAGS,
     extra_link_args=SAN_FLAGS,
 )

@@ -331,6 +331,14 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.normalize_path = 1 if hcm.normalize_path.value else 0  # unset: off, as Envoy's runtime default
     h.merge_slashes = 1 if hcm.merge_slashes else 0
     h.path_with_escaped_slashes_action = hcm.path_with_escaped_slashes_action
+    h.codec_type = hcm.codec_type  # AUTO, HTTP1, HTTP2: Envoy's numbers
+    h2 = hcm.http2_protocol_options  # unset fields: the C defaults (100 streams, 64 KiB, 1 MiB)
+    h.h2_max_concurrent_streams = _u32(h2, "max_concurrent_streams", 0)
+    h.h2_initial_stream_window = _u32(h2, "initial_stream_window_size", 0)
+    h.h2_initial_connection_window = _u32(h2, "initial_connection_window_size", 0)
+    h.h2_max_outbound_control_frames = _u32(h2, "max_outbound_control_frames", 0)
+    if h2.HasField("max_consecutive_inbound_frames_with_empty_payload"):
+        h.h2_max_empty_frames = h2.max_consecutive_inbound_frames_with_empty_payload.value + 1
     rbac_filters = []
     for f in hcm.http_filters:
         if f.typed_config.type_url == _FAULT:

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 # real peers (haproxy, nginx, stunnel), wrk for the benchmarks, clang for
 # the libFuzzer targets (make fuzz, docs/fuzzing.md) with its sanitizer and
 # libFuzzer runtimes (only recommended by clang; setup installs no recommends).
-APT_PACKAGES=(gcc make libssl-dev libnghttp2-dev libpcre2-dev pkg-config curl openssl ca-certificates prometheus tcpdump
-              haproxy nginx-light stunnel4 wrk clang libclang-rt-dev)
+APT_PACKAGES=(gcc make libssl-dev libpcre2-dev pkg-config curl openssl ca-certificates prometheus tcpdump
+              haproxy nginx-light stunnel4 wrk clang libclang-rt-dev libnghttp2-dev nghttp2-client)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -163,6 +163,12 @@ cdef extern from "meshcore/snapshot.h" nogil:
         int normalize_path
         int merge_slashes
         int path_with_escaped_slashes_action
+        int codec_type
+        uint32_t h2_max_concurrent_streams
+        uint32_t h2_initial_stream_window
+        uint32_t h2_initial_connection_window
+        uint32_t h2_max_outbound_control_frames
+        uint32_t h2_max_empty_frames
     ctypedef struct mc_sb_cluster_http_t:
         uint32_t max_connections
         uint32_t max_pending_requests

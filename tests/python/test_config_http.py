@@ -92,13 +92,13 @@ def test_validate_bootstrap_checks_http_config_built_in_code():
     flt = bs.static_resources.listeners[0].filter_chains[0].filters[0]
     h = http_connection_manager_pb2.HttpConnectionManager()
     flt.typed_config.Unpack(h)
-    h.codec_type = h.HTTP2
+    h.codec_type = h.HTTP3
     flt.typed_config.Pack(h)
     with pytest.raises(ConfigError) as info:
         validate_bootstrap(bs, "built")
     assert str(info.value) == (
         'built: listener "outbound_http": filter_chains[0].filters[0].typed_config.codec_type: '
-        "unsupported value HTTP2 (supported: AUTO, HTTP1)"
+        "unsupported value HTTP3 (supported: AUTO, HTTP1, HTTP2)"
     )
 
     bs = load_bootstrap(EXAMPLE)
@@ -131,6 +131,9 @@ static_resources:
           codec_type: HTTP1
           common_http_protocol_options: {{idle_timeout: 60s, max_requests_per_connection: 100, max_headers_count: 50}}
           http_protocol_options: {{accept_http_10: true, default_host_for_http_10: legacy.svc}}
+          http2_protocol_options: {{max_concurrent_streams: 50, initial_stream_window_size: 131072,
+                                   initial_connection_window_size: 2097152, max_outbound_control_frames: 500,
+                                   max_consecutive_inbound_frames_with_empty_payload: 2}}
           stream_idle_timeout: 30s
           request_timeout: 60s
           request_headers_timeout: 5s
@@ -200,6 +203,7 @@ static_resources:
                 route:
                   cluster: a
                   timeout: 5s
+                  max_stream_duration: {{grpc_timeout_header_max: 2s, grpc_timeout_header_offset: 0.01s}}
                   prefix_rewrite: /
                   host_rewrite_literal: a.internal
                   retry_policy: {{retry_on: 5xx}}
@@ -263,7 +267,10 @@ static_resources:
     typed_extension_protocol_options:
       {UPSTREAM_HTTP}:
         "@type": {URL}{UPSTREAM_HTTP}
-        use_downstream_protocol_config: {{http_protocol_options: {{}}}}
+        use_downstream_protocol_config:
+          http_protocol_options: {{}}
+          http2_protocol_options: {{max_concurrent_streams: 10, initial_stream_window_size: 65535,
+                                   initial_connection_window_size: 1048576}}
     load_assignment:
       cluster_name: a
       endpoints:
@@ -275,12 +282,20 @@ static_resources:
         "@type": {URL}{UPSTREAM_HTTP}
         common_http_protocol_options: {{idle_timeout: 30s, max_requests_per_connection: 10}}
         explicit_http_config: {{http_protocol_options: {{}}}}
+  - name: c
+    typed_extension_protocol_options:
+      {UPSTREAM_HTTP}:
+        "@type": {URL}{UPSTREAM_HTTP}
+        explicit_http_config: {{http2_protocol_options: {{max_concurrent_streams: 100}}}}
+  - name: d
+    http2_protocol_options: {{initial_connection_window_size: 65535}}
 """
 
 
 def test_full_config_loads():
     bs = parse_bootstrap(FULL, "full.yaml")
-    a, b = bs.static_resources.clusters
+    a, b, c, d = bs.static_resources.clusters
+    assert c.name == "c" and d.http2_protocol_options.initial_connection_window_size.value == 65535
     assert a.lb_policy == cluster_pb2.Cluster.RING_HASH
     assert a.ring_hash_lb_config.maximum_ring_size.value == 4096
     assert b.typed_extension_protocol_options[UPSTREAM_HTTP].type_url == URL + UPSTREAM_HTTP
@@ -452,9 +467,9 @@ def test_chain_without_terminal_names_both_terminals():
     [
         (lambda h: h.pop("stat_prefix"), "stat_prefix", "required"),
         (lambda h: h.update(stat_prefix=""), "stat_prefix", "required"),
-        (lambda h: h.update(codec_type="HTTP2"), "codec_type", "unsupported value HTTP2 (supported: AUTO, HTTP1)"),
-        (lambda h: h.update(codec_type="HTTP3"), "codec_type", "unsupported value HTTP3 (supported: AUTO, HTTP1)"),
-        (lambda h: h.update(codec_type="SPDY"), "codec_type", "unsupported value SPDY (supported: AUTO, HTTP1)"),
+        (lambda h: h.update(codec_type="HTTP3"), "codec_type",
+         "unsupported value HTTP3 (supported: AUTO, HTTP1, HTTP2)"),
+        (lambda h: h.update(codec_type="SPDY"), "codec_type", "unsupported value SPDY (supported: AUTO, HTTP1, HTTP2)"),
         (
             lambda h: h.pop("route_config"),
             "route_config",
@@ -471,7 +486,10 @@ def test_chain_without_terminal_names_both_terminals():
             "has no typed_config",
         ),
         (lambda h: h.update(via="meshcore"), "", 'unsupported field "via"'),
-        (lambda h: h.update(http2_protocol_options={}), "", 'unsupported field "http2_protocol_options"'),
+        (lambda h: h.update(http2_protocol_options={"max_concurrent_streams": 0}),
+         "http2_protocol_options.max_concurrent_streams", "0 is out of range (1..2147483647)"),
+        (lambda h: h.update(http2_protocol_options={"hpack_table_size": 0}), "http2_protocol_options",
+         'unsupported field "hpack_table_size"'),
         (
             lambda h: h.update(upgrade_configs=[{"upgrade_type": "websocket"}]),
             "",

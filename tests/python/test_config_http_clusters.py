@@ -414,7 +414,7 @@ def test_cluster_settings_accepted(change):
 
 def test_supported_summary_names_the_http_subset():
     assert "HttpConnectionManager [terminal]" in SUPPORTED
-    assert "codec_type (AUTO | HTTP1)" in SUPPORTED
+    assert "codec_type (AUTO | HTTP1 | HTTP2)" in SUPPORTED
     assert "http_filters" in SUPPORTED and "Router [terminal]" in SUPPORTED
     assert (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, in "

@@ -57,6 +57,14 @@ def check_http_options(o):  # core.v3.HttpProtocolOptions, in a listener or a cl
         yield "max_headers_count", "must be at least 1"
 
 
+def check_http2_options(o):  # core.v3.Http2ProtocolOptions, downstream (docs/http2.md)
+    ranges = {"max_concurrent_streams": (1, 2**31 - 1), "initial_stream_window_size": (65535, 2**31 - 1),
+              "initial_connection_window_size": (65535, 2**31 - 1), "max_outbound_control_frames": (1, 2**31 - 1)}
+    for field, (lo, hi) in ranges.items():
+        if o.HasField(field) and not lo <= getattr(o, field).value <= hi:
+            yield field, f"{getattr(o, field).value} is out of range ({lo}..{hi})"
+
+
 DENOMINATORS = {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}
 
 

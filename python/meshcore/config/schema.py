@@ -45,6 +45,7 @@ from .http import (
     check_fault_delay,
     check_fractional_percent,
     check_hcm,
+    check_http2_options,
     check_http_options,
 )
 from .listener import (
@@ -278,9 +279,10 @@ SCHEMA = {
             "normalize_path",
             "merge_slashes",
             "path_with_escaped_slashes_action",
+            "http2_protocol_options",
         ),
         enums={
-            "codec_type": ("AUTO", "HTTP1"),
+            "codec_type": ("AUTO", "HTTP1", "HTTP2"),
             "path_with_escaped_slashes_action": (
                 "IMPLEMENTATION_SPECIFIC_DEFAULT", "KEEP_UNCHANGED", "REJECT_REQUEST",
                 "UNESCAPE_AND_REDIRECT", "UNESCAPE_AND_FORWARD",
@@ -291,6 +293,11 @@ SCHEMA = {
                 ("idle_timeout", "max_requests_per_connection", "max_headers_count"), check=check_http_options
             ),
             "http_protocol_options": Rule(("accept_http_10", "default_host_for_http_10")),
+            "http2_protocol_options": Rule(
+                ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size",
+                 "max_outbound_control_frames", "max_consecutive_inbound_frames_with_empty_payload"),
+                check=check_http2_options,
+            ),
             "tracing": Rule(("random_sampling", "provider"), check=check_tracing),
         },
         check=check_hcm,

@@ -123,7 +123,7 @@ def _tags(r: dict, p: Provider) -> dict:
         "component": "proxy",
         "http.method": r["method"],
         "http.url": f"http://{r['authority']}{r['path']}",
-        "http.protocol": f"HTTP/1.{r['http_minor']}",
+        "http.protocol": "HTTP/2" if r["http_minor"] == 20 else f"HTTP/1.{r['http_minor']}",
         "http.status_code": str(r["status"]),
         "response_flags": response_flags(r["flags"]),
         "request_size": str(r["bytes_rx"]),

@@ -59,6 +59,11 @@ uint64_t mc_h1_chunked_data_next(const mc_h1_chunked_t *c)
     return c->state == S_DATA ? c->remaining : 0;
 }
 
+int mc_h1_chunked_in_trailers(const mc_h1_chunked_t *c)
+{
+    return c->state >= S_TR_LINE0 && c->state <= S_END_LF;
+}
+
 static inline uint64_t hexval(uint8_t ch)
 {
     return ch <= '9' ? (uint64_t)(ch - '0') : (uint64_t)((ch | 0x20) - 'a' + 10);

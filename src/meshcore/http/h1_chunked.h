@@ -51,4 +51,8 @@ ssize_t mc_h1_chunked_scan(mc_h1_chunked_t *c, const char *buf, size_t len, int 
  * HTTP/1.0 dechunking). */
 uint64_t mc_h1_chunked_data_next(const mc_h1_chunked_t *c);
 
+/* 1 while the scanner is inside the trailer section (the next byte belongs
+ * to it): an HTTP/2 codec collects the trailer fields from there. */
+int mc_h1_chunked_in_trailers(const mc_h1_chunked_t *c);
+
 #endif

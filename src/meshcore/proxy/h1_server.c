@@ -316,6 +316,16 @@ static void read_head(mc_http_conn_t *c)
         if (c->state != DS_READ_HEAD)
             return;
         uint32_t len = mc_hbuf_len(&c->in);
+        if (len && !c->requests && c->hcm->codec_type == MC_CODEC_AUTO) {
+            /* codec_type AUTO: a client with prior knowledge opens with the HTTP/2 preface */
+            int pre = mc_h2_preface(c->in.data + c->in.start, len);
+            if (pre > 0) {
+                mc_h2_start(c);
+                return;
+            }
+            if (pre == -2)
+                len = 0; /* wait for the rest of it */
+        }
         if (len) {
             mc_http_stream_t *s = c->stream;
             if (!s) {
@@ -404,6 +414,10 @@ static void peer_known(mc_http_conn_t *c)
         return;
     }
     c->state = DS_READ_HEAD;
+    if (mc_h2_wanted(c)) { /* codec_type HTTP2, or ALPN h2 */
+        mc_h2_start(c);
+        return;
+    }
     conn_rearm(c);
     read_head(c);
 }

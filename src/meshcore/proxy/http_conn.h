@@ -88,11 +88,21 @@ struct mc_http_conn {
     uint64_t last_activity;
     uint64_t head_start_ns;   /* first byte of the request being read (0: none yet) */
     mc_http_stream_t *stream; /* the exchange in flight, or the head being read */
+    struct mc_h2_session *h2; /* HTTP/2 (proxy/h2_server.c): the session; NULL for HTTP/1.1 */
 };
 
 /* proxy/h1_server.c: the HTTP/1.1 codec on an accepted connection. */
 void mc_h1_server_accept(mc_worker_t *w, mc_wctx_t *ctx, const mc_listener_t *l, const mc_chain_t *ch, int fd,
                          const mc_addr_t *peer, const mc_admission_t *adm);
 size_t mc_http_conn_size(void);
+
+/* proxy/h2_server.c: HTTP/2 on a downstream connection. mc_h2_wanted says
+ * whether a connection whose peer is known starts as HTTP/2 (codec_type
+ * HTTP2, or ALPN "h2"); mc_h2_preface whether the bytes read so far are
+ * (1) or may become (-2) the client preface, else 0; mc_h2_start hands the
+ * connection, with what it has read, to the HTTP/2 codec. */
+int mc_h2_wanted(const mc_http_conn_t *c);
+int mc_h2_preface(const char *p, size_t len);
+void mc_h2_start(mc_http_conn_t *c);
 
 #endif

@@ -73,6 +73,9 @@ void mc_http_stream_free(mc_http_stream_t *s)
     mc_timer_cancel(&w->loop.timers, &s->try_timer);
     mc_hbuf_release(w, &s->replay);
     mc_hbuf_release(w, &s->mirror);
+    mc_hbuf_release(w, &s->h2.hdr); /* HTTP/2's buffers (none on HTTP/1.1) */
+    mc_hbuf_release(w, &s->h2.rx);
+    mc_hbuf_release(w, &s->h2.tx);
     /* Events for its upstream may still be in this loop turn's batch. */
     mc_loop_post(&w->loop, &s->task, free_task);
 }
@@ -193,10 +196,6 @@ static void on_timer(mc_timer_t *t)
             s->flags |= MC_RF_UT;
             s->codec->reset(s);
             return;
-        }
-        if (s->grpc_request) { /* a gRPC call past its deadline: DEADLINE_EXCEEDED, as the codec tells it */
-            s->grpc_status = 4;
-            s->has_grpc_status = 1;
         }
         mc_http_local_reply(s, 504, "upstream request timeout", MC_RF_UT);
         return;

@@ -62,6 +62,27 @@ enum {
     TRY_RESPONDING /* response head sent downstream, body streaming */
 };
 
+/* A stream's HTTP/2 side (proxy/h2_server.c, proxy/h2_codec.c); zero on HTTP/1.1. */
+typedef struct mc_h2_side {
+    int32_t id;          /* the HTTP/2 stream id (0: HTTP/1.1) */
+    uint8_t attached;    /* nghttp2's stream points at this stream */
+    uint8_t started;     /* the request head went to mc_http_stream_start */
+    uint8_t end_stream;  /* the client's END_STREAM arrived */
+    uint8_t chunked;     /* no content-length: the body is framed chunked for the upstream */
+    uint8_t grpc;        /* content-type application/grpc*: local replies are trailers-only */
+    uint8_t overflow;    /* the header list went past the HCM's limits: 431 */
+    uint8_t deferred;    /* the response data provider waits for upstream bytes */
+    uint8_t eof;         /* the whole response body is handed to nghttp2 */
+    uint8_t local;       /* a local reply: its body is in `tx` */
+    uint8_t has_cl;      /* the request has content-length */
+    uint32_t hdr_bytes;  /* request header list size so far (names + values) */
+    uint32_t unconsumed; /* DATA bytes received and not yet given back to the client's windows */
+    mc_hbuf_t hdr;       /* request header names and values: the views in `req` point here */
+    mc_hbuf_t rx;        /* request body, framed for the HTTP/1.1 upstream (s->rx) */
+    mc_hbuf_t tx;        /* a local reply's body; the upstream's trailer section */
+    mc_list_t link;      /* in the session's streams */
+} mc_h2_side_t;
+
 struct mc_http_stream {
     mc_session_t base; /* a mirror's: a stream with a connection is in its connection's */
     mc_task_t task;
@@ -157,6 +178,7 @@ struct mc_http_stream {
     uint8_t trace_b3;            /* MC_TRACE_B3_*: the B3 form the caller used */
 
     mc_http_peer_t own_peer; /* a mirror's copy of its parent's peer */
+    mc_h2_side_t h2;
 
     /* Parser slots, last: a new stream zeroes what comes before them only
      * (the parser fills these and says how many it filled). */

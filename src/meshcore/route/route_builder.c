@@ -172,6 +172,14 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
         s->path_with_escaped_slashes_action > MC_SLASHES_UNESCAPE_AND_FORWARD)
         return fail(err, errlen, "path_with_escaped_slashes_action: unknown value");
     h->path_norm.escaped_slashes = (uint8_t)s->path_with_escaped_slashes_action;
+    if (s->codec_type < MC_CODEC_AUTO || s->codec_type > MC_CODEC_HTTP2)
+        return fail(err, errlen, "codec_type: only AUTO, HTTP1 and HTTP2 are supported");
+    h->codec_type = (uint8_t)s->codec_type;
+    h->h2_max_streams = s->h2_max_concurrent_streams ? s->h2_max_concurrent_streams : 100;
+    h->h2_stream_window = s->h2_initial_stream_window ? s->h2_initial_stream_window : 65536;
+    h->h2_conn_window = s->h2_initial_connection_window ? s->h2_initial_connection_window : 1u << 20;
+    h->h2_max_control_frames = s->h2_max_outbound_control_frames ? s->h2_max_outbound_control_frames : 1000;
+    h->h2_max_empty_frames = s->h2_max_empty_frames ? s->h2_max_empty_frames - 1 : 1;
     h->access_log_id = s->access_log_id;
     h->tracer_id = s->tracer_id;
     h->random_sampling = s->random_sampling > 1000000 ? 1000000 : s->random_sampling;

@@ -153,6 +153,9 @@ typedef struct mc_hcm {
     uint32_t tracer_id, random_sampling; /* see mc_sb_hcm_t */
     uint8_t span_kind;
     mc_path_norm_t path_norm; /* applied before RBAC and routing (proxy/http_stream.c) */
+    uint8_t codec_type;       /* MC_CODEC_*: which downstream codecs this HCM speaks */
+    uint32_t h2_max_streams, h2_stream_window, h2_conn_window; /* http2_protocol_options */
+    uint32_t h2_max_control_frames, h2_max_empty_frames;
     struct mc_rbac **rbac; /* envoy.filters.http.rbac, in http_filters order */
     uint32_t n_rbac;
     mc_route_table_t rt;

@@ -208,6 +208,8 @@ static const char *protocol(const mc_alog_record_t *r)
 {
     if (r->kind != MC_ALOG_HTTP)
         return NULL;
+    if (r->http_minor == MC_ALOG_HTTP2)
+        return "HTTP/2";
     return r->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 }
 

@@ -23,12 +23,14 @@ enum { MC_ALOG_HTTP = 1, MC_ALOG_TCP = 2 };
 /* A record is also a finished span when span_kind is set (tracing). */
 enum { MC_SPAN_NONE = 0, MC_SPAN_SERVER = 1, MC_SPAN_CLIENT = 2 };
 
+#define MC_ALOG_HTTP2 20 /* http_minor of an HTTP/2 request ("HTTP/2") */
+
 typedef struct mc_alog_record {
     uint32_t log_id;      /* which access_log configuration (assigned by the compiler); 0: none */
     uint32_t tracer_id;   /* which tracing provider gets the span; 0: not a span */
     uint8_t span_kind;    /* MC_SPAN_*: the span this hop records (sampled requests only) */
     uint8_t kind;         /* MC_ALOG_* */
-    uint8_t http_minor;   /* HTTP/1.<minor> */
+    uint8_t http_minor;   /* HTTP/1.<minor>; MC_ALOG_HTTP2 for HTTP/2 */
     uint16_t status;      /* response code, 0 if none was sent */
     uint32_t flags;       /* MC_RF_* response flags */
     uint32_t attempts;    /* upstream tries */

@@ -199,7 +199,17 @@ typedef struct mc_sb_hcm {
     int normalize_path;                   /* RFC 3986: unreserved escapes decoded, dot segments */
     int merge_slashes;                    /* "//" -> "/" */
     int path_with_escaped_slashes_action; /* the xDS enum's number (MC_SLASHES_*) */
+    /* the downstream codec: codec_type and http2_protocol_options (0: the default) */
+    int codec_type;                         /* MC_CODEC_*, the xDS enum's number */
+    uint32_t h2_max_concurrent_streams;     /* default 100 */
+    uint32_t h2_initial_stream_window;      /* default 64 KiB */
+    uint32_t h2_initial_connection_window;  /* default 1 MiB */
+    uint32_t h2_max_outbound_control_frames; /* SETTINGS/PING acks queued unsent; default 1000 */
+    uint32_t h2_max_empty_frames; /* max_consecutive_inbound_frames_with_empty_payload + 1 (0: default 1) */
 } mc_sb_hcm_t;
+
+/* http_connection_manager codec_type (Envoy's numbers) */
+enum { MC_CODEC_AUTO = 0, MC_CODEC_HTTP1 = 1, MC_CODEC_HTTP2 = 2 };
 
 int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm);
 /* vhost-level retry policy: NULL for none. Returns the vhost's index. */

@@ -19,7 +19,7 @@
 #include "meshcore/histogram.h"
 
 #define MC_STATS_MAX_SCOPES 16384
-#define MC_STATS_SLOTS 48
+#define MC_STATS_SLOTS 64 /* per scope: the HTTP scope is the largest (with HTTP/2) */
 #define MC_STATS_HISTS 4
 #define MC_STATS_NAME_MAX 160
 
@@ -156,7 +156,24 @@ typedef enum mc_scope_kind {
     COUNTER(MC_HTTP_FAULT_DELAYS_INJECTED, "fault.delays_injected")                          \
     COUNTER(MC_HTTP_FAULT_ABORTS_INJECTED, "fault.aborts_injected")                          \
     COUNTER(MC_HTTP_RBAC_ALLOWED, "rbac.allowed")                                            \
-    COUNTER(MC_HTTP_RBAC_DENIED, "rbac.denied")
+    COUNTER(MC_HTTP_RBAC_DENIED, "rbac.denied")                                              \
+    MC_HTTP2_STATS(COUNTER, GAUGE)
+/* The downstream HTTP/2 codec (proxy/h2_server.c, docs/http2.md): Envoy's names. */
+#define MC_HTTP2_STATS(COUNTER, GAUGE)                                                        \
+    COUNTER(MC_HTTP_DOWNSTREAM_CX_HTTP2_TOTAL, "downstream_cx_http2_total")                  \
+    GAUGE(MC_HTTP_DOWNSTREAM_CX_HTTP2_ACTIVE, "downstream_cx_http2_active")                  \
+    COUNTER(MC_HTTP2_RX_RESET, "http2.rx_reset")                                             \
+    COUNTER(MC_HTTP2_TX_RESET, "http2.tx_reset")                                             \
+    COUNTER(MC_HTTP2_GOAWAY_SENT, "http2.goaway_sent")                                       \
+    COUNTER(MC_HTTP2_HEADER_OVERFLOW, "http2.header_overflow")                               \
+    COUNTER(MC_HTTP2_RX_MESSAGING_ERROR, "http2.rx_messaging_error")                         \
+    COUNTER(MC_HTTP2_STREAM_REFUSED, "http2.stream_refused_errors")                          \
+    COUNTER(MC_HTTP2_OUTBOUND_CONTROL_FLOOD, "http2.outbound_control_flood")                 \
+    COUNTER(MC_HTTP2_INBOUND_EMPTY_FRAMES_FLOOD, "http2.inbound_empty_frames_flood")         \
+    COUNTER(MC_HTTP2_TOO_MANY_CONTINUATIONS, "http2.too_many_continuations")                 \
+    COUNTER(MC_HTTP2_TOO_MANY_SETTINGS, "http2.too_many_settings")                           \
+    COUNTER(MC_HTTP2_PREMATURE_RESETS, "downstream_rq_too_many_premature_resets")            \
+    COUNTER(MC_HTTP2_TRAILERS, "http2.trailers")
 #define MC_HTTP_HISTS(HIST) HIST(MC_HTTP_H_DOWNSTREAM_RQ_TIME, "downstream_rq_time")
 /* Response flag counters (MC_RF__COUNT of them; stats/stats.c checks). */
 #define MC_HTTP_RESPONSE_FLAG_SLOTS 16

@@ -1,0 +1,764 @@
+/*
+ * HTTP/2 on a downstream connection (RFC 9113) with libnghttp2: the session,
+ * the frames it reads, its streams' request heads and bodies, and the
+ * connection's own limits. The codec the streams talk through (responses,
+ * local replies, trailers) is proxy/h2_codec.c; limits are in docs/http2.md.
+ *
+ * Theory of operation. A connection starts as HTTP/1.1 (proxy/h1_server.c)
+ * and is handed over here once it is known to speak HTTP/2: codec_type
+ * HTTP2, ALPN "h2", or (codec_type AUTO) the client preface as its first
+ * bytes. nghttp2 runs inside the worker's loop: bytes read from the socket
+ * go to nghttp2_session_mem_recv, frames to send come from
+ * nghttp2_session_mem_send and are written straight from nghttp2's buffer
+ * (a short write keeps the rest in `out`). The codec only submits frames
+ * and asks for a write (mc_h2_want_write), which runs after the event
+ * batch: nghttp2 is never entered from inside its own callbacks.
+ *
+ * Each HTTP/2 stream is an mc_http_stream_t: its request head is built from
+ * the header callbacks into the stream's own bounded buffer (the views in
+ * s->req point there), then the stream goes the way every request goes
+ * (proxy/http_stream.c). Request DATA goes to the stream's `rx`, framed for
+ * the HTTP/1.1 upstream (chunked when there is no content-length); it is
+ * given back to the client's windows (nghttp2_session_consume) only once it
+ * has left `rx`, so a slow upstream stalls its client through flow control
+ * and a stream holds at most its window.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
+
+#include "proxy/h1_server.h"
+#include "proxy/h2_server.h"
+
+#define STATS(c) ((c)->w->stats)
+#define SCOPE(c) ((c)->hcm->scope)
+
+static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+int mc_h2_preface(const char *p, size_t len)
+{
+    size_t n = sizeof(preface) - 1;
+    if (len >= n)
+        return memcmp(p, preface, n) == 0;
+    return memcmp(p, preface, len) == 0 ? -2 : 0;
+}
+
+int mc_h2_wanted(const mc_http_conn_t *c)
+{
+    if (c->hcm->codec_type == MC_CODEC_HTTP2)
+        return 1;
+    if (c->hcm->codec_type != MC_CODEC_AUTO || !c->st.ssl)
+        return 0;
+    const unsigned char *alpn = NULL;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(c->st.ssl, &alpn, &len);
+    return len == 2 && memcmp(alpn, "h2", 2) == 0;
+}
+
+/* ---- the session's books ---------------------------------------------------- */
+
+static void arm_idle(mc_http_conn_t *c)
+{
+    if (c->hcm->idle_timeout_ns)
+        mc_timer_arm(&c->w->loop.timers, &c->timer, c->last_activity + c->hcm->idle_timeout_ns);
+}
+
+void mc_h2_detach(mc_http_stream_t *s)
+{
+    mc_http_conn_t *c = s->conn;
+    mc_h2_session_t *h = c->h2;
+    if (!s->h2.attached)
+        return;
+    s->h2.attached = 0;
+    mc_list_remove(&s->h2.link);
+    h->n_streams--;
+    if (h->ng) {
+        nghttp2_session_set_stream_user_data(h->ng, s->h2.id, NULL);
+        if (s->h2.unconsumed) /* DATA nobody will forward: the connection window gets it back */
+            nghttp2_session_consume(h->ng, s->h2.id, s->h2.unconsumed);
+    }
+    s->h2.unconsumed = 0;
+    if (!h->n_streams) {
+        c->last_activity = c->w->loop.now;
+        arm_idle(c);
+    }
+}
+
+/* ---- request heads ------------------------------------------------------------- */
+
+/* The views of s->req moved with the header buffer. */
+static void rebase(mc_http_stream_t *s, const char *from, const char *to)
+{
+    mc_h1_request_t *q = &s->req;
+#define MOVE(p) ((p) = (p) ? to + ((p) - from) : NULL)
+    MOVE(q->method);
+    MOVE(q->target);
+    MOVE(q->authority);
+    for (size_t i = 0; i < q->n_headers; i++) {
+        MOVE(q->headers[i].name);
+        MOVE(q->headers[i].value);
+    }
+#undef MOVE
+}
+
+/* Copies bytes into the stream's header buffer; NULL when out of memory. */
+static char *store(mc_http_stream_t *s, const void *a, size_t alen, const void *b, size_t blen)
+{
+    mc_hbuf_t *buf = &s->h2.hdr;
+    uint32_t need = (uint32_t)(alen + blen);
+    if (!buf->data || buf->cap - buf->end < need) {
+        char *old = buf->data;
+        if (mc_hbuf_reserve(s->w, buf, need > buf->cap ? need : buf->cap) < 0) /* doubles */
+            return NULL;
+        if (old && buf->data != old)
+            rebase(s, old, buf->data);
+    }
+    char *p = buf->data + buf->end;
+    memcpy(p, a, alen);
+    memcpy(p + alen, b, blen);
+    buf->end += need;
+    return p;
+}
+
+#define IS(n, nl, lit) ((nl) == sizeof(lit) - 1 && memcmp((n), (lit), sizeof(lit) - 1) == 0)
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+    (void)flags;
+    (void)user;
+    mc_http_stream_t *s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (!s || s->h2.overflow || s->h2.started) /* trailers of a request are not forwarded */
+        return 0;
+    const mc_hcm_t *hcm = s->hcm;
+    mc_h1_request_t *q = &s->req;
+    size_t max_headers = hcm->limits.max_headers < MC_HTTP_MAX_HEADERS ? hcm->limits.max_headers : MC_HTTP_MAX_HEADERS;
+    s->h2.hdr_bytes += (uint32_t)(nlen + vlen);
+    if (s->h2.hdr_bytes > hcm->limits.max_head_bytes || (name[0] != ':' && q->n_headers >= max_headers)) {
+        s->h2.overflow = 1; /* answered 431 once the block is decoded (HPACK state must stay in step) */
+        return 0;
+    }
+    const char *p = store(s, name, nlen, value, vlen);
+    if (!p)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    const char *v = p + nlen;
+    if (name[0] == ':') {
+        if (IS(name, nlen, ":method")) {
+            q->method = v;
+            q->method_len = vlen;
+            q->connect = IS(value, vlen, "CONNECT");
+        } else if (IS(name, nlen, ":path")) {
+            q->target = v;
+            q->target_len = vlen;
+        } else if (IS(name, nlen, ":authority")) {
+            q->authority = v;
+            q->authority_len = vlen;
+        }
+        return 0; /* :scheme, :protocol: nothing to keep */
+    }
+    if (IS(name, nlen, "host")) {
+        if (!q->authority) { /* :authority wins when both are sent (RFC 9113 8.3.1) */
+            q->authority = v;
+            q->authority_len = vlen;
+        }
+    } else if (IS(name, nlen, "content-length")) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < vlen; i++) /* nghttp2 checked the digits */
+            n = n * 10 + (uint64_t)(value[i] - '0');
+        q->content_length = n;
+        s->h2.has_cl = 1;
+    } else if (IS(name, nlen, "content-type")) {
+        s->h2.grpc = vlen >= 16 && memcmp(value, "application/grpc", 16) == 0;
+    } else if (IS(name, nlen, "te")) {
+        q->te_trailers = 1; /* nghttp2 lets only "trailers" through */
+    }
+    q->headers[q->n_headers++] = (mc_h1_header_t){p, nlen, v, vlen};
+    return 0;
+}
+
+/* HTTP/2 sends each cookie pair as its own field; an HTTP/1.1 upstream gets
+ * them as one, joined with "; " (RFC 9113 8.2.3). */
+static int join_cookies(mc_http_stream_t *s)
+{
+    mc_h1_request_t *q = &s->req;
+    size_t n = 0, total = 0;
+    for (size_t i = 0; i < q->n_headers; i++)
+        if (IS(q->headers[i].name, q->headers[i].name_len, "cookie")) {
+            n++;
+            total += q->headers[i].value_len + 2;
+        }
+    if (n < 2)
+        return 0;
+    char *p = store(s, "", 0, "", total); /* room first: it may move the views */
+    if (!p)
+        return -1;
+    size_t len = 0, k = 0, first = SIZE_MAX;
+    for (size_t i = 0; i < q->n_headers; i++) {
+        mc_h1_header_t *hd = &q->headers[i];
+        if (!IS(hd->name, hd->name_len, "cookie")) {
+            q->headers[k++] = *hd;
+            continue;
+        }
+        if (len) {
+            memcpy(p + len, "; ", 2);
+            len += 2;
+        }
+        memcpy(p + len, hd->value, hd->value_len);
+        len += hd->value_len;
+        if (first == SIZE_MAX) {
+            first = k;
+            q->headers[k++] = *hd;
+        }
+    }
+    q->n_headers = k;
+    q->headers[first].value = p;
+    q->headers[first].value_len = len;
+    return 0;
+}
+
+/* The request head is whole: the stream starts. */
+static void request_ready(mc_h2_session_t *h, mc_http_stream_t *s, int end_stream)
+{
+    mc_http_conn_t *c = h->c;
+    mc_h1_request_t *q = &s->req;
+    if (s->h2.overflow) {
+        mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP2_HEADER_OVERFLOW);
+        mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_RQ_TOTAL);
+        mc_http_count_status(c->w, c->hcm, 431);
+        mc_h2_reply_bare(h, s->h2.id, 431);
+        mc_h2_detach(s);
+        mc_http_stream_free(s);
+        return;
+    }
+    if (join_cookies(s) < 0 || !q->method) {
+        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->h2.id, NGHTTP2_INTERNAL_ERROR);
+        mc_h2_detach(s);
+        mc_http_stream_free(s);
+        return;
+    }
+    if (!q->authority) {
+        q->authority = "";
+        q->authority_len = 0;
+    }
+    q->form = MC_H1_FORM_ORIGIN;
+    if (q->target) {
+        const char *qm = memchr(q->target, '?', q->target_len);
+        q->path = q->target;
+        q->path_len = qm ? (size_t)(qm - q->target) : q->target_len;
+        q->query = qm ? qm + 1 : NULL;
+        q->query_len = qm ? q->target_len - q->path_len - 1 : 0;
+        if (q->target_len == 1 && q->target[0] == '*')
+            q->form = MC_H1_FORM_ASTERISK;
+    } else {
+        q->form = MC_H1_FORM_AUTHORITY; /* CONNECT */
+    }
+    if (end_stream) {
+        s->h2.end_stream = 1;
+        q->body = MC_H1_BODY_NONE;
+    } else if (s->h2.has_cl) {
+        q->body = MC_H1_BODY_LENGTH;
+    } else {
+        q->body = MC_H1_BODY_CHUNKED; /* framed by us for the HTTP/1.1 upstream */
+        s->h2.chunked = 1;
+    }
+    s->req_body = q->body;
+    s->req_remaining = q->content_length;
+    mc_h1_chunked_init(&s->req_chunked);
+    s->req_done = q->body == MC_H1_BODY_NONE || (q->body == MC_H1_BODY_LENGTH && q->content_length == 0);
+    s->head_len = s->h2.hdr.end;
+    s->h2.started = 1;
+    mc_http_stream_start(s);
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    mc_h2_session_t *h = user;
+    mc_http_conn_t *c = h->c;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    mc_http_stream_t *s = c->draining ? NULL : mc_http_stream_new(c);
+    if (!s) {
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    s->rx = &s->h2.rx;
+    s->h2.id = f->hd.stream_id;
+    s->h2.attached = 1;
+    mc_list_push(&h->streams, &s->h2.link);
+    h->n_streams++;
+    h->streams_total++;
+    nghttp2_session_set_stream_user_data(ng, s->h2.id, s);
+    s->req.headers = s->headers;
+    s->req.n_headers = 0;
+    s->req.minor_version = 1; /* what the HTTP/1.1 upstream is asked in */
+    s->req.keep_alive = 1;
+    s->head_start_ns = c->w->loop.now;
+    s->last_activity = c->w->loop.now;
+    c->requests++;
+    mc_timer_cancel(&c->w->loop.timers, &c->timer);
+    return 0;
+}
+
+/* ---- request bodies --------------------------------------------------------------- */
+
+static char *put_hex(char *p, size_t v)
+{
+    char tmp[16];
+    int n = 0;
+    do
+        tmp[n++] = "0123456789abcdef"[v & 15];
+    while (v >>= 4);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static int append_body(mc_http_stream_t *s, const uint8_t *data, size_t len, int last)
+{
+    mc_hbuf_t *b = &s->h2.rx;
+    uint32_t need = (uint32_t)len + (s->h2.chunked ? 24 : 0);
+    if (!b->data || b->cap - b->end < need) {
+        if (b->data)
+            mc_hbuf_compact(b);
+        if ((!b->data || b->cap - b->end < need) &&
+            mc_hbuf_reserve(s->w, b, need > b->cap ? need : b->cap) < 0)
+            return -1;
+    }
+    char *p = b->data + b->end;
+    if (s->h2.chunked && len) {
+        p = put_hex(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    memcpy(p, data, len);
+    p += len;
+    if (s->h2.chunked && len) {
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    if (s->h2.chunked && last) {
+        memcpy(p, "0\r\n\r\n", 5);
+        p += 5;
+    }
+    b->end = (uint32_t)(p - b->data);
+    return 0;
+}
+
+static void end_stream(mc_http_stream_t *s)
+{
+    if (s->h2.end_stream)
+        return;
+    s->h2.end_stream = 1;
+    if (s->h2.started && s->state == ST_ACTIVE) {
+        if (append_body(s, NULL, 0, 1) < 0) {
+            s->codec->reset(s);
+            return;
+        }
+        mc_http_forward_progress(s);
+    }
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+    (void)flags;
+    (void)user;
+    mc_http_stream_t *s = nghttp2_session_get_stream_user_data(ng, id);
+    if (!s || !s->h2.started || s->state != ST_ACTIVE) { /* nobody wants it: the window gets it back now */
+        nghttp2_session_consume(ng, id, len);
+        return 0;
+    }
+    /* Held bytes are bounded by the stream window (nothing is consumed
+     * before it is forwarded); framing adds a little per frame, and a
+     * client sending tiny frames to a stalled upstream meets this bound. */
+    uint64_t limit = 2ull * s->hcm->h2_stream_window + MC_HTTP_BUF;
+    s->h2.unconsumed += (uint32_t)len;
+    if (mc_hbuf_len(&s->h2.rx) + len + 24 > limit || append_body(s, data, len, 0) < 0) {
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0; /* on_stream_close aborts the stream */
+    }
+    s->last_activity = s->w->loop.now;
+    mc_http_forward_progress(s);
+    return 0;
+}
+
+/* ---- frames ------------------------------------------------------------------------- */
+
+static void calm_down(mc_h2_session_t *h, uint32_t stat)
+{
+    if (h->calmed) /* nghttp2 reads on to the end of the buffer: count the connection once */
+        return;
+    h->calmed = 1;
+    mc_stat_inc(STATS(h->c), SCOPE(h->c), stat);
+    nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    mc_h2_session_t *h = user;
+    mc_http_conn_t *c = h->c;
+    mc_http_stream_t *s = f->hd.stream_id ? nghttp2_session_get_stream_user_data(ng, f->hd.stream_id) : NULL;
+    switch (f->hd.type) {
+    case NGHTTP2_DATA:
+        /* Envoy's max_consecutive_inbound_frames_with_empty_payload */
+        if (f->hd.length == 0 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            if (++h->empty_frames > c->hcm->h2_max_empty_frames) {
+                calm_down(h, MC_HTTP2_INBOUND_EMPTY_FRAMES_FLOOD);
+                return 0;
+            }
+        } else {
+            h->empty_frames = 0;
+        }
+        if (s && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            end_stream(s);
+        break;
+    case NGHTTP2_HEADERS:
+        if (!s)
+            break;
+        if (!s->h2.started)
+            request_ready(h, s, (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+        else if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            end_stream(s); /* request trailers end the body (they are not forwarded) */
+        break;
+    case NGHTTP2_RST_STREAM:
+        mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP2_RX_RESET);
+        if (s) /* reset before we answered: Rapid Reset is many of these */
+            h->premature_resets++;
+        if (h->streams_total >= MC_H2_PREMATURE_RESET_MIN && h->premature_resets * 2 >= h->streams_total)
+            calm_down(h, MC_HTTP2_PREMATURE_RESETS);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    (void)ng;
+    mc_http_conn_t *c = ((mc_h2_session_t *)user)->c;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP2_GOAWAY_SENT);
+        if (f->goaway.error_code != NGHTTP2_NO_ERROR)
+            mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR);
+    } else if (f->hd.type == NGHTTP2_RST_STREAM) {
+        mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP2_TX_RESET);
+        if (f->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR)
+            mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP2_RX_MESSAGING_ERROR);
+        else if (f->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
+            mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP2_STREAM_REFUSED);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *user)
+{
+    (void)user;
+    (void)error_code;
+    mc_http_stream_t *s = nghttp2_session_get_stream_user_data(ng, id);
+    if (!s)
+        return 0;
+    int complete = s->h2.eof; /* all of the response went out: its task finishes the stream */
+    mc_h2_detach(s);
+    if (!complete)
+        mc_http_stream_abort(s); /* a reset, by the client or by nghttp2 for a stream error */
+    return 0;
+}
+
+static nghttp2_session_callbacks *callbacks;
+static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
+
+static void make_callbacks(void)
+{
+    if (nghttp2_session_callbacks_new(&callbacks) != 0)
+        return;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+}
+
+/* ---- the connection: reading, writing, closing -------------------------------------- */
+
+static void session_task(mc_task_t *t);
+
+static void h2_close(mc_http_conn_t *c)
+{
+    if (c->state == DS_CLOSED)
+        return;
+    mc_h2_session_t *h = c->h2;
+    while (!mc_list_empty(&h->streams)) {
+        mc_http_stream_t *s = mc_container_of(h->streams.next, mc_http_stream_t, h2.link);
+        mc_h2_detach(s);
+        mc_http_stream_abort(s);
+    }
+    nghttp2_session_del(h->ng);
+    h->ng = NULL;
+    h->dead = 1;
+    mc_loop_post(&c->w->loop, &h->task, session_task); /* frees h after this batch */
+    mc_stat_add(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_HTTP2_ACTIVE, -1);
+    c->h2 = NULL;
+    mc_h1_conn_close(c);
+}
+
+/* nghttp2 refused the input as a whole (bad preface, a flood): count why,
+ * send the GOAWAY it may have queued, and close. */
+static void fatal(mc_http_conn_t *c, ssize_t rv)
+{
+    uint32_t stat = MC_HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR;
+    if (rv == NGHTTP2_ERR_FLOODED)
+        stat = MC_HTTP2_OUTBOUND_CONTROL_FLOOD;
+    else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+        stat = MC_HTTP2_TOO_MANY_CONTINUATIONS;
+    else if (rv == NGHTTP2_ERR_TOO_MANY_SETTINGS)
+        stat = MC_HTTP2_TOO_MANY_SETTINGS;
+    mc_stat_inc(STATS(c), SCOPE(c), stat);
+    if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC && rv != NGHTTP2_ERR_FLOODED) {
+        /* one try at telling the client why; nothing is waited for */
+        const uint8_t *data;
+        c->h2->in_ng = 1;
+        ssize_t n = nghttp2_session_mem_send(c->h2->ng, &data);
+        c->h2->in_ng = 0;
+        if (n > 0 && c->writable)
+            (void)mc_stream_write(&c->st, data, (size_t)n);
+    }
+    h2_close(c);
+}
+
+static int feed(mc_http_conn_t *c, const char *p, size_t n)
+{
+    mc_h2_session_t *h = c->h2;
+    h->in_ng = 1;
+    ssize_t rv = nghttp2_session_mem_recv(h->ng, (const uint8_t *)p, n);
+    h->in_ng = 0;
+    if (rv < 0) {
+        fatal(c, rv);
+        return -1;
+    }
+    return 0;
+}
+
+static void do_write(mc_http_conn_t *c)
+{
+    mc_h2_session_t *h = c->h2;
+    int r = mc_h1_flush_out(c);
+    if (r < 0) {
+        h2_close(c);
+        return;
+    }
+    if (r == 0)
+        return;
+    size_t budget = 1u << 20; /* then yield to other connections */
+    for (;;) {
+        const uint8_t *data;
+        h->in_ng = 1;
+        ssize_t n = nghttp2_session_mem_send(h->ng, &data);
+        h->in_ng = 0;
+        if (n < 0) {
+            h2_close(c);
+            return;
+        }
+        if (n == 0)
+            return;
+        size_t off = 0; /* TLS writes a record at a time: a short write is not a full socket */
+        while (off < (size_t)n && c->writable) {
+            ssize_t wn = mc_stream_write(&c->st, data + off, (size_t)n - off);
+            if (wn == MC_IO_ERROR) {
+                h2_close(c);
+                return;
+            }
+            if (wn == MC_IO_AGAIN) {
+                c->writable = 0;
+                break;
+            }
+            mc_stat_add(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, wn);
+            off += (size_t)wn;
+        }
+        if (off < (size_t)n) { /* socket full: the rest waits in `out` for EPOLLOUT */
+            if (mc_h1_queue_out(c, (const char *)data + off, (size_t)n - off) < 0)
+                h2_close(c);
+            return;
+        }
+        if ((size_t)n >= budget) {
+            mc_h2_want_write(h);
+            return;
+        }
+        budget -= (size_t)n;
+    }
+}
+
+static void do_read(mc_http_conn_t *c)
+{
+    size_t budget = MC_H2_READ_BUDGET;
+    while (c->readable && c->state != DS_CLOSED) {
+        if (mc_hbuf_reserve(c->w, &c->in, MC_HTTP_BUF / 2) < 0) {
+            h2_close(c);
+            return;
+        }
+        uint32_t room = c->in.cap - c->in.end;
+        ssize_t n = mc_stream_read(&c->st, c->in.data + c->in.end, room);
+        if (n > 0) {
+            c->last_activity = c->w->loop.now;
+            mc_stat_add(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
+            if ((uint32_t)n < room && !c->rdhup && mc_stream_short_read_drains(&c->st))
+                c->readable = 0;
+            c->in.start = c->in.end = 0; /* nghttp2 takes all it is given */
+            if (feed(c, c->in.data, (size_t)n) < 0)
+                return;
+            if ((size_t)n >= budget) {
+                mc_h2_want_write(c->h2); /* the task reads on */
+                return;
+            }
+            budget -= (size_t)n;
+            continue;
+        }
+        if (n == MC_IO_AGAIN) {
+            c->readable = 0;
+            mc_hbuf_release(c->w, &c->in);
+            return;
+        }
+        h2_close(c); /* the client went away (or reset) */
+        return;
+    }
+}
+
+/* Reads, writes, and closes once nghttp2 wants neither (after a GOAWAY). */
+static void run(mc_http_conn_t *c)
+{
+    if (c->readable && c->state != DS_CLOSED)
+        do_read(c);
+    if (c->state != DS_CLOSED)
+        do_write(c);
+    if (c->state != DS_CLOSED && !nghttp2_session_want_read(c->h2->ng) &&
+        !nghttp2_session_want_write(c->h2->ng) && !mc_hbuf_len(&c->out)) {
+        mc_stream_shutdown(&c->st);
+        h2_close(c);
+    }
+}
+
+static void session_task(mc_task_t *t)
+{
+    mc_h2_session_t *h = mc_container_of(t, mc_h2_session_t, task);
+    if (h->dead) {
+        free(h);
+        return;
+    }
+    run(h->c);
+}
+
+void mc_h2_want_write(mc_h2_session_t *h)
+{
+    if (!h->dead)
+        mc_loop_post(&h->c->w->loop, &h->task, session_task);
+}
+
+static void on_io(mc_io_t *io, uint32_t ev)
+{
+    mc_http_conn_t *c = mc_container_of(io, mc_http_conn_t, io);
+    if (c->state == DS_CLOSED)
+        return;
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->readable = 1;
+    if (ev & (EPOLLRDHUP | EPOLLHUP))
+        c->rdhup = 1;
+    if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+        c->writable = 1;
+    if (ev & EPOLLERR) {
+        h2_close(c);
+        return;
+    }
+    run(c);
+}
+
+static void on_timer(mc_timer_t *t)
+{
+    mc_http_conn_t *c = mc_container_of(t, mc_http_conn_t, timer);
+    if (c->state == DS_CLOSED || c->h2->n_streams || !c->hcm->idle_timeout_ns)
+        return;
+    uint64_t at = c->last_activity + c->hcm->idle_timeout_ns;
+    if (at > c->w->loop.now) {
+        mc_timer_arm(&c->w->loop.timers, &c->timer, at);
+        return;
+    }
+    mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_IDLE_TIMEOUT);
+    nghttp2_session_terminate_session(c->h2->ng, NGHTTP2_NO_ERROR); /* GOAWAY, then close */
+    run(c);
+}
+
+static void abort_conn(mc_session_t *base)
+{
+    h2_close(mc_container_of(base, mc_http_conn_t, base));
+}
+
+/* The worker drains: GOAWAY now, streams in flight finish, then close. */
+static void drain_conn(mc_session_t *base)
+{
+    mc_http_conn_t *c = mc_container_of(base, mc_http_conn_t, base);
+    if (c->state == DS_CLOSED || c->draining)
+        return;
+    c->draining = 1;
+    nghttp2_submit_goaway(c->h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2->ng),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    mc_h2_want_write(c->h2);
+}
+
+void mc_h2_start(mc_http_conn_t *c)
+{
+    mc_worker_t *w = c->w;
+    const mc_hcm_t *hcm = c->hcm;
+    pthread_once(&callbacks_once, make_callbacks);
+    mc_h2_session_t *h = calloc(1, sizeof(*h));
+    nghttp2_option *opt = NULL;
+    if (!h || !callbacks || nghttp2_option_new(&opt) != 0) {
+        free(h);
+        mc_h1_conn_close(c);
+        return;
+    }
+    nghttp2_option_set_no_auto_window_update(opt, 1); /* consumed once forwarded: end-to-end flow control */
+    nghttp2_option_set_max_outbound_ack(opt, hcm->h2_max_control_frames);
+    nghttp2_option_set_max_settings(opt, MC_H2_MAX_SETTINGS);
+    nghttp2_option_set_stream_reset_rate_limit(opt, MC_H2_RESET_BURST, MC_H2_RESET_RATE);
+    nghttp2_option_set_max_continuations(opt, MC_H2_MAX_CONTINUATIONS);
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    int rv = nghttp2_session_server_new2(&h->ng, callbacks, h, opt);
+    nghttp2_option_del(opt);
+    if (rv != 0) {
+        free(h);
+        mc_h1_conn_close(c);
+        return;
+    }
+    h->c = c;
+    mc_list_init(&h->streams);
+    c->h2 = h;
+    c->codec = &mc_h2_codec;
+    c->io.cb = on_io;
+    c->base.abort = abort_conn;
+    c->base.drain = drain_conn;
+    c->state = DS_ACTIVE;
+    mc_timer_cancel(&w->loop.timers, &c->timer);
+    mc_timer_init(&c->timer, on_timer);
+    mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_HTTP2_TOTAL);
+    mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_HTTP2_ACTIVE);
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, hcm->h2_max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, hcm->h2_stream_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)hcm->limits.max_head_bytes},
+    };
+    nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    if (hcm->h2_conn_window > 65535)
+        nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, (int32_t)hcm->h2_conn_window);
+    c->last_activity = w->loop.now;
+    arm_idle(c);
+    /* What was read while the codec was being chosen (the preface, maybe more). */
+    uint32_t n = mc_hbuf_len(&c->in);
+    if (n) {
+        mc_hbuf_compact(&c->in);
+        c->in.start = c->in.end = 0;
+        if (feed(c, c->in.data, n) < 0)
+            return;
+    }
+    run(c);
+}

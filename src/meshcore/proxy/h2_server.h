@@ -1,0 +1,49 @@
+/*
+ * HTTP/2 downstream connections: what the session (proxy/h2_server.c) and
+ * its codec (proxy/h2_codec.c) share. Not for use outside them.
+ */
+#ifndef MESHCORE_PROXY_H2_SERVER_H
+#define MESHCORE_PROXY_H2_SERVER_H
+
+#include <nghttp2/nghttp2.h>
+
+#include "proxy/http_stream.h"
+
+/* The limits docs/http2.md prints (the configurable ones are in mc_hcm_t). */
+#define MC_H2_PREMATURE_RESET_MIN 100 /* streams before the premature-reset ratio is judged */
+#define MC_H2_RESET_BURST 1000        /* nghttp2's RST_STREAM token bucket: burst, */
+#define MC_H2_RESET_RATE 33           /* and refill per second (CVE-2023-44487) */
+#define MC_H2_MAX_CONTINUATIONS 8     /* CONTINUATION frames per header block (CVE-2024-27316 family) */
+#define MC_H2_MAX_SETTINGS 32         /* entries in one SETTINGS frame */
+#define MC_H2_READ_BUDGET (256u * 1024) /* bytes read per event before other connections run */
+
+typedef struct mc_h2_session {
+    nghttp2_session *ng;
+    mc_http_conn_t *c;
+    mc_task_t task;     /* writes what the codec submitted; frees the session after close */
+    mc_list_t streams;  /* mc_http_stream_t.h2.link: streams attached to nghttp2's */
+    uint32_t n_streams;
+    uint32_t streams_total, premature_resets;
+    uint32_t empty_frames; /* consecutive DATA frames with no payload and no END_STREAM */
+    uint8_t in_ng;         /* inside nghttp2_session_mem_recv/mem_send: no re-entry */
+    uint8_t dead;          /* closed: the task only frees */
+    uint8_t calmed;        /* a flood was found: GOAWAY(ENHANCE_YOUR_CALM) is on its way */
+} mc_h2_session_t;
+
+extern const mc_http_codec_t mc_h2_codec;
+
+/* proxy/h2_server.c */
+/* Writes soon (after the current event batch): the codec calls it after submitting frames. */
+void mc_h2_want_write(mc_h2_session_t *h);
+/* Takes a stream off nghttp2's and the session's books (its leftover DATA
+ * bytes go back to the connection window). */
+void mc_h2_detach(mc_http_stream_t *s);
+
+/* proxy/h2_codec.c */
+/* nghttp2's data provider for a response body (proxied or local). */
+ssize_t mc_h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+                        nghttp2_data_source *src, void *user);
+/* Submits a bare status (431, 503...) on a stream that never started. */
+void mc_h2_reply_bare(mc_h2_session_t *h, int32_t id, int status);
+
+#endif
