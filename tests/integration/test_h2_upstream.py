@@ -365,3 +365,34 @@ def test_grpc_timeout_bounds_the_route_timeout(engine_factory, grpc_factory):
         r.read()
         # uncapped: 100 ms applies; plain route: grpc-timeout is not a timeout
         assert r.status == (504 if route is uncapped else 200)
+
+
+def test_a_slow_reader_holds_the_upstream_back(engine_factory, h2_factory):
+    """Windows reopen only as the stream forwards: a client that reads
+    nothing stalls the HTTP/2 upstream after a bounded number of bytes."""
+    import socket
+
+    big = bytes(range(256)) * (64 << 10)  # 16 MiB
+    srv = h2_factory(lambda headers, body: ("reply", 200, [], big, None))
+    engine, port = engine_for(engine_factory, h2_cluster("backend", [srv.port]))
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: svc\r\n\r\n")
+        time.sleep(1.0)  # not reading
+        stalled_at = srv.sent
+        # what the kernel buffers on both sockets plus one stream window: far below the body
+        assert stalled_at < len(big) // 2, stalled_at
+        got, s_file = 0, s.makefile("rb")
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += s_file.read(1)
+        assert b"transfer-encoding: chunked" in head.lower()
+        data = bytearray()
+        while True:
+            size = int(s_file.readline().split(b";")[0], 16)
+            if size == 0:
+                break
+            data += s_file.read(size)
+            s_file.read(2)
+        got = len(data)
+    assert got == len(big) and bytes(data) == big and srv.sent == len(big)

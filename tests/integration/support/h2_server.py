@@ -28,6 +28,7 @@ class H2Server:
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
         self.streams = 0
+        self.sent = 0  # response body bytes handed to the socket
         self.lock = threading.Lock()
         self._stop = False
         self._conns: list[socket.socket] = []
@@ -94,8 +95,7 @@ class H2Server:
         finally:
             conn.close()
 
-    @staticmethod
-    def _send_body(c, sid, pending):
+    def _send_body(self, c, sid, pending):
         body, trailers = pending[sid]
         while body:
             n = min(len(body), c.local_flow_control_window(sid), c.max_outbound_frame_size)
@@ -103,6 +103,7 @@ class H2Server:
                 pending[sid] = (body, trailers)
                 return
             c.send_data(sid, body[:n])
+            self.sent += n
             body = body[n:]
         del pending[sid]
         if trailers:
