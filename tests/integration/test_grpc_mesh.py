@@ -200,3 +200,37 @@ def test_deadlines(engine_factory, servers, channel):
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert info.value.details() == "upstream request timeout"  # meshcore's, not the client's own
     assert engine.stats()["cluster.app.upstream_rq_timeout"] == 1
+
+
+def test_use_downstream_protocol_config(engine_factory, servers, channel, backend_factory):
+    """HTTP/2 upstream for an HTTP/2 client, HTTP/1.1 for an HTTP/1.1 client."""
+    srv, web = servers("v1"), backend_factory("web")
+    opts = {OPTIONS: {"@type": "type.googleapis.com/" + OPTIONS, "use_downstream_protocol_config": {
+        "http_protocol_options": {}, "http2_protocol_options": {}}}}
+    engine, port = sidecar(engine_factory, [h.route("/t.S/", "grpc"), h.route("/", "web")], [
+        h.http_cluster("grpc", [srv.port], typed_extension_protocol_options=opts),
+        h.http_cluster("web", [web.port], typed_extension_protocol_options=opts)])
+    assert channel(port).unary_unary("/t.S/Unary")(b"x", timeout=10) == b"v1:x"
+    with h.Conn(port) as c:
+        assert c.request("GET", "/page").status == 200
+    (req,) = web.requests
+    assert req.version == "HTTP/1.1"
+
+
+def test_max_requests_counts_streams(engine_factory, servers, channel):
+    """circuit_breakers max_requests: 2 calls in flight on one connection, the third overflows."""
+    slow = servers("slow", delay=1.0)
+    engine, port = sidecar(engine_factory, [h.route("/", "app")], [
+        h2_cluster("app", [slow.port], circuit_breakers=h.circuit_breakers(max_requests=2))])
+    unary = channel(port).unary_unary("/t.S/Unary")
+    calls = [unary.future(b"%d" % i, timeout=10) for i in range(2)]
+    deadline = time.monotonic() + 5
+    while slow.calls < 2 and time.monotonic() < deadline:  # both are at the server
+        time.sleep(0.01)
+    with pytest.raises(grpc.RpcError) as info:
+        unary(b"third", timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # a 503 UO, told as gRPC
+    assert [c.result() for c in calls] == [b"slow:0", b"slow:1"]
+    st = engine.stats()
+    assert st["cluster.app.upstream_rq_pending_overflow"] + st["cluster.app.upstream_rq_overflow"] >= 1
+    assert st["cluster.app.upstream_cx_total"] == 1

@@ -374,7 +374,8 @@ def test_a_slow_reader_holds_the_upstream_back(engine_factory, h2_factory):
 
     big = bytes(range(256)) * (64 << 10)  # 16 MiB
     srv = h2_factory(lambda headers, body: ("reply", 200, [], big, None))
-    engine, port = engine_for(engine_factory, h2_cluster("backend", [srv.port]))
+    engine, port = engine_for(engine_factory, h2_cluster("backend", [srv.port]),
+                              routes=[h.route("/", "backend", route={"timeout": "0s"})])  # a slow reader
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
         s.sendall(b"GET /big HTTP/1.1\r\nHost: svc\r\n\r\n")
@@ -389,7 +390,9 @@ def test_a_slow_reader_holds_the_upstream_back(engine_factory, h2_factory):
         assert b"transfer-encoding: chunked" in head.lower()
         data = bytearray()
         while True:
-            size = int(s_file.readline().split(b";")[0], 16)
+            line = s_file.readline()
+            assert line, len(data)
+            size = int(line.split(b";")[0], 16)
             if size == 0:
                 break
             data += s_file.read(size)
