@@ -290,7 +290,8 @@ def test_google_re2_options_unsupported():
             'unsupported field "upgrade_configs"',
         ),
         (lambda ra: ra.update(priority="HIGH"), "", 'unsupported field "priority"'),
-        (lambda ra: ra.update(max_stream_duration={}), "", 'unsupported field "max_stream_duration"'),
+        (lambda ra: ra.update(max_stream_duration={"max_stream_duration": "1s"}), "max_stream_duration",
+         'unsupported field "max_stream_duration"'),
         (lambda ra: ra.update(path_rewrite="/x"), "", 'unsupported field "path_rewrite"'),
         (lambda ra: ra.update(timeout="-1s"), "timeout", "must not be negative"),
         (lambda ra: ra.update(host_rewrite_literal=""), "host_rewrite_literal", "must be a non-empty host"),
@@ -482,7 +483,7 @@ RETRY_PLACES = [
             "retry_on",
             'unsupported retry condition "bogus" (supported: 5xx, gateway-error, reset, connect-failure, '
             "retriable-4xx, retriable-status-codes, refused-stream, unavailable, cancelled, deadline-exceeded, "
-            "resource-exhausted)",
+            "resource-exhausted, internal)",
         ),
         (
             lambda rp: rp.update(retry_on="retriable-headers"),

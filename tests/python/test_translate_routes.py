@@ -177,7 +177,7 @@ http:
         "retry_on": "gateway-error,retriable-status-codes", "num_retries": 1, "retriable_status_codes": [503, 429],
         "host_selection_retry_max_attempts": "5", "retry_back_off": {"base_interval": "0.100s"}}
     assert not no_retries.route.HasField("retry_policy")
-    assert c.route.retry_policy.retry_on == "reset"  # the others cannot happen on HTTP/1.1 (warned)
+    assert c.route.retry_policy.retry_on == "reset,internal"  # gRPC's internal is a condition; the rest warned
 
 
 def test_matches_one_route_per_match_entry_same_action():
