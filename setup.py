@@ -5,15 +5,26 @@ The C core under src/meshcore/ is compiled as a static library with
 interpreter's own flags (generated code is not ours to hold to -Werror).
 MESHCORE_SANITIZE=1 builds both with ASan + UBSan (load with
 LD_PRELOAD=$(gcc -print-file-name=libasan.so)).
+
+Build artifacts stay out of the source tree: objects, the static core and the
+Cython-generated C go to MESHCORE_BUILD_DIR (default: a directory per source
+tree under the system's temp dir, kept between builds so rebuilds are
+incremental). Only the egg-info (git-ignored) is written beside the package.
 """
 import glob
+import hashlib
 import os
+import tempfile
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 SANITIZE = os.environ.get("MESHCORE_SANITIZE") == "1"
 SAN_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if SANITIZE else []
+_HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD_DIR = os.environ.get("MESHCORE_BUILD_DIR") or os.path.join(
+    tempfile.gettempdir(), "meshcore-build-" + hashlib.sha1(_HERE.encode()).hexdigest()[:12]
+    + ("-san" if SANITIZE else ""))
 
 CORE_SOURCES = sorted(glob.glob("src/meshcore/**/*.c", recursive=True))
 INCLUDE_DIRS = ["src/meshcore/include", "src/meshcore"]
@@ -46,6 +57,8 @@ setup(
     ext_modules=cythonize(
         [ext],
         include_path=["ext"],
+        build_dir=os.path.join(BUILD_DIR, "cython"),
         compiler_directives={"language_level": 3},
     ),
+    options={"build": {"build_base": BUILD_DIR}},
 )

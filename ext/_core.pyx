@@ -17,6 +17,7 @@ from includes.engine cimport *
 from includes.histogram cimport *
 from includes.introspect cimport *
 from includes.istio_metrics cimport *
+from includes.primitives cimport *
 from includes.snapshot cimport *
 from includes.stats cimport *
 
@@ -51,6 +52,32 @@ cdef bytes _b(s):
     return s.encode() if isinstance(s, str) else s
 
 
+cdef class TlsCache:
+    """OpenSSL contexts shared by TLS contexts of the same material, within
+    and across compiles (net/tls_cache.c). One per engine."""
+    cdef mc_tls_cache_t *c
+
+    def __cinit__(self):
+        self.c = mc_tls_cache_new()
+        if self.c == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        mc_tls_cache_free(self.c)
+
+    def begin(self):
+        """A compile starts: contexts the last two compiles did not use are let go."""
+        mc_tls_cache_begin(self.c)
+
+    @property
+    def counts(self):
+        """(SSL_CTX held, lookups that found one, lookups that built one)."""
+        cdef uint32_t n = 0
+        cdef uint64_t hits = 0, misses = 0
+        mc_tls_cache_counts(self.c, &n, &hits, &misses)
+        return n, hits, misses
+
+
 cdef class SnapshotBuilder:
     """Describes one config snapshot to the core (see meshcore/snapshot.h).
 
@@ -58,6 +85,12 @@ cdef class SnapshotBuilder:
     CoreError with the core's message. Consumed by Engine.apply().
     """
     cdef mc_snapshot_builder_t *b
+    cdef TlsCache tls_cache  # kept alive while the builder borrows it
+    cdef public bint reads_files  # the compile read certificate files (compile_snapshot)
+
+    def use_tls_cache(self, TlsCache cache not None):
+        self.tls_cache = cache
+        mc_sb_set_tls_cache(self.b, cache.c)
 
     def __cinit__(self):
         self.b = mc_sb_new()
@@ -81,6 +114,9 @@ cdef class SnapshotBuilder:
     def add_listener(self, name, ip, uint16_t port, stat_prefix=None, uint32_t backlog=0):
         cdef bytes sp = _b(stat_prefix or "")
         return self._check(mc_sb_add_listener(self.b, _b(name), _b(ip), port, sp, backlog))
+
+    def set_reuse_port(self, int listener, bint on):
+        return self._check(mc_sb_set_reuse_port(self.b, listener, on))
 
     def set_connection_limit(self, int listener, stat_prefix, uint32_t max_connections):
         return self._check(mc_sb_set_connection_limit(self.b, listener, _b(stat_prefix),
@@ -176,6 +212,52 @@ cdef class Engine:
         cdef int rc
         with nogil:
             rc = mc_engine_apply(self.e, b.b, err, ERRLEN)
+        if rc < 0:
+            raise CoreError(err.decode())
+
+    def set_endpoints(self, changes):
+        """changes: [(cluster name, [(ip, port, weight)])]: those clusters'
+        endpoints replaced in a snapshot sharing the rest (meshcore/engine.h)."""
+        cdef char err[ERRLEN]
+        cdef int rc
+        cdef _Arena a = _Arena()
+        cdef uint32_t n = len(changes)
+        cdef mc_sb_cluster_endpoints_t *cs = <mc_sb_cluster_endpoints_t *>a.alloc(n, sizeof(mc_sb_cluster_endpoints_t))
+        cdef mc_sb_endpoint_t *eps
+        for k, (cluster, endpoints) in enumerate(changes):
+            eps = <mc_sb_endpoint_t *>a.alloc(len(endpoints), sizeof(mc_sb_endpoint_t))
+            for i, (ip, port, weight) in enumerate(endpoints):
+                eps[i].ip = a.s(ip)
+                eps[i].port = port
+                eps[i].weight = weight
+            cs[k].cluster = a.s(cluster)
+            cs[k].endpoints = eps
+            cs[k].n_endpoints = len(endpoints)
+        err[0] = 0
+        with nogil:
+            rc = mc_engine_set_endpoints(self.e, cs, n, err, ERRLEN)
+        if rc < 0:
+            raise CoreError(err.decode())
+
+    def set_route_weights(self, changes):
+        """changes: [(listener, chain, vhost index, route index, [weights])]:
+        swapped in place; workers use them from their next pick."""
+        cdef char err[ERRLEN]
+        cdef int rc
+        cdef _Arena a = _Arena()
+        cdef uint32_t n = len(changes)
+        cdef mc_route_weights_t *cs = <mc_route_weights_t *>a.alloc(n, sizeof(mc_route_weights_t))
+        cdef uint32_t *w
+        for k, (listener, chain, vhost, route, weights) in enumerate(changes):
+            w = <uint32_t *>a.alloc(len(weights), sizeof(uint32_t))
+            for i, x in enumerate(weights):
+                w[i] = x
+            cs[k].listener = a.s(listener)
+            cs[k].chain, cs[k].vhost, cs[k].route = chain, vhost, route
+            cs[k].weights, cs[k].n = w, len(weights)
+        err[0] = 0
+        with nogil:
+            rc = mc_engine_set_route_weights(self.e, cs, n, err, ERRLEN)
         if rc < 0:
             raise CoreError(err.decode())
 
@@ -401,73 +483,19 @@ include "compile_rbac.pxi"
 include "compile.pxi"
 include "alog.pxi"
 
+# The primitives for embedders (meshcore.http, .route, .balance, .tls).
+include "prim_http.pxi"
+include "prim_route.pxi"
+include "prim_balance.pxi"
+include "prim_tls.pxi"
+
 
 # ---- the core's policies, exposed for reference tests -------------------
-
-def lb_swrr_sequence(weights, int picks, uint64_t exclude=0):
-    """Indices chosen by the core's smooth weighted round robin."""
-    cdef uint32_t n = len(weights)
-    cdef uint32_t *w = <uint32_t *>calloc(n or 1, sizeof(uint32_t))
-    cdef int64_t *cur = <int64_t *>calloc(n or 1, sizeof(int64_t))
-    cdef mc_lb_skip_t skip
-    skip.words = &exclude
-    skip.n_words = 1
-    try:
-        for i in range(n):
-            w[i] = weights[i]
-        return [mc_lb_swrr(cur, w, n, skip) for _ in range(picks)]
-    finally:
-        free(w)
-        free(cur)
-
 
 def hist_bucket(uint64_t value):
     """(index, lower, upper) of the histogram bucket holding value."""
     cdef uint32_t b = mc_hist_bucket(value)
     return b, mc_hist_bucket_lower(b), mc_hist_bucket_upper(b)
-
-
-def bench_h1_parse(request, uint64_t iterations):
-    """ns per parse of one complete request head (the core's HTTP/1.1
-    parser, in a C loop). ValueError if the bytes are not a valid head."""
-    cdef bytes buf = bytes(request)
-    cdef const char *p = buf
-    cdef size_t n = len(buf)
-    cdef int status = 0
-    cdef double ns
-    with nogil:
-        ns = mc_bench_h1_parse(p, n, iterations, &status)
-    if ns < 0:
-        raise ValueError(f"not one complete valid request head (status {status})")
-    return ns
-
-
-def route_probe(listener, authority, method, path, headers=None, uint64_t iterations=0):
-    """Matches a request against the route table of an xDS Listener with an
-    http_connection_manager. Returns (virtual host index, route index within
-    it, ns per match or None); -1 when nothing matches."""
-    cdef SnapshotBuilder b = SnapshotBuilder()
-    cdef _Arena a = _Arena()
-    cdef const char **names = NULL
-    cdef const char **values = NULL
-    cdef int vhost = -1
-    cdef double ns = 0
-    headers = list((headers or {}).items())
-    sa = listener.address.socket_address
-    cdef int li = b.add_listener(listener.name, sa.address or "127.0.0.1", sa.port_value, listener.stat_prefix, 0)
-    cdef int route
-    for f in listener.filter_chains[0].filters:
-        if f.typed_config.type_url == _HCM:
-            _compile_hcm(b, li, xds_types.unpack(f.typed_config), 0)
-    if headers:
-        names = <const char **>a.alloc(len(headers), sizeof(char *))
-        values = <const char **>a.alloc(len(headers), sizeof(char *))
-        for i, (k, v) in enumerate(headers):
-            names[i] = a.s(k)
-            values[i] = a.s(v)
-    route = mc_route_probe(b.b, li, a.s(authority), a.s(method), a.s(path), names, values, len(headers),
-                           iterations, &vhost, &ns)
-    return vhost, route, (ns if iterations else None)
 
 
 def retry_backoff_sequence(uint64_t seed, uint64_t base_ns, uint64_t max_ns, retries):

@@ -31,7 +31,7 @@ _ISTIO_FILTERS = ("istio.stats", "istio.metadata_exchange")
 _TRANSPORT = {"": MC_CHAIN_ANY, "tls": MC_CHAIN_TLS, "raw_buffer": MC_CHAIN_RAW}
 
 
-def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=None):
+def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=None, TlsCache tls_cache=None):
     """Listener and Cluster messages -> a SnapshotBuilder ready to apply.
     chains: (listener name, chain index) -> meshcore.plan.ChainPlan: the
     chain's terminal filter (unpacked), its access-log id (0: none), its
@@ -39,12 +39,16 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
     id, random sampling per million, SPAN_SERVER / SPAN_CLIENT); a chain
     without a plan has none of these. secrets: Secret name -> Secret message
     (static SDS). services: cluster name -> Istio service label id
-    (meshcore.telemetry.istio_metrics)."""
+    (meshcore.telemetry.istio_metrics). tls_cache: shares OpenSSL contexts
+    across TLS contexts and compiles (TlsCache)."""
     chains = chains or {}
     secrets = secrets or {}
     im_services = services or {}
 
     b = SnapshotBuilder()
+    files_before = _files_read
+    if tls_cache is not None:
+        b.use_tls_cache(tls_cache)
     for c in clusters:
         if c.lb_policy not in _LB_POLICY:
             raise CoreError(f"cluster {c.name!r}: lb_policy {c.lb_policy} cannot be compiled")
@@ -63,6 +67,8 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
         sa = l.address.socket_address
         li = b.add_listener(l.name, sa.address, sa.port_value, l.stat_prefix,
                             _u32(l, "tcp_backlog_size", 0))
+        if l.HasField("enable_reuse_port") and l.enable_reuse_port.value:
+            b.set_reuse_port(li, True)
         handshake_ms = _ms(l, "listener_filters_timeout", 0)
         for k, chain in enumerate(l.filter_chains):
             b._check(mc_sb_add_chain(b.b, li, _TRANSPORT[chain.filter_chain_match.transport_protocol]))
@@ -99,4 +105,5 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
                     pass  # set above, as meshcore.telemetry.istio_metrics planned it
                 else:
                     raise CoreError(f"listener {l.name!r}: filter {f.name} ({url}) cannot be compiled")
+    b.reads_files = _files_read != files_before  # the same config may read other bytes next time
     return b

@@ -9,14 +9,19 @@ _TLS_VERSIONS = {0: 0, 1: 0x0301, 2: 0x0302, 3: 0x0303, 4: 0x0304}
 _SAN_URI = 3  # SubjectAltNameMatcher.SanType.URI
 
 
+_files_read = 0  # files data_source_bytes has read (compile_snapshot notes whether a compile read any)
+
+
 def data_source_bytes(ds):
     """envoy.config.core.v3.DataSource -> bytes (files are read now)."""
+    global _files_read
     which = ds.WhichOneof("specifier")
     if which == "inline_string":
         return ds.inline_string.encode()
     if which == "inline_bytes":
         return bytes(ds.inline_bytes)
     if which == "filename":
+        _files_read += 1
         with open(ds.filename, "rb") as f:
             return f.read()
     return b""
@@ -87,7 +92,10 @@ cdef void _compile_chain_tls(SnapshotBuilder b, int li, ts, secrets, uint32_t ha
     _fill_tls(a, &t, ctx.common_tls_context, secrets, 1)
     t.require_client_certificate = 1 if ctx.require_client_certificate.value else 0
     t.handshake_timeout_ms = handshake_ms
-    b._check(mc_sb_set_chain_tls(b.b, li, &t))
+    cdef int rc
+    with nogil:  # OpenSSL's part (PEM decoding, the trust store) runs without the GIL
+        rc = mc_sb_set_chain_tls(b.b, li, &t)
+    b._check(rc)
 
 
 cdef void _compile_cluster_tls(SnapshotBuilder b, int ci, ts, secrets, h2=False) except *:
@@ -102,4 +110,7 @@ cdef void _compile_cluster_tls(SnapshotBuilder b, int ci, ts, secrets, h2=False)
         t.sni = a.s(ctx.sni)
     if h2 and not ctx.common_tls_context.alpn_protocols:
         t.alpn = a.s("h2,http/1.1")  # as Envoy offers for an HTTP/2 cluster
-    b._check(mc_sb_set_cluster_tls(b.b, ci, &t))
+    cdef int rc
+    with nogil:
+        rc = mc_sb_set_cluster_tls(b.b, ci, &t)
+    b._check(rc)

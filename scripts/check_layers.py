@@ -35,7 +35,7 @@ TIERS = [
     ["route"],                  # router, RBAC, retry, clusters and balancers
     ["worker"],                 # threads, loop, per-worker contexts, snapshot
     ["proxy"],                  # listener layer, TCP and HTTP proxies
-    ["engine", "introspect"],   # the engine: starts workers with the proxies' hooks; test hooks
+    ["engine", "introspect", "primitives"],  # the engine; test hooks; the primitives for embedders
 ]
 
 # Same-tier edges that are allowed (from layer, to layer). None today: net,

@@ -1,6 +1,6 @@
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
-from includes.snapshot cimport mc_snapshot_builder_t
+from includes.snapshot cimport mc_snapshot_builder_t, mc_sb_cluster_endpoints_t
 from includes.stats cimport mc_stats_t
 
 cdef extern from "meshcore/engine.h" nogil:
@@ -18,6 +18,15 @@ cdef extern from "meshcore/engine.h" nogil:
     mc_engine_t *mc_engine_new(const mc_engine_opts_t *opts, char *err, size_t errlen)
     int mc_engine_start(mc_engine_t *e, char *err, size_t errlen)
     int mc_engine_apply(mc_engine_t *e, mc_snapshot_builder_t *b, char *err, size_t errlen)
+    ctypedef struct mc_route_weights_t:
+        const char *listener
+        uint32_t chain, vhost, route
+        const uint32_t *weights
+        uint32_t n
+    int mc_engine_set_endpoints(mc_engine_t *e, const mc_sb_cluster_endpoints_t *changes, uint32_t n, char *err,
+                                size_t errlen)
+    int mc_engine_set_route_weights(mc_engine_t *e, const mc_route_weights_t *changes, uint32_t n, char *err,
+                                    size_t errlen)
     int mc_engine_drain_listeners(mc_engine_t *e)
     int mc_engine_stop(mc_engine_t *e, uint32_t drain_timeout_ms)
     void mc_engine_free(mc_engine_t *e)

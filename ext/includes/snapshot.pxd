@@ -1,4 +1,4 @@
-from libc.stdint cimport uint16_t, uint32_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from libc.stddef cimport size_t
 
 cdef extern from "meshcore/snapshot.h" nogil:
@@ -7,12 +7,28 @@ cdef extern from "meshcore/snapshot.h" nogil:
     mc_snapshot_builder_t *mc_sb_new()
     void mc_sb_free(mc_snapshot_builder_t *b)
     const char *mc_sb_error(const mc_snapshot_builder_t *b)
+    ctypedef struct mc_sb_endpoint_t:
+        const char *ip
+        uint16_t port
+        uint32_t weight
+    ctypedef struct mc_sb_cluster_endpoints_t:
+        const char *cluster
+        const mc_sb_endpoint_t *endpoints
+        uint32_t n_endpoints
+    ctypedef struct mc_tls_cache_t:
+        pass
+    mc_tls_cache_t *mc_tls_cache_new()
+    void mc_tls_cache_free(mc_tls_cache_t *cache)
+    void mc_tls_cache_begin(mc_tls_cache_t *cache)
+    void mc_tls_cache_counts(mc_tls_cache_t *cache, uint32_t *entries, uint64_t *hits, uint64_t *misses)
+    void mc_sb_set_tls_cache(mc_snapshot_builder_t *b, mc_tls_cache_t *cache)
     int mc_sb_add_cluster(mc_snapshot_builder_t *b, const char *name, int lb_policy,
                           uint32_t connect_timeout_ms)
     int mc_sb_add_endpoint(mc_snapshot_builder_t *b, int cluster, const char *ip, uint16_t port,
                            uint32_t weight)
     int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *ip,
                            uint16_t port, const char *stat_prefix, uint32_t backlog)
+    int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on)
     int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                    uint32_t max_connections)
     int mc_sb_set_tcp_proxy(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,

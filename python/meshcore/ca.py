@@ -46,14 +46,19 @@ import os
 import secrets
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from meshcore.durations import format_lifetime, parse_lifetime  # noqa: F401 (ca.parse_lifetime, ...)
-from meshcore.errors import CAError, ConfigError, CSRRejected  # noqa: F401 (ca.CAError, ca.CSRRejected)
-from meshcore.identity import (  # noqa: F401 (ca.workload_id, ... as before)
+from meshcore.extras import require
+
+require("cryptography", "meshcore's certificate authority")
+
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
+
+from meshcore.durations import format_lifetime, parse_lifetime  # noqa: E402, F401 (ca.parse_lifetime, ...)
+from meshcore.errors import CAError, ConfigError, CSRRejected  # noqa: E402, F401 (ca.CAError, ...)
+from meshcore.identity import (  # noqa: E402, F401 (ca.workload_id, ... as before)
     MAX_SPIFFE_ID_LENGTH,
     MAX_TRUST_DOMAIN_LENGTH,
     parse_spiffe_id,
@@ -61,7 +66,7 @@ from meshcore.identity import (  # noqa: F401 (ca.workload_id, ... as before)
     validate_trust_domain,
     workload_id,
 )
-from meshcore.pki import (  # noqa: F401 (ca.generate_key, ca.load_certs, ... as before)
+from meshcore.pki import (  # noqa: E402, F401 (ca.generate_key, ca.load_certs, ... as before)
     CSR_EC_CURVES,
     CSR_RSA_SIZES,
     DEFAULT_KEY_TYPE,

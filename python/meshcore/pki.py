@@ -14,12 +14,16 @@ import logging
 import os
 import tempfile
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from meshcore.extras import require
 
-from meshcore.errors import CAError, ConfigError, CSRRejected
-from meshcore.identity import parse_spiffe_id
+require("cryptography", "meshcore's CA and certificate handling")
+
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
+
+from meshcore.errors import CAError, ConfigError, CSRRejected  # noqa: E402
+from meshcore.identity import parse_spiffe_id  # noqa: E402
 
 log = logging.getLogger("meshcore.ca")
 

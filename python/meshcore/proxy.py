@@ -231,9 +231,9 @@ class Proxy:
         with self._reload_lock:
             try:
                 if self.mesh_dir is None:
-                    self.engine.apply(self.config_path)
+                    self.engine.apply(self.config_path, drained_ok=True)
                 else:
-                    self.engine.apply(*self._load())
+                    self.engine.apply(*self._load(), drained_ok=True)
             except (ConfigError, EngineError) as e:
                 log.error("config reload rejected, keeping the running config: %s", e)
                 self._counters["server.config_reload_rejected"] += 1  # after the log line: a test waits on it
@@ -332,7 +332,7 @@ class Proxy:
                     del bootstrap.static_resources.secrets[:]
                     for secret in cert.secrets():
                         json_format.ParseDict(secret, bootstrap.static_resources.secrets.add())
-                    self.engine.apply(bootstrap, self.engine.source)
+                    self.engine.apply(bootstrap, self.engine.source, drained_ok=True)
                     described = cert.describe()
                     after = max(0.0, cert.renew_at - time.time())
                     secrets = [s["name"] for s in cert.secrets()]
@@ -340,7 +340,7 @@ class Proxy:
                     signature = files_signature(self._cert_files)
                     bootstrap = load_bootstrap(self.config_path)
                     leaves = [check_pair(c, k) for c, k in certificate_pairs(bootstrap)]
-                    self.engine.apply(bootstrap, os.path.basename(self.config_path))
+                    self.engine.apply(bootstrap, os.path.basename(self.config_path), drained_ok=True)
                     self._cert_signature = signature
                     self._cert_files = __import__("meshcore.certs").certs.data_source_files(bootstrap)
                     described = ", ".join(f"serial {leaf.serial_number:x}, valid until "

@@ -112,7 +112,7 @@ class XdsSource:
             log.info("certificate: %s", _describe(self.keeper.current))
             self.client = xc.XdsClient(self.target, node, self._apply, self._secrets, base=self.base,
                                        mode=self.mode, token_file=self.token_file,
-                                       backoff=self._backoff).start()
+                                       backoff=self._backoff, apply_endpoints=self._apply_endpoints).start()
             log.info("xDS: %s to %s as %s", self.mode, self.target, node.id)
         except BaseException:
             self.stop()
@@ -155,11 +155,17 @@ class XdsSource:
         proxy = self.proxy
         before = {n for n, _, _ in proxy.engine.listeners()}
         with proxy._reload_lock:
-            proxy.engine.apply(bootstrap, f"xds:{self.target}")
+            proxy.engine.apply(bootstrap, f"xds:{self.target}", drained_ok=True)
             proxy._last_bootstrap = proxy.engine.bootstrap
         for lname, addr, _ in proxy.engine.listeners():
             if lname not in before:
                 log.info("listener %s on %s", lname, addr)
+
+    def _apply_endpoints(self, endpoints: dict) -> None:
+        """An EDS-only update: the clusters' endpoints replaced in place of a full
+        apply (Engine.set_endpoints_many; same checks, same errors)."""
+        with self.proxy._reload_lock:  # (_last_bootstrap is for certificate files: endpoints do not touch them)
+            self.proxy.engine.set_endpoints_many(endpoints)
 
     def _on_certificate(self, *_) -> None:
         """A new certificate: the running config again, with the new Secrets."""

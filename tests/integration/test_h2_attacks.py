@@ -18,14 +18,23 @@ import h2.errors  # noqa: E402
 import h2.events  # noqa: E402
 import h2.settings  # noqa: E402
 from hpack import Encoder  # noqa: E402
-from hyperframe.frame import ContinuationFrame, DataFrame, Frame, HeadersFrame, PingFrame, SettingsFrame  # noqa: E402
+from hyperframe.frame import (  # noqa: E402
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    HeadersFrame,
+    PingFrame,
+    PriorityFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
 
 CURL = shutil.which("curl")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 GET = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "svc")]
 
 
-def engine_with(engine_factory, backend_factory, handler=None, **h2opts):
+def engine_with(engine_factory, backend_factory, handler=None, concurrency=2, **h2opts):
     backend = backend_factory("app", handler)
     hcm = {"codec_type": "AUTO"}
     if h2opts.pop("fault_delay", None):  # /held waits 30 s before going upstream; the rest does not
@@ -35,7 +44,7 @@ def engine_with(engine_factory, backend_factory, handler=None, **h2opts):
     hcm.update(h2opts.pop("hcm", {}))
     if h2opts:
         hcm["http2_protocol_options"] = h2opts
-    return engine_factory(config=h.simple([backend.port], **hcm)), backend
+    return engine_factory(concurrency=concurrency, config=h.simple([backend.port], **hcm)), backend
 
 
 def second_client_served(engine) -> None:
@@ -52,7 +61,7 @@ class Client:
     def __init__(self, port: int, validate: bool = True, settings=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         cfg = h2.config.H2Configuration(client_side=True, header_encoding=None, validate_outbound_headers=validate,
-                                        validate_inbound_headers=validate)
+                                        validate_inbound_headers=validate, normalize_outbound_headers=validate)
         self.conn = h2_connection.H2Connection(cfg)
         self.conn.initiate_connection()
         if settings:
@@ -73,7 +82,7 @@ class Client:
         while not until(self.events) and time.monotonic() < deadline:
             try:
                 data = self.sock.recv(1 << 16)
-            except (ConnectionResetError, socket.timeout):
+            except (TimeoutError, ConnectionResetError):
                 break
             if not data:
                 self.events.append("closed")
@@ -101,9 +110,34 @@ def ended(events):
     return "closed" in events or any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
 
 
+class Bystander:
+    """Another client asking again and again while an attack runs (one worker:
+    the attacker's connection and this one share a loop)."""
+
+    def __init__(self, engine):
+        import threading
+
+        self.engine, self.codes, self.stop = engine, [], threading.Event()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self):
+        while not self.codes or not self.stop.is_set():  # at least one answer, however short the attack
+            out = subprocess.run([CURL, "-s", "--max-time", "10", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                                  "%{http_code}", f"http://127.0.0.1:{self.engine.listener_port('http')}/by"],
+                                 capture_output=True, timeout=30)
+            self.codes.append(out.stdout)
+
+    def served(self):
+        self.stop.set()
+        self.thread.join()
+        return self.codes and all(code == b"200" for code in self.codes)
+
+
 def test_rapid_reset(engine_factory, backend_factory):
     """CVE-2023-44487: streams opened and cancelled at once, over and over."""
-    engine, backend = engine_with(engine_factory, backend_factory)
+    engine, backend = engine_with(engine_factory, backend_factory, concurrency=1)
+    bystander = Bystander(engine)
     c = Client(engine.listener_port("http"))
     for i in range(300):
         sid = 1 + 2 * i
@@ -117,7 +151,7 @@ def test_rapid_reset(engine_factory, backend_factory):
     assert c.goaway() is not None and c.goaway().error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
     assert h.stat(engine, "http.http.downstream_rq_too_many_premature_resets") == 1
     assert h.stat(engine, "http.http.http2.rx_reset") >= 50
-    second_client_served(engine)
+    assert bystander.served()
 
 
 def test_continuation_flood(engine_factory, backend_factory):
@@ -127,7 +161,7 @@ def test_continuation_flood(engine_factory, backend_factory):
     s = socket.create_connection(("127.0.0.1", engine.listener_port("http")), timeout=10)
     frames = [HeadersFrame(1, data=block[:10], flags=["END_STREAM"])]
     rest = block[10:]
-    for i in range(200):
+    for _ in range(200):
         piece, rest = rest[:10], rest[10:]
         frames.append(ContinuationFrame(1, data=piece or b"\x00"))  # never END_HEADERS
     try:
@@ -169,7 +203,8 @@ def test_hpack_bomb_past_the_header_list_limit(engine_factory, backend_factory):
 def test_settings_and_ping_floods(engine_factory, backend_factory, kind):
     """Frames that each make the server queue an ACK, sent faster than the
     ACKs are written: past max_outbound_control_frames the connection goes."""
-    engine, backend = engine_with(engine_factory, backend_factory, max_outbound_control_frames=100)
+    engine, backend = engine_with(engine_factory, backend_factory, concurrency=1, max_outbound_control_frames=100)
+    bystander = Bystander(engine)
     s = socket.create_connection(("127.0.0.1", engine.listener_port("http")), timeout=10)
     frame = SettingsFrame(0).serialize() if kind == "settings" else PingFrame(0, opaque_data=b"12345678").serialize()
     try:
@@ -180,7 +215,26 @@ def test_settings_and_ping_floods(engine_factory, backend_factory, kind):
         pass
     s.close()
     h.wait_stat(engine, "http.http.http2.outbound_control_flood", 1)
+    assert bystander.served()
+
+
+@pytest.mark.parametrize("kind", ["priority", "window_update"])
+def test_priority_and_window_update_floods(engine_factory, backend_factory, kind):
+    """Frames that open nothing and ask for work: past Envoy's ratios (100
+    PRIORITY per stream opened, 10 WINDOW_UPDATE per DATA frame sent) the
+    connection gets GOAWAY(ENHANCE_YOUR_CALM)."""
+    engine, backend = engine_with(engine_factory, backend_factory)
+    c = Client(engine.listener_port("http"))
+    if kind == "priority":
+        frame = PriorityFrame(1, depends_on=0, stream_weight=15).serialize()
+    else:
+        frame = WindowUpdateFrame(0, window_increment=1).serialize()
+    c.raw(frame * 500)
+    c.pump(ended)
+    assert c.goaway() is not None and c.goaway().error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert h.stat(engine, f"http.http.http2.inbound_{kind}_frames_flood") == 1
     second_client_served(engine)
+    c.close()
 
 
 def test_zero_window_stall_ends_with_the_stream_idle_timeout(engine_factory, backend_factory):
@@ -292,3 +346,27 @@ def test_invalid_preface_on_an_http2_listener(engine_factory, backend_factory):
 
 
 _ = Frame  # hyperframe's base class: the frames above serialize themselves
+
+
+@pytest.mark.parametrize("extra", [
+    [("x-evil", "a\r\nx-injected: 1")],          # CR LF in a value: smuggling into the HTTP/1.1 head
+    [("transfer-encoding", "chunked")],          # connection-specific (RFC 9113 8.2.2)
+    [("content-length", "5")],                   # and no DATA: the length does not match
+    [("Upper-Case", "x")],                       # field names are lowercase in HTTP/2
+])
+def test_malformed_requests_are_stream_errors(engine_factory, backend_factory, extra):
+    """A malformed request never reaches the upstream: RST_STREAM(PROTOCOL_ERROR)
+    on its stream, the connection serves on."""
+    engine, backend = engine_with(engine_factory, backend_factory)
+    c = Client(engine.listener_port("http"), validate=False)
+    c.conn.send_headers(1, GET + extra, end_stream=True)
+    c.conn.send_headers(3, GET, end_stream=True)
+    c.flush()
+    c.pump(lambda ev: sum(isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) for e in ev) >= 2
+           or ended(ev))
+    resets = {e.stream_id: e.error_code for e in c.events if isinstance(e, h2.events.StreamReset)}
+    assert resets == {1: h2.errors.ErrorCodes.PROTOCOL_ERROR}
+    assert [e.stream_id for e in c.events if isinstance(e, h2.events.StreamEnded)] == [3]
+    assert len(backend.requests) == 1 and not backend.requests[0].has("x-injected")
+    assert h.stat(engine, "http.http.http2.rx_messaging_error") == 1
+    c.close()

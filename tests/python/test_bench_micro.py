@@ -1,17 +1,14 @@
-"""Micro-benchmarks of the C hot path (pytest-benchmark): the HTTP/1.1 request
-parser and the router's match on a 1,100-route table.
-
-Each benchmark calls one C loop in meshcore._core (the parse or match
-repeated `iterations` times, timed in C), so pytest-benchmark's per-call time
-is dominated by C work and the C loop's own ns/op is kept as extra_info
-"ns_per_op" (see --benchmark-json). Nothing here asserts a speed: budgets are
-checked by benchmarks/, never in a test. The tests only check that the loop
-ran (ns/op > 0) and, where the core reports it, that the intended route is
-the one matched, so the "worst case" really is the worst case.
+"""Micro-benchmarks of the C hot path from Python (pytest-benchmark): the
+HTTP/1.1 request parser (meshcore.http.parse_request) and the router's match
+on a 1,100-route table (meshcore.route.Router), each call one C parse or
+match plus the Python call around it. benchmarks/bench_primitives.py sets
+them against their Python alternatives. Nothing here asserts a speed:
+budgets are checked by benchmarks/, never in a test. The tests check the
+result, so the "worst case" really is the worst case.
 
     pytest tests/python/test_bench_micro.py --benchmark-only
 
-Skipped without pytest-benchmark, or while _core lacks the entry points.
+Skipped without pytest-benchmark.
 """
 
 import pytest
@@ -20,45 +17,14 @@ pytest.importorskip("pytest_benchmark")
 
 import yaml  # noqa: E402
 
-from meshcore import _core  # noqa: E402
+from meshcore import xds_types  # noqa: E402
 from meshcore.config import parse_bootstrap  # noqa: E402
-
-# Each call's C loop runs for about this long (iterations are calibrated per
-# benchmark, between the bounds), and pytest-benchmark makes ROUNDS calls
-# after one warm-up call: a few tenths of a second per benchmark.
-LOOP_SECONDS = 0.03
-MIN_ITERATIONS = 1_000
-MAX_ITERATIONS = 1_000_000
-ROUNDS = 5
+from meshcore.http import parse_request  # noqa: E402
+from meshcore.route import Router  # noqa: E402
 
 N_SERVICES = 1000      # /svc0000/ ... /svc0999/: one prefix route each
 HEADER_EVERY = 10      # and a header-matched route before every 10th one
 N_CLUSTERS = 8
-
-needs_parser = pytest.mark.skipif(
-    not hasattr(_core, "bench_h1_parse"),
-    reason="meshcore._core.bench_h1_parse is not built yet (rebuild: pip install -e .)")
-needs_router = pytest.mark.skipif(
-    not (hasattr(_core, "bench_route_match") or hasattr(_core, "route_probe")),
-    reason="meshcore._core has neither bench_route_match nor route_probe yet (rebuild: pip install -e .)")
-
-
-def _calibrated(fn, *args):
-    """Iterations that make one call of fn(*args, iterations) last ~LOOP_SECONDS."""
-    ns = fn(*args, MIN_ITERATIONS)
-    if not ns or ns <= 0:
-        return MIN_ITERATIONS
-    return int(min(MAX_ITERATIONS, max(MIN_ITERATIONS, LOOP_SECONDS * 1e9 / ns)))
-
-
-def _run(benchmark, fn, *args):
-    """Benchmarks fn(*args, iterations); returns the last call's ns/op."""
-    iterations = _calibrated(fn, *args)
-    ns = benchmark.pedantic(fn, args=(*args, iterations), rounds=ROUNDS, warmup_rounds=1,
-                            iterations=1)
-    benchmark.extra_info["iterations"] = iterations
-    benchmark.extra_info["ns_per_op"] = ns
-    return ns
 
 
 # ---- the HTTP/1.1 parser ----------------------------------------------------------------
@@ -93,12 +59,11 @@ TYPICAL_REQUEST = (
 )
 
 
-@needs_parser
 @pytest.mark.parametrize("request_head", [MINIMAL_REQUEST, TYPICAL_REQUEST], ids=["minimal", "typical"])
 def test_h1_parse(benchmark, request_head):
-    ns = _run(benchmark, _core.bench_h1_parse, request_head)
+    req = benchmark(parse_request, request_head)
     benchmark.extra_info["bytes"] = len(request_head)
-    assert ns > 0
+    assert req.head_length == len(request_head)
 
 
 # ---- the router ------------------------------------------------------------------------------
@@ -157,30 +122,11 @@ def route_table_bootstrap():
 
 
 @pytest.fixture(scope="module")
-def listener():
-    """The validated xDS Listener holding the 1,100-route table."""
+def router():
+    """The Router over the validated 1,100-route table."""
     text = yaml.dump(route_table_bootstrap(), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
-    bootstrap = parse_bootstrap(text, "bench-routes.yaml")
-    return bootstrap.static_resources.listeners[0]
-
-
-def _route_match_fn():
-    """fn(listener, authority, method, path, headers, iterations) -> ns per match,
-    plus a function giving the matched route's index (None if unknown).
-
-    bench_route_match is the planned entry point; route_probe (which also
-    reports the matched route) is used when it is what _core has."""
-    if hasattr(_core, "bench_route_match"):
-        def matched(*_args):
-            return None
-        return _core.bench_route_match, matched
-
-    def bench(listener, authority, method, path, headers, iterations):
-        return _core.route_probe(listener, authority, method, path, headers, iterations)[2]
-
-    def matched(listener, authority, method, path, headers):
-        return _core.route_probe(listener, authority, method, path, headers, 0)[1]
-    return bench, matched
+    lis = parse_bootstrap(text, "bench-routes.yaml").static_resources.listeners[0]
+    return Router(xds_types.unpack(lis.filter_chains[0].filters[0].typed_config).route_config)
 
 
 # Request headers that are present but match no route's matcher (so every
@@ -202,15 +148,9 @@ ROUTE_CASES = {
 }
 
 
-@needs_router
 @pytest.mark.parametrize("case", list(ROUTE_CASES))
-def test_route_match_1100_routes(benchmark, listener, case):
+def test_route_match_1100_routes(benchmark, router, case):
     path, headers, expected = ROUTE_CASES[case]
-    bench, matched = _route_match_fn()
-    args = (listener, "checkout.default.svc.cluster.local", "GET", path, headers)
-    got = matched(*args)
-    if got is not None:  # the core reports the match: check the case is the one intended
-        assert got == (ROUTE_INDEX[expected] if expected else -1), (case, got)
-    ns = _run(benchmark, bench, *args)
+    m = benchmark(router.match, "GET", "checkout.default.svc.cluster.local", path, headers)
     benchmark.extra_info["routes"] = len(ROUTES)
-    assert ns > 0
+    assert (m.route.name if m else None) == expected

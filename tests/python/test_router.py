@@ -1,10 +1,11 @@
 """Route matching in the core (route/router.c), driven with real xDS
-Listener messages through _core.route_probe: which virtual host and which
+Listener messages through meshcore.route.Router: which virtual host and which
 route a request lands on, per Envoy's route.v3 semantics."""
 import pytest
 
-from meshcore import _core
+from meshcore import xds_types
 from meshcore.config import parse_bootstrap
+from meshcore.route import Router
 
 TEMPLATE = """
 static_resources:
@@ -34,6 +35,11 @@ def listener(vhosts_yaml):
     return parse_bootstrap(TEMPLATE % vhosts_yaml, "t.yaml").static_resources.listeners[0]
 
 
+def router(lis):
+    """The Router over a listener's inline route configuration."""
+    return Router(xds_types.unpack(lis.filter_chains[0].filters[0].typed_config).route_config)
+
+
 def route(name, match):
     return {"name": name, "match": match, "route": {"cluster": "c"}}
 
@@ -50,7 +56,7 @@ DOMAINS = listener(str([
     vh("with_port", ["svc:9080"], [route("r", {"prefix": "/"})]),
     vh("any", ["*"], [route("r", {"prefix": "/"})]),
 ]).replace("'", '"'))
-NAMES = ["exact", "suffix_long", "suffix", "prefix", "with_port", "any"]
+DOMAINS_ROUTER = router(DOMAINS)
 
 
 @pytest.mark.parametrize("authority,expected", [
@@ -68,13 +74,12 @@ NAMES = ["exact", "suffix_long", "suffix", "prefix", "with_port", "any"]
     ("nothing.org", "any"),
 ])
 def test_virtual_host_selection(authority, expected):
-    v, r, _ = _core.route_probe(DOMAINS, authority, "GET", "/")
-    assert NAMES[v] == expected
+    assert DOMAINS_ROUTER.match("GET", authority, "/").route.virtual_host == expected
 
 
 def test_no_virtual_host_without_catch_all():
     lis = listener(str([vh("only", ["a"], [route("r", {"prefix": "/"})])]).replace("'", '"'))
-    assert _core.route_probe(lis, "b", "GET", "/")[:2] == (-1, -1)
+    assert router(lis).match("GET", "b", "/") is None
 
 
 ROUTES = listener("""[{"name": "v", "domains": ["*"], "routes": [
@@ -96,8 +101,7 @@ ROUTES = listener("""[{"name": "v", "domains": ["*"], "routes": [
    "present_match": true}]}, "route": {"cluster": "c"}},
   {"name": "catch_all", "match": {"prefix": "/"}, "route": {"cluster": "c"}}
 ]}]""")
-ROUTE_NAMES = ["exact", "ci", "regex", "sep", "hdr_exact", "hdr_present_inv", "hdr_regex", "method", "query",
-               "query_present", "catch_all"]
+ROUTES_ROUTER = router(ROUTES)
 
 
 @pytest.mark.parametrize("method,path,headers,expected", [
@@ -124,11 +128,10 @@ ROUTE_NAMES = ["exact", "ci", "regex", "sep", "hdr_exact", "hdr_present_inv", "h
     ("GET", "/q", {}, "catch_all"),
 ])
 def test_route_match(method, path, headers, expected):
-    v, r, _ = _core.route_probe(ROUTES, "any", method, path, headers)
-    assert v == 0 and ROUTE_NAMES[r] == expected
+    assert ROUTES_ROUTER.match(method, "any", path, headers).route.name == expected
 
 
 def test_no_route():
     lis = listener('[{"name": "v", "domains": ["*"], "routes": [{"match": {"path": "/only"}, '
                    '"route": {"cluster": "c"}}]}]')
-    assert _core.route_probe(lis, "x", "GET", "/other")[:2] == (0, -1)
+    assert router(lis).match("GET", "x", "/other") is None

@@ -33,6 +33,11 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 log = logging.getLogger("meshcore.admin")
 
@@ -99,9 +104,9 @@ class _Conn:
 class HttpServer:
     """handle(method, target) -> (status, body, content type), run on a pool thread."""
 
-    def __init__(self, handle, host: str = "127.0.0.1", port: int = 0, *, workers: int = 4,
-                 max_connections: int = 64, idle_timeout: float = 5.0, write_timeout: float = 10.0,
-                 reserve_fds: int = 4, name: str = "mc-admin"):
+    def __init__(self, handle: Callable[[str, str], tuple[int, str, str]], host: str = "127.0.0.1",
+                 port: int = 0, *, workers: int = 4, max_connections: int = 64, idle_timeout: float = 5.0,
+                 write_timeout: float = 10.0, reserve_fds: int = 4, name: str = "mc-admin") -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -140,7 +145,7 @@ class HttpServer:
     def address(self) -> tuple[str, int]:
         return self._address  # still known after stop() closed the socket
 
-    def start(self):
+    def start(self) -> Self:
         for t in self._threads:
             t.start()
         return self

@@ -31,12 +31,25 @@ import logging
 import re
 import time
 import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
 from meshcore.admin.httpd import TEXT, HttpServer
+from meshcore.errors import MissingExtraError
+from meshcore.extras import require
+
+if TYPE_CHECKING:
+    from meshcore.engine import Engine
+    from meshcore.telemetry.stats import Stats
 
 log = logging.getLogger("meshcore.admin")
+
+# POST /quitquitquit where the host gave AdminContext no quit callable (an
+# embedded engine): the admin API does not end a program it does not own.
+QUIT_UNSUPPORTED = ("embedded: the host program owns the process lifecycle; call Engine.stop() "
+                    "(or give AdminContext a quit callable)\n")
 
 STATS_QUANTILES = (0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100)
 
@@ -52,8 +65,10 @@ class AdminContext:
     config dump messages, when the config is not static (xDS).
     """
 
-    def __init__(self, engine, reload=None, quit=None, counters=None, version="meshcore", not_ready=None,
-                 dumps=None):
+    def __init__(self, engine: Engine, reload: Callable[[], tuple[bool, str]] | None = None,
+                 quit: Callable[[], object] | None = None, counters: Callable[[], Mapping[str, int]] | None = None,
+                 version: str = "meshcore", not_ready: Callable[[], str | None] | None = None,
+                 dumps: Callable[[], Any] | None = None) -> None:
         self.engine = engine
         self.reload = reload
         self.quit = quit
@@ -64,7 +79,7 @@ class AdminContext:
         self.started = time.time()
         self.draining = False
 
-    def stats(self):
+    def stats(self) -> Stats:
         return self.engine.stats(self.counters())
 
 
@@ -282,6 +297,7 @@ def _cert_details(out, path: str, pem: bytes | None) -> None:
     """Appends one envoy.admin.v3.CertificateDetails per certificate in pem."""
     import datetime as dt
 
+    require("cryptography", "the admin API's certificate details (/certs)")
     from cryptography import x509
 
     try:
@@ -490,7 +506,7 @@ def _reload(ctx, q):
 
 def _quit(ctx, q):
     if ctx.quit is None:
-        return 501, "shutdown is not available here\n", TEXT
+        return 501, QUIT_UNSUPPORTED, TEXT
     ctx.quit()
     return 200, "OK\n", TEXT
 
@@ -532,6 +548,8 @@ def dispatch(ctx: AdminContext, method: str, target: str) -> tuple[int, str, str
         return handler(ctx, query)
     except re.error as e:
         return 400, f"bad filter regex: {e}\n", TEXT
+    except MissingExtraError as e:  # e.g. /stats/prometheus in a core-only install
+        return 501, f"{e}\n", TEXT
     except Exception:  # the admin API must never take the proxy down
         log.exception("admin endpoint %s failed", path)
         return 500, "internal error; see the proxy log\n", TEXT
@@ -544,6 +562,6 @@ class AdminServer(HttpServer):
     """The admin HTTP server (httpd.py): a selector thread, a small handler pool,
     a connection cap, an idle timeout and descriptors in reserve."""
 
-    def __init__(self, ctx: AdminContext, host: str = "127.0.0.1", port: int = 15000, **limits):
+    def __init__(self, ctx: AdminContext, host: str = "127.0.0.1", port: int = 15000, **limits: Any) -> None:
         super().__init__(lambda method, target: dispatch(ctx, method, target), host, port, **limits)
         self.ctx = ctx

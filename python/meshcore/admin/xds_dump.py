@@ -102,7 +102,9 @@ def _secret_version(secret) -> str:
         return ""
     try:
         from cryptography import x509
-
+    except ImportError:  # a core-only install: the digest, not the serial
+        return hashlib.sha256(pem.encode()).hexdigest()[:16]
+    try:
         return format(x509.load_pem_x509_certificate(pem.encode()).serial_number, "x")
     except ValueError:
         return hashlib.sha256(pem.encode()).hexdigest()[:16]

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from .refs import CLUSTER_REFS
 from .rules import Violation
 from .schema import SCHEMA, allowed_keys, any_slot
-from .walk import unpack, unsupported_extension, unsupported_key, walk
+from .walk import remembering, unpack, unsupported_extension, unsupported_key, walk
 
 Bootstrap = bootstrap_pb2.Bootstrap
 
@@ -58,22 +58,56 @@ def parse_bootstrap(text: str, filename: str = "<string>") -> Bootstrap:
     return bootstrap
 
 
-def validate_bootstrap(bootstrap: Bootstrap, filename: str = "<config>") -> None:
+def validate_bootstrap(bootstrap: Bootstrap, filename: str = "<config>", known: set | None = None) -> set:
     """Check an already-parsed Bootstrap against the supported subset and itself.
 
     Separate from parsing so a Bootstrap built another way (tests, translation)
-    gets the same checks.
+    gets the same checks. known: serialized listeners and clusters that passed
+    this walk before (what the previous call returned); they are not walked
+    again, as the walk depends on nothing but the message. Returns the
+    serialized listeners and clusters of this bootstrap, for the next call.
+    The cross-resource checks always run.
     """
-    rest = Bootstrap()
-    rest.CopyFrom(bootstrap)
-    del rest.static_resources.listeners[:]
-    del rest.static_resources.clusters[:]
+    rest = Bootstrap()  # everything but the listeners and clusters, without copying them first
+    _copy_fields(bootstrap, rest, "static_resources")
+    _copy_fields(bootstrap.static_resources, rest.static_resources, "listeners", "clusters")
     _walk(rest, filename, None)
-    for i, listener in enumerate(bootstrap.static_resources.listeners):
-        _walk(listener, filename, _label("listener", listener.name, i))
-    for i, cluster in enumerate(bootstrap.static_resources.clusters):
-        _walk(cluster, filename, _label("cluster", cluster.name, i))
+    seen = set()
+    with remembering(known if known is not None else set(), seen):  # Any payloads too (walk.remembering)
+        for kind, items in (("listener", bootstrap.static_resources.listeners),
+                            ("cluster", bootstrap.static_resources.clusters)):
+            for i, msg in enumerate(items):
+                key = msg.SerializeToString()
+                if known is None or key not in known:
+                    _walk(msg, filename, _label(kind, msg.name, i))
+                seen.add(key)
     _cross_check(bootstrap, filename)
+    return seen
+
+
+def _copy_fields(src, dst, *skip) -> None:
+    for fd, value in src.ListFields():
+        if fd.name in skip:
+            continue
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            out = getattr(dst, fd.name)
+            for k in value:
+                if fd.message_type.fields_by_name["value"].message_type is not None:
+                    out[k].CopyFrom(value[k])
+                else:
+                    out[k] = value[k]
+        elif fd.is_repeated:
+            getattr(dst, fd.name).extend(value)
+        elif fd.message_type is not None:
+            getattr(dst, fd.name).CopyFrom(value)
+        else:
+            setattr(dst, fd.name, value)
+
+
+def validate_resource(msg, filename: str, kind: str, index: int) -> None:
+    """Walks one listener or cluster (kind) as validate_bootstrap does, with its
+    errors; for incremental changes, whose cross-resource facts are unchanged."""
+    _walk(msg, filename, _label(kind, msg.name, index))
 
 
 def listener_address(listener) -> tuple:

@@ -1,6 +1,7 @@
 """Value checks for listeners: addresses, filter chains and their network
 filters (connection_limit, tcp_proxy, Istio's typed-struct filters)."""
 
+import functools
 import ipaddress
 
 from meshcore.xds_types import (
@@ -20,14 +21,21 @@ from .rules import (
 )
 
 
+@functools.lru_cache(maxsize=16384)
+def _is_ip(text: str) -> bool:
+    """ipaddress's answer, remembered: a config holds an address per endpoint, the next one the same."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_socket_address(sa):
     if not sa.address:
         yield "address", "required (an IPv4 or IPv6 literal)"
-    else:
-        try:
-            ipaddress.ip_address(sa.address)
-        except ValueError:
-            yield "address", f'"{sa.address}" is not an IP address (hostnames are not supported)'
+    elif not _is_ip(sa.address):
+        yield "address", f'"{sa.address}" is not an IP address (hostnames are not supported)'
     if sa.port_value > 65535:
         yield "port_value", f"{sa.port_value} is out of range (0..65535)"
 

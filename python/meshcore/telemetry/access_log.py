@@ -259,7 +259,7 @@ class AccessLogs:
             self._ids[key] = log_id
             return log_id
 
-    def ensure_thread(self):
+    def ensure_thread(self) -> None:
         """Starts the span thread (once)."""
         with self._lock:
             if self._thread is None and self._spans is not None:
@@ -286,7 +286,7 @@ class AccessLogs:
         if self._thread is not None:
             self._take_spans()
 
-    def stop(self):
+    def stop(self) -> None:
         """After the engine stopped (its writer wrote the last records)."""
         self._stop.set()
         if self._thread is not None:

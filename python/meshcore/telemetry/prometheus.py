@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import re
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.utils import floatToGoString
+from meshcore.extras import require
 
-from meshcore.telemetry.stats import Stats
+require("prometheus_client", "the Prometheus exposition (/stats/prometheus)")
+
+from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily  # noqa: E402
+from prometheus_client.exposition import CONTENT_TYPE_LATEST  # noqa: E402
+from prometheus_client.utils import floatToGoString  # noqa: E402
+
+from meshcore.telemetry.stats import Stats  # noqa: E402
 
 # Scope kind -> the label that carries the scope's name (Envoy's tag names).
 SCOPE_LABELS = {

@@ -207,7 +207,7 @@ def zipkin_json(records: list[dict], p: Provider, operations: dict) -> bytes:
 class Tracers:
     """Tracer ids handed to the compiler, and one exporter thread per provider."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._exporters: dict[tuple, Provider] = {}  # provider config -> its exporter (queue, counters)
         self._ids: dict[tuple, int] = {}  # (provider config, listener, chain) -> tracer id

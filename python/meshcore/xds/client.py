@@ -198,11 +198,12 @@ class XdsClient:
 
     def __init__(self, target: str, node, apply, secrets=lambda: (), *, base=None, mode: str = DELTA,
                  subscribe_root_ca: bool = True, token_file: str | None = None, backoff: Backoff | None = None,
-                 healthy_after: float = 10.0, channel_options=()):
+                 healthy_after: float = 10.0, channel_options=(), apply_endpoints=None):
         if mode not in (DELTA, SOTW):
             raise ConfigError(f"xDS mode {mode!r}: expected delta or sotw")
         self.target, self.node, self.mode = target, node, mode
         self._apply, self._secrets, self._base = apply, secrets, base
+        self._apply_endpoints = apply_endpoints  # {cluster: ClusterLoadAssignment} -> None: the EDS fast path
         self.token_file = token_file
         self.backoff = backoff or Backoff()
         self.healthy_after = healthy_after
@@ -451,8 +452,39 @@ class XdsClient:
         out.by_type[t] = held
         return out
 
+    def _endpoints_only(self, t, candidate: Resources) -> dict | None:
+        """{cluster name: its new ClusterLoadAssignment} when candidate differs from
+        the running resources only in the endpoints of clusters it keeps; else None."""
+        from envoy.config.cluster.v3 import cluster_pb2
+
+        applied = self.applied
+        if t != EDS or self._apply_endpoints is None or applied is None:
+            return None
+        if any(candidate.of(typ) != applied.of(typ) for typ in SUBSCRIBE_ORDER if typ != EDS):
+            return None
+        old, new = applied.of(EDS), candidate.of(EDS)
+        if set(old) != set(new):
+            return None
+        changed = {n for n, cla in new.items() if cla is not old[n] and cla != old[n]}
+        if any(new[n].HasField("policy") for n in changed):
+            return None  # materialize carries the policy: the full path
+        return {name: new[c.eds_cluster_config.service_name or name]
+                for name, c in candidate.of(CDS).items()
+                if c.type == cluster_pb2.Cluster.EDS and (c.eds_cluster_config.service_name or name) in changed}
+
     def _try_apply(self, t, candidate: Resources) -> str:
         """'success' (applied) or 'warming' (incomplete: accepted, applied later); Rejected."""
+        endpoints = self._endpoints_only(t, candidate)
+        if endpoints is not None:  # an EDS update alone: no materialize, no compile
+            try:
+                if endpoints:
+                    self._apply_endpoints(endpoints)
+            except (ConfigError, EngineError) as e:
+                raise Rejected(str(e)) from None
+            self.warming = None
+            self.applied = candidate
+            self.applied_at = time.time()
+            return "success"
         try:
             bootstrap = materialize(candidate, self._secrets() or (), self._base)
         except Incomplete as e:

@@ -71,25 +71,31 @@ static void wake_all(mc_engine_t *e)
         mc_worker_wake(e->workers[i]);
 }
 
-/* Waits (bounded) until every worker has seen generation gen. */
-static void wait_acked(mc_engine_t *e, uint64_t gen)
+/* Waits (bounded) until every worker has seen generation gen; 0 if they
+ * all did, -1 on the timeout. */
+static int wait_acked(mc_engine_t *e, uint64_t gen)
 {
+    int rc = 0;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += ACK_TIMEOUT_S;
     pthread_mutex_lock(&e->shared.lock);
     for (uint32_t i = 0; i < e->n_workers; i++) {
         while (e->workers[i]->acked_gen < gen) {
-            if (pthread_cond_timedwait(&e->shared.acked, &e->shared.lock, &until) == ETIMEDOUT)
+            if (pthread_cond_timedwait(&e->shared.acked, &e->shared.lock, &until) == ETIMEDOUT) {
+                rc = -1;
                 goto out;
+            }
         }
     }
 out:
     pthread_mutex_unlock(&e->shared.lock);
+    return rc;
 }
 
-/* Bumps the generation, wakes the workers and waits for them. */
-static void publish(mc_engine_t *e, mc_snapshot_t *s, mc_snapshot_t **old)
+/* Bumps the generation, wakes the workers and waits for them: 0 once every
+ * worker has passed a loop turn since (or none runs), -1 on the timeout. */
+int mc_engine_publish(mc_engine_t *e, mc_snapshot_t *s, mc_snapshot_t **old)
 {
     pthread_mutex_lock(&e->shared.lock);
     uint64_t gen = ++e->shared.generation;
@@ -99,10 +105,35 @@ static void publish(mc_engine_t *e, mc_snapshot_t *s, mc_snapshot_t **old)
         e->shared.current = s;
     }
     pthread_mutex_unlock(&e->shared.lock);
-    if (e->started) {
+    if (e->started && !e->joined) {
         wake_all(e);
-        wait_acked(e, gen);
+        return wait_acked(e, gen);
     }
+    return 0;
+}
+
+uint64_t mc_engine_bump(mc_engine_t *e)
+{
+    if (!e->started || e->joined)
+        return 0;
+    pthread_mutex_lock(&e->shared.lock);
+    uint64_t gen = ++e->shared.generation;
+    pthread_mutex_unlock(&e->shared.lock);
+    wake_all(e);
+    return gen;
+}
+
+uint64_t mc_engine_acked(mc_engine_t *e)
+{
+    if (!e->started || e->joined)
+        return UINT64_MAX;
+    uint64_t low = UINT64_MAX;
+    pthread_mutex_lock(&e->shared.lock);
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        if (e->workers[i]->acked_gen < low)
+            low = e->workers[i]->acked_gen;
+    pthread_mutex_unlock(&e->shared.lock);
+    return low;
 }
 
 int mc_engine_start(mc_engine_t *e, char *err, size_t errlen)
@@ -133,7 +164,7 @@ int mc_engine_start(mc_engine_t *e, char *err, size_t errlen)
     }
     e->started = 1;
     /* Workers adopt a snapshot applied before start. */
-    publish(e, NULL, NULL);
+    mc_engine_publish(e, NULL, NULL);
 out:
     pthread_mutex_unlock(&e->ctl);
     return rc;
@@ -183,7 +214,8 @@ static int bind_listeners(mc_engine_t *e, mc_snapshot_t *s, char *err, size_t er
             mc_lsock_ref(ls);
         } else {
             char msg[200];
-            ls = mc_lsock_open(l->name, &l->addr, e->n_workers, (int)l->backlog, msg, sizeof(msg));
+            ls = mc_lsock_open(l->name, &l->addr, e->n_workers, (int)l->backlog, l->reuse_port, msg,
+                               sizeof(msg));
             if (!ls) {
                 snprintf(err, errlen, "listener \"%s\": %s", l->name, msg);
                 for (uint32_t j = 0; j < i; j++) {
@@ -269,7 +301,7 @@ int mc_engine_apply(mc_engine_t *e, mc_snapshot_builder_t *b, char *err, size_t 
     }
     b->snap = NULL; /* the engine's reference now */
     mc_snapshot_t *old = NULL;
-    publish(e, s, &old);
+    mc_engine_publish(e, s, &old);
     close_gone(gone, n_gone); /* every worker has stopped polling them */
     mc_snapshot_unref(old);
     mc_cluster_registry_prune(&e->clusters);
@@ -285,7 +317,7 @@ int mc_engine_drain_listeners(mc_engine_t *e)
     pthread_mutex_lock(&e->shared.lock);
     e->shared.drained = 1;
     pthread_mutex_unlock(&e->shared.lock);
-    publish(e, NULL, NULL);
+    mc_engine_publish(e, NULL, NULL);
     mc_lsock_t **gone = e->registry;
     uint32_t n = e->n_registry;
     e->registry = NULL;
@@ -345,6 +377,9 @@ void mc_engine_free(mc_engine_t *e)
         mc_lsock_unref(e->registry[i]);
     free(e->registry);
     mc_snapshot_unref(e->shared.current);
+    for (uint32_t i = 0; i < e->n_retired; i++)
+        free(e->retired[i].ptr); /* the workers are joined */
+    free(e->retired);
     mc_cluster_registry_destroy(&e->clusters);
     mc_stats_free(e->stats);
     pthread_cond_destroy(&e->shared.acked);

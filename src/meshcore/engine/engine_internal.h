@@ -26,6 +26,20 @@ struct mc_engine {
     /* Listen socket sets by address; each holds one registry reference. */
     mc_lsock_t **registry;
     uint32_t n_registry, cap_registry;
+    /* Route weight arrays replaced in place (engine_incremental.c), each
+     * freed once every worker has acknowledged generation `gen`. */
+    struct mc_retired {
+        uint64_t gen;
+        void *ptr;
+    } *retired;
+    uint32_t n_retired, cap_retired;
 };
+
+int mc_engine_publish(mc_engine_t *e, mc_snapshot_t *s, mc_snapshot_t **old);
+/* Bumps the generation and wakes the workers without waiting for them;
+ * returns the new generation (0 when no worker runs). */
+uint64_t mc_engine_bump(mc_engine_t *e);
+/* The generation every worker has acknowledged (UINT64_MAX when none runs). */
+uint64_t mc_engine_acked(mc_engine_t *e);
 
 #endif

@@ -1,5 +1,6 @@
 /* Per-address listen socket sets; see net/listener.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 #include "net/listener.h"
 
 mc_lsock_t *mc_lsock_open(const char *name, const mc_addr_t *addr, uint32_t n, int backlog,
-                          char *err, size_t errlen)
+                          int reuse_port, char *err, size_t errlen)
 {
     mc_lsock_t *ls = calloc(1, sizeof(*ls) + sizeof(int) * n);
     if (!ls) {
@@ -20,12 +21,17 @@ mc_lsock_t *mc_lsock_open(const char *name, const mc_addr_t *addr, uint32_t n, i
     ls->addr = *addr;
     ls->bound = *addr;
     ls->n_fds = n;
+    ls->shared = !reuse_port;
     for (uint32_t i = 0; i < n; i++)
         ls->fds[i] = -1;
     char buf[64];
     for (uint32_t i = 0; i < n; i++) {
-        /* The first bind resolves port 0; the others join that port. */
-        ls->fds[i] = mc_sock_listen(&ls->bound, backlog);
+        /* The first bind resolves port 0; the others join that port, or
+         * share the first socket when the port is the engine's alone. */
+        if (i == 0 || reuse_port)
+            ls->fds[i] = mc_sock_listen(&ls->bound, backlog, reuse_port);
+        else
+            ls->fds[i] = fcntl(ls->fds[0], F_DUPFD_CLOEXEC, 0);
         if (ls->fds[i] < 0) {
             snprintf(err, errlen, "cannot listen on %s: %s", mc_addr_format(addr, buf, sizeof(buf)),
                      strerror(errno));

@@ -20,8 +20,10 @@ int mc_addr_equal(const mc_addr_t *a, const mc_addr_t *b);
 /* "ip:port" ("[ip]:port" for IPv6) into buf; returns buf. */
 char *mc_addr_format(const mc_addr_t *a, char *buf, size_t len);
 
-/* Bound, listening socket with SO_REUSEADDR + SO_REUSEPORT. */
-int mc_sock_listen(const mc_addr_t *a, int backlog);
+/* Bound, listening socket with SO_REUSEADDR, and SO_REUSEPORT when
+ * reuse_port (then other SO_REUSEPORT sockets of the same user may join the
+ * port and share its connections). */
+int mc_sock_listen(const mc_addr_t *a, int backlog, int reuse_port);
 /* Starts a non-blocking connect; returns the fd with *in_progress set when
  * the connection completes later (EINPROGRESS). TCP_NODELAY is set. */
 int mc_sock_connect(const mc_addr_t *a, int *in_progress);

@@ -37,8 +37,17 @@ typedef struct mc_tls_ctx {
     size_t alpn_len;
 } mc_tls_ctx_t;
 
-/* 0 on success, -1 with a reason in err. */
+/* A new context, or NULL with a reason in err. */
 mc_tls_ctx_t *mc_tls_ctx_new(const mc_sb_tls_t *spec, char *err, size_t errlen);
+/* The same, its SSL_CTX shared through cache with contexts of the same
+ * material (net/tls_cache.c); cache may be NULL. */
+mc_tls_ctx_t *mc_tls_ctx_new_shared(const mc_sb_tls_t *spec, mc_tls_cache_t *cache, char *err, size_t errlen);
+
+/* The SSL_CTX for spec from the cache (a new reference), made with `make`
+ * on a miss; NULL with a reason in err if make fails. */
+typedef SSL_CTX *(*mc_tls_ssl_ctx_maker_t)(const mc_sb_tls_t *spec, char *err, size_t errlen);
+SSL_CTX *mc_tls_cache_get(mc_tls_cache_t *cache, const mc_sb_tls_t *spec, mc_tls_ssl_ctx_maker_t make, char *err,
+                          size_t errlen);
 void mc_tls_ctx_ref(mc_tls_ctx_t *t);
 void mc_tls_ctx_unref(mc_tls_ctx_t *t);
 
@@ -49,6 +58,15 @@ SSL *mc_tls_new_ssl(mc_tls_ctx_t *t, int fd);
 /* The first URI SAN of the peer's certificate (after a verified handshake)
  * into buf, NUL-terminated; returns its length, 0 when there is none. */
 size_t mc_tls_peer_uri(SSL *ssl, char *buf, size_t len);
+
+/* The first URI SAN of cert into buf (NUL-terminated); its length, 0 if none. */
+size_t mc_tls_cert_uri(X509 *cert, char *buf, size_t len);
+
+/* The peer-identity rule, at the leaf of a verified chain: at most one URI
+ * SAN (X.509-SVID section 2: a SPIFFE identity is exactly one URI SAN;
+ * Envoy accepts several, meshcore refuses them), and when sans are given it
+ * must match one of them. 1 accepted; 0 refused with *why (static). */
+int mc_tls_check_leaf(X509 *leaf, const mc_str_match_t *sans, uint32_t n_sans, const char **why);
 
 /* Why the last handshake on ssl failed, for logs: a static or ssl-owned
  * string ("certificate has expired", "peer identity ... not accepted"). */

@@ -275,8 +275,10 @@ static void start_stream(mc_http_conn_t *c, mc_http_stream_t *s, int head_len)
 /* Between requests, a kept-alive connection moves to the worker's current
  * config (as Envoy applies new routes to the next request on an open
  * connection): same listener socket, same chain position, still HTTP. If
- * the listener is gone or changed kind, the connection stays on its own. */
-static void refresh_config(mc_http_conn_t *c)
+ * the listener is gone or changed kind, the connection stays on its own.
+ * HTTP/2 (proxy/h2_request.c) calls it at each new stream: streams in flight
+ * keep the context they pinned. */
+void mc_http_conn_refresh(mc_http_conn_t *c)
 {
     mc_wctx_t *cur = c->w->ctx;
     if (!cur || cur == c->ctx || !c->l->ls)
@@ -311,7 +313,7 @@ static void refresh_config(mc_http_conn_t *c)
 static void read_head(mc_http_conn_t *c)
 {
     if (c->state == DS_READ_HEAD && !c->stream)
-        refresh_config(c);
+        mc_http_conn_refresh(c);
     for (;;) {
         if (c->state != DS_READ_HEAD)
             return;

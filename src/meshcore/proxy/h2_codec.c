@@ -228,7 +228,7 @@ ssize_t mc_h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
 static void h2_reset(mc_http_stream_t *s)
 {
     mc_h2_session_t *h = s->conn->h2;
-    if (s->h2.attached)
+    if (s->h2.attached && h)
         nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->h2.id, NGHTTP2_INTERNAL_ERROR);
     mc_h2_detach(s);
     mc_http_stream_abort(s);
@@ -253,7 +253,7 @@ static void h2_send_response(mc_http_stream_t *s)
         mc_http_stream_finish(s);
         return;
     }
-    if (s->h2.deferred && s->h2.attached) {
+    if (s->h2.deferred && s->h2.attached && h) {
         s->h2.deferred = 0;
         nghttp2_session_resume_data(h->ng, s->h2.id);
         mc_h2_want_write(h);

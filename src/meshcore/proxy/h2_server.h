@@ -1,6 +1,7 @@
 /*
- * HTTP/2 downstream connections: what the session (proxy/h2_server.c) and
- * its codec (proxy/h2_codec.c) share. Not for use outside them.
+ * HTTP/2 downstream connections: what the session (proxy/h2_server.c), its
+ * requests (proxy/h2_request.c) and its codec (proxy/h2_codec.c) share. Not
+ * for use outside them.
  */
 #ifndef MESHCORE_PROXY_H2_SERVER_H
 #define MESHCORE_PROXY_H2_SERVER_H
@@ -15,6 +16,8 @@
 #define MC_H2_RESET_RATE 33           /* and refill per second (CVE-2023-44487) */
 #define MC_H2_MAX_CONTINUATIONS 8     /* CONTINUATION frames per header block (CVE-2024-27316 family) */
 #define MC_H2_MAX_SETTINGS 32         /* entries in one SETTINGS frame */
+#define MC_H2_PRIORITY_PER_STREAM 100 /* Envoy's max_inbound_priority_frames_per_stream */
+#define MC_H2_WINDOW_UPDATES_PER_DATA 10 /* Envoy's max_inbound_window_update_frames_per_data_frame_sent */
 #define MC_H2_READ_BUDGET (256u * 1024) /* bytes read per event before other connections run */
 
 typedef struct mc_h2_session {
@@ -25,6 +28,7 @@ typedef struct mc_h2_session {
     uint32_t n_streams;
     uint32_t streams_total, premature_resets;
     uint32_t empty_frames; /* consecutive DATA frames with no payload and no END_STREAM */
+    uint64_t priority_frames, window_updates, data_frames_sent; /* the flood ratios' terms */
     uint8_t in_ng;         /* inside nghttp2_session_mem_recv/mem_send: no re-entry */
     uint8_t dead;          /* closed: the task only frees */
     uint8_t calmed;        /* a flood was found: GOAWAY(ENHANCE_YOUR_CALM) is on its way */
@@ -38,6 +42,17 @@ void mc_h2_want_write(mc_h2_session_t *h);
 /* Takes a stream off nghttp2's and the session's books (its leftover DATA
  * bytes go back to the connection window). */
 void mc_h2_detach(mc_http_stream_t *s);
+
+/* proxy/h2_request.c: nghttp2's callbacks for request heads and bodies */
+int mc_h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user);
+int mc_h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                    const uint8_t *value, size_t vlen, uint8_t flags, void *user);
+int mc_h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                        void *user);
+/* The head is whole (HEADERS, END_HEADERS): the stream starts, or gets its 431. */
+void mc_h2_request_ready(mc_h2_session_t *h, mc_http_stream_t *s, int end_stream);
+/* The client's END_STREAM: the body is whole. */
+void mc_h2_end_stream(mc_http_stream_t *s);
 
 /* proxy/h2_codec.c */
 /* nghttp2's data provider for a response body (proxied or local). */

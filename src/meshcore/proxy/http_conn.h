@@ -95,6 +95,9 @@ struct mc_http_conn {
 void mc_h1_server_accept(mc_worker_t *w, mc_wctx_t *ctx, const mc_listener_t *l, const mc_chain_t *ch, int fd,
                          const mc_addr_t *peer, const mc_admission_t *adm);
 size_t mc_http_conn_size(void);
+/* Moves the connection to the worker's current config when its listener and
+ * chain are still there (HTTP/1.1 between requests, HTTP/2 at each stream). */
+void mc_http_conn_refresh(mc_http_conn_t *c);
 
 /* proxy/h2_server.c: HTTP/2 on a downstream connection. mc_h2_wanted says
  * whether a connection whose peer is known starts as HTTP/2 (codec_type

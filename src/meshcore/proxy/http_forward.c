@@ -116,7 +116,10 @@ static uint32_t pick_split(mc_http_stream_t *s)
         return r->cluster_idx[0];
     int64_t *cur = s->ctx->route_swrr[s->ch->gidx][r->swrr_slot]; /* per filter chain */
     mc_lb_skip_t given_up = {&s->tried_clusters, 1}; /* members past 64 are never given up on */
-    uint32_t k = mc_lb_swrr(cur, r->weights, r->n_clusters, given_up);
+    /* Weights may be swapped by mc_engine_set_route_weights: one acquire
+     * load, used for this pick only (engine/engine_incremental.c). */
+    const uint32_t *weights = __atomic_load_n(&r->weights, __ATOMIC_ACQUIRE);
+    uint32_t k = mc_lb_swrr(cur, weights, r->n_clusters, given_up);
     return r->cluster_idx[k];
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "route/cluster_state.h"
 
 mc_cluster_state_t *mc_cluster_state_new(const char *name, uint32_t n_workers)
@@ -198,12 +199,41 @@ int mc_outlier_ejected(mc_cluster_state_t *c, mc_host_state_t *h, uint64_t now)
     return 0;
 }
 
+/* The index slot of name: its state's, or the empty one where it goes. A
+ * hash index: an apply of 1,000 clusters looks each one up. */
+static uint32_t *registry_slot(const mc_cluster_registry_t *r, const char *name)
+{
+    uint32_t mask = r->index_cap - 1;
+    for (uint32_t pos = (uint32_t)mc_xxh64(name, strlen(name), 0) & mask;; pos = (pos + 1) & mask) {
+        uint32_t *slot = &r->index[pos];
+        if (*slot == 0 || strcmp(r->states[*slot - 1]->name, name) == 0)
+            return slot;
+    }
+}
+
+static int registry_reindex(mc_cluster_registry_t *r, uint32_t room)
+{
+    uint32_t cap = r->index_cap ? r->index_cap : 16;
+    while (cap < 2 * room)
+        cap *= 2;
+    uint32_t *idx = calloc(cap, sizeof(*idx));
+    if (!idx)
+        return -1;
+    free(r->index);
+    r->index = idx;
+    r->index_cap = cap;
+    for (uint32_t i = 0; i < r->n; i++)
+        *registry_slot(r, r->states[i]->name) = i + 1;
+    return 0;
+}
+
 mc_cluster_state_t *mc_cluster_registry_get(mc_cluster_registry_t *r, const char *name)
 {
-    for (uint32_t i = 0; i < r->n; i++) {
-        if (strcmp(r->states[i]->name, name) == 0) {
-            mc_cluster_state_ref(r->states[i]);
-            return r->states[i];
+    if (r->index_cap) {
+        uint32_t *slot = registry_slot(r, name);
+        if (*slot) {
+            mc_cluster_state_ref(r->states[*slot - 1]);
+            return r->states[*slot - 1];
         }
     }
     if (r->n == r->cap) {
@@ -214,9 +244,12 @@ mc_cluster_state_t *mc_cluster_registry_get(mc_cluster_registry_t *r, const char
         r->states = p;
         r->cap = cap;
     }
+    if (2 * (r->n + 1) > r->index_cap && registry_reindex(r, r->n + 1) < 0)
+        return NULL;
     mc_cluster_state_t *c = mc_cluster_state_new(name, r->n_workers);
     if (!c)
         return NULL;
+    *registry_slot(r, name) = r->n + 1;
     r->states[r->n++] = c;
     mc_cluster_state_ref(c);
     return c;
@@ -231,6 +264,12 @@ void mc_cluster_registry_prune(mc_cluster_registry_t *r)
         else
             r->states[k++] = r->states[i];
     }
+    if (k != r->n && r->index_cap) {
+        r->n = k;
+        memset(r->index, 0, sizeof(*r->index) * r->index_cap);
+        for (uint32_t i = 0; i < r->n; i++)
+            *registry_slot(r, r->states[i]->name) = i + 1;
+    }
     r->n = k;
 }
 
@@ -239,6 +278,8 @@ void mc_cluster_registry_destroy(mc_cluster_registry_t *r)
     for (uint32_t i = 0; i < r->n; i++)
         mc_cluster_state_unref(r->states[i]);
     free(r->states);
+    free(r->index);
     r->states = NULL;
-    r->n = r->cap = 0;
+    r->index = NULL;
+    r->n = r->cap = r->index_cap = 0;
 }

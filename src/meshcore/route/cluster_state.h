@@ -74,6 +74,8 @@ typedef struct mc_cluster_registry {
     mc_cluster_state_t **states;
     uint32_t n, cap;
     uint32_t n_workers;
+    uint32_t *index; /* open addressing by name: state + 1, 0 = empty; a power of two >= 2n */
+    uint32_t index_cap;
 } mc_cluster_registry_t;
 
 /* The state for a cluster name (created if new), with a reference. */

@@ -59,9 +59,51 @@ void mc_sb_free(mc_snapshot_builder_t *b)
     free(b);
 }
 
+void mc_sb_set_tls_cache(mc_snapshot_builder_t *b, mc_tls_cache_t *cache)
+{
+    b->tls_cache = cache;
+}
+
 const char *mc_sb_error(const mc_snapshot_builder_t *b)
 {
     return b->error;
+}
+
+/* Cluster names are looked up once per route target and per cluster added:
+ * a hash index keeps a 1,000-cluster, 1,000-route compile linear. */
+static uint32_t *index_slot(const mc_snapshot_t *s, const char *name)
+{
+    uint32_t mask = s->index_cap - 1;
+    for (uint32_t pos = (uint32_t)mc_xxh64(name, strlen(name), 0) & mask;; pos = (pos + 1) & mask) {
+        uint32_t *slot = &s->cluster_index[pos];
+        if (*slot == 0 || strcmp(s->clusters[*slot - 1].name, name) == 0)
+            return slot;
+    }
+}
+
+int mc_snapshot_find_cluster(const mc_snapshot_t *s, const char *name)
+{
+    if (!s->index_cap)
+        return -1;
+    uint32_t *slot = index_slot(s, name);
+    return *slot ? (int)(*slot - 1) : -1;
+}
+
+/* Room in the index for one more cluster (load factor at most 1/2). */
+static int index_reserve(mc_snapshot_t *s)
+{
+    if ((s->n_clusters + 1) * 2 <= s->index_cap)
+        return 0;
+    uint32_t cap = s->index_cap ? s->index_cap * 2 : 16;
+    uint32_t *idx = calloc(cap, sizeof(*idx));
+    if (!idx)
+        return -1;
+    free(s->cluster_index);
+    s->cluster_index = idx;
+    s->index_cap = cap;
+    for (uint32_t i = 0; i < s->n_clusters; i++)
+        *index_slot(s, s->clusters[i].name) = i + 1;
+    return 0;
 }
 
 int mc_sb_add_cluster(mc_snapshot_builder_t *b, const char *name, int lb_policy,
@@ -70,10 +112,10 @@ int mc_sb_add_cluster(mc_snapshot_builder_t *b, const char *name, int lb_policy,
     mc_snapshot_t *s = b->snap;
     if (lb_policy < MC_LB_ROUND_ROBIN || lb_policy > MC_LB_RING_HASH)
         return fail(b, "cluster \"%s\": unknown lb policy %d", name, lb_policy);
-    for (uint32_t i = 0; i < s->n_clusters; i++)
-        if (strcmp(s->clusters[i].name, name) == 0)
-            return fail(b, "cluster \"%s\": duplicate name", name);
-    if (reserve((void **)&s->clusters, &s->cap_clusters, s->n_clusters, sizeof(mc_cluster_t)) < 0)
+    if (mc_snapshot_find_cluster(s, name) >= 0)
+        return fail(b, "cluster \"%s\": duplicate name", name);
+    if (index_reserve(s) < 0 ||
+        reserve((void **)&s->clusters, &s->cap_clusters, s->n_clusters, sizeof(mc_cluster_t)) < 0)
         return fail(b, "out of memory");
     mc_cluster_t *c = &s->clusters[s->n_clusters];
     c->name = strdup(name);
@@ -85,6 +127,9 @@ int mc_sb_add_cluster(mc_snapshot_builder_t *b, const char *name, int lb_policy,
     c->idle_timeout_ns = 3600ull * 1000000000ull;
     c->ring_min = 1024;
     c->ring_max = 8u << 20;
+    if (!c->name)
+        return fail(b, "out of memory");
+    *index_slot(s, name) = s->n_clusters + 1;
     return (int)s->n_clusters++;
 }
 
@@ -151,6 +196,15 @@ static mc_listener_t *listener_at(mc_snapshot_builder_t *b, int listener)
         return NULL;
     }
     return &b->snap->listeners[listener];
+}
+
+int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on)
+{
+    mc_listener_t *l = listener_at(b, listener);
+    if (!l)
+        return -1;
+    l->reuse_port = on != 0;
+    return listener;
 }
 
 int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
@@ -360,7 +414,7 @@ int mc_sb_set_chain_tls(mc_snapshot_builder_t *b, int listener, const mc_sb_tls_
         return -1;
     mc_chain_t *ch = &l->chains[l->n_chains - 1];
     char err[300];
-    mc_tls_ctx_t *t = mc_tls_ctx_new(tls, err, sizeof(err));
+    mc_tls_ctx_t *t = mc_tls_ctx_new_shared(tls, b->tls_cache, err, sizeof(err));
     if (!t)
         return fail(b, "listener \"%s\": filter_chains[%u]: transport_socket: %s", l->name, l->n_chains - 1, err);
     mc_tls_ctx_unref(ch->tls);
@@ -375,7 +429,7 @@ int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls
         return fail(b, "no cluster %d", cluster);
     mc_cluster_t *c = &s->clusters[cluster];
     char err[300];
-    mc_tls_ctx_t *t = mc_tls_ctx_new(tls, err, sizeof(err));
+    mc_tls_ctx_t *t = mc_tls_ctx_new_shared(tls, b->tls_cache, err, sizeof(err));
     if (!t)
         return fail(b, "cluster \"%s\": transport_socket: %s", c->name, err);
     mc_tls_ctx_unref(c->tls);
@@ -421,14 +475,6 @@ int mc_sb_add_network_rbac(mc_snapshot_builder_t *b, int listener, const mc_sb_r
     return push_rbac(b, &ch->net_rbac, &ch->n_net_rbac, rbac, l->name);
 }
 
-static int find_cluster(const mc_snapshot_t *s, const char *name)
-{
-    for (uint32_t i = 0; i < s->n_clusters; i++)
-        if (strcmp(s->clusters[i].name, name) == 0)
-            return (int)i;
-    return -1;
-}
-
 typedef struct ring_point {
     uint64_t hash;
     uint32_t endpoint;
@@ -440,10 +486,8 @@ static int cmp_point(const void *a, const void *b)
     return x->hash < y->hash ? -1 : x->hash > y->hash ? 1 : (int)x->endpoint - (int)y->endpoint;
 }
 
-/* Envoy's ring: each endpoint gets points in proportion to its weight, at
- * least ring_min in all (capped at ring_max); a point is xxHash64 of
- * "ip:port_i". */
-static int build_ring(mc_cluster_t *c, uint64_t total_weight)
+/* Envoy's ring (see worker/snapshot.h). */
+int mc_cluster_build_ring(mc_cluster_t *c, uint64_t total_weight)
 {
     if (c->n_endpoints == 0 || total_weight == 0)
         return 0;
@@ -500,7 +544,7 @@ static int resolve_routes(mc_snapshot_t *s, mc_listener_t *l, mc_chain_t *ch, ch
         for (uint32_t i = 0; i < rt->vhosts[v].n_routes; i++) {
             mc_route_t *r = &rt->vhosts[v].routes[i];
             for (uint32_t k = 0; k < r->n_clusters; k++) {
-                int idx = find_cluster(s, r->cluster_names[k]);
+                int idx = mc_snapshot_find_cluster(s, r->cluster_names[k]);
                 if (idx < 0) {
                     snprintf(err, errlen, "listener \"%s\": virtual host \"%s\": unknown cluster \"%s\"",
                              l->name, rt->vhosts[v].name, r->cluster_names[k]);
@@ -509,7 +553,7 @@ static int resolve_routes(mc_snapshot_t *s, mc_listener_t *l, mc_chain_t *ch, ch
                 r->cluster_idx[k] = (uint32_t)idx;
             }
             for (uint32_t k = 0; k < r->n_mirrors; k++) {
-                int idx = find_cluster(s, r->mirrors[k].cluster);
+                int idx = mc_snapshot_find_cluster(s, r->mirrors[k].cluster);
                 if (idx < 0) {
                     snprintf(err, errlen, "listener \"%s\": virtual host \"%s\": unknown mirror cluster \"%s\"",
                              l->name, rt->vhosts[v].name, r->mirrors[k].cluster);
@@ -544,7 +588,7 @@ static int finalize_chain(mc_snapshot_t *s, mc_listener_t *l, mc_chain_t *ch, ui
         return -1;
     }
     for (uint32_t j = 0; j < ch->tcp.n_clusters; j++) {
-        int idx = find_cluster(s, ch->tcp.cluster_names[j]);
+        int idx = mc_snapshot_find_cluster(s, ch->tcp.cluster_names[j]);
         if (idx < 0) {
             snprintf(err, errlen, "listener \"%s\": tcp_proxy: unknown cluster \"%s\"", l->name,
                      ch->tcp.cluster_names[j]);
@@ -556,35 +600,41 @@ static int finalize_chain(mc_snapshot_t *s, mc_listener_t *l, mc_chain_t *ch, ui
     return 0;
 }
 
+int mc_snapshot_finalize_cluster(mc_cluster_t *c, mc_stats_t *stats, mc_cluster_registry_t *clusters, char *err,
+                                 size_t errlen)
+{
+    char name[MC_STATS_NAME_MAX];
+    uint64_t sum = 0;
+    c->state = mc_cluster_registry_get(clusters, c->name);
+    if (!c->state) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (uint32_t e = 0; e < c->n_endpoints; e++) {
+        sum += c->weights[e];
+        c->cum_weights[e] = sum;
+        snprintf(name, sizeof(name), "%s::%s", c->name, c->endpoints[e].name);
+        c->endpoints[e].host_scope = mc_stats_scope(stats, MC_SCOPE_HOST, name);
+        c->endpoints[e].host = mc_cluster_state_host(c->state, &c->endpoints[e].addr);
+        if (!c->endpoints[e].host) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    if (c->lb_policy == MC_LB_RING_HASH && mc_cluster_build_ring(c, sum) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->scope = mc_stats_scope(stats, MC_SCOPE_CLUSTER, c->name);
+    return 0;
+}
+
 int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, mc_cluster_registry_t *clusters, char *err,
                          size_t errlen)
 {
-    char name[MC_STATS_NAME_MAX];
-    for (uint32_t i = 0; i < s->n_clusters; i++) {
-        mc_cluster_t *c = &s->clusters[i];
-        uint64_t sum = 0;
-        c->state = mc_cluster_registry_get(clusters, c->name);
-        if (!c->state) {
-            snprintf(err, errlen, "out of memory");
+    for (uint32_t i = 0; i < s->n_clusters; i++)
+        if (mc_snapshot_finalize_cluster(&s->clusters[i], stats, clusters, err, errlen) < 0)
             return -1;
-        }
-        for (uint32_t e = 0; e < c->n_endpoints; e++) {
-            sum += c->weights[e];
-            c->cum_weights[e] = sum;
-            snprintf(name, sizeof(name), "%s::%s", c->name, c->endpoints[e].name);
-            c->endpoints[e].host_scope = mc_stats_scope(stats, MC_SCOPE_HOST, name);
-            c->endpoints[e].host = mc_cluster_state_host(c->state, &c->endpoints[e].addr);
-            if (!c->endpoints[e].host) {
-                snprintf(err, errlen, "out of memory");
-                return -1;
-            }
-        }
-        if (c->lb_policy == MC_LB_RING_HASH && build_ring(c, sum) < 0) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        c->scope = mc_stats_scope(stats, MC_SCOPE_CLUSTER, c->name);
-    }
     s->n_chains = 0;
     for (uint32_t i = 0; i < s->n_listeners; i++) {
         mc_listener_t *l = &s->listeners[i];
@@ -622,6 +672,10 @@ static void free_snapshot(mc_snapshot_t *s)
 {
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         mc_cluster_t *c = &s->clusters[i];
+        if (s->cluster_owner && s->cluster_owner[i]) {
+            mc_snapshot_unref(s->cluster_owner[i]); /* its arrays are the owner's */
+            continue;
+        }
         for (uint32_t e = 0; e < c->n_endpoints; e++)
             mc_host_state_unref(c->endpoints[e].host);
         mc_cluster_state_unref(c->state);
@@ -634,6 +688,13 @@ static void free_snapshot(mc_snapshot_t *s)
         free(c->cum_weights);
     }
     free(s->clusters);
+    free(s->cluster_index);
+    free(s->cluster_owner);
+    if (s->listeners_owner) {
+        mc_snapshot_unref(s->listeners_owner);
+        free(s);
+        return;
+    }
     for (uint32_t i = 0; i < s->n_listeners; i++) {
         mc_listener_t *l = &s->listeners[i];
         free(l->name);

@@ -66,6 +66,7 @@ typedef struct mc_listener {
     mc_chain_t *chains;
     uint32_t n_chains, cap_chains;
     uint8_t inspect; /* chains differ by transport: look at the first bytes */
+    uint8_t reuse_port; /* per-worker SO_REUSEPORT sockets (see net/listener.h) */
     mc_lsock_t *ls;  /* NULL while listeners are drained */
 } mc_listener_t;
 
@@ -77,19 +78,49 @@ typedef struct mc_snapshot {
     mc_listener_t *listeners;
     uint32_t n_clusters, cap_clusters;
     mc_cluster_t *clusters;
+    uint32_t *cluster_index; /* open addressing by name hash: cluster + 1, 0 = empty */
+    uint32_t index_cap;      /* a power of two, at least twice n_clusters */
     uint32_t n_chains; /* over all listeners */
+    /* A snapshot derived from another (worker/snapshot_derive.c) borrows
+     * what did not change: its listeners array as a whole, and the arrays of
+     * each unchanged cluster. Each borrow holds a reference on the snapshot
+     * that owns the memory (never on a borrower, so derivations do not
+     * chain). NULL: owned here. */
+    struct mc_snapshot *listeners_owner;
+    struct mc_snapshot **cluster_owner; /* NULL, or one per cluster */
 } mc_snapshot_t;
 
 struct mc_snapshot_builder {
     mc_snapshot_t *snap;
+    mc_tls_cache_t *tls_cache; /* borrowed; NULL: every TLS context gets its own SSL_CTX */
     char error[256];
 };
+
+/* Envoy's ring for a RING_HASH cluster (c->ring_*, owned by c): points in
+ * proportion to c->weights, between ring_min and ring_max in all; a point is
+ * xxHash64 of "<endpoint name>_<i>". 0, or -1 when out of memory. */
+int mc_cluster_build_ring(mc_cluster_t *c, uint64_t total_weight);
 
 /* Resolves cluster names, computes cumulative weights and rings, links
  * clusters and endpoints to their shared runtime state and registers the
  * stats scopes. -1 with a message on a dangling name. */
 int mc_snapshot_finalize(mc_snapshot_t *s, mc_stats_t *stats, mc_cluster_registry_t *clusters, char *err,
                          size_t errlen);
+
+/* One cluster's part of mc_snapshot_finalize. */
+int mc_snapshot_finalize_cluster(mc_cluster_t *c, mc_stats_t *stats, mc_cluster_registry_t *clusters, char *err,
+                                 size_t errlen);
+
+/* The index of the cluster named `name`, or -1. */
+int mc_snapshot_find_cluster(const mc_snapshot_t *s, const char *name);
+
+/* A new snapshot sharing everything with `base` (finalized and applied) but
+ * the endpoints of the clusters in `changes`, which are finalized here. The
+ * listeners (and so the sockets, route tables, chains) are base's. NULL with
+ * a message in err naming the cluster and endpoint. */
+mc_snapshot_t *mc_snapshot_with_endpoints(mc_snapshot_t *base, const mc_sb_cluster_endpoints_t *changes, uint32_t n,
+                                          mc_stats_t *stats, mc_cluster_registry_t *clusters, char *err,
+                                          size_t errlen);
 
 void mc_snapshot_ref(mc_snapshot_t *s);
 void mc_snapshot_unref(mc_snapshot_t *s);

@@ -18,6 +18,7 @@
 #include "worker/worker.h"
 
 #define ACCEPT_BATCH 64
+#define SHARED_ACCEPT_BATCH 1
 
 /* ---- per-snapshot context --------------------------------------------- */
 
@@ -155,7 +156,12 @@ static void on_accept(mc_io_t *io, uint32_t ev)
     mc_wlistener_t *wl = mc_container_of(io, mc_wlistener_t, io);
     mc_wctx_t *c = wl->ctx;
     mc_worker_t *w = c->w;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    /* On a socket the workers share, one accept per wake-up: the workers all
+     * wake, and a burst of connections is spread over them instead of going
+     * to whichever woke first. */
+    const mc_lsock_t *ls = c->snap->listeners[wl->index].ls;
+    int batch = ls && ls->shared ? SHARED_ACCEPT_BATCH : ACCEPT_BATCH;
+    for (int i = 0; i < batch; i++) {
         mc_addr_t peer;
         peer.len = sizeof(peer.ss);
         int fd = accept4(io->fd, (struct sockaddr *)&peer.ss, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -294,6 +294,8 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP2_STREAM_REFUSED, "http2.stream_refused_errors", 0},
     {MC_SCOPE_HTTP, MC_HTTP2_OUTBOUND_CONTROL_FLOOD, "http2.outbound_control_flood", 0},
     {MC_SCOPE_HTTP, MC_HTTP2_INBOUND_EMPTY_FRAMES_FLOOD, "http2.inbound_empty_frames_flood", 0},
+    {MC_SCOPE_HTTP, MC_HTTP2_INBOUND_PRIORITY_FLOOD, "http2.inbound_priority_frames_flood", 0},
+    {MC_SCOPE_HTTP, MC_HTTP2_INBOUND_WINDOW_UPDATE_FLOOD, "http2.inbound_window_update_frames_flood", 0},
     {MC_SCOPE_HTTP, MC_HTTP2_TOO_MANY_CONTINUATIONS, "http2.too_many_continuations", 0},
     {MC_SCOPE_HTTP, MC_HTTP2_TOO_MANY_SETTINGS, "http2.too_many_settings", 0},
     {MC_SCOPE_HTTP, MC_HTTP2_PREMATURE_RESETS, "downstream_rq_too_many_premature_resets", 0},

@@ -43,6 +43,31 @@ int mc_engine_start(mc_engine_t *e, char *err, size_t errlen);
 /* Takes the snapshot out of b (b is left empty and must still be freed). */
 int mc_engine_apply(mc_engine_t *e, mc_snapshot_builder_t *b, char *err, size_t errlen);
 
+/* ---- incremental changes (engine/engine_incremental.c) ----
+ *
+ * Both refuse the whole change (nothing applied) with a message in err. */
+
+/* New endpoint lists for some clusters of the running snapshot: a new
+ * snapshot sharing everything else with it, published like an apply. */
+int mc_engine_set_endpoints(mc_engine_t *e, const mc_sb_cluster_endpoints_t *changes, uint32_t n, char *err,
+                            size_t errlen);
+
+/* New weights for weighted-cluster routes of the running snapshot, in place:
+ * route `route` of virtual host `vhost` of the HTTP connection manager on
+ * filter chain `chain` of listener `listener`; n must be the route's number
+ * of clusters; a weight 0 counts as 1, as in the compiler. Workers use the
+ * new weights from their next pick; the call does not wait for them (the old
+ * arrays are freed by a later call once every worker has moved on). */
+typedef struct mc_route_weights {
+    const char *listener;
+    uint32_t chain, vhost, route;
+    const uint32_t *weights;
+    uint32_t n;
+} mc_route_weights_t;
+
+int mc_engine_set_route_weights(mc_engine_t *e, const mc_route_weights_t *changes, uint32_t n, char *err,
+                                size_t errlen);
+
 /* Stops accepting on every listener (Envoy's /drain_listeners); existing
  * connections continue. Later applies keep listeners closed. */
 int mc_engine_drain_listeners(mc_engine_t *e);

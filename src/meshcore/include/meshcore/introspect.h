@@ -1,6 +1,6 @@
 /*
- * Entry points for tests and micro-benchmarks: the core's parser, router and
- * policies run on inputs from Python, outside any worker. Nothing here is on
+ * Entry points for tests: the core's RBAC engine and policies run on
+ * inputs from Python, outside any worker. Nothing here is on
  * the data path.
  */
 #ifndef MESHCORE_INTROSPECT_H
@@ -10,19 +10,6 @@
 #include <stdint.h>
 
 #include "meshcore/snapshot.h"
-
-/* Parses the request head `iterations` times; returns ns per parse, or -1
- * if it is not one complete, valid head (then *status is its error). */
-double mc_bench_h1_parse(const char *buf, size_t len, uint64_t iterations, int *status);
-
-/* Route matching against listener `listener` of a builder (its
- * http_connection_manager as added so far). Returns the index of the
- * matched route within its virtual host (-1: no route) and sets *vhost
- * (-1: no virtual host). When iterations > 0, also times the lookup
- * (virtual host + route) and stores ns per match in *ns. */
-int mc_route_probe(mc_snapshot_builder_t *b, int listener, const char *authority, const char *method,
-                   const char *path, const char *const *header_names, const char *const *header_values,
-                   size_t n_headers, uint64_t iterations, int *vhost, double *ns);
 
 /* Evaluates the last network RBAC filter added to a builder's listener
  * against one request (http != 0: method/path/authority/headers apply) or

@@ -25,9 +25,27 @@ int mc_sb_add_cluster(mc_snapshot_builder_t *b, const char *name, int lb_policy,
 int mc_sb_add_endpoint(mc_snapshot_builder_t *b, int cluster, const char *ip, uint16_t port,
                        uint32_t weight);
 
+/* A cluster's whole endpoint list, for mc_engine_set_endpoints (engine.h). */
+typedef struct mc_sb_endpoint {
+    const char *ip;
+    uint16_t port;
+    uint32_t weight; /* 0 counts as 1, as mc_sb_add_endpoint */
+} mc_sb_endpoint_t;
+
+typedef struct mc_sb_cluster_endpoints {
+    const char *cluster;
+    const mc_sb_endpoint_t *endpoints;
+    uint32_t n_endpoints;
+} mc_sb_cluster_endpoints_t;
+
 /* stat_prefix may be NULL or "" (the listener's address is used, as Envoy). */
 int mc_sb_add_listener(mc_snapshot_builder_t *b, const char *name, const char *ip, uint16_t port,
                        const char *stat_prefix, uint32_t backlog);
+/* Envoy's enable_reuse_port: one SO_REUSEPORT socket per worker, which other
+ * processes of the same user can join. Off by default: the engine's workers
+ * share one socket that nobody else can bind (see net/listener.h). Takes
+ * effect when the address is bound, not on a listener already bound. */
+int mc_sb_set_reuse_port(mc_snapshot_builder_t *b, int listener, int on);
 /* envoy.filters.network.connection_limit */
 int mc_sb_set_connection_limit(mc_snapshot_builder_t *b, int listener, const char *stat_prefix,
                                uint32_t max_connections);
@@ -281,6 +299,18 @@ int mc_sb_add_chain(mc_snapshot_builder_t *b, int listener, int transport);
 int mc_sb_set_chain_tls(mc_snapshot_builder_t *b, int listener, const mc_sb_tls_t *tls);
 /* Upstream TLS for a cluster's connections. */
 int mc_sb_set_cluster_tls(mc_snapshot_builder_t *b, int cluster, const mc_sb_tls_t *tls);
+
+/* OpenSSL contexts shared across TLS contexts and compiles (net/tls_cache.c):
+ * contexts with the same certificate, key, trust bundle and parameters get
+ * one SSL_CTX. The caller keeps the cache alive while a builder uses it;
+ * mc_tls_cache_begin() before each compile lets go of contexts the last two
+ * compiles did not use. Thread-safe. */
+typedef struct mc_tls_cache mc_tls_cache_t;
+mc_tls_cache_t *mc_tls_cache_new(void);
+void mc_tls_cache_free(mc_tls_cache_t *cache);
+void mc_tls_cache_begin(mc_tls_cache_t *cache);
+void mc_tls_cache_counts(mc_tls_cache_t *cache, uint32_t *entries, uint64_t *hits, uint64_t *misses);
+void mc_sb_set_tls_cache(mc_snapshot_builder_t *b, mc_tls_cache_t *cache);
 
 /* ---- RBAC: envoy.filters.http.rbac / envoy.filters.network.rbac ----------
  *

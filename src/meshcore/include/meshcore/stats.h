@@ -170,6 +170,8 @@ typedef enum mc_scope_kind {
     COUNTER(MC_HTTP2_STREAM_REFUSED, "http2.stream_refused_errors")                          \
     COUNTER(MC_HTTP2_OUTBOUND_CONTROL_FLOOD, "http2.outbound_control_flood")                 \
     COUNTER(MC_HTTP2_INBOUND_EMPTY_FRAMES_FLOOD, "http2.inbound_empty_frames_flood")         \
+    COUNTER(MC_HTTP2_INBOUND_PRIORITY_FLOOD, "http2.inbound_priority_frames_flood")          \
+    COUNTER(MC_HTTP2_INBOUND_WINDOW_UPDATE_FLOOD, "http2.inbound_window_update_frames_flood") \
     COUNTER(MC_HTTP2_TOO_MANY_CONTINUATIONS, "http2.too_many_continuations")                 \
     COUNTER(MC_HTTP2_TOO_MANY_SETTINGS, "http2.too_many_settings")                           \
     COUNTER(MC_HTTP2_PREMATURE_RESETS, "downstream_rq_too_many_premature_resets")            \

@@ -1,0 +1,316 @@
+/*
+ * The HTTP/2 downstream codec end to end without Python, so `make test-asan`
+ * runs it under ASan/UBSan: an engine with an HCM listener (codec_type
+ * HTTP2) in front of a threaded HTTP/1.1 upstream, driven by an nghttp2
+ * client session on a blocking socket. Checks a GET whose chunked response
+ * carries trailers, a POST body, and Rapid Reset refused with GOAWAY.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "meshcore/balancer.h"
+#include "meshcore/engine.h"
+#include "proxy/h2_server.h"
+
+#define BODY_OUT 70000 /* response body: more than one stream window's frame */
+#define BODY_IN 100000 /* request body: more than the 64 KiB stream window */
+
+/* ---- the upstream: HTTP/1.1, answers every request with a chunked body and trailers */
+
+static void *upstream_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    static char buf[1 << 18];
+    size_t have = 0;
+    for (;;) {
+        char *end;
+        while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
+            ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+            if (n <= 0)
+                goto out;
+            have += (size_t)n;
+        }
+        size_t head = (size_t)(end + 4 - buf), body = 0;
+        char *cl = memmem(buf, head, "content-length: ", 16);
+        if (cl)
+            body = strtoul(cl + 16, NULL, 10);
+        while (have < head + body) {
+            ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+            if (n <= 0)
+                goto out;
+            have += (size_t)n;
+        }
+        char out[256];
+        int k = snprintf(out, sizeof(out),
+                         "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-len: %zu\r\n\r\n%x\r\n", body, BODY_OUT);
+        char *resp = malloc((size_t)k + BODY_OUT + 64);
+        memcpy(resp, out, (size_t)k);
+        memset(resp + k, 'a', BODY_OUT);
+        memcpy(resp + k + BODY_OUT, "\r\n0\r\ngrpc-status: 0\r\n\r\n", 24);
+        size_t len = (size_t)k + BODY_OUT + 24;
+        for (size_t off = 0; off < len;) {
+            ssize_t m = write(fd, resp + off, len - off);
+            if (m <= 0)
+                break;
+            off += (size_t)m;
+        }
+        free(resp);
+        memmove(buf, buf + head + body, have - head - body);
+        have -= head + body;
+    }
+out:
+    close(fd);
+    return NULL;
+}
+
+static void *upstream_accept(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        pthread_t t;
+        pthread_create(&t, NULL, upstream_conn, (void *)(intptr_t)fd);
+        pthread_detach(t);
+    }
+}
+
+static int listen_any(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    listen(fd, 64);
+    socklen_t al = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* ---- the client: nghttp2 on a blocking socket ------------------------------------ */
+
+typedef struct client {
+    int fd;
+    nghttp2_session *ng;
+    int closed, status[8], grpc_status[8], x_len[8];
+    size_t body[8];
+    uint32_t goaway_code;
+    int goaway;
+    size_t upload_left;
+} client_t;
+
+static int slot(int32_t id)
+{
+    return (id / 2) & 7;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *n, size_t nl, const uint8_t *v,
+                     size_t vl, uint8_t flags, void *u)
+{
+    (void)ng, (void)flags, (void)vl;
+    client_t *c = u;
+    int k = slot(f->hd.stream_id);
+    if (nl == 7 && !memcmp(n, ":status", 7))
+        c->status[k] = atoi((const char *)v);
+    else if (nl == 11 && !memcmp(n, "grpc-status", 11))
+        c->grpc_status[k] = 1 + atoi((const char *)v);
+    else if (nl == 5 && !memcmp(n, "x-len", 5))
+        c->x_len[k] = atoi((const char *)v);
+    return 0;
+}
+
+static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *d, size_t len, void *u)
+{
+    (void)ng, (void)flags, (void)d;
+    ((client_t *)u)->body[slot(id)] += len;
+    return 0;
+}
+
+static int on_close(nghttp2_session *ng, int32_t id, uint32_t code, void *u)
+{
+    (void)ng, (void)id, (void)code;
+    ((client_t *)u)->closed++;
+    return 0;
+}
+
+static int on_frame(nghttp2_session *ng, const nghttp2_frame *f, void *u)
+{
+    (void)ng;
+    client_t *c = u;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        c->goaway = 1;
+        c->goaway_code = f->goaway.error_code;
+    }
+    return 0;
+}
+
+static ssize_t upload(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                      nghttp2_data_source *src, void *u)
+{
+    (void)ng, (void)id, (void)src;
+    client_t *c = u;
+    size_t n = len < c->upload_left ? len : c->upload_left;
+    memset(buf, 'b', n);
+    c->upload_left -= n;
+    if (!c->upload_left)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static void client_open(client_t *c, uint16_t port)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port)};
+    CHECK_EQ(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    nghttp2_session_callbacks *cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame);
+    nghttp2_session_client_new(&c->ng, cb, c);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, NULL, 0);
+}
+
+static int client_flush(client_t *c)
+{
+    const uint8_t *data;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(c->ng, &data)) > 0)
+        if (send(c->fd, data, (size_t)n, MSG_NOSIGNAL) != n)
+            return -1;
+    return 0;
+}
+
+/* Exchanges frames until `closed` streams closed or a GOAWAY came. */
+static void client_run(client_t *c, int closed)
+{
+    while (c->closed < closed && !c->goaway) {
+        if (client_flush(c) < 0)
+            return;
+        uint8_t buf[65536];
+        ssize_t r = read(c->fd, buf, sizeof(buf));
+        if (r <= 0)
+            return;
+        if (nghttp2_session_mem_recv(c->ng, buf, (size_t)r) < 0)
+            return;
+    }
+}
+
+static void client_close(client_t *c)
+{
+    nghttp2_session_del(c->ng);
+    close(c->fd);
+}
+
+#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, NGHTTP2_NV_FLAG_NONE}
+
+/* ---- the proxy ----------------------------------------------------------------------- */
+
+static int64_t stat_of(mc_engine_t *e, const char *slot_name)
+{
+    mc_stats_t *st = mc_engine_stats(e);
+    for (uint32_t i = 1; i < mc_stats_scope_count(st); i++) {
+        mc_scope_kind_t kind;
+        char name[MC_STATS_NAME_MAX];
+        mc_stats_scope_info(st, i, &kind, name, sizeof(name));
+        if (kind != MC_SCOPE_HTTP || strcmp(name, "h2") != 0)
+            continue;
+        int64_t v[MC_STATS_SLOTS];
+        mc_stats_sum(st, i, v);
+        for (uint32_t k = 0; k < mc_stats_slot_count(kind); k++)
+            if (strcmp(mc_stats_slot_name(kind, k), slot_name) == 0)
+                return v[k];
+    }
+    return -1;
+}
+
+int main(void)
+{
+    CHECK_EQ(mc_h2_preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24), 1);
+    CHECK_EQ(mc_h2_preface("PRI * HT", 8), -2);
+    CHECK_EQ(mc_h2_preface("GET / HTTP/1.1\r\n", 16), 0);
+    CHECK_EQ(mc_h2_preface("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", 24), 0);
+
+    uint16_t up_port;
+    int lfd = listen_any(&up_port);
+    pthread_t t;
+    pthread_create(&t, NULL, upstream_accept, (void *)(intptr_t)lfd);
+    pthread_detach(t);
+
+    char err[256];
+    mc_engine_opts_t o;
+    mc_engine_opts_default(&o);
+    o.concurrency = 1;
+    mc_engine_t *e = mc_engine_new(&o, err, sizeof(err));
+    CHECK_EQ(mc_engine_start(e, err, sizeof(err)), 0);
+    mc_snapshot_builder_t *b = mc_sb_new();
+    int cl = mc_sb_add_cluster(b, "up", MC_LB_ROUND_ROBIN, 1000);
+    mc_sb_add_endpoint(b, cl, "127.0.0.1", up_port, 1);
+    int l = mc_sb_add_listener(b, "h2", "127.0.0.1", 0, NULL, 0);
+    mc_sb_hcm_t hcm = {.stat_prefix = "h2", .codec_type = MC_CODEC_HTTP2, .idle_timeout_ms = 60000,
+                       .stream_idle_timeout_ms = 60000, .generate_request_id = 1};
+    CHECK_EQ(mc_sb_set_hcm(b, l, &hcm), 0);
+    const char *domains[] = {"*"};
+    int vh = mc_sb_add_vhost(b, l, "all", domains, 1, NULL, NULL, NULL);
+    const char *clusters[] = {"up"};
+    mc_sb_route_t r = {.path_kind = MC_PATH_PREFIX, .path = "/", .case_sensitive = 1, .action = MC_ACTION_ROUTE,
+                       .clusters = clusters, .n_clusters = 1};
+    CHECK_EQ(mc_sb_add_route(b, l, vh, &r), 0);
+    CHECK_EQ(mc_engine_apply(e, b, err, sizeof(err)), 0);
+    mc_sb_free(b);
+    char name[64], addr[64];
+    uint16_t port = 0;
+    mc_engine_listener_info(e, 0, name, sizeof(name), addr, sizeof(addr), &port);
+
+    /* A GET and a POST on one connection. */
+    client_t c;
+    client_open(&c, port);
+    nghttp2_nv get[] = {NV(":method", "GET"), NV(":path", "/get"), NV(":scheme", "http"), NV(":authority", "svc")};
+    int32_t g = nghttp2_submit_request(c.ng, NULL, get, 4, NULL, NULL);
+    nghttp2_nv post[] = {NV(":method", "POST"), NV(":path", "/post"), NV(":scheme", "http"),
+                         NV(":authority", "svc"), NV("content-length", "100000")};
+    c.upload_left = BODY_IN;
+    nghttp2_data_provider dp = {.read_callback = upload};
+    int32_t p = nghttp2_submit_request(c.ng, NULL, post, 5, &dp, NULL);
+    client_run(&c, 2);
+    CHECK_EQ(c.status[slot(g)], 200);
+    CHECK_EQ(c.body[slot(g)], BODY_OUT);
+    CHECK_EQ(c.grpc_status[slot(g)], 1); /* the chunked body's trailer arrived as an HTTP/2 trailer */
+    CHECK_EQ(c.status[slot(p)], 200);
+    CHECK_EQ(c.x_len[slot(p)], BODY_IN);
+    CHECK_EQ(c.body[slot(p)], BODY_OUT);
+    client_close(&c);
+
+    /* Rapid Reset: requests cancelled as they are sent. */
+    client_open(&c, port);
+    for (int i = 0; i < 300; i++) { /* HEADERS out first: nghttp2 drops a request cancelled before it left */
+        int32_t id = nghttp2_submit_request(c.ng, NULL, get, 4, NULL, NULL);
+        client_flush(&c);
+        nghttp2_submit_rst_stream(c.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+        client_flush(&c);
+    }
+    client_run(&c, 1000);
+    CHECK(c.goaway);
+    CHECK_EQ(c.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+    client_close(&c);
+
+    CHECK_EQ(stat_of(e, "downstream_cx_http2_total"), 2);
+    CHECK_EQ(stat_of(e, "downstream_rq_too_many_premature_resets"), 1);
+    CHECK_EQ(stat_of(e, "http2.trailers"), 2);
+    CHECK_EQ(mc_engine_stop(e, 500), 0);
+    mc_engine_free(e);
+    CHECK_DONE();
+}
