@@ -569,9 +569,8 @@ static void report_outlier(mc_http_stream_t *s, int outcome)
 static int may_retry(mc_http_stream_t *s, int failure, int status, int grpc)
 {
     const mc_retry_policy_t *rp = retry_policy(s);
-    if (!rp || s->retries >= rp->num_retries || s->body_sent)
-        return 0;
-    if (!mc_retry_wanted(rp, status, failure) && !(grpc > 0 && mc_retry_wanted_grpc(rp, grpc)))
+    if (!rp || s->retries >= rp->num_retries || s->body_sent ||
+        (!mc_retry_wanted(rp, status, failure) && !(grpc > 0 && mc_retry_wanted_grpc(rp, grpc))))
         return 0;
     if (mc_cb_acquire(&s->c->state->rq_retry_active, s->c->max_retries) < 0) {
         mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY_OVERFLOW);
