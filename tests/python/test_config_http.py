@@ -204,7 +204,8 @@ static_resources:
                 route:
                   cluster: a
                   timeout: 5s
-                  max_stream_duration: {{grpc_timeout_header_max: 2s, grpc_timeout_header_offset: 0.01s}}
+                  max_stream_duration:
+                    {{max_stream_duration: 0s, grpc_timeout_header_max: 2s, grpc_timeout_header_offset: 0.01s}}
                   prefix_rewrite: /
                   host_rewrite_literal: a.internal
                   retry_policy: {{retry_on: 5xx}}

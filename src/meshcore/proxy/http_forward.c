@@ -536,37 +536,6 @@ void mc_http_forward_progress(mc_http_stream_t *s)
 
 /* ---- the response head ----------------------------------------------------------- */
 
-static void count_upstream_status(mc_http_stream_t *s, int status)
-{
-    static const int slots[6] = {0, MC_CLUSTER_UPSTREAM_RQ_1XX, MC_CLUSTER_UPSTREAM_RQ_2XX,
-                                 MC_CLUSTER_UPSTREAM_RQ_3XX, MC_CLUSTER_UPSTREAM_RQ_4XX, MC_CLUSTER_UPSTREAM_RQ_5XX};
-    int cls = status / 100;
-    if (cls >= 1 && cls <= 5)
-        mc_stat_inc(STATS(s), s->c->scope, (uint32_t)slots[cls]);
-    int code = mc_stats_code_index(status); /* upstream_rq_<code>, for the codes the table has */
-    if (code >= 0)
-        mc_stat_inc(STATS(s), s->c->scope, (uint32_t)(MC_CLUSTER_CODE_FIRST + code));
-}
-
-static int outcome_of(int status)
-{
-    if (status == 502 || status == 503 || status == 504)
-        return MC_OUTCOME_GATEWAY;
-    return status >= 500 ? MC_OUTCOME_5XX : MC_OUTCOME_SUCCESS;
-}
-
-static void report_outlier(mc_http_stream_t *s, int outcome)
-{
-    const mc_cluster_t *c = s->c;
-    if (!c->outlier.enabled || s->ep == UINT32_MAX)
-        return;
-    mc_host_state_t *h = c->endpoints[s->ep].host;
-    mc_stat_inc(STATS(s), c->endpoints[s->ep].host_scope,
-                outcome == MC_OUTCOME_SUCCESS ? MC_HOST_RQ_SUCCESS : MC_HOST_RQ_ERROR);
-    if (mc_outlier_report(c->state, h, &c->outlier, outcome, c->n_endpoints, s->w->loop.now))
-        mc_stat_inc(STATS(s), c->scope, MC_CLUSTER_OUTLIER_EJECTIONS_ENFORCED_TOTAL);
-}
-
 /* Whether a retry may start now; takes the retry circuit-breaker slot.
  * grpc: the grpc-status of a trailers-only response head, or -1. */
 static int may_retry(mc_http_stream_t *s, int failure, int status, int grpc)
@@ -596,14 +565,14 @@ static void schedule_retry(mc_http_stream_t *s)
 static void try_failed(mc_http_stream_t *s, int failure, int status)
 {
     mc_stats_shard_t *st = STATS(s);
-    report_outlier(s, MC_OUTCOME_GATEWAY);
+    mc_http_report_outlier(s, MC_OUTCOME_GATEWAY);
     int retry = may_retry(s, failure, status, -1);
     end_try(s, 0);
     if (retry) {
         schedule_retry(s);
         return;
     }
-    count_upstream_status(s, failure == MC_TRY_TIMEOUT ? 504 : 503); /* Envoy charges the final failure */
+    mc_http_count_upstream_status(s, failure == MC_TRY_TIMEOUT ? 504 : 503); /* Envoy charges the final failure */
     const mc_retry_policy_t *rp = retry_policy(s);
     uint32_t urx = (rp && s->retries && s->retries >= rp->num_retries) ? MC_RF_URX : 0;
     if (urx)
@@ -660,7 +629,7 @@ static void on_response_head(mc_http_stream_t *s, int head_len)
     mc_upconn_t *u = s->up;
     int status = s->resp.status;
     if (status == 101 && s->upgrade) {
-        count_upstream_status(s, status); /* upstream_rq_101: the upgrade is accepted */
+        mc_http_count_upstream_status(s, status); /* upstream_rq_101: the upgrade is accepted */
         mc_http_upgrade_commit(s);
         commit_response(s, head_len);
         return;
@@ -671,8 +640,8 @@ static void on_response_head(mc_http_stream_t *s, int head_len)
         read_response_head(s);
         return;
     }
-    count_upstream_status(s, status);
-    report_outlier(s, outcome_of(status));
+    mc_http_count_upstream_status(s, status);
+    mc_http_report_outlier(s, mc_http_outcome_of(status));
     int grpc = mc_http_grpc_status_of(&s->resp);
     if (grpc >= 0) {
         s->grpc_status = (int16_t)grpc;

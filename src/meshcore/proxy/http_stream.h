@@ -226,6 +226,11 @@ void mc_http_forward_abort(mc_http_stream_t *s); /* release the try's resources 
 /* A pending request may find a connection now (called by the pool). */
 void mc_http_pending_wake(mc_http_stream_t *s);
 
+/* proxy/http_outcome.c: a try's result, for its cluster */
+void mc_http_count_upstream_status(mc_http_stream_t *s, int status); /* upstream_rq_<class>xx / _<code> */
+int mc_http_outcome_of(int status);                                 /* MC_OUTCOME_* of a response status */
+void mc_http_report_outlier(mc_http_stream_t *s, int outcome);       /* to the outlier detector */
+
 /* proxy/http_headers.c: head serialization. Each returns the bytes written,
  * or -1 if cap is too small. */
 long mc_http_write_request_head(const mc_http_stream_t *s, char *buf, size_t cap, const char *host_suffix);
