@@ -34,7 +34,7 @@ ALOG_OPS = {name: i for i, name in enumerate((
     "DOWNSTREAM_REMOTE_ADDRESS", "DOWNSTREAM_PEER_URI_SAN", "UPSTREAM_PEER_URI_SAN",
     "UPSTREAM_REQUEST_ATTEMPT_COUNT", "TRACE_ID", "REQ_METHOD", "REQ_PATH", "REQ_AUTHORITY", "REQ_USER_AGENT",
     "REQ_REQUEST_ID", "REQ_FORWARDED_FOR", "RESP_UPSTREAM_SERVICE_TIME", "PROTOCOL_OR_TCP",
-    "DURATION_MS_FLOAT"))}  # the order of mc_alog_op_t
+    "DURATION_MS_FLOAT", "GRPC_STATUS"))}  # the order of mc_alog_op_t
 ALOG_TEXT, ALOG_JSON_VALUE, ALOG_JSON_STRING = MC_ALOG_STYLE_TEXT, MC_ALOG_STYLE_JSON_VALUE, MC_ALOG_STYLE_JSON_STRING
 assert len(ALOG_OPS) == MC_ALOG_OP__COUNT, "ALOG_OPS must list mc_alog_op_t in order"
 SPAN_CLIENT = MC_SPAN_CLIENT
@@ -484,8 +484,8 @@ cdef class Engine:
 
     def istio_rows(self, duration_bounds_us, bytes_bounds):
         """Every worker's label sets: [(key, worker, http, tcp)] with
-        key = (reporter, protocol, security, code, flags, service, peer, principal)
-        (peer and principal are worker-local indexes), http = (requests,
+        key = (reporter, protocol, security, code, flags, service, peer, principal, grpc)
+        (peer and principal are worker-local indexes; grpc is grpc-status + 1, 0: none), http = (requests,
         duration (cumulative counts per bound, sum us), request bytes (counts,
         sum, count), response bytes (counts, sum, count)), tcp = (opened,
         closed, sent, received)."""
@@ -516,7 +516,7 @@ cdef class Engine:
                 r = &rows[i]
                 k = r.key
                 out.append((
-                    (k.reporter, k.protocol, k.security, k.code, k.flags, k.service, k.peer, k.principal),
+                    (k.reporter, k.protocol, k.security, k.code, k.flags, k.service, k.peer, k.principal, k.grpc),
                     r.worker,
                     (r.requests,
                      ([r.duration[j] for j in range(nd)], r.duration_sum_us),

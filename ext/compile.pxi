@@ -67,7 +67,7 @@ def compile_snapshot(listeners, clusters, chains=None, secrets=None, services=No
         if im_services.get(c.name):
             b.set_cluster_service(ci, im_services[c.name])
         if c.HasField("transport_socket"):
-            _compile_cluster_tls(b, ci, c.transport_socket, secrets)
+            _compile_cluster_tls(b, ci, c.transport_socket, secrets, cluster_speaks_h2(c))
     for l in listeners:
         sa = l.address.socket_address
         li = b.add_listener(l.name, sa.address, sa.port_value, l.stat_prefix,

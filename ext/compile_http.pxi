@@ -11,8 +11,9 @@ _DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300 * 1000
 _DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10 * 1000  # meshcore, not Envoy (off): docs/hardening.md
 _DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 3600 * 1000
 
-# retry_on tokens -> MC_SB_RETRY_* bits. The gRPC/HTTP2 conditions are
-# accepted and never fire on HTTP/1.1.
+# retry_on tokens -> MC_SB_RETRY_* bits. The gRPC conditions test the
+# grpc-status of a response head (trailers-only responses), as Envoy's
+# x-envoy-retry-grpc-on; refused-stream fires on an HTTP/2 REFUSED_STREAM.
 _RETRY_ON = {
     "5xx": MC_SB_RETRY_5XX,
     "gateway-error": MC_SB_RETRY_GATEWAY_ERROR,
@@ -20,9 +21,14 @@ _RETRY_ON = {
     "connect-failure": MC_SB_RETRY_CONNECT_FAILURE,
     "retriable-4xx": MC_SB_RETRY_RETRIABLE_4XX,
     "retriable-status-codes": MC_SB_RETRY_RETRIABLE_STATUS_CODES,
-    "refused-stream": 0, "unavailable": 0, "cancelled": 0, "deadline-exceeded": 0,
-    "resource-exhausted": 0, "internal": 0,
+    "refused-stream": MC_SB_RETRY_REFUSED_STREAM,
+    "cancelled": MC_SB_RETRY_GRPC_CANCELLED,
+    "deadline-exceeded": MC_SB_RETRY_GRPC_DEADLINE_EXCEEDED,
+    "internal": MC_SB_RETRY_GRPC_INTERNAL,
+    "resource-exhausted": MC_SB_RETRY_GRPC_RESOURCE_EXHAUSTED,
+    "unavailable": MC_SB_RETRY_GRPC_UNAVAILABLE,
 }
+_H2_STREAM_WINDOW_MAX = 16 * 1024 * 1024  # a stream's response bytes buffered at most (bounded memory)
 # RedirectAction.RedirectResponseCode -> status
 _REDIRECT_CODES = {0: 301, 1: 302, 2: 303, 3: 307, 4: 308}
 # FractionalPercent.DenominatorType -> multiplier to parts per million
@@ -220,6 +226,10 @@ cdef void _fill_route(_Arena a, mc_sb_route_t *r, route) except *:
             weights[0] = 1
         r.clusters, r.weights, r.n_clusters = names, weights, n
         r.timeout_ms = _ms(ra, "timeout", _DEFAULT_ROUTE_TIMEOUT_MS)
+        if ra.max_stream_duration.HasField("grpc_timeout_header_max"):
+            r.grpc_timeout_header = 1
+            r.grpc_timeout_max_ms = _ms(ra.max_stream_duration, "grpc_timeout_header_max", 0)
+            r.grpc_timeout_offset_ms = _ms(ra.max_stream_duration, "grpc_timeout_header_offset", 0)
         if ra.HasField("retry_policy"):
             r.has_retry = 1
             _fill_retry(a, &r.retry, ra.retry_policy)
@@ -365,6 +375,27 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
             b._check(mc_sb_add_route(b.b, li, vi, &route))
 
 
+cdef void _fill_h2_options(mc_sb_cluster_http_t *h, o) except *:
+    # core.v3.Http2ProtocolOptions toward the upstream; 0 keeps the core's
+    # defaults (the peer's stream limit, 64 KiB stream and 1 MiB connection windows)
+    h.h2_max_concurrent_streams = _u32(o, "max_concurrent_streams", 0)
+    h.h2_initial_stream_window = min(_u32(o, "initial_stream_window_size", 0), _H2_STREAM_WINDOW_MAX)
+    h.h2_initial_connection_window = _u32(o, "initial_connection_window_size", 0)
+
+
+def cluster_speaks_h2(c):
+    """Whether a Cluster may speak HTTP/2 upstream (explicit, or the downstream's protocol)."""
+    from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+
+    if _HTTP_PROTOCOL_OPTIONS in c.typed_extension_protocol_options:
+        po = http_protocol_options_pb2.HttpProtocolOptions()
+        c.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Unpack(po)
+        which = po.WhichOneof("upstream_protocol_options")
+        return (which == "use_downstream_protocol_config"
+                or (which == "explicit_http_config" and po.explicit_http_config.HasField("http2_protocol_options")))
+    return c.HasField("http2_protocol_options")
+
+
 cdef void _compile_cluster_http(SnapshotBuilder b, int ci, c) except *:
     from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
@@ -399,6 +430,16 @@ cdef void _compile_cluster_http(SnapshotBuilder b, int ci, c) except *:
         cp = po.common_http_protocol_options
         h.idle_timeout_ms = _ms(cp, "idle_timeout", _DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS)
         h.max_requests_per_connection = _u32(cp, "max_requests_per_connection", h.max_requests_per_connection)
+        which = po.WhichOneof("upstream_protocol_options")
+        if which == "explicit_http_config" and po.explicit_http_config.HasField("http2_protocol_options"):
+            h.protocol = MC_UPSTREAM_HTTP2
+            _fill_h2_options(&h, po.explicit_http_config.http2_protocol_options)
+        elif which == "use_downstream_protocol_config":
+            h.protocol = MC_UPSTREAM_DOWNSTREAM
+            _fill_h2_options(&h, po.use_downstream_protocol_config.http2_protocol_options)
+    elif c.HasField("http2_protocol_options"):  # the deprecated cluster field
+        h.protocol = MC_UPSTREAM_HTTP2
+        _fill_h2_options(&h, c.http2_protocol_options)
     if c.HasField("ring_hash_lb_config"):
         h.ring_min = _u32(c.ring_hash_lb_config, "minimum_ring_size", 1024)
         h.ring_max = _u32(c.ring_hash_lb_config, "maximum_ring_size", 8 * 1024 * 1024)

@@ -98,7 +98,7 @@ cdef void _compile_chain_tls(SnapshotBuilder b, int li, ts, secrets, uint32_t ha
     b._check(rc)
 
 
-cdef void _compile_cluster_tls(SnapshotBuilder b, int ci, ts, secrets) except *:
+cdef void _compile_cluster_tls(SnapshotBuilder b, int ci, ts, secrets, h2=False) except *:
     from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
     cdef _Arena a = _Arena()
@@ -108,6 +108,8 @@ cdef void _compile_cluster_tls(SnapshotBuilder b, int ci, ts, secrets) except *:
     _fill_tls(a, &t, ctx.common_tls_context, secrets, 0)
     if ctx.sni:
         t.sni = a.s(ctx.sni)
+    if h2 and not ctx.common_tls_context.alpn_protocols:
+        t.alpn = a.s("h2,http/1.1")  # as Envoy offers for an HTTP/2 cluster
     cdef int rc
     with nogil:
         rc = mc_sb_set_cluster_tls(b.b, ci, &t)

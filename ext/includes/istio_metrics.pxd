@@ -20,7 +20,7 @@ cdef extern from "meshcore/istio_metrics.h" nogil:
         uint16_t peer
         uint16_t principal
         uint16_t code
-        uint8_t reporter, protocol, security
+        uint8_t reporter, protocol, security, grpc
     ctypedef struct mc_im_row_t:
         mc_im_key_t key
         uint32_t worker

@@ -57,6 +57,12 @@ cdef extern from "meshcore/snapshot.h" nogil:
         MC_SB_RETRY_CONNECT_FAILURE
         MC_SB_RETRY_RETRIABLE_4XX
         MC_SB_RETRY_RETRIABLE_STATUS_CODES
+        MC_SB_RETRY_GRPC_CANCELLED
+        MC_SB_RETRY_GRPC_DEADLINE_EXCEEDED
+        MC_SB_RETRY_GRPC_INTERNAL
+        MC_SB_RETRY_GRPC_RESOURCE_EXHAUSTED
+        MC_SB_RETRY_GRPC_UNAVAILABLE
+        MC_SB_RETRY_REFUSED_STREAM
     enum:
         MC_PATH_PREFIX
         MC_PATH_EXACT
@@ -123,6 +129,9 @@ cdef extern from "meshcore/snapshot.h" nogil:
         const uint32_t *weights
         uint32_t n_clusters
         uint32_t timeout_ms
+        int grpc_timeout_header
+        uint32_t grpc_timeout_max_ms
+        uint32_t grpc_timeout_offset_ms
         int has_retry
         mc_sb_retry_t retry
         const char *prefix_rewrite
@@ -197,6 +206,15 @@ cdef extern from "meshcore/snapshot.h" nogil:
         uint32_t max_requests_per_connection
         uint32_t ring_min
         uint32_t ring_max
+        int protocol
+        uint32_t h2_max_concurrent_streams
+        uint32_t h2_initial_stream_window
+        uint32_t h2_initial_connection_window
+
+    enum:
+        MC_UPSTREAM_HTTP1
+        MC_UPSTREAM_HTTP2
+        MC_UPSTREAM_DOWNSTREAM
 
     int mc_sb_set_hcm(mc_snapshot_builder_t *b, int listener, const mc_sb_hcm_t *hcm)
     int mc_sb_set_tcp_access_log(mc_snapshot_builder_t *b, int listener, uint32_t log_id)

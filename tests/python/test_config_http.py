@@ -134,7 +134,7 @@ static_resources:
           http_protocol_options: {{accept_http_10: true, default_host_for_http_10: legacy.svc}}
           http2_protocol_options: {{max_concurrent_streams: 50, initial_stream_window_size: 131072,
                                    initial_connection_window_size: 2097152, max_outbound_control_frames: 500,
-                                   max_consecutive_inbound_frames_with_empty_payload: 2}}
+                                   max_consecutive_inbound_frames_with_empty_payload: 2, allow_connect: true}}
           stream_idle_timeout: 30s
           request_timeout: 60s
           request_headers_timeout: 5s
@@ -205,7 +205,7 @@ static_resources:
                   cluster: a
                   timeout: 5s
                   max_stream_duration:
-                    {{max_stream_duration: 60s, grpc_timeout_header_max: 5s, grpc_timeout_header_offset: 0.01s}}
+                    {{max_stream_duration: 0s, grpc_timeout_header_max: 2s, grpc_timeout_header_offset: 0.01s}}
                   prefix_rewrite: /
                   host_rewrite_literal: a.internal
                   retry_policy: {{retry_on: 5xx}}
@@ -269,7 +269,10 @@ static_resources:
     typed_extension_protocol_options:
       {UPSTREAM_HTTP}:
         "@type": {URL}{UPSTREAM_HTTP}
-        use_downstream_protocol_config: {{http_protocol_options: {{}}}}
+        use_downstream_protocol_config:
+          http_protocol_options: {{}}
+          http2_protocol_options: {{max_concurrent_streams: 10, initial_stream_window_size: 65535,
+                                   initial_connection_window_size: 1048576}}
     load_assignment:
       cluster_name: a
       endpoints:
@@ -293,12 +296,20 @@ static_resources:
       {UPSTREAM_HTTP}:
         "@type": {URL}{UPSTREAM_HTTP}
         use_downstream_protocol_config: {{http_protocol_options: {{}}, http2_protocol_options: {{}}}}
+  - name: c
+    typed_extension_protocol_options:
+      {UPSTREAM_HTTP}:
+        "@type": {URL}{UPSTREAM_HTTP}
+        explicit_http_config: {{http2_protocol_options: {{max_concurrent_streams: 100}}}}
+  - name: d
+    http2_protocol_options: {{initial_connection_window_size: 65535}}
 """
 
 
 def test_full_config_loads():
     bs = parse_bootstrap(FULL, "full.yaml")
-    a, b, _, _ = bs.static_resources.clusters
+    a, b, _, _, c, d = bs.static_resources.clusters
+    assert c.name == "c" and d.http2_protocol_options.initial_connection_window_size.value == 65535
     assert a.lb_policy == cluster_pb2.Cluster.RING_HASH
     assert a.ring_hash_lb_config.maximum_ring_size.value == 4096
     assert b.typed_extension_protocol_options[UPSTREAM_HTTP].type_url == URL + UPSTREAM_HTTP

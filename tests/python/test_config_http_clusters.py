@@ -256,7 +256,12 @@ def _http_options(**options):
             f'typed_extension_protocol_options["{UPSTREAM_HTTP}"]',
             f"unsupported protocol options {UPSTREAM_HTTP} ({URL}envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions)",
         ),
-        (lambda c: c.update(http2_protocol_options={}), "", 'unsupported field "http2_protocol_options"'),
+        (
+            lambda c: c.update(http2_protocol_options={"hpack_table_size": 4096}),
+            "http2_protocol_options",
+            'unsupported field "hpack_table_size" (supported: max_concurrent_streams, initial_stream_window_size, '
+            "initial_connection_window_size)",
+        ),
         (lambda c: c.update(common_http_protocol_options={}), "", 'unsupported field "common_http_protocol_options"'),
         (lambda c: c.update(http_protocol_options={}), "", 'unsupported field "http_protocol_options"'),
         (
@@ -312,6 +317,11 @@ def test_cluster_rules(change, path, text):
             "initial_connection_window_size)",
         ),
         (
+            {"explicit_http_config": {"http2_protocol_options": {"allow_connect": True}}},
+            "explicit_http_config.http2_protocol_options",
+            'unsupported field "allow_connect"',
+        ),
+        (
             {"explicit_http_config": {"http3_protocol_options": {}}},
             "explicit_http_config",
             'unsupported field "http3_protocol_options"',
@@ -325,6 +335,11 @@ def test_cluster_rules(change, path, text):
             {"use_downstream_protocol_config": {"http3_protocol_options": {}}},
             "use_downstream_protocol_config",
             'unsupported field "http3_protocol_options" (supported: http_protocol_options, http2_protocol_options)',
+        ),
+        (
+            {"use_downstream_protocol_config": {"http2_protocol_options": {"max_concurrent_streams": 0}}},
+            "use_downstream_protocol_config.http2_protocol_options.max_concurrent_streams",
+            "0 is out of range (1..2147483647)",
         ),
         (
             {"use_downstream_protocol_config": {"http_protocol_options": {"enable_trailers": True}}},

@@ -189,8 +189,11 @@ def check_route_action(ra):
     yield from duration_problems(ra, "timeout")
 
 
-def check_max_stream_duration(msd):  # issue 10: grpc-timeout
+def check_max_stream_duration(msd):  # grpc-timeout (proxy/http_grpc.c)
     yield from duration_problems(msd, "max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset")
+    # istiod writes 0s (no limit) on every route; a limit on the stream's life is not implemented
+    if msd.HasField("max_stream_duration") and (msd.max_stream_duration.seconds or msd.max_stream_duration.nanos):
+        yield "max_stream_duration", "only 0s (no limit) is supported"
 
 
 def check_route_weighted_clusters(wc):

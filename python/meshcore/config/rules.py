@@ -129,10 +129,9 @@ ACCESS_LOGGERS = {FILE_ACCESS_LOG: False, STDOUT_ACCESS_LOG: False, STDERR_ACCES
 
 
 # Retry conditions (RetryPolicy.retry_on). refused-stream is an HTTP/2 stream
-# error and unavailable, cancelled, deadline-exceeded and resource-exhausted
-# are gRPC statuses (grpc-status, which needs HTTP/2): they are accepted so
-# that Envoy and Istio configs load, but can never trigger on the HTTP/1.1
-# data plane.
+# error (REFUSED_STREAM from an HTTP/2 upstream); unavailable, cancelled,
+# deadline-exceeded, internal and resource-exhausted are gRPC statuses, read
+# from the grpc-status of a response head (trailers-only responses), as Envoy.
 RETRY_ON = (
     "5xx",
     "gateway-error",

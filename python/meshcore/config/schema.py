@@ -513,6 +513,7 @@ SCHEMA = {
             "outlier_detection",
             "typed_extension_protocol_options",
             "max_requests_per_connection",  # deprecated; or in typed_extension_protocol_options
+            "http2_protocol_options",  # deprecated; or in typed_extension_protocol_options
             "transport_socket",
             "metadata",  # filter_metadata.istio.services: the destination_service labels
             "per_connection_buffer_limit_bytes",
@@ -554,7 +555,7 @@ SCHEMA = {
         ("http_protocol_options", "http2_protocol_options"), check=check_explicit_http_config
     ),
     UPSTREAM_HTTP_OPTIONS + ".UseDownstreamHttpConfig": Rule(("http_protocol_options", "http2_protocol_options")),
-    # issue 10: HTTP/2 to upstreams (in a cluster; the listener's row is in the HCM's `nested`)
+    # HTTP/2 toward a cluster (proxy/h2_upstream.c)
     "envoy.config.core.v3.Http2ProtocolOptions": Rule(H2_SETTINGS, check=check_http2_options),
     # In a cluster; the http_connection_manager's own rows are in its `nested`.
     "envoy.config.core.v3.HttpProtocolOptions": Rule(

@@ -52,7 +52,8 @@ _REQ = {
 OPERATORS = ("START_TIME", "PROTOCOL", "RESPONSE_CODE", "RESPONSE_FLAGS", "RESPONSE_CODE_DETAILS",
              "BYTES_RECEIVED", "BYTES_SENT", "DURATION", "UPSTREAM_HOST", "UPSTREAM_CLUSTER", "ROUTE_NAME",
              "DOWNSTREAM_REMOTE_ADDRESS", "DOWNSTREAM_PEER_URI_SAN", "UPSTREAM_PEER_URI_SAN",
-             "UPSTREAM_REQUEST_ATTEMPT_COUNT", "TRACE_ID", "REQ", "RESP")
+             "UPSTREAM_REQUEST_ATTEMPT_COUNT", "TRACE_ID", "REQ", "RESP", "GRPC_STATUS", "GRPC_STATUS_NUMBER")
+GRPC_STATUS_FORMATS = ("CAMEL_STRING", "SNAKE_STRING", "NUMBER")
 # Only meshcore's default record uses these.
 _INTERNAL = {"MC_PROTOCOL_OR_TCP": "PROTOCOL_OR_TCP", "MC_DURATION_MS": "DURATION_MS_FLOAT"}
 
@@ -76,6 +77,8 @@ def check_format(fmt: str) -> str | None:
             return f"unsupported command operator %{name}%"
         if name == "REQ" and _recorded(arg) is None:
             return f"%REQ({arg})%: meshcore records only {', '.join(sorted(_REQ))}"
+        if name == "GRPC_STATUS" and arg is not None and arg not in GRPC_STATUS_FORMATS:
+            return f"%GRPC_STATUS({arg})%: the format is one of {', '.join(GRPC_STATUS_FORMATS)}"
         if name == "RESP":
             header = (arg or "").split("?")[0].lower()
             if header != "x-envoy-upstream-service-time":
@@ -94,6 +97,9 @@ def _op(m: re.Match, style: int, internal: bool = False) -> tuple:
         return (_core.ALOG_OPS[_REQ[_recorded(arg)]], style, None)
     if name == "RESP":
         return (_core.ALOG_OPS["RESP_UPSTREAM_SERVICE_TIME"], style, None)
+    if name in ("GRPC_STATUS", "GRPC_STATUS_NUMBER"):
+        fmt = "NUMBER" if name == "GRPC_STATUS_NUMBER" else arg
+        return (_core.ALOG_OPS["GRPC_STATUS"], style, None if fmt in (None, "CAMEL_STRING") else fmt)
     return (_core.ALOG_OPS[name], style, arg if name == "START_TIME" else None)
 
 

@@ -282,7 +282,7 @@ class IstioMetrics:
             services = dict(self._service_labels)
         principals = {}
         for key, worker, h, t in self._core.istio_rows(_DURATION_BOUNDS_US, BUCKETS):
-            reporter, protocol, security, code, flags, service, peer_i, principal_i = key
+            reporter, protocol, security, code, flags, service, peer_i, principal_i, grpc = key
             if (worker, principal_i) not in principals:
                 principals[(worker, principal_i)] = (self._core.istio_principal(worker, principal_i)
                                                      if principal_i else None)
@@ -300,7 +300,8 @@ class IstioMetrics:
                 sides = ("destination",) + peer_values + local_values
             svc = services.get(service, (UNKNOWN, UNKNOWN, UNKNOWN))
             proto = _core.IM_PROTOCOLS.get(protocol, UNKNOWN)
-            tail = (proto, str(code), "", response_flags(flags), _core.IM_SECURITY.get(security, UNKNOWN))
+            grpc_status = str(grpc - 1) if grpc else ""
+            tail = (proto, str(code), grpc_status, response_flags(flags), _core.IM_SECURITY.get(security, UNKNOWN))
             labels = sides + svc + tail
             if proto == "tcp":
                 labels = labels[:-4] + labels[-2:]  # TCP metrics have no response/grpc status

@@ -363,7 +363,10 @@ static void grpc_reply(mc_http_stream_t *s, int status, const char *body, size_t
             m += (size_t)snprintf(msg + m, sizeof(msg) - m, "%%%02X", ch);
         }
     }
-    int g = grpc_status_of(status);
+    /* a gRPC call past its deadline (route timeout or grpc-timeout): DEADLINE_EXCEEDED */
+    int g = (s->flags & MC_RF_UT) && s->grpc_request ? 4 : grpc_status_of(status);
+    s->grpc_status = (int16_t)g; /* what the access log and Istio's grpc_response_status report */
+    s->has_grpc_status = 1;
     int cl = snprintf(code, sizeof(code), "%d", g);
     s->status = 200;
     int k = 0;

@@ -78,6 +78,7 @@ void mc_http_alog_end(mc_http_stream_t *s)
     }
     r->http_minor = s->h2.id ? MC_ALOG_HTTP2 : (uint8_t)s->req.minor_version;
     r->status = s->status;
+    r->grpc_status = s->has_grpc_status ? (uint8_t)(s->grpc_status + 1) : 0;
     r->flags = s->flags;
     r->attempts = s->tries;
     r->start_us = l->start_us;

@@ -35,6 +35,7 @@
 #include "route/picker.h"
 
 #define STATS(s) ((s)->w->stats)
+#define UPSTREAM_RESET "upstream connect error or disconnect/reset before headers. reset reason: "
 
 static void start_try(mc_http_stream_t *s);
 static void try_failed(mc_http_stream_t *s, int failure, int status);
@@ -276,8 +277,7 @@ void mc_http_forward(mc_http_stream_t *s)
     /* max_requests: a circuit breaker on requests in flight per cluster. */
     if (mc_cb_acquire(&s->c->state->rq_active, s->c->max_requests) < 0) {
         mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_OVERFLOW);
-        mc_http_local_reply(s, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-                            MC_RF_UO);
+        mc_http_local_reply(s, 503, UPSTREAM_RESET "overflow", MC_RF_UO);
         return;
     }
     s->rq_slot = 1;
@@ -303,66 +303,70 @@ void mc_http_forward(mc_http_stream_t *s)
     start_try(s);
 }
 
-/* Gets a connection for the current try: pooled, new, or wait. */
+/* Takes the max_pending_requests slot that a request waiting for its
+ * connection holds (Envoy counts it pending). -1: overflow, answered. */
+static int hold_pending(mc_http_stream_t *s, int cx_overflow)
+{
+    const mc_cluster_t *c = s->c;
+    if (s->pending_slot)
+        return 0;
+    if (mc_cb_acquire(&c->state->rq_pending, c->max_pending_requests) < 0) {
+        mc_stat_inc(STATS(s), c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW);
+        if (cx_overflow)
+            mc_stat_inc(STATS(s), c->scope, MC_CLUSTER_UPSTREAM_CX_OVERFLOW);
+        end_try(s, 0);
+        mc_http_local_reply(s, 503, UPSTREAM_RESET "overflow", MC_RF_UO);
+        return -1;
+    }
+    s->pending_slot = 1;
+    mc_stat_inc(STATS(s), c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_TOTAL);
+    return 0;
+}
+
+/* Gets a connection for the current try: pooled, new, or wait. HTTP/2: a
+ * stream slot on a pooled or new session (proxy/h2_upstream.c). */
 static void acquire(mc_http_stream_t *s)
 {
     mc_worker_t *w = s->w;
-    mc_stats_shard_t *st = STATS(s);
     const mc_cluster_t *c = s->c;
-    const mc_endpoint_t *e = &c->endpoints[s->ep];
-    mc_upconn_t *u = mc_upconn_take_idle(w, e->host);
-    if (!u) {
+    int h2 = mc_upconn_wants_h2(s), wait = 0;
+    mc_upconn_t *u;
+    if (h2) {
+        u = mc_h2up_acquire(w, c, s->ep, s, &wait);
+    } else {
+        u = mc_upconn_take_idle(w, c->endpoints[s->ep].host);
         /* At max_connections, wait for a connection of this worker to come
          * free, unless the worker has none to wait for (then open one: a
          * worker is never starved by the others, as an Envoy pool is not). */
-        if (__atomic_load_n(&c->state->cx_active, __ATOMIC_RELAXED) >= (int64_t)c->max_connections &&
-            c->state->wconns[w->id] > 0 && !mc_upconn_shed_idle(w, c)) {
-            /* At max_connections: wait for one, within max_pending_requests. */
-            if (!s->pending_slot) {
-                if (mc_cb_acquire(&c->state->rq_pending, c->max_pending_requests) < 0) {
-                    mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW);
-                    mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_CX_OVERFLOW);
-                    end_try(s, 0);
-                    mc_http_local_reply(
-                        s, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-                        MC_RF_UO);
-                    return;
-                }
-                s->pending_slot = 1;
-                mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_TOTAL);
-            }
-            s->try_state = TRY_PENDING;
-            mc_list_push(&c->state->wpending[w->id], &s->pending_link);
-            mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_ACTIVE);
+        wait = !u && __atomic_load_n(&c->state->cx_active, __ATOMIC_RELAXED) >= (int64_t)c->max_connections &&
+               c->state->wconns[w->id] > 0 && !mc_upconn_shed_idle(w, c);
+    }
+    if (wait) { /* within max_pending_requests */
+        if (hold_pending(s, 1) < 0)
             return;
-        }
-        if (!s->pending_slot) {
-            /* Envoy counts a request waiting for its connection as pending. */
-            if (mc_cb_acquire(&c->state->rq_pending, c->max_pending_requests) < 0) {
-                mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW);
-                end_try(s, 0);
-                mc_http_local_reply(
-                    s, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-                    MC_RF_UO);
-                return;
-            }
-            s->pending_slot = 1;
-            mc_stat_inc(st, c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_TOTAL);
-        }
+        s->try_state = TRY_PENDING;
+        mc_list_push(&c->state->wpending[w->id], &s->pending_link);
+        mc_stat_inc(STATS(s), c->scope, MC_CLUSTER_UPSTREAM_RQ_PENDING_ACTIVE);
+        return;
+    }
+    if (!u && !h2) {
+        if (hold_pending(s, 0) < 0)
+            return;
         u = mc_upconn_open(w, c, s->ep, s);
-        if (!u) {
-            end_try(s, 0);
-            mc_http_local_reply(s, 503, "upstream connect error or disconnect/reset before headers. reset reason: "
-                                        "local resource exhaustion", MC_RF_UF);
-            return;
-        }
-        s->up = u;
-        s->try_state = TRY_CONNECTING;
+    }
+    if (!u) {
+        end_try(s, 0);
+        mc_http_local_reply(s, 503, UPSTREAM_RESET "local resource exhaustion", MC_RF_UF);
+        return;
+    }
+    s->up = u;
+    if (u->state == UP_CONNECTING) {
+        if (hold_pending(s, 0) == 0)
+            s->try_state = TRY_CONNECTING;
         return;
     }
     leave_pending(s);
     u->owner = s;
-    s->up = u;
     s->try_state = TRY_SENDING;
     u->requests++;
     send_upstream(s);
@@ -486,7 +490,7 @@ static void send_upstream(mc_http_stream_t *s)
             len = s->req_ready;
             from_in = 1;
         }
-        ssize_t n = mc_stream_write(&u->st, p, len);
+        ssize_t n = mc_upconn_write(u, p, len);
         if (n > 0) {
             mc_stat_add(st, u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, n);
             if (from_in) {
@@ -510,7 +514,7 @@ static void send_upstream(mc_http_stream_t *s)
             read_response_head(s);
             return;
         }
-        try_failed(s, MC_TRY_RESET, 0);
+        try_failed(s, mc_upconn_failure(u), 0);
         return;
     }
 }
@@ -532,42 +536,13 @@ void mc_http_forward_progress(mc_http_stream_t *s)
 
 /* ---- the response head ----------------------------------------------------------- */
 
-static void count_upstream_status(mc_http_stream_t *s, int status)
-{
-    static const int slots[6] = {0, MC_CLUSTER_UPSTREAM_RQ_1XX, MC_CLUSTER_UPSTREAM_RQ_2XX,
-                                 MC_CLUSTER_UPSTREAM_RQ_3XX, MC_CLUSTER_UPSTREAM_RQ_4XX, MC_CLUSTER_UPSTREAM_RQ_5XX};
-    int cls = status / 100;
-    if (cls >= 1 && cls <= 5)
-        mc_stat_inc(STATS(s), s->c->scope, (uint32_t)slots[cls]);
-    int code = mc_stats_code_index(status); /* upstream_rq_<code>, for the codes the table has */
-    if (code >= 0)
-        mc_stat_inc(STATS(s), s->c->scope, (uint32_t)(MC_CLUSTER_CODE_FIRST + code));
-}
-
-static int outcome_of(int status)
-{
-    if (status == 502 || status == 503 || status == 504)
-        return MC_OUTCOME_GATEWAY;
-    return status >= 500 ? MC_OUTCOME_5XX : MC_OUTCOME_SUCCESS;
-}
-
-static void report_outlier(mc_http_stream_t *s, int outcome)
-{
-    const mc_cluster_t *c = s->c;
-    if (!c->outlier.enabled || s->ep == UINT32_MAX)
-        return;
-    mc_host_state_t *h = c->endpoints[s->ep].host;
-    mc_stat_inc(STATS(s), c->endpoints[s->ep].host_scope,
-                outcome == MC_OUTCOME_SUCCESS ? MC_HOST_RQ_SUCCESS : MC_HOST_RQ_ERROR);
-    if (mc_outlier_report(c->state, h, &c->outlier, outcome, c->n_endpoints, s->w->loop.now))
-        mc_stat_inc(STATS(s), c->scope, MC_CLUSTER_OUTLIER_EJECTIONS_ENFORCED_TOTAL);
-}
-
-/* Whether a retry may start now; takes the retry circuit-breaker slot. */
-static int may_retry(mc_http_stream_t *s, int failure, int status)
+/* Whether a retry may start now; takes the retry circuit-breaker slot.
+ * grpc: the grpc-status of a trailers-only response head, or -1. */
+static int may_retry(mc_http_stream_t *s, int failure, int status, int grpc)
 {
     const mc_retry_policy_t *rp = retry_policy(s);
-    if (!rp || s->retries >= rp->num_retries || s->body_sent || !mc_retry_wanted(rp, status, failure))
+    if (!rp || s->retries >= rp->num_retries || s->body_sent ||
+        (!mc_retry_wanted(rp, status, failure) && !(grpc > 0 && mc_retry_wanted_grpc(rp, grpc))))
         return 0;
     if (mc_cb_acquire(&s->c->state->rq_retry_active, s->c->max_retries) < 0) {
         mc_stat_inc(STATS(s), s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY_OVERFLOW);
@@ -590,31 +565,35 @@ static void schedule_retry(mc_http_stream_t *s)
 static void try_failed(mc_http_stream_t *s, int failure, int status)
 {
     mc_stats_shard_t *st = STATS(s);
-    report_outlier(s, MC_OUTCOME_GATEWAY);
-    int retry = may_retry(s, failure, status);
+    mc_http_report_outlier(s, MC_OUTCOME_GATEWAY);
+    int retry = may_retry(s, failure, status, -1);
     end_try(s, 0);
     if (retry) {
         schedule_retry(s);
         return;
     }
-    count_upstream_status(s, failure == MC_TRY_TIMEOUT ? 504 : 503); /* Envoy charges the final failure */
+    mc_http_count_upstream_status(s, failure == MC_TRY_TIMEOUT ? 504 : 503); /* Envoy charges the final failure */
     const mc_retry_policy_t *rp = retry_policy(s);
     uint32_t urx = (rp && s->retries && s->retries >= rp->num_retries) ? MC_RF_URX : 0;
     if (urx)
         mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED);
     switch (failure) {
     case MC_TRY_CONNECT_FAILURE:
-        mc_http_local_reply(s, 503, "upstream connect error or disconnect/reset before headers. reset reason: "
-                                    "connection failure", MC_RF_UF | urx);
+        mc_http_local_reply(s, 503, UPSTREAM_RESET "connection failure", MC_RF_UF | urx);
         break;
     case MC_TRY_TIMEOUT:
         mc_stat_inc(st, s->hcm->scope, MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
         mc_http_local_reply(s, 504, "upstream request timeout", MC_RF_UT | urx);
         break;
+    case MC_TRY_REMOTE_RESET: /* RST_STREAM, REFUSED_STREAM (HTTP/2) */
+    case MC_TRY_REFUSED:
+        mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
+        mc_http_local_reply(s, 503, failure == MC_TRY_REFUSED ? UPSTREAM_RESET "remote refused stream reset"
+                                                               : UPSTREAM_RESET "remote reset", MC_RF_UR | urx);
+        break;
     default:
         mc_stat_inc(st, s->c->scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
-        mc_http_local_reply(s, 503, "upstream connect error or disconnect/reset before headers. reset reason: "
-                                    "connection termination", MC_RF_UC | urx);
+        mc_http_local_reply(s, 503, UPSTREAM_RESET "connection termination", MC_RF_UC | urx);
         break;
     }
 }
@@ -650,7 +629,7 @@ static void on_response_head(mc_http_stream_t *s, int head_len)
     mc_upconn_t *u = s->up;
     int status = s->resp.status;
     if (status == 101 && s->upgrade) {
-        count_upstream_status(s, status); /* upstream_rq_101: the upgrade is accepted */
+        mc_http_count_upstream_status(s, status); /* upstream_rq_101: the upgrade is accepted */
         mc_http_upgrade_commit(s);
         commit_response(s, head_len);
         return;
@@ -661,9 +640,14 @@ static void on_response_head(mc_http_stream_t *s, int head_len)
         read_response_head(s);
         return;
     }
-    count_upstream_status(s, status);
-    report_outlier(s, outcome_of(status));
-    if (may_retry(s, MC_TRY_OK, status)) {
+    mc_http_count_upstream_status(s, status);
+    mc_http_report_outlier(s, mc_http_outcome_of(status));
+    int grpc = mc_http_grpc_status_of(&s->resp);
+    if (grpc >= 0) {
+        s->grpc_status = (int16_t)grpc;
+        s->has_grpc_status = 1;
+    }
+    if (may_retry(s, MC_TRY_OK, status, grpc)) {
         /* Discard this response: close the connection rather than read a
          * body nobody wants. */
         end_try(s, 0);
@@ -706,21 +690,23 @@ static void read_response_head(mc_http_stream_t *s)
             mc_http_local_reply(s, 502, "upstream response head too large", MC_RF_UPE);
             return;
         }
-        if (mc_hbuf_reserve(s->w, &u->in, mc_hbuf_len(&u->in) + 4096 > MC_HTTP_BUF ? mc_hbuf_len(&u->in) : 4096) < 0) {
-            s->codec->reset(s);
-            return;
-        }
-        uint32_t room = u->in.cap - u->in.end;
-        ssize_t n = mc_stream_read(&u->st, u->in.data + u->in.end, room);
+        uint32_t want = mc_hbuf_len(&u->in) + 4096 > MC_HTTP_BUF ? mc_hbuf_len(&u->in) : 4096;
+        ssize_t n = mc_upconn_fill(u, want);
         if (n > 0) {
-            u->in.end += (uint32_t)n;
-            mc_stat_add(STATS(s), u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL, n);
-            if ((uint32_t)n < room && !u->rdhup && mc_stream_short_read_drains(&u->st))
-                u->readable = 0;
+            if (!u->is_h2) /* an HTTP/2 session counts its own bytes */
+                mc_stat_add(STATS(s), u->cluster_scope, MC_CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL, n);
             continue;
         }
-        if (n == MC_IO_AGAIN) {
-            u->readable = 0;
+        if (n == MC_IO_AGAIN)
+            return;
+        int failure = mc_upconn_failure(u);
+        if (failure == MC_TRY_REFUSED && !s->body_sent && s->refused < 3) {
+            /* GOAWAY or REFUSED_STREAM: the upstream never processed it, so
+             * it goes again on another stream, as Envoy's pool does */
+            s->refused++;
+            end_try(s, 0);
+            s->tries--;
+            start_try(s);
             return;
         }
         /* Closed or reset before a response head. A reused connection that
@@ -733,7 +719,7 @@ static void read_response_head(mc_http_stream_t *s)
             start_try(s);
             return;
         }
-        try_failed(s, MC_TRY_RESET, 0);
+        try_failed(s, failure, 0);
         return;
     }
 }

@@ -230,6 +230,8 @@ long mc_http_write_request_head(const mc_http_stream_t *s, char *buf, size_t cap
         have_rid |= name_is(h->name, h->name_len, "x-request-id");
         push(&l, h->name, h->name_len, h->value, h->value_len);
     }
+    if (q->te_trailers) /* the one TE value that crosses a hop (gRPC needs it; RFC 9113 §8.2.2) */
+        push(&l, "te", 2, "trailers", 8);
     if (!have_xff)
         push(&l, "x-forwarded-for", 15, ip, ip_len);
     if (!have_xfp)

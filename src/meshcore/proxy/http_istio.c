@@ -61,7 +61,8 @@ void mc_http_im_end(mc_http_stream_t *s)
     mc_im_key_t k;
     memset(&k, 0, sizeof(k));
     k.reporter = im->reporter;
-    k.protocol = MC_IM_PROTO_HTTP;
+    k.protocol = s->grpc_request ? MC_IM_PROTO_GRPC : MC_IM_PROTO_HTTP;
+    k.grpc = s->has_grpc_status ? (uint8_t)(s->grpc_status + 1) : 0;
     k.code = s->status;
     k.flags = s->flags;
     k.peer = s->im_peer;

@@ -159,8 +159,10 @@ static mc_deadline_t next_deadline(const mc_http_stream_t *s)
         mc_deadline_consider(&d, s->head_start_ns + h->request_timeout_ns, T_REQUEST);
     /* Envoy's route timeout runs from the end of the downstream request
      * to the end of the upstream response. */
-    if (s->rq_done_ns && s->route && s->route->timeout_ns && !mc_http_upgrade_tunnel(s)) /* a tunnel: idle only */
-        mc_deadline_consider(&d, s->rq_done_ns + s->route->timeout_ns, T_ROUTE);
+    /* a tunnel (Upgrade) has only its idle timeout once the 101 came */
+    uint64_t route_timeout = s->rq_done_ns && s->route && !mc_http_upgrade_tunnel(s) ? mc_http_route_timeout_ns(s) : 0;
+    if (route_timeout)
+        mc_deadline_consider(&d, s->rq_done_ns + route_timeout, T_ROUTE);
     if (h->stream_idle_timeout_ns && s->conn)
         mc_deadline_consider(&d, s->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
     return d;
@@ -400,6 +402,7 @@ void mc_http_stream_start(mc_http_stream_t *s)
     mc_http_trace_begin(s);
     mc_http_alog_begin(s);
     mc_http_im_request_head(s);
+    mc_http_grpc_request(s);
 
     if (mc_overload_on(s->w->ctl, MC_OA_STOP_ACCEPTING_REQUESTS)) {
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_OVERLOAD_CLOSE);

@@ -162,6 +162,11 @@ struct mc_http_stream {
     uint8_t resp_keep_upstream;
     uint8_t resp_dechunk; /* chunked upstream response to an HTTP/1.0 client: strip the framing */
     uint64_t resp_head_ns; /* when the committed response head arrived */
+    int16_t grpc_status;     /* from the response head or its trailers, once has_grpc_status */
+    uint8_t has_grpc_status;
+    uint8_t refused;         /* tries restarted after an HTTP/2 REFUSED_STREAM or GOAWAY */
+    uint8_t grpc_request;    /* content-type application/grpc* */
+    uint64_t grpc_timeout_ns; /* the request's grpc-timeout, 0: none */
     uint64_t bytes_rx, bytes_tx;
 
     /* telemetry */
@@ -223,6 +228,11 @@ void mc_http_try_timer(mc_timer_t *t);
 void mc_http_forward_abort(mc_http_stream_t *s); /* release the try's resources */
 /* A pending request may find a connection now (called by the pool). */
 void mc_http_pending_wake(mc_http_stream_t *s);
+
+/* proxy/http_outcome.c: a try's result, for its cluster */
+void mc_http_count_upstream_status(mc_http_stream_t *s, int status); /* upstream_rq_<class>xx / _<code> */
+int mc_http_outcome_of(int status);                                 /* MC_OUTCOME_* of a response status */
+void mc_http_report_outlier(mc_http_stream_t *s, int outcome);       /* to the outlier detector */
 
 /* proxy/http_headers.c: head serialization. Each returns the bytes written,
  * or -1 if cap is too small. */
@@ -286,6 +296,16 @@ void mc_http_upgrade_commit(mc_http_stream_t *s);
 int mc_http_upgrade_tunnel(const mc_http_stream_t *s);
 void mc_http_upgrade_end(mc_http_stream_t *s);
 const mc_h1_header_t *mc_http_upgrade_header(const mc_h1_header_t *headers, size_t n);
+
+/* proxy/http_grpc.c: gRPC over the stream */
+/* The grpc-status of a response head (a trailers-only response), -1 if none. */
+int mc_http_grpc_status_of(const mc_h1_response_t *r);
+/* At the request head: notes a gRPC request (content-type application/grpc,
+ * +proto...) and its grpc-timeout. */
+void mc_http_grpc_request(mc_http_stream_t *s);
+/* The route timeout for this request: the route's, or its grpc-timeout
+ * under max_stream_duration.grpc_timeout_header_max. 0: none. */
+uint64_t mc_http_route_timeout_ns(const mc_http_stream_t *s);
 
 /* proxy/http_mirror.c: a shadow copy of s's request (whole in replay) */
 void mc_http_mirror(mc_http_stream_t *s);

@@ -26,6 +26,8 @@ size_t mc_upconn_size(void)
 
 ssize_t mc_upconn_fill(mc_upconn_t *u, uint32_t want)
 {
+    if (u->is_h2)
+        return mc_h2up_fill(u, want);
     if (mc_hbuf_len(&u->in) == 0)
         u->in.start = u->in.end = 0;
     if (mc_hbuf_reserve(u->w, &u->in, want) < 0)
@@ -40,6 +42,31 @@ ssize_t mc_upconn_fill(mc_upconn_t *u, uint32_t want)
         u->readable = 0;
     }
     return n;
+}
+
+ssize_t mc_upconn_write(mc_upconn_t *u, const char *p, uint32_t len)
+{
+    if (u->is_h2)
+        return mc_h2up_write(u, p, len);
+    return mc_stream_write(&u->st, p, len);
+}
+
+int mc_upconn_failure(const mc_upconn_t *u)
+{
+    if (!u->is_h2)
+        return MC_TRY_RESET;
+    if (u->h2s.refused)
+        return MC_TRY_REFUSED;
+    return u->h2s.reset_code ? MC_TRY_REMOTE_RESET : MC_TRY_RESET;
+}
+
+int mc_upconn_wants_h2(const mc_http_stream_t *s)
+{
+    if (s->c->protocol == MC_UPSTREAM_HTTP2)
+        return 1;
+    /* use_downstream_protocol_config: HTTP/2 when the client's stream is */
+    return s->c->protocol == MC_UPSTREAM_DOWNSTREAM && s->codec && s->codec->name && s->codec->name[0] == 'h' &&
+           s->codec->name[1] == '2';
 }
 
 /* A connection slot or an idle connection just appeared: let the oldest
@@ -87,6 +114,10 @@ void mc_upconn_close(mc_upconn_t *u)
 {
     if (u->state == UP_CLOSED)
         return;
+    if (u->is_h2) {
+        mc_h2up_release(u);
+        return;
+    }
     mc_worker_t *w = u->w;
     mc_stats_shard_t *st = w->stats;
     if (u->state == UP_IDLE) {
@@ -310,6 +341,11 @@ mc_upconn_t *mc_upconn_take_idle(mc_worker_t *w, mc_host_state_t *h)
 void mc_upconn_release(mc_upconn_t *u, int reusable)
 {
     mc_worker_t *w = u->w;
+    if (u->is_h2) { /* the stream ends; the session stays in its pool */
+        (void)reusable;
+        mc_h2up_release(u);
+        return;
+    }
     u->owner = NULL;
     if (!reusable || u->rdhup || (u->max_requests && u->requests >= u->max_requests) ||
         mc_hbuf_len(&u->in) != 0) {
@@ -421,5 +457,7 @@ int mc_http_read_response(mc_http_stream_t *s, mc_upconn_t *u)
         return 1;
     }
     mc_stat_inc(u->w->stats, u->cluster_scope, MC_CLUSTER_UPSTREAM_RQ_RX_RESET);
+    if (mc_upconn_failure(u) == MC_TRY_REMOTE_RESET)
+        s->flags |= MC_RF_UR; /* RST_STREAM mid-body */
     return -1;
 }

@@ -13,6 +13,7 @@
 
 #include "net/stream.h"
 #include "net/tls.h"
+#include "proxy/h2_upstream.h"
 #include "proxy/http_buf.h"
 #include "worker/worker.h"
 
@@ -43,6 +44,11 @@ typedef struct mc_upconn {
     char principal[128];   /* the upstream's SPIFFE ID (TLS) */
     uint16_t im_principal; /* principal, interned for Istio metrics once im_principal_set */
     uint8_t im_principal_set;
+    /* HTTP/2: this is a stream on a shared session (proxy/h2_upstream.h),
+     * with no socket of its own; h2 turns NULL if the session dies first */
+    mc_h2up_t *h2;
+    uint8_t is_h2;
+    mc_h2up_stream_t h2s;
 } mc_upconn_t;
 
 /* Events a connection reports to its owner (proxy/http_forward.c). */
@@ -66,6 +72,15 @@ int mc_upconn_shed_idle(mc_worker_t *w, const mc_cluster_t *c);
 /* Reads what the socket has into `in` (at least `want` bytes of room):
  * > 0 bytes read, 0 end of stream, MC_IO_AGAIN, MC_IO_ERROR (or no memory). */
 ssize_t mc_upconn_fill(mc_upconn_t *u, uint32_t want);
+/* Writes request bytes (HTTP/1.1-shaped, for either protocol): > 0 bytes
+ * taken, MC_IO_AGAIN (writable cleared), MC_IO_ERROR. */
+ssize_t mc_upconn_write(mc_upconn_t *u, const char *p, uint32_t len);
+/* How a try's exchange broke before its response head: MC_TRY_RESET, or
+ * for HTTP/2 MC_TRY_REFUSED (never processed: GOAWAY, REFUSED_STREAM) or
+ * MC_TRY_REMOTE_RESET (RST_STREAM). */
+int mc_upconn_failure(const mc_upconn_t *u);
+/* Whether the stream's cluster speaks HTTP/2 to this request's upstream. */
+int mc_upconn_wants_h2(const mc_http_stream_t *s);
 
 /* The committed response's body in u->in (HTTP/1.1 framing): scans what is
  * there, setting s->resp_ready (bytes at the front of u->in that belong to

@@ -235,6 +235,7 @@ static void close_idle(mc_host_wpool_t *p)
 {
     while (!mc_list_empty(&p->idle))
         mc_upconn_close(mc_container_of(p->idle.next, mc_upconn_t, link));
+    mc_h2up_close_idle(&p->h2);
 }
 
 const mc_worker_hooks_t mc_proxy_hooks = {

@@ -36,6 +36,10 @@ typedef struct mc_cluster {
     mc_outlier_cfg_t outlier;
     uint64_t idle_timeout_ns;
     uint32_t max_requests_per_connection;
+    uint8_t protocol;            /* MC_UPSTREAM_* */
+    uint32_t h2_max_streams;     /* per connection; 0: the peer's SETTINGS only */
+    uint32_t h2_stream_window;   /* our receive windows (SETTINGS_INITIAL_WINDOW_SIZE, connection) */
+    uint32_t h2_conn_window;
     uint32_t ring_min, ring_max;
     mc_tls_ctx_t *tls;     /* upstream TLS, or NULL */
     uint32_t im_service;   /* id of its Istio service labels (destination_service...), 0: unknown */

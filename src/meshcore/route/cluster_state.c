@@ -87,8 +87,10 @@ mc_host_state_t *mc_cluster_state_host(mc_cluster_state_t *c, const mc_addr_t *a
             h = NULL;
             goto out;
         }
-        for (uint32_t w = 0; w < c->n_workers; w++)
+        for (uint32_t w = 0; w < c->n_workers; w++) {
             mc_list_init(&h->wpools[w].idle);
+            mc_list_init(&h->wpools[w].h2);
+        }
         h->refcnt = 1; /* the cluster state's */
         h->n_workers = c->n_workers;
         h->addr = *addr;

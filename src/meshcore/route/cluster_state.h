@@ -31,6 +31,7 @@ typedef struct mc_outlier_cfg {
 typedef struct mc_host_wpool {
     mc_list_t idle;
     uint32_t n_idle;
+    mc_list_t h2; /* HTTP/2 sessions (proxy/h2_upstream.c), busy or idle */
     void *tls_session; /* SSL_SESSION to resume with this host, or NULL */
     uint64_t seen;     /* last snapshot generation that had this host */
 } mc_host_wpool_t;

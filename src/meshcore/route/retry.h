@@ -12,7 +12,14 @@
 #include "meshcore/snapshot.h" /* MC_SB_RETRY_*: the retry_on bits, defined once for compiler and core */
 
 /* How a try ended when it produced no response head. */
-enum { MC_TRY_OK = 0, MC_TRY_CONNECT_FAILURE, MC_TRY_RESET, MC_TRY_TIMEOUT };
+enum {
+    MC_TRY_OK = 0,
+    MC_TRY_CONNECT_FAILURE,
+    MC_TRY_RESET,
+    MC_TRY_TIMEOUT,
+    MC_TRY_REMOTE_RESET, /* HTTP/2 RST_STREAM from the upstream */
+    MC_TRY_REFUSED,      /* HTTP/2 REFUSED_STREAM, or past a GOAWAY: never processed */
+};
 
 #define MC_RETRY_MAX_CODES 16
 
@@ -31,6 +38,10 @@ typedef struct mc_retry_policy {
 /* 1 if a try that ended with `status` (an HTTP status, or 0 when there was
  * no response) and `failure` (MC_TRY_*) should be retried under p. */
 int mc_retry_wanted(const mc_retry_policy_t *p, int status, int failure);
+
+/* 1 if a response head carrying grpc-status `grpc_status` (a trailers-only
+ * gRPC response) should be retried under p's gRPC conditions. */
+int mc_retry_wanted_grpc(const mc_retry_policy_t *p, int grpc_status);
 
 /* Back-off before retry number `n` (1 for the first retry): Envoy's jittered
  * exponential back-off, uniform in [0, min(max, base * (2^n - 1))). */

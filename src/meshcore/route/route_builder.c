@@ -342,6 +342,9 @@ int mc_route_table_add_route(mc_route_table_t *rt, uint32_t vhost, const mc_sb_r
             r->weights[i] = s->weights && s->weights[i] ? s->weights[i] : 1;
         }
         r->timeout_ns = (uint64_t)s->timeout_ms * 1000000ull;
+        r->grpc_timeout_header = (uint8_t)(s->grpc_timeout_header != 0);
+        r->grpc_timeout_max_ns = (uint64_t)s->grpc_timeout_max_ms * 1000000ull;
+        r->grpc_timeout_offset_ns = (uint64_t)s->grpc_timeout_offset_ms * 1000000ull;
         if (s->has_retry) {
             r->has_retry = 1;
             mc_retry_from_spec(&r->retry, &s->retry);

@@ -75,6 +75,8 @@ typedef struct mc_route {
     uint32_t *weights;
     uint32_t swrr_slot; /* per-worker split state, when n_clusters > 1 */
     uint64_t timeout_ns;
+    uint8_t grpc_timeout_header; /* max_stream_duration.grpc_timeout_header_max set */
+    uint64_t grpc_timeout_max_ns, grpc_timeout_offset_ns;
     uint8_t has_retry;
     mc_retry_policy_t retry;
     char *prefix_rewrite;

@@ -213,6 +213,30 @@ static const char *protocol(const mc_alog_record_t *r)
     return r->http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 }
 
+/* %GRPC_STATUS%: Envoy's names for the 17 gRPC codes, camel and snake. */
+static void put_grpc_status(out_t *o, int st, const mc_alog_record_t *r, const char *fmt, size_t fmt_len)
+{
+    static const char *const camel[17] = {
+        "Ok", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
+        "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented",
+        "Internal", "Unavailable", "DataLoss", "Unauthenticated"};
+    static const char *const snake[17] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+        "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+    if (r->kind != MC_ALOG_HTTP || r->grpc_status == 0) {
+        put_value(o, st, NULL, 0, 0);
+        return;
+    }
+    unsigned code = r->grpc_status - 1u;
+    if (fmt && fmt_len == 6 && memcmp(fmt, "NUMBER", 6) == 0)
+        put_num(o, st, code);
+    else if (code > 16)
+        put_num(o, st, code); /* not a code Envoy names: its number */
+    else
+        put_str(o, st, fmt && fmt_len == 12 && memcmp(fmt, "SNAKE_STRING", 12) == 0 ? snake[code] : camel[code]);
+}
+
 static void put_op(out_t *o, const mc_alog_segment_t *seg, const mc_alog_record_t *r)
 {
     int st = seg->style;
@@ -307,6 +331,9 @@ static void put_op(out_t *o, const mc_alog_segment_t *seg, const mc_alog_record_
             put_value(o, st, NULL, 0, 1);
         else
             put_num(o, st, (unsigned long long)r->upstream_service_us / 1000);
+        break;
+    case MC_ALOG_GRPC_STATUS:
+        put_grpc_status(o, st, r, seg->text, seg->len);
         break;
     default:
         put_value(o, st, NULL, 0, 0);

@@ -290,6 +290,10 @@ int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cl
     c->outlier.max_ejection_percent = h->max_ejection_percent;
     c->idle_timeout_ns = (uint64_t)h->idle_timeout_ms * 1000000ull;
     c->max_requests_per_connection = h->max_requests_per_connection;
+    c->protocol = (uint8_t)h->protocol;
+    c->h2_max_streams = h->h2_max_concurrent_streams;
+    c->h2_stream_window = h->h2_initial_stream_window ? h->h2_initial_stream_window : 65535;
+    c->h2_conn_window = h->h2_initial_connection_window ? h->h2_initial_connection_window : 1u << 20;
     if (h->ring_min)
         c->ring_min = h->ring_min;
     if (h->ring_max)

@@ -24,7 +24,10 @@ static void test_bits_are_distinct(void)
 {
     const uint32_t bits[] = {MC_SB_RETRY_5XX, MC_SB_RETRY_GATEWAY_ERROR, MC_SB_RETRY_RESET,
                              MC_SB_RETRY_CONNECT_FAILURE, MC_SB_RETRY_RETRIABLE_4XX,
-                             MC_SB_RETRY_RETRIABLE_STATUS_CODES};
+                             MC_SB_RETRY_RETRIABLE_STATUS_CODES, MC_SB_RETRY_GRPC_CANCELLED,
+                             MC_SB_RETRY_GRPC_DEADLINE_EXCEEDED, MC_SB_RETRY_GRPC_INTERNAL,
+                             MC_SB_RETRY_GRPC_RESOURCE_EXHAUSTED, MC_SB_RETRY_GRPC_UNAVAILABLE,
+                             MC_SB_RETRY_REFUSED_STREAM};
     uint32_t all = 0;
     for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
         CHECK_EQ(bits[i] & (bits[i] - 1), 0); /* one bit each */
@@ -130,6 +133,37 @@ static void test_wanted_failures(void)
     CHECK_EQ(mc_retry_wanted(&p, 0, MC_TRY_TIMEOUT), 1);
 }
 
+static void test_wanted_grpc_and_http2(void)
+{
+    /* Each gRPC condition names exactly one grpc-status (Envoy's x-envoy-retry-grpc-on). */
+    static const struct {
+        uint32_t on;
+        int code;
+    } cases[] = {
+        {MC_SB_RETRY_GRPC_CANCELLED, 1}, {MC_SB_RETRY_GRPC_DEADLINE_EXCEEDED, 4},
+        {MC_SB_RETRY_GRPC_RESOURCE_EXHAUSTED, 8}, {MC_SB_RETRY_GRPC_INTERNAL, 13},
+        {MC_SB_RETRY_GRPC_UNAVAILABLE, 14},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mc_retry_policy_t p = policy(cases[i].on, NULL, 0);
+        for (int code = 0; code <= 16; code++)
+            CHECK_EQ(mc_retry_wanted_grpc(&p, code), code == cases[i].code);
+        /* a gRPC condition never retries an HTTP status or a reset */
+        CHECK_EQ(mc_retry_wanted(&p, 503, MC_TRY_OK), 0);
+        CHECK_EQ(mc_retry_wanted(&p, 0, MC_TRY_RESET), 0);
+    }
+    mc_retry_policy_t http = policy(MC_SB_RETRY_5XX, NULL, 0);
+    CHECK_EQ(mc_retry_wanted_grpc(&http, 14), 0);
+    /* refused-stream retries a refused stream only; reset covers both HTTP/2 resets */
+    mc_retry_policy_t refused = policy(MC_SB_RETRY_REFUSED_STREAM, NULL, 0);
+    CHECK_EQ(mc_retry_wanted(&refused, 0, MC_TRY_REFUSED), 1);
+    CHECK_EQ(mc_retry_wanted(&refused, 0, MC_TRY_REMOTE_RESET), 0);
+    CHECK_EQ(mc_retry_wanted(&refused, 0, MC_TRY_RESET), 0);
+    mc_retry_policy_t reset = policy(MC_SB_RETRY_RESET, NULL, 0);
+    CHECK_EQ(mc_retry_wanted(&reset, 0, MC_TRY_REFUSED), 1);
+    CHECK_EQ(mc_retry_wanted(&reset, 0, MC_TRY_REMOTE_RESET), 1);
+}
+
 /* Largest back-off seen over many draws, and that none reached `upper`. */
 static uint64_t max_backoff(const mc_retry_policy_t *p, uint32_t n, uint64_t upper, mc_rand_t *r)
 {
@@ -195,6 +229,7 @@ int main(void)
     test_from_spec();
     test_wanted_responses();
     test_wanted_failures();
+    test_wanted_grpc_and_http2();
     test_backoff_bounds();
     CHECK_DONE();
 }

@@ -55,6 +55,7 @@ typedef struct mc_alog_record {
     char downstream_principal[128];
     char upstream_principal[128];
     char details[160]; /* response code details, e.g. rbac_access_denied_matched_policy[...] */
+    uint8_t grpc_status; /* the response's grpc-status + 1 (head or trailers); 0: none */
 } mc_alog_record_t;
 
 /* ---- formats and sinks: the engine's log writer ----------------------------
@@ -96,6 +97,7 @@ typedef enum mc_alog_op {
     MC_ALOG_RESP_UPSTREAM_SERVICE_TIME, /* %RESP(x-envoy-upstream-service-time)%, milliseconds */
     MC_ALOG_PROTOCOL_OR_TCP,     /* meshcore's default record: "TCP" for TCP */
     MC_ALOG_DURATION_MS_FLOAT,   /* meshcore's default record: milliseconds, 3 decimals */
+    MC_ALOG_GRPC_STATUS,         /* arg: "NUMBER", "SNAKE_STRING" or NULL (CAMEL_STRING, Envoy's default) */
     MC_ALOG_OP__COUNT
 } mc_alog_op_t;
 

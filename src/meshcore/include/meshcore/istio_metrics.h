@@ -33,7 +33,7 @@ typedef struct mc_im_key {
     uint16_t principal; /* worker-local index of the peer's SPIFFE ID (0: none) */
     uint16_t code;      /* HTTP status; 0 for TCP or when no response was sent */
     uint8_t reporter, protocol, security;
-    uint8_t pad; /* zero: keys are hashed and compared as bytes */
+    uint8_t grpc; /* grpc-status + 1 (grpc_response_status), 0: none (keys are hashed as bytes) */
 } mc_im_key_t;
 
 #define MC_IM_MAX_BOUNDS 32

@@ -115,6 +115,13 @@ enum {
     MC_SB_RETRY_CONNECT_FAILURE = 1u << 3,
     MC_SB_RETRY_RETRIABLE_4XX = 1u << 4,
     MC_SB_RETRY_RETRIABLE_STATUS_CODES = 1u << 5,
+    /* gRPC (x-envoy-retry-grpc-on): the grpc-status of a trailers-only response head */
+    MC_SB_RETRY_GRPC_CANCELLED = 1u << 6,
+    MC_SB_RETRY_GRPC_DEADLINE_EXCEEDED = 1u << 7,
+    MC_SB_RETRY_GRPC_INTERNAL = 1u << 8,
+    MC_SB_RETRY_GRPC_RESOURCE_EXHAUSTED = 1u << 9,
+    MC_SB_RETRY_GRPC_UNAVAILABLE = 1u << 10,
+    MC_SB_RETRY_REFUSED_STREAM = 1u << 11,
 };
 
 typedef struct mc_sb_retry {
@@ -160,6 +167,10 @@ typedef struct mc_sb_route {
     const uint32_t *weights;
     uint32_t n_clusters;
     uint32_t timeout_ms;
+    /* max_stream_duration: a request's grpc-timeout replaces timeout_ms,
+     * capped at grpc_timeout_max_ms (0: uncapped), less the offset */
+    int grpc_timeout_header;
+    uint32_t grpc_timeout_max_ms, grpc_timeout_offset_ms;
     int has_retry;
     mc_sb_retry_t retry;
     const char *prefix_rewrite;
@@ -254,7 +265,16 @@ typedef struct mc_sb_cluster_http {
     uint32_t idle_timeout_ms;      /* pooled upstream connections; default 1 h */
     uint32_t max_requests_per_connection; /* 0 = unlimited */
     uint32_t ring_min, ring_max;   /* RING_HASH sizes; defaults 1024, 8M */
+    /* the upstream protocol (HttpProtocolOptions): MC_UPSTREAM_* */
+    int protocol;
+    uint32_t h2_max_concurrent_streams;    /* 0: the peer's limit only */
+    uint32_t h2_initial_stream_window;     /* 0: default 64 KiB */
+    uint32_t h2_initial_connection_window; /* 0: default 1 MiB */
 } mc_sb_cluster_http_t;
+
+/* mc_sb_cluster_http_t.protocol: explicit HTTP/1.1, explicit HTTP/2, or the
+ * downstream stream's protocol (use_downstream_protocol_config). */
+enum { MC_UPSTREAM_HTTP1 = 0, MC_UPSTREAM_HTTP2, MC_UPSTREAM_DOWNSTREAM };
 
 int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cluster_http_t *h);
 
