@@ -45,9 +45,9 @@ def echo_server():
     thread.join(5)
 
 
-def doc(port, **hcm):
+def doc(port, cluster_kw=None, **hcm):
     return h.simple([port], routes=[h.route("/", "backend", route={"timeout": "0s"})], stat_prefix="ws",
-                    codec_type="AUTO", **hcm)
+                    codec_type="AUTO", cluster_kw=cluster_kw, **hcm)
 
 
 class Client:
@@ -235,4 +235,20 @@ def test_reset_and_half_close_end_the_tunnel(engine_factory, echo_server):
     wait_until(lambda: engine.stats()["http.ws.downstream_cx_upgrades_active"] == 0, what="both tunnels' ends")
     sid = c.open("/c")  # the connection goes on
     assert c.heads[sid][b":status"] == b"200"
+    c.sock.close()
+
+
+def test_use_downstream_protocol_config_still_upgrades_over_http1(engine_factory, echo_server):
+    """A cluster that speaks HTTP/2 to HTTP/2 clients takes the WebSocket as
+    the HTTP/1.1 upgrade (there is no extended CONNECT upstream)."""
+    port, _ = echo_server
+    opts = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    kw = {"typed_extension_protocol_options": {opts: {"@type": "type.googleapis.com/" + opts,
+          "use_downstream_protocol_config": {"http_protocol_options": {}, "http2_protocol_options": {}}}}}
+    engine = engine_factory(config=doc(port, cluster_kw=kw, upgrade_configs=WS))
+    c = Client(engine.listener_port("http"))
+    sid = c.open("/chat")
+    assert c.heads[sid][b":status"] == b"200"
+    c.send(sid, Frame(Opcode.TEXT, b"via http/1.1"))
+    assert c.recv(sid).data == b"via http/1.1"
     c.sock.close()

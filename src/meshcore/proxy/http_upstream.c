@@ -64,8 +64,9 @@ int mc_upconn_wants_h2(const mc_http_stream_t *s)
 {
     if (s->c->protocol == MC_UPSTREAM_HTTP2)
         return 1;
-    /* use_downstream_protocol_config: HTTP/2 when the client's stream is */
-    return s->c->protocol == MC_UPSTREAM_DOWNSTREAM && s->codec && s->codec->name && s->codec->name[0] == 'h' &&
+    /* use_downstream_protocol_config: HTTP/2 when the client's stream is
+     * (a WebSocket over HTTP/2 goes as the HTTP/1.1 upgrade: proxy/h2_tunnel.c) */
+    return s->c->protocol == MC_UPSTREAM_DOWNSTREAM && !s->upgrade && s->codec && s->codec->name && s->codec->name[0] == 'h' &&
            s->codec->name[1] == '2';
 }
 
