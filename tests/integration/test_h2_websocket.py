@@ -99,7 +99,8 @@ class Client:
         data = frame.serialize(mask=True, extensions=[])
         for i in range(0, len(data), 16384):
             chunk = data[i:i + 16384]
-            self.pump(lambda: self.conn.local_flow_control_window(sid) >= len(chunk))
+            size = len(chunk)
+            self.pump(lambda size=size: self.conn.local_flow_control_window(sid) >= size)
             self.conn.send_data(sid, chunk)
             self.flush()
         if end:
@@ -115,7 +116,7 @@ class Client:
             except StopIteration as done:
                 return done.value
             have = len(reader.buffer)
-            self.pump(lambda: len(reader.buffer) > have)
+            self.pump(lambda have=have: len(reader.buffer) > have)
 
 
 def test_echo_text_binary_1mb_and_close(engine_factory, echo_server):
