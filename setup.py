@@ -52,19 +52,13 @@ ext = Extension(
     extra_link_args=SAN_FLAGS,
 )
 
-ext_modules = cythonize(
-    [ext],
-    include_path=["ext"],
-    build_dir=os.path.join(BUILD_DIR, "cython"),
-    compiler_directives={"language_level": 3},
-)
-# setuptools' build_py refuses absolute source paths (`setup.py build`): name
-# the generated C relative to this directory.
-for m in ext_modules:
-    m.sources = [os.path.relpath(p, _HERE) if os.path.isabs(p) else p for p in m.sources]
-
 setup(
     libraries=[core_lib],
-    ext_modules=ext_modules,
+    ext_modules=cythonize(
+        [ext],
+        include_path=["ext"],
+        build_dir=os.path.join(BUILD_DIR, "cython"),
+        compiler_directives={"language_level": 3},
+    ),
     options={"build": {"build_base": BUILD_DIR}},
 )

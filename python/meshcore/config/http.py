@@ -89,7 +89,7 @@ def check_fault_abort(a):
         yield "http_status", f"{a.http_status} is out of range (200..599)"
 
 
-# issue 10: the upgrades the HTTP/1.1 codec tunnels (Envoy compares the type case-insensitively)
+# the upgrades the codecs tunnel (Envoy compares the type case-insensitively)
 UPGRADE_TYPES = ("websocket",)
 
 

@@ -144,7 +144,7 @@ RETRY_ON = (
     "cancelled",
     "deadline-exceeded",
     "resource-exhausted",
-    "internal",  # issue 10: gRPC status 13
+    "internal",  # gRPC status 13
 )
 
 

@@ -153,7 +153,7 @@ _HCM_PKG = "envoy.extensions.filters.network.http_connection_manager.v3."
 _CLUSTER = "envoy.config.cluster.v3."
 
 
-# issue 10: the HTTP/2 settings the codec honours, downstream and upstream
+# the HTTP/2 settings the codecs honour, downstream and upstream
 H2_SETTINGS = ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size")
 
 
@@ -339,7 +339,7 @@ SCHEMA = {
         },
         check=check_hcm,
     ),
-    # issue 10: HTTP/1.1 Upgrade (WebSocket) becomes a byte tunnel after the 101
+    # HTTP/1.1 Upgrade (WebSocket) becomes a byte tunnel after the 101
     _HCM_PKG + "HttpConnectionManager.UpgradeConfig": Rule(("upgrade_type", "enabled"), check=check_upgrade_config),
     "envoy.type.v3.Percent": Rule(("value",)),
     "envoy.config.trace.v3.Tracing.Http": Rule(
@@ -437,11 +437,11 @@ SCHEMA = {
             "host_rewrite_literal",
             "request_mirror_policies",
             "hash_policy",
-            "max_stream_duration",  # issue 10: grpc-timeout
+            "max_stream_duration",  # grpc-timeout
         ),
         check=check_route_action,
     ),
-    # issue 10: a stream's lifetime and gRPC's grpc-timeout header (Envoy's semantics)
+    # a stream's lifetime and gRPC's grpc-timeout header (Envoy's semantics)
     _ROUTE + "RouteAction.MaxStreamDuration": Rule(
         ("max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset"),
         check=check_max_stream_duration,

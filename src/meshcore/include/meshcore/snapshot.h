@@ -232,7 +232,7 @@ typedef struct mc_sb_hcm {
     uint32_t h2_max_empty_frames; /* max_consecutive_inbound_frames_with_empty_payload + 1 (0: default 1) */
     /* common_http_protocol_options.headers_with_underscores_action */
     int headers_with_underscores_action; /* MC_UNDERSCORES_* */
-    int upgrade_websocket; /* upgrade_configs websocket: Upgrade requests become tunnels (issue 10) */
+    int upgrade_websocket; /* upgrade_configs websocket: Upgrade requests become tunnels */
 } mc_sb_hcm_t;
 
 /* http_connection_manager codec_type (Envoy's numbers) */

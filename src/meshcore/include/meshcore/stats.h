@@ -125,7 +125,7 @@ typedef enum mc_scope_kind {
     COUNTER(MC_CLUSTER_SSL_FAIL_VERIFY_ERROR, "ssl.fail_verify_error")                       \
     COUNTER(MC_CLUSTER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san")                           \
     COUNTER(MC_CLUSTER_SSL_SESSION_REUSED, "ssl.session_reused")
-/* cluster.<name>.upstream_rq_<code> (issue 10): Envoy's per-code counters for a
+/* cluster.<name>.upstream_rq_<code>: Envoy's per-code counters for a
  * fixed set of codes, the ones dashboards look for, in slots after the table
  * above (MC_CLUSTER_CODE_FIRST + MC_STAT_CODE_<code>). A code outside the set
  * counts in its class (upstream_rq_<N>xx) only: a bounded table, no allocation
@@ -188,7 +188,7 @@ int mc_stats_code_index(int status);
     /* headers_with_underscores_action (Envoy roots these at http1.*, meshcore per HCM) */  \
     COUNTER(MC_HTTP_HTTP1_DROPPED_UNDERSCORES, "http1.dropped_headers_with_underscores")     \
     COUNTER(MC_HTTP_HTTP1_REJECTED_UNDERSCORES, "http1.requests_rejected_with_underscores_in_headers") \
-    /* issue 10: HTTP/1.1 Upgrade (WebSocket) tunnels, proxy/http_upgrade.c */               \
+    /* HTTP/1.1 Upgrade (WebSocket) tunnels, proxy/http_upgrade.c */                          \
     COUNTER(MC_HTTP_DOWNSTREAM_CX_UPGRADES_TOTAL, "downstream_cx_upgrades_total")            \
     GAUGE(MC_HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE, "downstream_cx_upgrades_active")            \
     COUNTER(MC_HTTP_DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE, "downstream_rq_ws_on_non_ws_route") \
