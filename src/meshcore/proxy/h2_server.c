@@ -249,14 +249,17 @@ static int feed(mc_http_conn_t *c, const char *p, size_t n)
     return 0;
 }
 
+/* Writes nghttp2's pending frames. nghttp2_session_mem_send hands out about
+ * one frame per call, so frames are gathered in `out` and written together:
+ * one send(2) per connection per loop turn, not one per frame (the syscall,
+ * not the copy, is what a small response costs). A frame of MC_H2_DIRECT or
+ * more finding `out` empty is written straight from nghttp2's buffer. */
 static void do_write(mc_http_conn_t *c)
 {
     mc_h2_session_t *h = c->h2;
     int r = mc_h1_flush_out(c);
-    if (r < 0) {
-        h2_close(c);
-        return;
-    }
+    if (r < 0)
+        goto fail;
     if (r == 0)
         return;
     size_t budget = 1u << 20; /* then yield to other connections */
@@ -265,37 +268,44 @@ static void do_write(mc_http_conn_t *c)
         h->in_ng = 1;
         ssize_t n = nghttp2_session_mem_send(h->ng, &data);
         h->in_ng = 0;
-        if (n < 0) {
-            h2_close(c);
-            return;
-        }
+        if (n < 0)
+            goto fail;
         if (n == 0)
-            return;
-        size_t off = 0; /* TLS writes a record at a time: a short write is not a full socket */
-        while (off < (size_t)n && c->writable) {
-            ssize_t wn = mc_stream_write(&c->st, data + off, (size_t)n - off);
-            if (wn == MC_IO_ERROR) {
-                h2_close(c);
-                return;
+            break;
+        size_t off = 0;
+        if (!mc_hbuf_len(&c->out) && (size_t)n >= MC_H2_DIRECT) {
+            /* TLS writes a record at a time: a short write is not a full socket */
+            while (off < (size_t)n && c->writable) {
+                ssize_t wn = mc_stream_write(&c->st, data + off, (size_t)n - off);
+                if (wn == MC_IO_ERROR)
+                    goto fail;
+                if (wn == MC_IO_AGAIN) {
+                    c->writable = 0;
+                    break;
+                }
+                mc_stat_add(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, wn);
+                off += (size_t)wn;
             }
-            if (wn == MC_IO_AGAIN) {
-                c->writable = 0;
-                break;
-            }
-            mc_stat_add(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, wn);
-            off += (size_t)wn;
+        } else if (mc_hbuf_len(&c->out) + (size_t)n > MC_HTTP_BUF) {
+            r = mc_h1_flush_out(c); /* the gathered frames go first */
+            if (r < 0)
+                goto fail;
         }
-        if (off < (size_t)n) { /* socket full: the rest waits in `out` for EPOLLOUT */
-            if (mc_h1_queue_out(c, (const char *)data + off, (size_t)n - off) < 0)
-                h2_close(c);
+        if (off < (size_t)n && mc_h1_queue_out(c, (const char *)data + off, (size_t)n - off) < 0)
+            goto fail;
+        if (!c->writable) /* socket full: `out` waits for EPOLLOUT */
             return;
-        }
         if ((size_t)n >= budget) {
             mc_h2_want_write(h);
-            return;
+            break;
         }
         budget -= (size_t)n;
     }
+    if (mc_h1_flush_out(c) < 0)
+        goto fail;
+    return;
+fail:
+    h2_close(c);
 }
 
 static void do_read(mc_http_conn_t *c)

@@ -19,6 +19,7 @@
 #define MC_H2_PRIORITY_PER_STREAM 100 /* Envoy's max_inbound_priority_frames_per_stream */
 #define MC_H2_WINDOW_UPDATES_PER_DATA 10 /* Envoy's max_inbound_window_update_frames_per_data_frame_sent */
 #define MC_H2_READ_BUDGET (256u * 1024) /* bytes read per event before other connections run */
+#define MC_H2_DIRECT 4096u /* a frame this large is written from nghttp2's buffer, not gathered */
 
 typedef struct mc_h2_session {
     nghttp2_session *ng;

@@ -134,42 +134,57 @@ static void session_close(mc_h2up_t *h, int event)
     dispatch(&gone);
 }
 
-/* Sends what nghttp2 has to send, as far as the socket takes it. */
+/* Writes wbuf; 1 when it is empty, 0 when the socket is full, -1 (session
+ * closed) on an error. */
+static int write_out(mc_h2up_t *h)
+{
+    while (mc_hbuf_len(&h->wbuf)) {
+        if (!h->writable)
+            return 0;
+        ssize_t n = mc_stream_write(&h->st, h->wbuf.data + h->wbuf.start, mc_hbuf_len(&h->wbuf));
+        if (n > 0) {
+            h->wbuf.start += (uint32_t)n;
+            mc_stat_add(STATS(h), h->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, n);
+            continue;
+        }
+        if (n == MC_IO_AGAIN) {
+            h->writable = 0;
+            return 0;
+        }
+        session_close(h, UPEV_IO);
+        return -1;
+    }
+    mc_hbuf_release(h->w, &h->wbuf);
+    return 1;
+}
+
+/* Sends what nghttp2 has to send, as far as the socket takes it. Frames
+ * (about one per nghttp2_session_mem_send) are gathered in wbuf up to a
+ * pooled buffer's size and written together: one send(2) per session per
+ * loop turn carries every stream's frames. */
 static void flush(mc_h2up_t *h)
 {
     while (h->state == H2_READY) {
-        if (mc_hbuf_len(&h->wbuf)) {
-            if (!h->writable)
-                return;
-            ssize_t n = mc_stream_write(&h->st, h->wbuf.data + h->wbuf.start, mc_hbuf_len(&h->wbuf));
-            if (n > 0) {
-                h->wbuf.start += (uint32_t)n;
-                mc_stat_add(STATS(h), h->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, n);
-                if (!mc_hbuf_len(&h->wbuf))
-                    mc_hbuf_release(h->w, &h->wbuf);
-                continue;
-            }
-            if (n == MC_IO_AGAIN) {
-                h->writable = 0;
+        if (write_out(h) <= 0)
+            return;
+        while (mc_hbuf_len(&h->wbuf) < MC_HTTP_BUF / 2) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(h->ng, &data);
+            if (n < 0) {
+                session_close(h, UPEV_IO);
                 return;
             }
-            session_close(h, UPEV_IO);
-            return;
+            if (n == 0)
+                break;
+            if (mc_hbuf_reserve(h->w, &h->wbuf, (uint32_t)n) < 0) {
+                session_close(h, UPEV_IO);
+                return;
+            }
+            memcpy(h->wbuf.data + h->wbuf.end, data, (size_t)n);
+            h->wbuf.end += (uint32_t)n;
         }
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(h->ng, &data);
-        if (n < 0) {
-            session_close(h, UPEV_IO);
-            return;
-        }
-        if (n == 0)
+        if (!mc_hbuf_len(&h->wbuf))
             break;
-        if (mc_hbuf_reserve(h->w, &h->wbuf, (uint32_t)n) < 0) {
-            session_close(h, UPEV_IO);
-            return;
-        }
-        memcpy(h->wbuf.data + h->wbuf.end, data, (size_t)n);
-        h->wbuf.end += (uint32_t)n;
     }
     if (h->state == H2_READY && !nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng))
         session_close(h, UPEV_IO); /* GOAWAY exchanged and every stream done */
