@@ -441,7 +441,7 @@ void mc_h2_start(mc_http_conn_t *c)
     nghttp2_option_set_stream_reset_rate_limit(opt, MC_H2_RESET_BURST, MC_H2_RESET_RATE);
     nghttp2_option_set_max_continuations(opt, MC_H2_MAX_CONTINUATIONS);
     nghttp2_option_set_no_closed_streams(opt, 1);
-    int rv = nghttp2_session_server_new2(&h->ng, callbacks, h, opt);
+    int rv = nghttp2_session_server_new3(&h->ng, callbacks, h, opt, &mc_proxy_of(w)->h2mem);
     nghttp2_option_del(opt);
     if (rv != 0) {
         free(h);

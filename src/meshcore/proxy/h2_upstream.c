@@ -229,7 +229,7 @@ static void session_ready(mc_h2up_t *h)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h->stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MC_H1_DEFAULT_MAX_HEAD_BYTES},
     };
-    if (nghttp2_session_client_new2(&h->ng, callbacks, h, options) != 0 ||
+    if (nghttp2_session_client_new3(&h->ng, callbacks, h, options, &mc_proxy_of(h->w)->h2mem) != 0 ||
         nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
         nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, (int32_t)h->conn_window) != 0) {
         session_close(h, UPEV_CONNECT_FAILED);

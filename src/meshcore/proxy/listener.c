@@ -195,7 +195,7 @@ static void on_trim(mc_timer_t *t)
     int shrink = mc_overload_on(w->ctl, MC_OA_SHRINK_HEAP);
     size_t (*trim)(mc_pool_t *) = shrink ? shrink_pool : trim_pool;
     size_t freed = trim(&p->tcp_sessions) + trim(&p->http_conns) + trim(&p->http_streams) + trim(&p->upconns) +
-                   trim(&w->bufs);
+                   trim(&w->bufs) + mc_bc_trim(&p->blocks, shrink);
     if (freed || shrink)
         malloc_trim(0);
     mc_timer_arm(&w->loop.timers, &p->trim, w->loop.now + TRIM_PERIOD_NS);
@@ -210,6 +210,8 @@ static int worker_init(mc_worker_t *w, uint32_t max_connections)
     mc_pool_init(&p->http_conns, mc_http_conn_size(), 64, max_connections);
     mc_pool_init(&p->http_streams, mc_http_stream_size(), 64, 0);
     mc_pool_init(&p->upconns, mc_upconn_size(), 64, 0);
+    mc_bc_init(&p->blocks);
+    mc_h2_mem_init(&p->h2mem, &p->blocks);
     p->w = w;
     mc_timer_init(&p->trim, on_trim);
     mc_timer_arm(&w->loop.timers, &p->trim, w->loop.now + TRIM_PERIOD_NS);
@@ -227,6 +229,7 @@ static void worker_fini(mc_worker_t *w)
     mc_pool_destroy(&p->http_conns);
     mc_pool_destroy(&p->http_streams);
     mc_pool_destroy(&p->upconns);
+    mc_bc_destroy(&p->blocks);
     free(p);
     w->proxy = NULL;
 }

@@ -18,6 +18,8 @@
 #include <openssl/ssl.h>
 #include <stdint.h>
 
+#include "core/block_cache.h"
+#include "proxy/h2_mem.h"
 #include "worker/worker.h"
 
 /* The proxies' per-worker state (w->proxy). */
@@ -26,6 +28,8 @@ typedef struct mc_proxy_worker {
     mc_pool_t http_conns;   /* HTTP downstream connections */
     mc_pool_t http_streams; /* HTTP exchanges (requests and mirrors) */
     mc_pool_t upconns;      /* HTTP upstream connections */
+    mc_block_cache_t blocks; /* nghttp2's small allocations */
+    nghttp2_mem h2mem;       /* what the worker's HTTP/2 sessions allocate with */
     mc_worker_t *w;
     mc_timer_t trim;        /* gives pooled memory back after a flood */
 } mc_proxy_worker_t;
