@@ -5,7 +5,8 @@ the binding, -fsanitize=address,undefined) into build/asan-ext/ and loaded
 into the interpreter with LD_PRELOAD of gcc's libasan and libubsan (leak
 checking off: CPython keeps memory to its exit). The proxy then carries
 mixed traffic for a bounded time (MESHCORE_SOAK_SECONDS, 30 s by default):
-keep-alive and pipelined HTTP/1.1, TLS, a TCP proxy, injected faults
+keep-alive and pipelined HTTP/1.1, HTTP/2 (h2load, h2c to the proxy and
+from it to an HTTP/2 upstream), TLS, a TCP proxy, injected faults
 (aborts and delays), an unreachable cluster, malformed and cut-short
 requests, resets, and reloads with a changed config every few seconds. Any
 sanitizer report fails the test; so does a wrong answer to a checked request.
@@ -27,6 +28,7 @@ import zipfile
 
 import pytest
 from support import config as cfg
+from support.h2_server import H2Server
 from support.http import build_request, fault_config, fault_filter, hcm_listener, http_cluster, many, route
 from support.net import free_port
 
@@ -36,6 +38,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "asan-ext"
 SECONDS = float(os.environ.get("MESHCORE_SOAK_SECONDS", "30"))
 TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+H2_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+H2LOAD = shutil.which("h2load")
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 def _runtime(name: str) -> str | None:
@@ -71,18 +76,21 @@ def _tls(tmp_path) -> dict:
     return {"name": "envoy.transport_sockets.tls", "typed_config": {"@type": TLS, "common_tls_context": common}}
 
 
-def _doc(backend_port: int, dead_port: int, tls: dict, generation: int) -> dict:
+def _doc(backend_port: int, h2_port: int, dead_port: int, tls: dict, generation: int) -> dict:
     fault = fault_config(abort={"http_status": 503, "percentage": {"numerator": 20}},
                          delay={"fixed_delay": "0.01s", "percentage": {"numerator": 20}})
     routes = [route("/fault", "backend", typed_per_filter_config=fault),
               route("/dead", "dead"),
+              route("/h2up", "h2backend"),
               route("/", "backend", request_headers_to_add=[
                   {"header": {"key": "x-generation", "value": str(generation)}}])]
-    plain = hcm_listener("http", routes=routes, http_filters=[fault_filter()])
+    plain = hcm_listener("http", routes=routes, http_filters=[fault_filter()], codec_type="AUTO")
     secure = hcm_listener("https", routes=routes, http_filters=[fault_filter()])
     secure["filter_chains"][0]["transport_socket"] = tls
     listeners = [plain, secure, cfg.tcp_proxy_listener("tcp", "backend")]
-    clusters = [http_cluster("backend", [backend_port]), http_cluster("dead", [dead_port])]
+    h2 = {"@type": "type.googleapis.com/" + H2_OPTIONS, "explicit_http_config": {"http2_protocol_options": {}}}
+    clusters = [http_cluster("backend", [backend_port]), http_cluster("dead", [dead_port]),
+                http_cluster("h2backend", [h2_port], typed_extension_protocol_options={H2_OPTIONS: h2})]
     return {"node": {"id": "soak", "cluster": "tests"},
             "static_resources": {"listeners": listeners, "clusters": clusters}}
 
@@ -93,7 +101,7 @@ class Traffic:
     def __init__(self, ports: dict, until: float):
         self.ports, self.until = ports, until
         self.failures: list[str] = []
-        self.done = {"keepalive": 0, "pipelined": 0, "tls": 0, "tcp": 0, "abuse": 0}
+        self.done = {"keepalive": 0, "pipelined": 0, "tls": 0, "tcp": 0, "h2": 0, "abuse": 0}
         self.tls_ctx = ssl.create_default_context()
         self.tls_ctx.check_hostname = False
         self.tls_ctx.verify_mode = ssl.CERT_NONE
@@ -144,13 +152,27 @@ class Traffic:
             except (OSError, ValueError, IndexError) as e:
                 self.failures.append(f"tcp: {e!r}")
 
+    def h2(self):
+        """h2load over h2c: many streams per connection, to the HTTP/1.1
+        backend and to the HTTP/2 one; every request must get a 2xx."""
+        base = f"http://127.0.0.1:{self.ports['http']}"
+        while time.monotonic() < self.until:
+            out = subprocess.run([H2LOAD, "-n", "400", "-c", "4", "-m", "10", f"{base}/a", f"{base}/h2up"],
+                                 capture_output=True, text=True, timeout=120)
+            line = next((x for x in out.stdout.splitlines() if x.startswith("requests:")), "")
+            if out.returncode != 0 or "400 succeeded" not in line:
+                self.failures.append(f"h2: {line or out.stderr[-300:]}")
+            self.done["h2"] += 1
+
     def abuse(self):
         """Unchecked: malformed, cut short, reset, a ClientHello to plaintext."""
         rnd = random.Random(7)
         junk = [b"GET / HTTP/1.1\r\nHost: x\r\n", b"\x00\x01\x02garbage\r\n\r\n",
                 b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
                 b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", bytes.fromhex("160301020001000200")]
+                b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", bytes.fromhex("160301020001000200"),
+                PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x10\x01\x04\x00\x00\x00\x01garbage",
+                PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + b"\x00\x00\x00\x03\x00\x00\x00\x00\x01" * 50]
         while time.monotonic() < self.until:
             # not the TCP listener: it would hand the junk to the strict test backend as is
             port = rnd.choice([self.ports["http"], self.ports["https"]])
@@ -170,7 +192,8 @@ class Traffic:
                 pass
 
 
-def test_mixed_traffic_under_asan_and_ubsan(asan_lib, proxy_factory, backend_factory, tmp_path, monkeypatch):
+def test_mixed_traffic_under_asan_and_ubsan(asan_lib, proxy_factory, backend_factory, tmp_path, monkeypatch,
+                                            request):
     lib, preload = asan_lib
     logs = tmp_path / "san"
     logs.mkdir()
@@ -178,10 +201,14 @@ def test_mixed_traffic_under_asan_and_ubsan(asan_lib, proxy_factory, backend_fac
     monkeypatch.setenv("LD_PRELOAD", preload)
     monkeypatch.setenv("ASAN_OPTIONS", f"detect_leaks=0:halt_on_error=1:log_path={logs}/asan")
     monkeypatch.setenv("UBSAN_OPTIONS", f"print_stacktrace=1:halt_on_error=1:log_path={logs}/ubsan")
+    if H2LOAD is None:
+        pytest.skip("h2load is not installed (scripts/setup.sh installs nghttp2-client)")
     backend = backend_factory()
+    h2 = H2Server(lambda headers, body: ("reply", 200, [("content-type", "text/plain")], b"h2\n", None))
+    request.addfinalizer(h2.stop)
     dead = free_port()
     tls = _tls(tmp_path)
-    proxy = proxy_factory(_doc(backend.port, dead, tls, 0), start=False)
+    proxy = proxy_factory(_doc(backend.port, h2.port, dead, tls, 0), start=False)
     proxy.start(timeout=120)
     monkeypatch.delenv("LD_PRELOAD")  # clients and tools below are not sanitized
     maps = pathlib.Path(f"/proc/{proxy.pid}/maps").read_text()
@@ -191,6 +218,7 @@ def test_mixed_traffic_under_asan_and_ubsan(asan_lib, proxy_factory, backend_fac
     threads = [threading.Thread(target=traffic.keepalive, args=(ports["http"],)),
                threading.Thread(target=traffic.keepalive, args=(ports["https"], "tls", traffic.tls_ctx)),
                threading.Thread(target=traffic.pipelined), threading.Thread(target=traffic.tcp),
+               threading.Thread(target=traffic.h2),
                threading.Thread(target=traffic.abuse)]
     for t in threads:
         t.start()
@@ -198,7 +226,7 @@ def test_mixed_traffic_under_asan_and_ubsan(asan_lib, proxy_factory, backend_fac
     while time.monotonic() < traffic.until:  # reloads under load, every 3 s
         time.sleep(3)
         generation += 1
-        cfg.write_config(proxy.config_path, _doc(backend.port, dead, tls, generation))
+        cfg.write_config(proxy.config_path, _doc(backend.port, h2.port, dead, tls, generation))
         proxy.reload_via_sighup(timeout=60)
     for t in threads:
         t.join(timeout=SECONDS + 60)
