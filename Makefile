@@ -15,6 +15,11 @@ ifneq ($(wildcard tests/c/test_*.c),)
 $(error tests/c/test_*.c would not run: move them to tests/c/<dir>/ as src/meshcore/<dir>/)
 endif
 
+# Scaffolding shared by the tests (fake upstream, socket helpers): no
+# test_*.c, so never run itself; an archive per flavour, linked into every test.
+SUPPORT_SRCS := $(sort $(wildcard tests/c/support/*.c))
+SUPPORT_HDRS := $(wildcard tests/c/support/*.h)
+
 # Two flavours: release (O2) and sanitized (ASan + UBSan, no recovery).
 RELEASE_DIR := build/c
 ASAN_DIR := build/c-asan
@@ -32,9 +37,16 @@ $(1)/%.o: %.c $$(shell find $(SRC_DIR) -name '*.h')
 $(1)/libmeshcore.a: $$(patsubst %.c,$(1)/%.o,$$(SRCS))
 	ar rcs $$@ $$^
 
-$(1)/tests/%: tests/c/%.c tests/c/check.h $(1)/libmeshcore.a
+$(1)/support/%.o: tests/c/support/%.c $(SUPPORT_HDRS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(2) -Itests/c $$< $(1)/libmeshcore.a $(LIBS) $(3) -o $$@
+	$$(CC) $(2) -Itests/c -c $$< -o $$@
+
+$(1)/libtestsupport.a: $$(patsubst tests/c/support/%.c,$(1)/support/%.o,$(SUPPORT_SRCS))
+	ar rcs $$@ $$^
+
+$(1)/tests/%: tests/c/%.c tests/c/check.h $(SUPPORT_HDRS) $(1)/libtestsupport.a $(1)/libmeshcore.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -Itests/c $$< $(1)/libtestsupport.a $(1)/libmeshcore.a $(LIBS) $(3) -o $$@
 endef
 
 $(eval $(call flavour,$(RELEASE_DIR),$(RELEASE_CFLAGS),))

@@ -9,14 +9,18 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C_TESTS = os.path.join(ROOT, "tests", "c")
+SUPPORT = "support"  # scaffolding shared by the tests (fake upstream, sockets), not a layer
 
 
 def test_c_tests_mirror_src():
     """tests/c/<dir>/test_*.c tests src/meshcore/<dir>/ (the Makefile runs
-    tests/c/*/test_*.c only)."""
+    tests/c/*/test_*.c only); tests/c/support/ holds helpers, never tests."""
     for d in sorted(os.listdir(C_TESTS)):
         path = os.path.join(C_TESTS, d)
-        if os.path.isdir(path):
+        if d == SUPPORT:
+            tests = [f for f in os.listdir(path) if f.startswith("test_")]
+            assert not tests, f"tests/c/{SUPPORT}/ is not a layer's tests, these would run: {tests}"
+        elif os.path.isdir(path):
             assert os.path.isdir(os.path.join(ROOT, "src", "meshcore", d)), f"tests/c/{d}/ has no src/meshcore/{d}/"
         else:
             assert not d.startswith("test_"), f"tests/c/{d} would not run: move it to tests/c/<dir>/"

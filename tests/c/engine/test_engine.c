@@ -4,9 +4,6 @@
  * ASan/UBSan by `make test-asan`, this is the sanitizer check of the hot
  * path (accept, connect retry, relay, splice, half-close, reload, drain).
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,116 +13,47 @@
 #include "check.h"
 #include "meshcore/balancer.h"
 #include "meshcore/engine.h"
+#include "support/sock.h"
+#include "support/upstream.h"
 
 /* ---- echo upstream ------------------------------------------------------ */
 
-static void *echo_conn(void *arg)
+static void echo(int fd, void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    (void)arg;
     char buf[65536];
     for (;;) {
         ssize_t n = read(fd, buf, sizeof(buf));
-        if (n <= 0)
+        if (n <= 0 || sock_write_all(fd, buf, (size_t)n) < 0)
             break;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t m = write(fd, buf + off, (size_t)(n - off));
-            if (m <= 0)
-                goto out;
-            off += m;
-        }
     }
-out:
     shutdown(fd, SHUT_WR);
-    close(fd);
-    return NULL;
-}
-
-static void *echo_accept(void *arg)
-{
-    int lfd = (int)(intptr_t)arg;
-    for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            return NULL;
-        pthread_t t;
-        pthread_create(&t, NULL, echo_conn, (void *)(intptr_t)fd);
-        pthread_detach(t);
-    }
-}
-
-static int listen_any(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    listen(fd, 128);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    *port = ntohs(a.sin_port);
-    return fd;
 }
 
 /* A port nothing listens on: bind, read the port, close. */
 static uint16_t dead_port(void)
 {
     uint16_t port;
-    close(listen_any(&port));
+    close(sock_listen_any(&port));
     return port;
 }
 
 /* ---- client ---------------------------------------------------------------- */
 
-typedef struct {
-    int fd;
-    const char *data;
-    size_t len;
-} sender_t;
-
-static void *send_all(void *arg)
-{
-    sender_t *s = arg;
-    size_t off = 0;
-    while (off < s->len) {
-        ssize_t n = write(s->fd, s->data + off, s->len - off);
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    shutdown(s->fd, SHUT_WR); /* half-close: the echo must still come back */
-    return NULL;
-}
-
-static int connect_port(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Sends len bytes through the proxy and checks the echo is identical. */
 static int round_trip(uint16_t port, size_t len)
 {
-    char *out = malloc(len + 1), *in = malloc(len + 1);
+    char *out = malloc(len + 1);
     for (size_t i = 0; i < len; i++)
         out[i] = (char)(i * 131 + 7);
-    int fd = connect_port(port);
+    int fd = sock_connect_port(port);
     if (fd < 0)
         return -1;
-    sender_t s = {fd, out, len};
+    sock_sender_t s = {fd, out, len};
     pthread_t t;
-    pthread_create(&t, NULL, send_all, &s);
-    size_t got = 0;
-    for (;;) {
-        ssize_t n = read(fd, in + got, len + 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
+    pthread_create(&t, NULL, sock_send_then_fin, &s);
+    size_t got;
+    char *in = sock_read_to_eof(fd, len + 1, &got); /* one byte more: an echo too long shows */
     pthread_join(t, NULL);
     close(fd);
     int ok = got == len && memcmp(in, out, len) == 0;
@@ -220,7 +148,7 @@ static void run_mode(mc_splice_mode_t mode, uint16_t echo_port)
     CHECK_EQ(round_trip(port, 1000), 0);
 
     /* Stop with an open idle connection: drained at the deadline. */
-    int idle = connect_port(port);
+    int idle = sock_connect_port(port);
     CHECK(idle >= 0);
     CHECK_EQ(mc_engine_stop(e, 200), 0);
     char c;
@@ -246,19 +174,14 @@ static void listener_removed_and_port_freed(uint16_t echo_port)
     b = mc_sb_new();
     CHECK_EQ(mc_engine_apply(e, b, err, sizeof(err)), 0);
     mc_sb_free(b);
-    CHECK(connect_port(fixed) < 0);
+    CHECK(sock_connect_port(fixed) < 0);
     CHECK_EQ(mc_engine_listener_count(e), 0);
     mc_engine_free(e);
 }
 
 int main(void)
 {
-    uint16_t echo_port;
-    int lfd = listen_any(&echo_port);
-    pthread_t t;
-    pthread_create(&t, NULL, echo_accept, (void *)(intptr_t)lfd);
-    pthread_detach(t);
-
+    uint16_t echo_port = upstream_start(echo, NULL);
     run_mode(MC_SPLICE_AUTO, echo_port);
     run_mode(MC_SPLICE_ALWAYS, echo_port);
     run_mode(MC_SPLICE_NEVER, echo_port);

@@ -7,8 +7,6 @@
  * buffers, half-closes and teardown, and of the 403 for an upgrade the
  * listener does not enable.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,26 +16,17 @@
 #include "check.h"
 #include "meshcore/balancer.h"
 #include "meshcore/engine.h"
+#include "support/sock.h"
+#include "support/upstream.h"
 
 static const char UPGRADE[] = "GET /chat HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
-static void write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t m = write(fd, p, n);
-        if (m <= 0)
-            return;
-        p += m;
-        n -= (size_t)m;
-    }
-}
-
 /* ---- the upstream: 101, echo until FIN, "bye", FIN ------------------------- */
 
-static void *upstream_conn(void *arg)
+static void upgrade_then_echo(int fd, void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    (void)arg;
     char buf[65536];
     size_t have = 0;
     char *end = NULL;
@@ -50,90 +39,21 @@ static void *upstream_conn(void *arg)
         end = strstr(buf, "\r\n\r\n");
     }
     static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
-    write_all(fd, ok, sizeof(ok) - 1);
+    sock_write_all(fd, ok, sizeof(ok) - 1);
     size_t head = (size_t)(end + 4 - buf);
-    write_all(fd, buf + head, have - head); /* bytes that came with the head */
+    sock_write_all(fd, buf + head, have - head); /* bytes that came with the head */
     for (;;) {
         ssize_t n = read(fd, buf, sizeof(buf));
         if (n <= 0)
             break;
-        write_all(fd, buf, (size_t)n);
+        sock_write_all(fd, buf, (size_t)n);
     }
-    write_all(fd, "bye", 3);
+    sock_write_all(fd, "bye", 3);
 out:
     shutdown(fd, SHUT_WR);
-    close(fd);
-    return NULL;
-}
-
-static void *upstream_accept(void *arg)
-{
-    int lfd = (int)(intptr_t)arg;
-    for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            return NULL;
-        pthread_t t;
-        pthread_create(&t, NULL, upstream_conn, (void *)(intptr_t)fd);
-        pthread_detach(t);
-    }
-}
-
-static int listen_any(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    listen(fd, 128);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static int connect_port(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 /* ---- the client -------------------------------------------------------------- */
-
-typedef struct {
-    int fd;
-    const char *data;
-    size_t len;
-} sender_t;
-
-static void *send_then_fin(void *arg)
-{
-    sender_t *s = arg;
-    write_all(s->fd, s->data, s->len);
-    shutdown(s->fd, SHUT_WR);
-    return NULL;
-}
-
-/* Everything the proxy sends until it closes; *len its size (malloc'd). */
-static char *read_to_eof(int fd, size_t cap, size_t *len)
-{
-    char *in = malloc(cap);
-    size_t got = 0;
-    for (;;) {
-        ssize_t n = read(fd, in + got, cap - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        if (got == cap)
-            break;
-    }
-    *len = got;
-    return in;
-}
 
 /* Upgrade, then len bytes through the tunnel while the echo comes back;
  * the whole reply must be the 101's head, the bytes, then "bye". */
@@ -143,14 +63,14 @@ static int tunnel_round_trip(uint16_t port, size_t len)
     memcpy(out, UPGRADE, sizeof(UPGRADE) - 1);
     for (size_t i = 0; i < len; i++)
         out[sizeof(UPGRADE) - 1 + i] = (char)(i * 131 + 7);
-    int fd = connect_port(port);
+    int fd = sock_connect_port(port);
     if (fd < 0)
         return -1;
-    sender_t s = {fd, out, sizeof(UPGRADE) - 1 + len}; /* the bytes follow the head at once */
+    sock_sender_t s = {fd, out, sizeof(UPGRADE) - 1 + len}; /* the bytes follow the head at once */
     pthread_t t;
-    pthread_create(&t, NULL, send_then_fin, &s);
+    pthread_create(&t, NULL, sock_send_then_fin, &s);
     size_t got;
-    char *in = read_to_eof(fd, len + 4096, &got);
+    char *in = sock_read_to_eof(fd, len + 4096, &got);
     pthread_join(t, NULL);
     close(fd);
     int ok = 0;
@@ -167,12 +87,12 @@ static int tunnel_round_trip(uint16_t port, size_t len)
 
 static int status_of_upgrade(uint16_t port)
 {
-    int fd = connect_port(port);
+    int fd = sock_connect_port(port);
     if (fd < 0)
         return -1;
-    write_all(fd, UPGRADE, sizeof(UPGRADE) - 1);
+    sock_write_all(fd, UPGRADE, sizeof(UPGRADE) - 1);
     size_t got;
-    char *in = read_to_eof(fd, 4096, &got);
+    char *in = sock_read_to_eof(fd, 4096, &got);
     close(fd);
     int status = got > 12 ? atoi(in + 9) : -1;
     free(in);
@@ -263,9 +183,9 @@ static void run(uint16_t upstream_port, int websocket)
         CHECK_EQ(stat_of(e, MC_SCOPE_HTTP, "ws", "downstream_rq_ws_on_non_ws_route"), 1);
     }
     /* A tunnel open at stop is torn down at the drain deadline, without leaks. */
-    int open = connect_port(port);
+    int open = sock_connect_port(port);
     CHECK(open >= 0);
-    write_all(open, UPGRADE, sizeof(UPGRADE) - 1);
+    sock_write_all(open, UPGRADE, sizeof(UPGRADE) - 1);
     usleep(100 * 1000);
     CHECK_EQ(mc_engine_stop(e, 200), 0);
     close(open);
@@ -274,11 +194,7 @@ static void run(uint16_t upstream_port, int websocket)
 
 int main(void)
 {
-    uint16_t upstream_port;
-    int lfd = listen_any(&upstream_port);
-    pthread_t t;
-    pthread_create(&t, NULL, upstream_accept, (void *)(intptr_t)lfd);
-    pthread_detach(t);
+    uint16_t upstream_port = upstream_start(upgrade_then_echo, NULL);
     run(upstream_port, 1);
     run(upstream_port, 0);
     CHECK_DONE();

@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,15 +17,17 @@
 #include "meshcore/balancer.h"
 #include "meshcore/engine.h"
 #include "proxy/h2_server.h"
+#include "support/sock.h"
+#include "support/upstream.h"
 
 #define BODY_OUT 70000 /* response body: more than one stream window's frame */
 #define BODY_IN 100000 /* request body: more than the 64 KiB stream window */
 
 /* ---- the upstream: HTTP/1.1, answers every request with a chunked body and trailers */
 
-static void *upstream_conn(void *arg)
+static void chunked_reply(int fd, void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    (void)arg;
     enum { CAP = 1 << 18 };
     char *buf = malloc(CAP); /* one per connection: the GET and the POST may arrive on two at once */
     size_t have = 0;
@@ -55,46 +56,13 @@ static void *upstream_conn(void *arg)
         memcpy(resp, out, (size_t)k);
         memset(resp + k, 'a', BODY_OUT);
         memcpy(resp + k + BODY_OUT, "\r\n0\r\ngrpc-status: 0\r\n\r\n", 24);
-        size_t len = (size_t)k + BODY_OUT + 24;
-        for (size_t off = 0; off < len;) {
-            ssize_t m = write(fd, resp + off, len - off);
-            if (m <= 0)
-                break;
-            off += (size_t)m;
-        }
+        sock_write_all(fd, resp, (size_t)k + BODY_OUT + 24);
         free(resp);
         memmove(buf, buf + head + body, have - head - body);
         have -= head + body;
     }
 out:
     free(buf);
-    close(fd);
-    return NULL;
-}
-
-static void *upstream_accept(void *arg)
-{
-    int lfd = (int)(intptr_t)arg;
-    for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            return NULL;
-        pthread_t t;
-        pthread_create(&t, NULL, upstream_conn, (void *)(intptr_t)fd);
-        pthread_detach(t);
-    }
-}
-
-static int listen_any(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    listen(fd, 64);
-    socklen_t al = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    *port = ntohs(a.sin_port);
-    return fd;
 }
 
 /* ---- the client: nghttp2 on a blocking socket ------------------------------------ */
@@ -246,11 +214,7 @@ int main(void)
     CHECK_EQ(mc_h2_preface("GET / HTTP/1.1\r\n", 16), 0);
     CHECK_EQ(mc_h2_preface("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", 24), 0);
 
-    uint16_t up_port;
-    int lfd = listen_any(&up_port);
-    pthread_t t;
-    pthread_create(&t, NULL, upstream_accept, (void *)(intptr_t)lfd);
-    pthread_detach(t);
+    uint16_t up_port = upstream_start(chunked_reply, NULL);
 
     char err[256];
     mc_engine_opts_t o;
