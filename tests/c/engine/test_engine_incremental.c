@@ -6,59 +6,33 @@
  * check that borrowed cluster and listener arrays are freed exactly once and
  * that old weight arrays are freed only after the workers moved on.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "meshcore/balancer.h"
 #include "meshcore/engine.h"
-
-static int listen_any(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    listen(fd, 128);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
+#include "support/sock.h"
+#include "support/upstream.h"
 
 /* An upstream that answers every connection with one byte, its tag. */
-typedef struct {
-    int fd;
-    char tag;
-} tagger_t;
-
-static void *tagger(void *arg)
+static void tagger(int fd, void *tag)
 {
-    tagger_t *t = arg;
-    for (;;) {
-        int fd = accept(t->fd, NULL, NULL);
-        if (fd < 0)
-            return NULL;
-        if (write(fd, &t->tag, 1) != 1) {
-            /* the proxy went away: nothing to answer */
-        }
-        close(fd);
+    if (write(fd, tag, 1) != 1) {
+        /* the proxy went away: nothing to answer */
     }
 }
 
 /* The tag of the upstream a new connection through port reaches; 0: none. */
 static char reached(uint16_t port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = sock_connect_port(port);
     char c = 0;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && read(fd, &c, 1) != 1)
+    if (fd < 0 || read(fd, &c, 1) != 1)
         c = 0;
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     return c;
 }
 
@@ -96,13 +70,8 @@ static uint16_t port_of(mc_engine_t *e, uint32_t i)
 
 int main(void)
 {
-    tagger_t a = {.tag = 'a'}, b = {.tag = 'b'};
-    uint16_t pa, pb;
-    a.fd = listen_any(&pa);
-    b.fd = listen_any(&pb);
-    pthread_t ta, tb;
-    pthread_create(&ta, NULL, tagger, &a);
-    pthread_create(&tb, NULL, tagger, &b);
+    static char tag_a = 'a', tag_b = 'b';
+    uint16_t pa = upstream_start(tagger, &tag_a), pb = upstream_start(tagger, &tag_b);
 
     char err[256];
     mc_engine_opts_t o;
@@ -167,12 +136,5 @@ int main(void)
     CHECK(strstr(err, "engine is stopped") != NULL);
     CHECK(mc_engine_set_route_weights(e, &ok, 1, err, sizeof(err)) < 0);
     mc_engine_free(e);
-
-    shutdown(a.fd, SHUT_RDWR);
-    shutdown(b.fd, SHUT_RDWR);
-    pthread_join(ta, NULL);
-    pthread_join(tb, NULL);
-    close(a.fd);
-    close(b.fd);
-    CHECK_DONE();
+    CHECK_DONE(); /* the upstreams' threads end with the process */
 }
