@@ -27,6 +27,7 @@ BUILD_DIR = os.environ.get("MESHCORE_BUILD_DIR") or os.path.join(
     + ("-san" if SANITIZE else ""))
 
 CORE_SOURCES = sorted(glob.glob("src/meshcore/**/*.c", recursive=True))
+CORE_HEADERS = sorted(glob.glob("src/meshcore/**/*.h", recursive=True))
 INCLUDE_DIRS = ["src/meshcore/include", "src/meshcore"]
 CORE_CFLAGS = [
     "-std=gnu11", "-O2", "-g", "-pthread",
@@ -50,6 +51,10 @@ ext = Extension(
     libraries=["meshcore_core", "ssl", "crypto", "pcre2-8", "nghttp2", "pthread"],
     extra_compile_args=["-O2"] + SAN_FLAGS,
     extra_link_args=SAN_FLAGS,
+    # build_ext relinks only when these are newer than the built module: the
+    # static core it links is not among its sources, and a build directory
+    # kept between builds (BUILD_DIR) would otherwise keep a stale core.
+    depends=CORE_SOURCES + CORE_HEADERS,
 )
 
 setup(

@@ -6,7 +6,8 @@ into the interpreter with LD_PRELOAD of gcc's libasan and libubsan (leak
 checking off: CPython keeps memory to its exit). The proxy then carries
 mixed traffic for a bounded time (MESHCORE_SOAK_SECONDS, 30 s by default):
 keep-alive and pipelined HTTP/1.1, HTTP/2 (h2load, h2c to the proxy and
-from it to an HTTP/2 upstream), TLS, a TCP proxy, injected faults
+from it to an HTTP/2 upstream; grpcio bidirectional calls message by
+message, some cancelled mid-call), TLS, a TCP proxy, injected faults
 (aborts and delays), an unreachable cluster, malformed and cut-short
 requests, resets, and reloads with a changed config every few seconds. Any
 sanitizer report fails the test; so does a wrong answer to a checked request.
@@ -26,8 +27,11 @@ import threading
 import time
 import zipfile
 
+import grpc
 import pytest
 from support import config as cfg
+from support.grpc_duplex import Pipe, ping_pong
+from support.grpc_duplex import Server as GrpcServer
 from support.h2_server import H2Server
 from support.http import build_request, fault_config, fault_filter, hcm_listener, http_cluster, many, route
 from support.net import free_port
@@ -76,12 +80,13 @@ def _tls(tmp_path) -> dict:
     return {"name": "envoy.transport_sockets.tls", "typed_config": {"@type": TLS, "common_tls_context": common}}
 
 
-def _doc(backend_port: int, h2_port: int, dead_port: int, tls: dict, generation: int) -> dict:
+def _doc(backend_port: int, h2_port: int, grpc_port: int, dead_port: int, tls: dict, generation: int) -> dict:
     fault = fault_config(abort={"http_status": 503, "percentage": {"numerator": 20}},
                          delay={"fixed_delay": "0.01s", "percentage": {"numerator": 20}})
     routes = [route("/fault", "backend", typed_per_filter_config=fault),
               route("/dead", "dead"),
               route("/h2up", "h2backend"),
+              route("/d.S/", "grpc"),
               route("/", "backend", request_headers_to_add=[
                   {"header": {"key": "x-generation", "value": str(generation)}}])]
     plain = hcm_listener("http", routes=routes, http_filters=[fault_filter()], codec_type="AUTO")
@@ -90,7 +95,8 @@ def _doc(backend_port: int, h2_port: int, dead_port: int, tls: dict, generation:
     listeners = [plain, secure, cfg.tcp_proxy_listener("tcp", "backend")]
     h2 = {"@type": "type.googleapis.com/" + H2_OPTIONS, "explicit_http_config": {"http2_protocol_options": {}}}
     clusters = [http_cluster("backend", [backend_port]), http_cluster("dead", [dead_port]),
-                http_cluster("h2backend", [h2_port], typed_extension_protocol_options={H2_OPTIONS: h2})]
+                http_cluster("h2backend", [h2_port], typed_extension_protocol_options={H2_OPTIONS: h2}),
+                http_cluster("grpc", [grpc_port], typed_extension_protocol_options={H2_OPTIONS: h2})]
     return {"node": {"id": "soak", "cluster": "tests"},
             "static_resources": {"listeners": listeners, "clusters": clusters}}
 
@@ -101,7 +107,7 @@ class Traffic:
     def __init__(self, ports: dict, until: float):
         self.ports, self.until = ports, until
         self.failures: list[str] = []
-        self.done = {"keepalive": 0, "pipelined": 0, "tls": 0, "tcp": 0, "h2": 0, "abuse": 0}
+        self.done = {"keepalive": 0, "pipelined": 0, "tls": 0, "tcp": 0, "h2": 0, "grpc": 0, "abuse": 0}
         self.tls_ctx = ssl.create_default_context()
         self.tls_ctx.check_hostname = False
         self.tls_ctx.verify_mode = ssl.CERT_NONE
@@ -164,6 +170,31 @@ class Traffic:
                 self.failures.append(f"h2: {line or out.stderr[-300:]}")
             self.done["h2"] += 1
 
+    def grpc(self):
+        """Bidirectional gRPC calls answered message by message; every
+        fifth is cancelled after its first answer."""
+        rnd = random.Random(11)
+        with grpc.insecure_channel(f"127.0.0.1:{self.ports['http']}") as ch:
+            while time.monotonic() < self.until:
+                try:
+                    kind = "cancelled" if rnd.random() < 0.2 else "message by message"
+                    if kind == "cancelled":
+                        pipe = Pipe()
+                        call = ch.stream_stream("/d.S/Echo")(iter(pipe), timeout=10)
+                        pipe.send(b"x" * rnd.randrange(1, 50000))
+                        next(call)
+                        call.cancel()
+                        pipe.close()
+                    else:
+                        msgs = [b"m%d" % rnd.randrange(1000) * rnd.randrange(1, 3000) for _ in range(5)]
+                        answers, _ = ping_pong(ch, "/d.S/Echo", msgs, timeout=10)
+                        if answers != [b"g:" + m.upper() for m in msgs]:
+                            self.failures.append("grpc: wrong answers")
+                    self.done["grpc"] += 1
+                except grpc.RpcError as e:
+                    left = self.until - time.monotonic()
+                    self.failures.append(f"grpc {kind}: {e.code()} {e.details()} ({left:.1f} s before the end)")
+
     def abuse(self):
         """Unchecked: malformed, cut short, reset, a ClientHello to plaintext."""
         rnd = random.Random(7)
@@ -206,9 +237,11 @@ def test_mixed_traffic_under_asan_and_ubsan(asan_lib, proxy_factory, backend_fac
     backend = backend_factory()
     h2 = H2Server(lambda headers, body: ("reply", 200, [("content-type", "text/plain")], b"h2\n", None))
     request.addfinalizer(h2.stop)
+    duplex = GrpcServer("g")
+    request.addfinalizer(duplex.stop)
     dead = free_port()
     tls = _tls(tmp_path)
-    proxy = proxy_factory(_doc(backend.port, h2.port, dead, tls, 0), start=False)
+    proxy = proxy_factory(_doc(backend.port, h2.port, duplex.port, dead, tls, 0), start=False)
     proxy.start(timeout=120)
     monkeypatch.delenv("LD_PRELOAD")  # clients and tools below are not sanitized
     maps = pathlib.Path(f"/proc/{proxy.pid}/maps").read_text()
@@ -218,7 +251,7 @@ def test_mixed_traffic_under_asan_and_ubsan(asan_lib, proxy_factory, backend_fac
     threads = [threading.Thread(target=traffic.keepalive, args=(ports["http"],)),
                threading.Thread(target=traffic.keepalive, args=(ports["https"], "tls", traffic.tls_ctx)),
                threading.Thread(target=traffic.pipelined), threading.Thread(target=traffic.tcp),
-               threading.Thread(target=traffic.h2),
+               threading.Thread(target=traffic.h2), threading.Thread(target=traffic.grpc),
                threading.Thread(target=traffic.abuse)]
     for t in threads:
         t.start()
@@ -226,7 +259,7 @@ def test_mixed_traffic_under_asan_and_ubsan(asan_lib, proxy_factory, backend_fac
     while time.monotonic() < traffic.until:  # reloads under load, every 3 s
         time.sleep(3)
         generation += 1
-        cfg.write_config(proxy.config_path, _doc(backend.port, h2.port, dead, tls, generation))
+        cfg.write_config(proxy.config_path, _doc(backend.port, h2.port, duplex.port, dead, tls, generation))
         proxy.reload_via_sighup(timeout=60)
     for t in threads:
         t.join(timeout=SECONDS + 60)

@@ -451,8 +451,15 @@ static void send_upstream(mc_http_stream_t *s)
         if (!s->buffered || s->req_done)
             break; /* whole, or too big to keep: send */
         s->codec->read_body(s); /* read more of the body */
-        if (s->state != ST_ACTIVE || !mc_hbuf_len(s->rx))
-            return; /* wait for the client */
+        if (s->state != ST_ACTIVE)
+            return;
+        if (!mc_hbuf_len(s->rx)) {
+            if (!mc_http_duplex(s))
+                return; /* wait for the client */
+            /* A stream that pauses may be waiting for an answer: what is
+             * here goes now, and stays in replay for a retry. */
+            break;
+        }
     }
     for (;;) {
         if (!u->writable)
@@ -471,6 +478,8 @@ static void send_upstream(mc_http_stream_t *s)
             if (s->replay_sent < mc_hbuf_len(&s->replay))
                 continue; /* more went into replay */
             if (!s->req_ready) {
+                if (s->try_state == TRY_RESPONDING)
+                    return; /* duplex: the response is already flowing */
                 if (s->req_done) {
                     s->try_state = TRY_WAITING;
                     arm_route_timeout(s);
@@ -507,6 +516,8 @@ static void send_upstream(mc_http_stream_t *s)
             u->writable = 0;
             return;
         }
+        if (s->try_state == TRY_RESPONDING)
+            return; /* duplex: the response side sees the reset */
         /* The upstream reset the connection: a response may still be there
          * (it answered early and closed); otherwise the try failed. */
         if (u->readable) {
@@ -524,7 +535,7 @@ void mc_http_forward_progress(mc_http_stream_t *s)
     s->codec->read_body(s);
     if (s->state != ST_ACTIVE)
         return;
-    if (s->try_state == TRY_SENDING && s->up) {
+    if (s->up && (s->try_state == TRY_SENDING || (s->try_state == TRY_RESPONDING && mc_http_duplex(s)))) {
         send_upstream(s);
     } else if (s->try_state != TRY_RESPONDING) {
         if (take_body(s) < 0)
@@ -750,14 +761,18 @@ void mc_http_upstream_event(mc_http_stream_t *s, mc_upconn_t *u, int event)
         if (s->try_state == TRY_SENDING) {
             send_upstream(s);
             if (s->state == ST_ACTIVE && s->try_state == TRY_SENDING && s->up && s->up->readable) {
-                /* An early response (e.g. 413 before the body is done). */
-                s->early_response = 1;
+                /* An early response (e.g. 413 before the body is done), or
+                 * a duplex stream's answer while its body flows on. */
+                s->early_response = !mc_http_duplex(s);
                 read_response_head(s);
             }
         } else if (s->try_state == TRY_WAITING) {
             read_response_head(s);
         } else if (s->try_state == TRY_RESPONDING) {
-            s->codec->send_response(s);
+            if (mc_http_duplex(s) && !s->req_done)
+                send_upstream(s); /* the upstream's window may have opened */
+            if (s->state == ST_ACTIVE && s->try_state == TRY_RESPONDING)
+                s->codec->send_response(s);
         }
         break;
     }

@@ -193,6 +193,15 @@ struct mc_http_stream {
     mc_h1_header_t resp_headers[MC_HTTP_MAX_HEADERS];
 };
 
+/* HTTP/2 on both sides: the request body keeps flowing while the response
+ * does (gRPC bidirectional calls answer message by message; a paused body
+ * is sent as far as it came, and kept for a retry while it fits). With an
+ * HTTP/1.1 side the early-response rule holds: the rest is dropped. */
+static inline int mc_http_duplex(const mc_http_stream_t *s)
+{
+    return s->h2.id && s->up && s->up->is_h2;
+}
+
 /* proxy/http_stream.c: the stream's life */
 size_t mc_http_stream_size(void);
 /* A stream for conn's next request (NULL: out of memory); mc_http_stream_start once its head is parsed. */
