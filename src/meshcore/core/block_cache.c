@@ -4,7 +4,26 @@
 
 #include "core/block_cache.h"
 
-#define HEADER 16u /* keeps the payload 16-byte aligned, as malloc's is */
+/* Under AddressSanitizer a cached block is poisoned until it is handed out
+ * again, so a use after free of nghttp2's memory is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* The header: the class, and (while cached) the next free block, so a
+ * cached payload is never touched. 16 bytes keep the payload aligned as
+ * malloc's is. */
+typedef struct header {
+    unsigned k;
+    void *next;
+} header_t;
+#define HEADER 16u
+_Static_assert(sizeof(header_t) <= HEADER, "block header");
 #define LARGE 0xffu
 #define MAX_SIZE ((size_t)1 << (MC_BC_MIN_SHIFT + MC_BC_CLASSES - 1))
 
@@ -24,9 +43,25 @@ static size_t class_size(unsigned k)
     return (size_t)1 << (k + MC_BC_MIN_SHIFT);
 }
 
-static unsigned *header_of(void *ptr)
+static header_t *header_of(void *ptr)
 {
-    return (unsigned *)((char *)ptr - HEADER);
+    return (header_t *)(void *)((char *)ptr - HEADER);
+}
+
+/* What a cached block of class k holds of the per-class budget. */
+static size_t cost(unsigned k)
+{
+    return class_size(k) + HEADER;
+}
+
+/* The first cached block of class k, off its list (and usable again). */
+static void *pop(mc_block_cache_t *bc, unsigned k)
+{
+    void *p = bc->free[k];
+    bc->free[k] = header_of(p)->next;
+    bc->len[k]--;
+    UNPOISON(p, class_size(k));
+    return p;
 }
 
 void mc_bc_init(mc_block_cache_t *bc)
@@ -36,15 +71,11 @@ void mc_bc_init(mc_block_cache_t *bc)
 
 static size_t drop(mc_block_cache_t *bc, unsigned k, uint32_t n)
 {
-    for (uint32_t i = 0; i < n && bc->free[k]; i++) {
-        void *p = bc->free[k];
-        bc->free[k] = *(void **)p;
-        bc->len[k]--;
-        free(header_of(p));
-    }
+    for (uint32_t i = 0; i < n && bc->free[k]; i++)
+        free(header_of(pop(bc, k)));
     if (bc->low[k] > bc->len[k])
         bc->low[k] = bc->len[k];
-    return (size_t)n * (class_size(k) + HEADER);
+    return (size_t)n * cost(k);
 }
 
 void mc_bc_destroy(mc_block_cache_t *bc)
@@ -56,18 +87,17 @@ void *mc_bc_alloc(mc_block_cache_t *bc, size_t size)
 {
     unsigned k = class_of(size);
     if (k != LARGE && bc->free[k]) {
-        void *p = bc->free[k];
-        bc->free[k] = *(void **)p;
-        if (--bc->len[k] < bc->low[k])
+        void *p = pop(bc, k);
+        if (bc->len[k] < bc->low[k])
             bc->low[k] = bc->len[k];
         return p;
     }
     if (size > SIZE_MAX - HEADER)
         return NULL;
-    unsigned *h = malloc(HEADER + (k == LARGE ? size : class_size(k)));
+    header_t *h = malloc(HEADER + (k == LARGE ? size : class_size(k)));
     if (!h)
         return NULL;
-    *h = k;
+    h->k = k;
     return (char *)h + HEADER;
 }
 
@@ -85,25 +115,26 @@ void mc_bc_free(mc_block_cache_t *bc, void *ptr)
 {
     if (!ptr)
         return;
-    unsigned k = *header_of(ptr);
-    if (k == LARGE || (size_t)bc->len[k] * class_size(k) >= MC_BC_CLASS_BYTES) {
+    unsigned k = header_of(ptr)->k;
+    if (k == LARGE || (size_t)bc->len[k] * cost(k) >= MC_BC_CLASS_BYTES) {
         free(header_of(ptr));
         return;
     }
-    *(void **)ptr = bc->free[k];
+    header_of(ptr)->next = bc->free[k];
     bc->free[k] = ptr;
     bc->len[k]++;
+    POISON(ptr, class_size(k));
 }
 
 void *mc_bc_realloc(mc_block_cache_t *bc, void *ptr, size_t size)
 {
     if (!ptr)
         return mc_bc_alloc(bc, size);
-    unsigned k = *header_of(ptr);
+    unsigned k = header_of(ptr)->k;
     if (k == LARGE && class_of(size) == LARGE) {
         if (size > SIZE_MAX - HEADER)
             return NULL;
-        unsigned *h = realloc(header_of(ptr), HEADER + size);
+        header_t *h = realloc(header_of(ptr), HEADER + size);
         return h ? (char *)h + HEADER : NULL;
     }
     if (k != LARGE && size <= class_size(k))

@@ -9,7 +9,8 @@
  * Classes are powers of two from 16 B to 4 KiB; larger blocks go straight
  * to malloc. Every block carries a 16-byte header naming its class, so
  * free needs no size. Each class keeps at most MC_BC_CLASS_BYTES of free
- * blocks; what a whole trim period left unused goes back (mc_bc_trim).
+ * blocks (headers counted); what a whole trim period left unused goes back
+ * (mc_bc_trim).
  * Single owner, no locking.
  */
 #ifndef MESHCORE_BLOCK_CACHE_H

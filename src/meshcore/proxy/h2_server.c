@@ -227,10 +227,8 @@ static void fatal(mc_http_conn_t *c, ssize_t rv)
     if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC && rv != NGHTTP2_ERR_FLOODED) {
         /* one try at telling the client why; nothing is waited for */
         const uint8_t *data;
-        c->h2->in_ng = 1;
         ssize_t n = nghttp2_session_mem_send(c->h2->ng, &data);
-        c->h2->in_ng = 0;
-        if (n > 0 && c->writable)
+        if (n > 0 && c->writable && !mc_hbuf_len(&c->out)) /* never into a half-written frame */
             (void)mc_stream_write(&c->st, data, (size_t)n);
     }
     h2_close(c);
@@ -239,9 +237,7 @@ static void fatal(mc_http_conn_t *c, ssize_t rv)
 static int feed(mc_http_conn_t *c, const char *p, size_t n)
 {
     mc_h2_session_t *h = c->h2;
-    h->in_ng = 1;
     ssize_t rv = nghttp2_session_mem_recv(h->ng, (const uint8_t *)p, n);
-    h->in_ng = 0;
     if (rv < 0) {
         fatal(c, rv);
         return -1;
@@ -265,14 +261,17 @@ static void do_write(mc_http_conn_t *c)
     size_t budget = 1u << 20; /* then yield to other connections */
     for (;;) {
         const uint8_t *data;
-        h->in_ng = 1;
         ssize_t n = nghttp2_session_mem_send(h->ng, &data);
-        h->in_ng = 0;
         if (n < 0)
             goto fail;
         if (n == 0)
             break;
         size_t off = 0;
+        if (mc_hbuf_len(&c->out) && mc_hbuf_len(&c->out) + (size_t)n > MC_HTTP_BUF) {
+            r = mc_h1_flush_out(c); /* the gathered frames go first */
+            if (r < 0)
+                goto fail;
+        }
         if (!mc_hbuf_len(&c->out) && (size_t)n >= MC_H2_DIRECT) {
             /* TLS writes a record at a time: a short write is not a full socket */
             while (off < (size_t)n && c->writable) {
@@ -286,10 +285,6 @@ static void do_write(mc_http_conn_t *c)
                 mc_stat_add(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, wn);
                 off += (size_t)wn;
             }
-        } else if (mc_hbuf_len(&c->out) + (size_t)n > MC_HTTP_BUF) {
-            r = mc_h1_flush_out(c); /* the gathered frames go first */
-            if (r < 0)
-                goto fail;
         }
         if (off < (size_t)n && mc_h1_queue_out(c, (const char *)data + off, (size_t)n - off) < 0)
             goto fail;

@@ -30,7 +30,6 @@ typedef struct mc_h2_session {
     uint32_t streams_total, premature_resets;
     uint32_t empty_frames; /* consecutive DATA frames with no payload and no END_STREAM */
     uint64_t priority_frames, window_updates, data_frames_sent; /* the flood ratios' terms */
-    uint8_t in_ng;         /* inside nghttp2_session_mem_recv/mem_send: no re-entry */
     uint8_t dead;          /* closed: the task only frees */
     uint8_t calmed;        /* a flood was found: GOAWAY(ENHANCE_YOUR_CALM) is on its way */
 } mc_h2_session_t;
