@@ -226,10 +226,20 @@ cdef void _fill_route(_Arena a, mc_sb_route_t *r, route) except *:
             weights[0] = 1
         r.clusters, r.weights, r.n_clusters = names, weights, n
         r.timeout_ms = _ms(ra, "timeout", _DEFAULT_ROUTE_TIMEOUT_MS)
-        if ra.max_stream_duration.HasField("grpc_timeout_header_max"):
-            r.grpc_timeout_header = 1
-            r.grpc_timeout_max_ms = _ms(ra.max_stream_duration, "grpc_timeout_header_max", 0)
-            r.grpc_timeout_offset_ms = _ms(ra.max_stream_duration, "grpc_timeout_header_offset", 0)
+        msd = ra.max_stream_duration
+        if ra.HasField("max_stream_duration"):
+            # Envoy's router ignores the deprecated pair once max_stream_duration is set
+            if msd.HasField("grpc_timeout_header_max"):
+                r.grpc_timeout_header = 1
+                r.grpc_timeout_max_ms = _ms(msd, "grpc_timeout_header_max", 0)
+                r.grpc_timeout_offset_ms = _ms(msd, "grpc_timeout_header_offset", 0)
+            if msd.HasField("max_stream_duration"):
+                r.stream_duration = 1
+                r.stream_duration_ms = _ms(msd, "max_stream_duration", 0)
+        elif ra.HasField("max_grpc_timeout"):
+            r.max_grpc_timeout = 1
+            r.max_grpc_timeout_ms = _ms(ra, "max_grpc_timeout", 0)
+            r.grpc_offset_ms = _ms(ra, "grpc_timeout_offset", 0)
         if ra.HasField("retry_policy"):
             r.has_retry = 1
             _fill_retry(a, &r.retry, ra.retry_policy)
@@ -318,6 +328,7 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.headers_with_underscores_action = cp.headers_with_underscores_action  # ALLOW by default, as Envoy
     h.stream_idle_timeout_ms = _ms(hcm, "stream_idle_timeout", _DEFAULT_STREAM_IDLE_TIMEOUT_MS)
     h.request_timeout_ms = _ms(hcm, "request_timeout", 0)
+    h.max_stream_duration_ms = _ms(cp, "max_stream_duration", 0)
     # 10 s when unset, not Envoy's "off": a sidecar's safe default (docs/hardening.md)
     h.request_headers_timeout_ms = _ms(hcm, "request_headers_timeout", _DEFAULT_REQUEST_HEADERS_TIMEOUT_MS)
     h.max_request_headers_kb = _u32(hcm, "max_request_headers_kb", 60)

@@ -132,6 +132,11 @@ cdef extern from "meshcore/snapshot.h" nogil:
         int grpc_timeout_header
         uint32_t grpc_timeout_max_ms
         uint32_t grpc_timeout_offset_ms
+        int max_grpc_timeout
+        uint32_t max_grpc_timeout_ms
+        uint32_t grpc_offset_ms
+        int stream_duration
+        uint32_t stream_duration_ms
         int has_retry
         mc_sb_retry_t retry
         const char *prefix_rewrite
@@ -161,6 +166,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
         uint32_t stream_idle_timeout_ms
         uint32_t request_timeout_ms
         uint32_t request_headers_timeout_ms
+        uint32_t max_stream_duration_ms
         uint32_t max_requests_per_connection
         uint32_t max_request_headers_kb
         uint32_t max_headers_count

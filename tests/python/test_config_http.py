@@ -129,7 +129,8 @@ static_resources:
           "@type": {HCM_TYPE}
           stat_prefix: full
           codec_type: HTTP1
-          common_http_protocol_options: {{idle_timeout: 60s, max_requests_per_connection: 100, max_headers_count: 50}}
+          common_http_protocol_options:
+            {{idle_timeout: 60s, max_requests_per_connection: 100, max_headers_count: 50, max_stream_duration: 300s}}
           upgrade_configs: [{{upgrade_type: websocket, enabled: true}}]
           http_protocol_options: {{accept_http_10: true, default_host_for_http_10: legacy.svc}}
           http2_protocol_options: {{max_concurrent_streams: 50, initial_stream_window_size: 131072,
@@ -230,6 +231,8 @@ static_resources:
                 route:
                   weighted_clusters: {{clusters: [{{name: a, weight: 1}}, {{name: b, weight: 3}}]}}
                   regex_rewrite: {{pattern: {{regex: "^/v[0-9]+/(.*)"}}, substitution: "/\\\\1"}}
+                  max_grpc_timeout: 5s
+                  grpc_timeout_offset: 0.01s
               - name: separated
                 match: {{path_separated_prefix: /old}}
                 redirect:
@@ -516,15 +519,15 @@ def test_chain_without_terminal_names_both_terminals():
         ),
         (lambda h: h.update(drain_timeout="1s"), "", 'unsupported field "drain_timeout"'),
         (
-            lambda h: h["common_http_protocol_options"].update(max_stream_duration="10s"),
-            "common_http_protocol_options",
-            'unsupported field "max_stream_duration" (supported: idle_timeout, max_requests_per_connection, '
-            "max_headers_count, headers_with_underscores_action)",
+            lambda h: h["common_http_protocol_options"].update(max_stream_duration="-10s"),
+            "common_http_protocol_options.max_stream_duration",
+            "must not be negative",
         ),
         (
             lambda h: h["common_http_protocol_options"].update(max_connection_duration="60s"),
             "common_http_protocol_options",
-            'unsupported field "max_connection_duration"',
+            'unsupported field "max_connection_duration" (supported: idle_timeout, max_requests_per_connection, '
+            "max_headers_count, headers_with_underscores_action, max_stream_duration)",
         ),
         (
             lambda h: h["common_http_protocol_options"].update(max_headers_count=0),

@@ -52,7 +52,7 @@ def check_hcm(hcm):
 
 
 def check_http_options(o):  # core.v3.HttpProtocolOptions, in a listener or a cluster
-    yield from duration_problems(o, "idle_timeout")
+    yield from duration_problems(o, "idle_timeout", "max_stream_duration")
     if o.HasField("max_headers_count") and o.max_headers_count.value < 1:
         yield "max_headers_count", "must be at least 1"
 

@@ -186,14 +186,13 @@ def check_route_action(ra):
         not ra.host_rewrite_literal or BAD_VALUE.search(ra.host_rewrite_literal)
     ):
         yield "host_rewrite_literal", "must be a non-empty host without CR, LF or NUL"
-    yield from duration_problems(ra, "timeout")
+    # max_grpc_timeout, grpc_timeout_offset: deprecated, and ignored by Envoy's router when
+    # max_stream_duration is set (proxy/http_grpc.c); istiod still writes max_grpc_timeout
+    yield from duration_problems(ra, "timeout", "max_grpc_timeout", "grpc_timeout_offset")
 
 
-def check_max_stream_duration(msd):  # grpc-timeout (proxy/http_grpc.c)
+def check_max_stream_duration(msd):  # the stream's limit (proxy/http_duration.c), grpc-timeout (http_grpc.c)
     yield from duration_problems(msd, "max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset")
-    # istiod writes 0s (no limit) on every route; a limit on the stream's life is not implemented
-    if msd.HasField("max_stream_duration") and (msd.max_stream_duration.seconds or msd.max_stream_duration.nanos):
-        yield "max_stream_duration", "only 0s (no limit) is supported"
 
 
 def check_route_weighted_clusters(wc):

@@ -325,7 +325,7 @@ SCHEMA = {
         nested={
             "common_http_protocol_options": Rule(
                 ("idle_timeout", "max_requests_per_connection", "max_headers_count",
-                 "headers_with_underscores_action"),
+                 "headers_with_underscores_action", "max_stream_duration"),
                 check=check_http_options,
             ),
             "http_protocol_options": Rule(("accept_http_10", "default_host_for_http_10")),
@@ -437,7 +437,9 @@ SCHEMA = {
             "host_rewrite_literal",
             "request_mirror_policies",
             "hash_policy",
-            "max_stream_duration",  # grpc-timeout
+            "max_stream_duration",  # the stream's limit, grpc-timeout
+            "max_grpc_timeout",  # deprecated: istiod's grpc-timeout cap
+            "grpc_timeout_offset",  # deprecated
         ),
         check=check_route_action,
     ),

@@ -29,7 +29,8 @@ from meshcore import _core
 
 log = logging.getLogger("meshcore.accesslog")
 
-_RF_NAMES = ("UH", "UF", "UO", "NR", "URX", "UT", "DC", "UC", "DI", "FI", "UPE", "DPE", "LR", "UR", "SI", "UAEX", "OL")
+_RF_NAMES = ("UH", "UF", "UO", "NR", "URX", "UT", "DC", "UC", "DI", "FI", "UPE", "DPE", "LR", "UR", "SI", "UAEX", "OL",
+             "DT")
 
 
 def response_flags(bits: int) -> str:

@@ -363,8 +363,9 @@ static void grpc_reply(mc_http_stream_t *s, int status, const char *body, size_t
             m += (size_t)snprintf(msg + m, sizeof(msg) - m, "%%%02X", ch);
         }
     }
-    /* a gRPC call past its deadline (route timeout or grpc-timeout): DEADLINE_EXCEEDED */
-    int g = (s->flags & MC_RF_UT) && s->grpc_request ? 4 : grpc_status_of(status);
+    /* a gRPC call past its deadline (route timeout, grpc-timeout, max_stream_duration):
+     * DEADLINE_EXCEEDED */
+    int g = (s->flags & (MC_RF_UT | MC_RF_DT)) && s->grpc_request ? 4 : grpc_status_of(status);
     s->grpc_status = (int16_t)g; /* what the access log and Istio's grpc_response_status report */
     s->has_grpc_status = 1;
     int cl = snprintf(code, sizeof(code), "%d", g);

@@ -62,9 +62,26 @@ void mc_http_grpc_request(mc_http_stream_t *s)
     s->grpc_timeout_ns = t ? grpc_timeout_ns(t->value, t->value_len) : 0;
 }
 
+/* Envoy's router (FilterUtility::finalTimeout) for the deprecated
+ * max_grpc_timeout: a gRPC call's grpc-timeout less grpc_timeout_offset
+ * (when that leaves time), then capped at max_grpc_timeout; no header is
+ * no deadline, so the cap applies (0: none at all). */
+static uint64_t max_grpc_timeout_ns(const mc_http_stream_t *s)
+{
+    const mc_route_t *r = s->route;
+    uint64_t t = s->grpc_timeout_ns;
+    if (r->grpc_offset_ns < t)
+        t -= r->grpc_offset_ns;
+    if (r->max_grpc_timeout_ns && (t == 0 || t > r->max_grpc_timeout_ns))
+        t = r->max_grpc_timeout_ns;
+    return t;
+}
+
 uint64_t mc_http_route_timeout_ns(const mc_http_stream_t *s)
 {
     const mc_route_t *r = s->route;
+    if (r->max_grpc_timeout && s->grpc_request)
+        return max_grpc_timeout_ns(s);
     if (!r->grpc_timeout_header || !s->grpc_timeout_ns)
         return r->timeout_ns;
     /* Envoy: the header's value, capped at grpc_timeout_header_max (0: no

@@ -130,7 +130,7 @@ void mc_http_stream_abort(mc_http_stream_t *s)
         /* Mid-request: we reset the client's stream because of the
          * upstream or a timeout (the flag says which), or the client left. */
         mc_stats_shard_t *st = STATS(s);
-        if (s->flags & (MC_RF_UC | MC_RF_UT | MC_RF_UPE | MC_RF_UF | MC_RF_LR | MC_RF_SI)) {
+        if (s->flags & (MC_RF_UC | MC_RF_UT | MC_RF_UPE | MC_RF_UF | MC_RF_LR | MC_RF_SI | MC_RF_DT)) {
             mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TX_RESET);
         } else {
             s->flags |= MC_RF_DC;
@@ -149,7 +149,7 @@ void mc_http_stream_abort(mc_http_stream_t *s)
 
 /* ---- timeouts ---------------------------------------------------------------------- */
 
-enum { T_NONE, T_REQUEST, T_ROUTE, T_STREAM_IDLE };
+enum { T_NONE, T_REQUEST, T_ROUTE, T_STREAM_IDLE, T_DURATION };
 
 static mc_deadline_t next_deadline(const mc_http_stream_t *s)
 {
@@ -165,6 +165,9 @@ static mc_deadline_t next_deadline(const mc_http_stream_t *s)
         mc_deadline_consider(&d, s->rq_done_ns + route_timeout, T_ROUTE);
     if (h->stream_idle_timeout_ns && s->conn)
         mc_deadline_consider(&d, s->last_activity + h->stream_idle_timeout_ns, T_STREAM_IDLE);
+    uint64_t duration = s->conn && s->route ? mc_http_stream_duration_ns(s) : 0;
+    if (duration)
+        mc_deadline_consider(&d, s->head_start_ns + duration, T_DURATION);
     return d;
 }
 
@@ -191,6 +194,10 @@ static void on_timer(mc_timer_t *t)
         return;
     }
     int which = d.kind;
+    if (which == T_DURATION) {
+        mc_http_stream_duration_reached(s);
+        return;
+    }
     if (which == T_ROUTE) {
         /* The route timeout: the whole request (all tries) took too long. */
         mc_stat_inc(st, HTTP_SCOPE(s), MC_HTTP_DOWNSTREAM_RQ_TIMEOUT);
@@ -450,6 +457,7 @@ void mc_http_stream_start(mc_http_stream_t *s)
         redirect(s, s->route);
         return;
     }
+    mc_http_stream_rearm(s); /* routed: the route's max_stream_duration applies */
     /* Envoy's default: answer 100 Continue here and strip Expect, so the
      * client starts its body without waiting on the upstream. */
     if (q->expect_continue && !s->req_done && s->codec->send_continue(s) < 0)

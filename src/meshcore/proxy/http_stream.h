@@ -313,8 +313,15 @@ int mc_http_grpc_status_of(const mc_h1_response_t *r);
  * +proto...) and its grpc-timeout. */
 void mc_http_grpc_request(mc_http_stream_t *s);
 /* The route timeout for this request: the route's, or its grpc-timeout
- * under max_stream_duration.grpc_timeout_header_max. 0: none. */
+ * under max_stream_duration.grpc_timeout_header_max or the deprecated
+ * max_grpc_timeout. 0: none. */
 uint64_t mc_http_route_timeout_ns(const mc_http_stream_t *s);
+
+/* proxy/http_duration.c: Envoy's max_stream_duration */
+/* The limit on this stream's life (from its start), 0: none. */
+uint64_t mc_http_stream_duration_ns(const mc_http_stream_t *s);
+/* The limit is reached: a local reply, or a reset once the response started. */
+void mc_http_stream_duration_reached(mc_http_stream_t *s);
 
 /* proxy/http_mirror.c: a shadow copy of s's request (whole in replay) */
 void mc_http_mirror(mc_http_stream_t *s);

@@ -150,6 +150,7 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     h->stream_idle_timeout_ns = (uint64_t)s->stream_idle_timeout_ms * 1000000ull;
     h->request_timeout_ns = (uint64_t)s->request_timeout_ms * 1000000ull;
     h->request_headers_timeout_ns = (uint64_t)s->request_headers_timeout_ms * 1000000ull;
+    h->max_stream_duration_ns = (uint64_t)s->max_stream_duration_ms * 1000000ull;
     h->max_requests_per_connection = s->max_requests_per_connection;
     h->limits = mc_h1_default_limits;
     if (s->max_request_headers_kb)
@@ -345,6 +346,11 @@ int mc_route_table_add_route(mc_route_table_t *rt, uint32_t vhost, const mc_sb_r
         r->grpc_timeout_header = (uint8_t)(s->grpc_timeout_header != 0);
         r->grpc_timeout_max_ns = (uint64_t)s->grpc_timeout_max_ms * 1000000ull;
         r->grpc_timeout_offset_ns = (uint64_t)s->grpc_timeout_offset_ms * 1000000ull;
+        r->max_grpc_timeout = (uint8_t)(s->max_grpc_timeout != 0);
+        r->max_grpc_timeout_ns = (uint64_t)s->max_grpc_timeout_ms * 1000000ull;
+        r->grpc_offset_ns = (uint64_t)s->grpc_offset_ms * 1000000ull;
+        r->stream_duration = (uint8_t)(s->stream_duration != 0);
+        r->stream_duration_ns = (uint64_t)s->stream_duration_ms * 1000000ull;
         if (s->has_retry) {
             r->has_retry = 1;
             mc_retry_from_spec(&r->retry, &s->retry);

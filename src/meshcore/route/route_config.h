@@ -77,6 +77,10 @@ typedef struct mc_route {
     uint64_t timeout_ns;
     uint8_t grpc_timeout_header; /* max_stream_duration.grpc_timeout_header_max set */
     uint64_t grpc_timeout_max_ns, grpc_timeout_offset_ns;
+    uint8_t max_grpc_timeout; /* the deprecated max_grpc_timeout set (no max_stream_duration) */
+    uint64_t max_grpc_timeout_ns, grpc_offset_ns;
+    uint8_t stream_duration; /* max_stream_duration.max_stream_duration set: the HCM's is not used */
+    uint64_t stream_duration_ns; /* 0: no limit */
     uint8_t has_retry;
     mc_retry_policy_t retry;
     char *prefix_rewrite;
@@ -138,6 +142,7 @@ typedef struct mc_hcm {
     char *stat_prefix;
     uint32_t scope;
     uint64_t idle_timeout_ns, stream_idle_timeout_ns, request_timeout_ns, request_headers_timeout_ns;
+    uint64_t max_stream_duration_ns; /* common_http_protocol_options, 0: none */
     uint32_t max_requests_per_connection;
     mc_h1_limits_t limits;
     uint8_t generate_request_id, preserve_external_request_id, use_remote_address;

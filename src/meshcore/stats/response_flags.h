@@ -31,7 +31,8 @@
     FLAG(UR, "upstream remote reset")                                         \
     FLAG(SI, "stream idle timeout")                                           \
     FLAG(UAEX, "unauthorized (external authorization / RBAC)")                \
-    FLAG(OL, "overload manager")
+    FLAG(OL, "overload manager")                                              \
+    FLAG(DT, "max stream duration reached")
 
 #define MC_RF_BIT_(code, meaning) MC_RF_BIT_##code,
 enum { MC_RESPONSE_FLAGS(MC_RF_BIT_) MC_RF__COUNT };

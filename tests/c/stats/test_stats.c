@@ -387,6 +387,7 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP_RBAC_ALLOWED, "rbac.allowed", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RBAC_DENIED, "rbac.denied", 0},
     {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_RQ_HEADER_TIMEOUT, "downstream_rq_header_timeout", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_RQ_MAX_DURATION_REACHED, "downstream_rq_max_duration_reached", 0},
     {MC_SCOPE_HTTP, MC_HTTP_HTTP1_DROPPED_UNDERSCORES, "http1.dropped_headers_with_underscores", 0},
     {MC_SCOPE_HTTP, MC_HTTP_HTTP1_REJECTED_UNDERSCORES, "http1.requests_rejected_with_underscores_in_headers", 0},
     {MC_SCOPE_HTTP, MC_HTTP_DOWNSTREAM_CX_UPGRADES_TOTAL, "downstream_cx_upgrades_total", 0},
@@ -411,6 +412,7 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 14, "response_flag_SI", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 15, "response_flag_UAEX", 0},
     {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 16, "response_flag_OL", 0},
+    {MC_SCOPE_HTTP, MC_HTTP_RF_FIRST + 17, "response_flag_DT", 0},
 };
 
 /* Per-code counters: the codes of the table have a slot, every other code none. */

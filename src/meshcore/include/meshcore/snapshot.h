@@ -171,6 +171,13 @@ typedef struct mc_sb_route {
      * capped at grpc_timeout_max_ms (0: uncapped), less the offset */
     int grpc_timeout_header;
     uint32_t grpc_timeout_max_ms, grpc_timeout_offset_ms;
+    /* the deprecated max_grpc_timeout (and grpc_timeout_offset): the same for
+     * gRPC calls, without a header capped too; ignored with max_stream_duration */
+    int max_grpc_timeout;
+    uint32_t max_grpc_timeout_ms, grpc_offset_ms;
+    /* max_stream_duration.max_stream_duration set (0: the HCM's limit is off) */
+    int stream_duration;
+    uint32_t stream_duration_ms;
     int has_retry;
     mc_sb_retry_t retry;
     const char *prefix_rewrite;
@@ -201,6 +208,7 @@ typedef struct mc_sb_hcm {
     uint32_t stream_idle_timeout_ms;     /* no bytes during a request; default 5 min */
     uint32_t request_timeout_ms;         /* whole downstream request; default off */
     uint32_t request_headers_timeout_ms; /* request head; default off */
+    uint32_t max_stream_duration_ms;     /* a stream's whole life; default off */
     uint32_t max_requests_per_connection; /* 0 = unlimited */
     uint32_t max_request_headers_kb;     /* default 60 */
     uint32_t max_headers_count;          /* default 100 */

@@ -185,6 +185,7 @@ int mc_stats_code_index(int status);
     COUNTER(MC_HTTP_RBAC_ALLOWED, "rbac.allowed")                                            \
     COUNTER(MC_HTTP_RBAC_DENIED, "rbac.denied")                                              \
     COUNTER(MC_HTTP_DOWNSTREAM_RQ_HEADER_TIMEOUT, "downstream_rq_header_timeout")            \
+    COUNTER(MC_HTTP_DOWNSTREAM_RQ_MAX_DURATION_REACHED, "downstream_rq_max_duration_reached") \
     /* headers_with_underscores_action (Envoy roots these at http1.*, meshcore per HCM) */  \
     COUNTER(MC_HTTP_HTTP1_DROPPED_UNDERSCORES, "http1.dropped_headers_with_underscores")     \
     COUNTER(MC_HTTP_HTTP1_REJECTED_UNDERSCORES, "http1.requests_rejected_with_underscores_in_headers") \
@@ -216,7 +217,7 @@ int mc_stats_code_index(int status);
     COUNTER(MC_HTTP2_TRAILERS, "http2.trailers")
 #define MC_HTTP_HISTS(HIST) HIST(MC_HTTP_H_DOWNSTREAM_RQ_TIME, "downstream_rq_time")
 /* Response flag counters (MC_RF__COUNT of them; stats/stats.c checks). */
-#define MC_HTTP_RESPONSE_FLAG_SLOTS 17
+#define MC_HTTP_RESPONSE_FLAG_SLOTS 18
 
 /* Slot numbers per kind, from the tables above. */
 #define MC_STAT_ENUM_(id, name) id,
