@@ -196,3 +196,22 @@ def test_a_client_that_never_acks_is_closed(engine_factory, backend_factory):
         pinged = [ev for ev in conn.receive_data(got) if isinstance(ev, h2.events.PingReceived)]
         assert len(pinged) == 1  # no second PING while the first is unanswered
     assert h.stat(engine, "http.http.http2.keepalive_timeout") == 1
+
+
+def test_answered_pings_do_not_hold_an_idle_connection_open(engine_factory, backend_factory):
+    backend = backend_factory("echo")
+    engine = engine_factory(config=h.simple([backend.port], codec_type="AUTO",
+                                            common_http_protocol_options={"idle_timeout": "1s"},
+                                            http2_protocol_options={"connection_keepalive": KEEPALIVE}))
+    s, conn = h2_client(engine.listener_port("http"))
+    with s:
+        goaway = False
+        while data := s.recv(65536):  # ACK every PING until the idle timeout's GOAWAY and close
+            goaway |= any(isinstance(ev, h2.events.ConnectionTerminated) for ev in conn.receive_data(data))
+            try:
+                s.sendall(conn.data_to_send())
+            except OSError:
+                break
+        assert goaway
+    assert h.stat(engine, "http.http.downstream_cx_idle_timeout") == 1
+    assert h.stat(engine, "http.http.http2.keepalive_timeout") == 0

@@ -97,6 +97,9 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
     mc_http_conn_t *c = h->c;
     mc_http_stream_t *s = f->hd.stream_id ? nghttp2_session_get_stream_user_data(ng, f->hd.stream_id) : NULL;
     mc_h2_ka_frame(&h->ka, c->w, f);
+    /* PINGs (keepalive ACKs among them) do not hold an idle connection open, as in Envoy */
+    if (f->hd.type != NGHTTP2_PING)
+        c->last_activity = c->w->loop.now;
     switch (f->hd.type) {
     case NGHTTP2_DATA:
         /* Envoy's max_consecutive_inbound_frames_with_empty_payload */
@@ -321,7 +324,6 @@ static void do_read(mc_http_conn_t *c)
         uint32_t room = c->in.cap - c->in.end;
         ssize_t n = mc_stream_read(&c->st, c->in.data + c->in.end, room);
         if (n > 0) {
-            c->last_activity = c->w->loop.now;
             mc_stat_add(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
             if ((uint32_t)n < room && !c->rdhup && mc_stream_short_read_drains(&c->st))
                 c->readable = 0;
