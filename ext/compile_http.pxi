@@ -353,6 +353,7 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
     h.h2_max_outbound_control_frames = _u32(h2, "max_outbound_control_frames", 0)
     if h2.HasField("max_consecutive_inbound_frames_with_empty_payload"):
         h.h2_max_empty_frames = h2.max_consecutive_inbound_frames_with_empty_payload.value + 1
+    _fill_keepalive(&h.h2_keepalive, h2)
     # upgrade_configs: the websocket upgrade (the only type the schema accepts); enabled defaults to true
     h.upgrade_websocket = any(u.upgrade_type.lower() == "websocket" and (u.enabled.value if u.HasField("enabled")
                                                                          else True) for u in hcm.upgrade_configs)
@@ -386,12 +387,29 @@ cdef void _compile_hcm(SnapshotBuilder b, int li, hcm, uint32_t log_id, trace=No
             b._check(mc_sb_add_route(b.b, li, vi, &route))
 
 
+cdef uint32_t _ms32(msg, field):
+    return min(_ms(msg, field, 0), 0xFFFFFFFF)  # past 49 days: as good as never
+
+
+cdef void _fill_keepalive(mc_sb_h2_keepalive_t *k, o) except *:
+    # Http2ProtocolOptions.connection_keepalive; absent: all 0 (no PING)
+    if not o.HasField("connection_keepalive"):
+        return
+    ka = o.connection_keepalive
+    k.interval_ms = _ms32(ka, "interval")
+    k.timeout_ms = _ms32(ka, "timeout")
+    k.idle_interval_ms = _ms32(ka, "connection_idle_interval")
+    jitter = ka.interval_jitter.value if ka.HasField("interval_jitter") else 15.0  # Envoy's default
+    k.jitter_ms = <uint32_t>(jitter * k.interval_ms / 100)  # as Envoy: random() % (percent * interval / 100)
+
+
 cdef void _fill_h2_options(mc_sb_cluster_http_t *h, o) except *:
     # core.v3.Http2ProtocolOptions toward the upstream; 0 keeps the core's
     # defaults (the peer's stream limit, 64 KiB stream and 1 MiB connection windows)
     h.h2_max_concurrent_streams = _u32(o, "max_concurrent_streams", 0)
     h.h2_initial_stream_window = min(_u32(o, "initial_stream_window_size", 0), _H2_STREAM_WINDOW_MAX)
     h.h2_initial_connection_window = _u32(o, "initial_connection_window_size", 0)
+    _fill_keepalive(&h.h2_keepalive, o)
 
 
 def cluster_speaks_h2(c):

@@ -160,6 +160,11 @@ cdef extern from "meshcore/snapshot.h" nogil:
         size_t direct_body_len
         mc_sb_header_ops_t request_ops
         mc_sb_header_ops_t response_ops
+    ctypedef struct mc_sb_h2_keepalive_t:
+        uint32_t interval_ms
+        uint32_t jitter_ms
+        uint32_t timeout_ms
+        uint32_t idle_interval_ms
     ctypedef struct mc_sb_hcm_t:
         const char *stat_prefix
         uint32_t idle_timeout_ms
@@ -193,6 +198,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
         uint32_t h2_initial_connection_window
         uint32_t h2_max_outbound_control_frames
         uint32_t h2_max_empty_frames
+        mc_sb_h2_keepalive_t h2_keepalive
 
         int headers_with_underscores_action
         int upgrade_websocket
@@ -216,6 +222,7 @@ cdef extern from "meshcore/snapshot.h" nogil:
         uint32_t h2_max_concurrent_streams
         uint32_t h2_initial_stream_window
         uint32_t h2_initial_connection_window
+        mc_sb_h2_keepalive_t h2_keepalive
 
     enum:
         MC_UPSTREAM_HTTP1

@@ -135,7 +135,9 @@ static_resources:
           http_protocol_options: {{accept_http_10: true, default_host_for_http_10: legacy.svc}}
           http2_protocol_options: {{max_concurrent_streams: 50, initial_stream_window_size: 131072,
                                    initial_connection_window_size: 2097152, max_outbound_control_frames: 500,
-                                   max_consecutive_inbound_frames_with_empty_payload: 2, allow_connect: true}}
+                                   max_consecutive_inbound_frames_with_empty_payload: 2, allow_connect: true,
+                                   connection_keepalive: {{interval: 30s, timeout: 5s,
+                                                          interval_jitter: {{value: 10}}}}}}
           stream_idle_timeout: 30s
           request_timeout: 60s
           request_headers_timeout: 5s
@@ -293,7 +295,9 @@ static_resources:
         "@type": {URL}{UPSTREAM_HTTP}
         explicit_http_config:
           http2_protocol_options:
-            {{max_concurrent_streams: 100, initial_stream_window_size: 65536, initial_connection_window_size: 1048576}}
+            {{max_concurrent_streams: 100, initial_stream_window_size: 65536, initial_connection_window_size: 1048576,
+             connection_keepalive: {{interval: 30s, timeout: 5s, interval_jitter: {{value: 10}},
+                                    connection_idle_interval: 60s}}}}
   - name: either
     typed_extension_protocol_options:
       {UPSTREAM_HTTP}:

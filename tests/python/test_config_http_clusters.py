@@ -260,7 +260,7 @@ def _http_options(**options):
             lambda c: c.update(http2_protocol_options={"hpack_table_size": 4096}),
             "http2_protocol_options",
             'unsupported field "hpack_table_size" (supported: max_concurrent_streams, initial_stream_window_size, '
-            "initial_connection_window_size)",
+            "initial_connection_window_size, connection_keepalive)",
         ),
         (lambda c: c.update(common_http_protocol_options={}), "", 'unsupported field "common_http_protocol_options"'),
         (lambda c: c.update(http_protocol_options={}), "", 'unsupported field "http_protocol_options"'),
@@ -312,9 +312,48 @@ def test_cluster_rules(change, path, text):
         ),
         (
             {"explicit_http_config": {"http2_protocol_options": {"connection_keepalive": {"interval": "1s"}}}},
-            "explicit_http_config.http2_protocol_options",
-            'unsupported field "connection_keepalive" (supported: max_concurrent_streams, initial_stream_window_size, '
-            "initial_connection_window_size)",
+            "explicit_http_config.http2_protocol_options.connection_keepalive.timeout",
+            "required (at least 1ms): how long to wait for the PING's ACK",
+        ),
+        (
+            {"explicit_http_config": {"http2_protocol_options": {"connection_keepalive": {"timeout": "0s"}}}},
+            "explicit_http_config.http2_protocol_options.connection_keepalive.timeout",
+            "must be at least 1ms",
+        ),
+        (
+            {"explicit_http_config": {"http2_protocol_options": {
+                "connection_keepalive": {"timeout": "1s", "interval": "-1s"}}}},
+            "explicit_http_config.http2_protocol_options.connection_keepalive.interval",
+            "must be at least 1ms",
+        ),
+        (
+            {"explicit_http_config": {"http2_protocol_options": {
+                "connection_keepalive": {"timeout": "1s", "connection_idle_interval": "0.0001s"}}}},
+            "explicit_http_config.http2_protocol_options.connection_keepalive.connection_idle_interval",
+            "must be at least 1ms",
+        ),
+        (
+            {"explicit_http_config": {"http2_protocol_options": {
+                "connection_keepalive": {"timeout": "1s", "interval": "ten"}}}},
+            "explicit_http_config.http2_protocol_options.connection_keepalive.interval",
+            'expected a duration such as "1s"',
+        ),
+        (
+            {"explicit_http_config": {"http2_protocol_options": {
+                "connection_keepalive": {"timeout": "1s", "interval_jitter": {"value": 150}}}}},
+            "explicit_http_config.http2_protocol_options.connection_keepalive.interval_jitter.value",
+            "150 is out of range (0..100)",
+        ),
+        (
+            {"explicit_http_config": {"http2_protocol_options": {
+                "connection_keepalive": {"timeout": "1s", "interval_timeout": "1s"}}}},
+            "explicit_http_config.http2_protocol_options.connection_keepalive",
+            'unknown field "interval_timeout"',
+        ),
+        (
+            {"use_downstream_protocol_config": {"http2_protocol_options": {"connection_keepalive": {}}}},
+            "use_downstream_protocol_config.http2_protocol_options.connection_keepalive.timeout",
+            "required",
         ),
         (
             {"explicit_http_config": {"http2_protocol_options": {"allow_connect": True}}},
@@ -392,6 +431,9 @@ def test_upstream_http_protocol_options_rules(options, path, text):
         {"explicit_http_config": {"http_protocol_options": {}}},
         {"use_downstream_protocol_config": {}},
         {"use_downstream_protocol_config": {"http_protocol_options": {}}},
+        {"explicit_http_config": {"http2_protocol_options": {"connection_keepalive": {"timeout": "1s"}}}},
+        {"explicit_http_config": {"http2_protocol_options": {"connection_keepalive": {
+            "interval": "30s", "timeout": "5s", "interval_jitter": {"value": 0}, "connection_idle_interval": "60s"}}}},
         {
             "common_http_protocol_options": {"max_requests_per_connection": 1},
             "explicit_http_config": {"http_protocol_options": {}},

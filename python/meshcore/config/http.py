@@ -13,6 +13,7 @@ from .listener import (
 from .rules import (
     BAD_VALUE,
     HTTP_FILTERS,
+    duration_ms_float,
     duration_problems,
 )
 
@@ -63,6 +64,16 @@ def check_http2_options(o):  # core.v3.Http2ProtocolOptions, downstream (docs/ht
     for field, (lo, hi) in ranges.items():
         if o.HasField(field) and not lo <= getattr(o, field).value <= hi:
             yield field, f"{getattr(o, field).value} is out of range ({lo}..{hi})"
+
+
+def check_keepalive(k):  # core.v3.KeepaliveSettings: Envoy's validate rules (docs/http2.md)
+    if not k.HasField("timeout"):
+        yield "timeout", "required (at least 1ms): how long to wait for the PING's ACK"
+    for name in ("interval", "timeout", "connection_idle_interval"):
+        if k.HasField(name) and duration_ms_float(getattr(k, name)) < 1:
+            yield name, "must be at least 1ms"
+    if k.HasField("interval_jitter") and not 0 <= k.interval_jitter.value <= 100:
+        yield "interval_jitter.value", f"{k.interval_jitter.value:g} is out of range (0..100)"
 
 
 DENOMINATORS = {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}

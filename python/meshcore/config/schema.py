@@ -46,6 +46,7 @@ from .http import (
     check_hcm,
     check_http2_options,
     check_http_options,
+    check_keepalive,
     check_upgrade_config,
 )
 from .listener import (
@@ -154,7 +155,10 @@ _CLUSTER = "envoy.config.cluster.v3."
 
 
 # the HTTP/2 settings the codecs honour, downstream and upstream
-H2_SETTINGS = ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size")
+H2_SETTINGS = ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size",
+               "connection_keepalive")
+# connection_idle_interval pings before a new stream on an idle client connection: upstream only
+KEEPALIVE = ("interval", "timeout", "interval_jitter")
 
 
 _HEADER_OPS = (
@@ -332,8 +336,10 @@ SCHEMA = {
             "http2_protocol_options": Rule(
                 ("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size",
                  "max_outbound_control_frames", "max_consecutive_inbound_frames_with_empty_payload",
-                 "allow_connect"),  # Envoy's switch for RFC 8441; here upgrade_configs decides (docs/http2.md)
+                 "allow_connect",  # Envoy's switch for RFC 8441; here upgrade_configs decides (docs/http2.md)
+                 "connection_keepalive"),
                 check=check_http2_options,
+                nested={"connection_keepalive": Rule(KEEPALIVE, check=check_keepalive)},
             ),
             "tracing": Rule(("random_sampling", "provider"), check=check_tracing),
         },
@@ -559,6 +565,7 @@ SCHEMA = {
     UPSTREAM_HTTP_OPTIONS + ".UseDownstreamHttpConfig": Rule(("http_protocol_options", "http2_protocol_options")),
     # HTTP/2 toward a cluster (proxy/h2_upstream.c)
     "envoy.config.core.v3.Http2ProtocolOptions": Rule(H2_SETTINGS, check=check_http2_options),
+    "envoy.config.core.v3.KeepaliveSettings": Rule(KEEPALIVE + ("connection_idle_interval",), check=check_keepalive),
     # In a cluster; the http_connection_manager's own rows are in its `nested`.
     "envoy.config.core.v3.HttpProtocolOptions": Rule(
         ("idle_timeout", "max_requests_per_connection"), check=check_http_options

@@ -265,6 +265,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
     mc_h2up_t *h = user;
+    mc_h2_ka_frame(&h->ka, h->w, f);
     if (f->hd.type == NGHTTP2_GOAWAY) {
         h->goaway = 1; /* no new streams; nghttp2 refuses those past last_stream_id */
         return 0;

@@ -96,6 +96,10 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
     mc_h2_session_t *h = user;
     mc_http_conn_t *c = h->c;
     mc_http_stream_t *s = f->hd.stream_id ? nghttp2_session_get_stream_user_data(ng, f->hd.stream_id) : NULL;
+    mc_h2_ka_frame(&h->ka, c->w, f);
+    /* PINGs (keepalive ACKs among them) do not hold an idle connection open, as in Envoy */
+    if (f->hd.type != NGHTTP2_PING)
+        c->last_activity = c->w->loop.now;
     switch (f->hd.type) {
     case NGHTTP2_DATA:
         /* Envoy's max_consecutive_inbound_frames_with_empty_payload */
@@ -203,6 +207,7 @@ static void h2_close(mc_http_conn_t *c)
         mc_h2_detach(s);
         mc_http_stream_abort(s);
     }
+    mc_h2_ka_stop(&h->ka, c->w);
     nghttp2_session_del(h->ng);
     h->ng = NULL;
     h->dead = 1;
@@ -314,7 +319,6 @@ static void do_read(mc_http_conn_t *c)
         uint32_t room = c->in.cap - c->in.end;
         ssize_t n = mc_stream_read(&c->st, c->in.data + c->in.end, room);
         if (n > 0) {
-            c->last_activity = c->w->loop.now;
             mc_stat_add(STATS(c), SCOPE(c), MC_HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL, n);
             if ((uint32_t)n < room && !c->rdhup && mc_stream_short_read_drains(&c->st))
                 c->readable = 0;
@@ -401,6 +405,21 @@ static void on_timer(mc_timer_t *t)
     run(c);
 }
 
+static void on_keepalive(mc_timer_t *t)
+{
+    mc_h2_session_t *h = mc_container_of(t, mc_h2_session_t, ka.timer);
+    if (h->dead)
+        return;
+    mc_http_conn_t *c = h->c;
+    int r = mc_h2_ka_fire(&h->ka, c->w, h->ng);
+    if (r == MC_H2_KA_FLUSH) {
+        mc_h2_want_write(h);
+    } else if (r == MC_H2_KA_TIMEOUT) {
+        mc_stat_inc(STATS(c), SCOPE(c), MC_HTTP2_KEEPALIVE_TIMEOUT);
+        h2_close(c); /* the peer is gone or stuck: nothing more is sent */
+    }
+}
+
 static void abort_conn(mc_session_t *base)
 {
     h2_close(mc_container_of(base, mc_http_conn_t, base));
@@ -445,6 +464,8 @@ void mc_h2_start(mc_http_conn_t *c)
     }
     h->c = c;
     mc_list_init(&h->streams);
+    mc_h2_ka_init(&h->ka, &hcm->h2_keepalive, on_keepalive);
+    mc_h2_ka_start(&h->ka, w);
     c->h2 = h;
     c->codec = &mc_h2_codec;
     c->io.cb = on_io;

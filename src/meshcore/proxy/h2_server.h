@@ -8,6 +8,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "proxy/h2_keepalive.h"
 #include "proxy/http_stream.h"
 
 /* The limits docs/http2.md prints (the configurable ones are in mc_hcm_t). */
@@ -25,6 +26,7 @@ typedef struct mc_h2_session {
     nghttp2_session *ng;
     mc_http_conn_t *c;
     mc_task_t task;     /* writes what the codec submitted; frees the session after close */
+    mc_h2_keepalive_t ka; /* PING keepalive (connection_keepalive) */
     mc_list_t streams;  /* mc_http_stream_t.h2.link: streams attached to nghttp2's */
     uint32_t n_streams;
     uint32_t streams_total, premature_resets;

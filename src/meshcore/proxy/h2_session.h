@@ -8,6 +8,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "proxy/h2_keepalive.h"
 #include "proxy/http_stream.h"
 
 enum { H2_CONNECTING = 1, H2_HANDSHAKE, H2_READY, H2_CLOSED };
@@ -33,6 +34,7 @@ struct mc_h2up {
     uint8_t readable, writable, rdhup, failed, goaway;
     mc_hbuf_t wbuf;  /* frames nghttp2 produced that the socket did not take */
     mc_timer_t timer; /* connect and handshake timeouts, then the idle timeout */
+    mc_h2_keepalive_t ka; /* PING keepalive (connection_keepalive) */
     mc_task_t task;   /* flush, then free once closed */
     char principal[128];
 };

@@ -111,6 +111,7 @@ static void session_close(mc_h2up_t *h, int event)
     mc_list_remove(&h->link);
     h->state = H2_CLOSED;
     mc_timer_cancel(&w->loop.timers, &h->timer);
+    mc_h2_ka_stop(&h->ka, w);
     if (h->ng)
         nghttp2_session_del(h->ng);
     h->ng = NULL;
@@ -238,6 +239,7 @@ static void session_ready(mc_h2up_t *h)
     h->state = H2_READY;
     h->writable = 1;
     h->last_used = h->w->loop.now;
+    mc_h2_ka_start(&h->ka, h->w);
     for (mc_list_t *l = h->streams.next; l != &h->streams; l = l->next) {
         mc_upconn_t *u = mc_container_of(l, mc_upconn_t, h2s.link);
         u->state = UP_BUSY;
@@ -290,6 +292,20 @@ static void on_timer(mc_timer_t *t)
             return;
         }
         mc_stat_inc(STATS(h), h->cluster_scope, MC_CLUSTER_UPSTREAM_CX_IDLE_TIMEOUT);
+        session_close(h, UPEV_IO);
+    }
+}
+
+static void on_keepalive(mc_timer_t *t)
+{
+    mc_h2up_t *h = mc_container_of(t, mc_h2up_t, ka.timer);
+    if (h->state != H2_READY)
+        return;
+    int r = mc_h2_ka_fire(&h->ka, h->w, h->ng);
+    if (r == MC_H2_KA_FLUSH) {
+        mc_h2up_kick(h);
+    } else if (r == MC_H2_KA_TIMEOUT) {
+        mc_stat_inc(STATS(h), h->cluster_scope, MC_CLUSTER_HTTP2_KEEPALIVE_TIMEOUT);
         session_close(h, UPEV_IO);
     }
 }
@@ -389,6 +405,7 @@ static mc_h2up_t *session_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t e
     mc_list_init(&h->streams);
     mc_list_init(&h->ready);
     mc_timer_init(&h->timer, on_timer);
+    mc_h2_ka_init(&h->ka, &c->h2_keepalive, on_keepalive);
     h->host = e->host;
     h->cstate = c->state;
     __atomic_add_fetch(&h->host->refcnt, 1, __ATOMIC_RELAXED);
@@ -455,6 +472,8 @@ mc_upconn_t *mc_h2up_acquire(mc_worker_t *w, const mc_cluster_t *c, uint32_t ep,
             return NULL;
     } else {
         mc_stat_inc(STATS(h), c->scope, MC_CLUSTER_UPSTREAM_CX_REUSED);
+        if (h->state == H2_READY && mc_h2_ka_idle_ping(&h->ka, w, h->ng))
+            mc_h2up_kick(h); /* a PING ahead of the stream: a dead peer shows within the timeout */
     }
     mc_upconn_t *u = mc_pool_get(&mc_proxy_of(w)->upconns);
     if (!u)

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "meshcore/snapshot.h"
 #include "net/sock.h"
 #include "net/tls.h"
 #include "route/cluster_state.h"
@@ -40,6 +41,7 @@ typedef struct mc_cluster {
     uint32_t h2_max_streams;     /* per connection; 0: the peer's SETTINGS only */
     uint32_t h2_stream_window;   /* our receive windows (SETTINGS_INITIAL_WINDOW_SIZE, connection) */
     uint32_t h2_conn_window;
+    mc_sb_h2_keepalive_t h2_keepalive; /* connection_keepalive (proxy/h2_keepalive.c) */
     uint32_t ring_min, ring_max;
     mc_tls_ctx_t *tls;     /* upstream TLS, or NULL */
     uint32_t im_service;   /* id of its Istio service labels (destination_service...), 0: unknown */

@@ -182,6 +182,7 @@ int mc_hcm_init(mc_hcm_t *h, const mc_sb_hcm_t *s, char *err, size_t errlen)
     h->h2_conn_window = s->h2_initial_connection_window ? s->h2_initial_connection_window : 1u << 20;
     h->h2_max_control_frames = s->h2_max_outbound_control_frames ? s->h2_max_outbound_control_frames : 1000;
     h->h2_max_empty_frames = s->h2_max_empty_frames ? s->h2_max_empty_frames - 1 : 1;
+    h->h2_keepalive = s->h2_keepalive;
 
     if (s->headers_with_underscores_action < MC_UNDERSCORES_ALLOW ||
         s->headers_with_underscores_action > MC_UNDERSCORES_DROP_HEADER)

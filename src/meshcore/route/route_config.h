@@ -161,6 +161,7 @@ typedef struct mc_hcm {
     uint8_t codec_type;       /* MC_CODEC_*: which downstream codecs this HCM speaks */
     uint32_t h2_max_streams, h2_stream_window, h2_conn_window; /* http2_protocol_options */
     uint32_t h2_max_control_frames, h2_max_empty_frames;
+    mc_sb_h2_keepalive_t h2_keepalive; /* connection_keepalive (proxy/h2_keepalive.c) */
 
     uint8_t underscores;      /* headers_with_underscores_action: MC_UNDERSCORES_* */
     uint8_t upgrade_websocket; /* upgrade_configs: websocket (proxy/http_upgrade.c) */

@@ -294,6 +294,7 @@ int mc_sb_set_cluster_http(mc_snapshot_builder_t *b, int cluster, const mc_sb_cl
     c->h2_max_streams = h->h2_max_concurrent_streams;
     c->h2_stream_window = h->h2_initial_stream_window ? h->h2_initial_stream_window : 65535;
     c->h2_conn_window = h->h2_initial_connection_window ? h->h2_initial_connection_window : 1u << 20;
+    c->h2_keepalive = h->h2_keepalive;
     if (h->ring_min)
         c->ring_min = h->ring_min;
     if (h->ring_max)

@@ -3,7 +3,9 @@
  * runs it under ASan/UBSan: an engine with an HCM listener (codec_type
  * HTTP2) in front of a threaded HTTP/1.1 upstream, driven by an nghttp2
  * client session on a blocking socket. Checks a GET whose chunked response
- * carries trailers, a POST body, and Rapid Reset refused with GOAWAY.
+ * carries trailers, a POST body, Rapid Reset refused with GOAWAY, and PING
+ * keepalive (a client that ACKs keeps its connection, one that never reads
+ * is closed: the keepalive timer must die with the connection).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -73,7 +75,7 @@ typedef struct client {
     int closed, status[8], grpc_status[8], x_len[8];
     size_t body[8];
     uint32_t goaway_code;
-    int goaway;
+    int goaway, pings;
     size_t upload_left;
 } client_t;
 
@@ -115,6 +117,8 @@ static int on_frame(nghttp2_session *ng, const nghttp2_frame *f, void *u)
 {
     (void)ng;
     client_t *c = u;
+    if (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK))
+        c->pings++; /* nghttp2 ACKs it */
     if (f->hd.type == NGHTTP2_GOAWAY) {
         c->goaway = 1;
         c->goaway_code = f->goaway.error_code;
@@ -227,7 +231,8 @@ int main(void)
     mc_sb_add_endpoint(b, cl, "127.0.0.1", up_port, 1);
     int l = mc_sb_add_listener(b, "h2", "127.0.0.1", 0, NULL, 0);
     mc_sb_hcm_t hcm = {.stat_prefix = "h2", .codec_type = MC_CODEC_HTTP2, .idle_timeout_ms = 60000,
-                       .stream_idle_timeout_ms = 60000, .generate_request_id = 1};
+                       .stream_idle_timeout_ms = 60000, .generate_request_id = 1,
+                       .h2_keepalive = {.interval_ms = 20, .jitter_ms = 5, .timeout_ms = 200}};
     CHECK_EQ(mc_sb_set_hcm(b, l, &hcm), 0);
     const char *domains[] = {"*"};
     int vh = mc_sb_add_vhost(b, l, "all", domains, 1, NULL, NULL, NULL);
@@ -273,9 +278,37 @@ int main(void)
     CHECK_EQ(c.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
     client_close(&c);
 
-    CHECK_EQ(stat_of(e, "downstream_cx_http2_total"), 2);
+    /* Keepalive: PINGs answered (by nghttp2) keep the connection; a GET still works on it. */
+    client_open(&c, port);
+    while (c.pings < 3) {
+        uint8_t buf[4096];
+        CHECK(client_flush(&c) == 0);
+        ssize_t n = read(c.fd, buf, sizeof(buf));
+        CHECK(n > 0);
+        if (n <= 0)
+            break;
+        nghttp2_session_mem_recv(c.ng, buf, (size_t)n);
+    }
+    g = nghttp2_submit_request(c.ng, NULL, get, 4, NULL, NULL);
+    client_run(&c, 1);
+    CHECK_EQ(c.status[slot(g)], 200);
+    client_close(&c);
+    CHECK_EQ(stat_of(e, "http2.keepalive_timeout"), 0);
+
+    /* ... and a client that never reads is closed once its PING goes unanswered. */
+    client_open(&c, port);
+    CHECK(client_flush(&c) == 0);
+    for (int i = 0; i < 1000 && stat_of(e, "http2.keepalive_timeout") < 1; i++)
+        usleep(10000);
+    CHECK_EQ(stat_of(e, "http2.keepalive_timeout"), 1);
+    uint8_t sink[4096];
+    while (read(c.fd, sink, sizeof(sink)) > 0) /* the SETTINGS and the PING, then EOF */
+        ;
+    client_close(&c);
+
+    CHECK_EQ(stat_of(e, "downstream_cx_http2_total"), 4);
     CHECK_EQ(stat_of(e, "downstream_rq_too_many_premature_resets"), 1);
-    CHECK_EQ(stat_of(e, "http2.trailers"), 2);
+    CHECK_EQ(stat_of(e, "http2.trailers"), 3); /* the keepalive GET is the third */
     CHECK_EQ(mc_engine_stop(e, 500), 0);
     mc_engine_free(e);
     CHECK_DONE();

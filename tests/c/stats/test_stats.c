@@ -308,6 +308,7 @@ static const struct {
     {MC_SCOPE_HTTP, MC_HTTP2_TOO_MANY_SETTINGS, "http2.too_many_settings", 0},
     {MC_SCOPE_HTTP, MC_HTTP2_PREMATURE_RESETS, "downstream_rq_too_many_premature_resets", 0},
     {MC_SCOPE_HTTP, MC_HTTP2_TRAILERS, "http2.trailers", 0},
+    {MC_SCOPE_HTTP, MC_HTTP2_KEEPALIVE_TIMEOUT, "http2.keepalive_timeout", 0},
     {MC_SCOPE_CONN_LIMIT, MC_CONN_LIMIT_ACTIVE_CONNECTIONS, "active_connections", 1},
     {MC_SCOPE_CONN_LIMIT, MC_CONN_LIMIT_LIMITED_CONNECTIONS, "limited_connections", 0},
     {MC_SCOPE_CLUSTER, MC_CLUSTER_UPSTREAM_CX_TOTAL, "upstream_cx_total", 0},
@@ -350,6 +351,7 @@ static const struct {
     {MC_SCOPE_CLUSTER, MC_CLUSTER_SSL_FAIL_VERIFY_ERROR, "ssl.fail_verify_error", 0},
     {MC_SCOPE_CLUSTER, MC_CLUSTER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san", 0},
     {MC_SCOPE_CLUSTER, MC_CLUSTER_SSL_SESSION_REUSED, "ssl.session_reused", 0},
+    {MC_SCOPE_CLUSTER, MC_CLUSTER_HTTP2_KEEPALIVE_TIMEOUT, "http2.keepalive_timeout", 0},
 #define CODE_ROW(code) {MC_SCOPE_CLUSTER, MC_CLUSTER_CODE_FIRST + MC_STAT_CODE_##code, "upstream_rq_" #code, 0},
     MC_STAT_CODES(CODE_ROW)
 #undef CODE_ROW

@@ -202,6 +202,16 @@ typedef struct mc_sb_route {
     mc_sb_header_ops_t request_ops, response_ops;
 } mc_sb_route_t;
 
+/* Http2ProtocolOptions.connection_keepalive (proxy/h2_keepalive.c); all 0
+ * when absent. */
+typedef struct mc_sb_h2_keepalive {
+    uint32_t interval_ms;      /* a PING this long after the last ACK; 0: none */
+    uint32_t jitter_ms;        /* up to this much added to each interval (interval_jitter of it) */
+    uint32_t timeout_ms;       /* no ACK (nor any frame) this long after a PING: close; 0: off */
+    uint32_t idle_interval_ms; /* connection_idle_interval (upstream): PING before a stream on a
+                                * connection that received nothing this long; 0: never */
+} mc_sb_h2_keepalive_t;
+
 typedef struct mc_sb_hcm {
     const char *stat_prefix;
     uint32_t idle_timeout_ms;            /* no request in flight; Envoy default 1 h */
@@ -238,6 +248,7 @@ typedef struct mc_sb_hcm {
     uint32_t h2_initial_connection_window;  /* default 1 MiB */
     uint32_t h2_max_outbound_control_frames; /* SETTINGS/PING acks queued unsent; default 1000 */
     uint32_t h2_max_empty_frames; /* max_consecutive_inbound_frames_with_empty_payload + 1 (0: default 1) */
+    mc_sb_h2_keepalive_t h2_keepalive;
     /* common_http_protocol_options.headers_with_underscores_action */
     int headers_with_underscores_action; /* MC_UNDERSCORES_* */
     int upgrade_websocket; /* upgrade_configs websocket: Upgrade requests become tunnels */
@@ -278,6 +289,7 @@ typedef struct mc_sb_cluster_http {
     uint32_t h2_max_concurrent_streams;    /* 0: the peer's limit only */
     uint32_t h2_initial_stream_window;     /* 0: default 64 KiB */
     uint32_t h2_initial_connection_window; /* 0: default 1 MiB */
+    mc_sb_h2_keepalive_t h2_keepalive;
 } mc_sb_cluster_http_t;
 
 /* mc_sb_cluster_http_t.protocol: explicit HTTP/1.1, explicit HTTP/2, or the

@@ -124,7 +124,8 @@ typedef enum mc_scope_kind {
     COUNTER(MC_CLUSTER_SSL_CONNECTION_ERROR, "ssl.connection_error")                         \
     COUNTER(MC_CLUSTER_SSL_FAIL_VERIFY_ERROR, "ssl.fail_verify_error")                       \
     COUNTER(MC_CLUSTER_SSL_FAIL_VERIFY_SAN, "ssl.fail_verify_san")                           \
-    COUNTER(MC_CLUSTER_SSL_SESSION_REUSED, "ssl.session_reused")
+    COUNTER(MC_CLUSTER_SSL_SESSION_REUSED, "ssl.session_reused")                             \
+    COUNTER(MC_CLUSTER_HTTP2_KEEPALIVE_TIMEOUT, "http2.keepalive_timeout")
 /* cluster.<name>.upstream_rq_<code>: Envoy's per-code counters for a
  * fixed set of codes, the ones dashboards look for, in slots after the table
  * above (MC_CLUSTER_CODE_FIRST + MC_STAT_CODE_<code>). A code outside the set
@@ -214,7 +215,8 @@ int mc_stats_code_index(int status);
     COUNTER(MC_HTTP2_TOO_MANY_CONTINUATIONS, "http2.too_many_continuations")                 \
     COUNTER(MC_HTTP2_TOO_MANY_SETTINGS, "http2.too_many_settings")                           \
     COUNTER(MC_HTTP2_PREMATURE_RESETS, "downstream_rq_too_many_premature_resets")            \
-    COUNTER(MC_HTTP2_TRAILERS, "http2.trailers")
+    COUNTER(MC_HTTP2_TRAILERS, "http2.trailers")                                             \
+    COUNTER(MC_HTTP2_KEEPALIVE_TIMEOUT, "http2.keepalive_timeout")
 #define MC_HTTP_HISTS(HIST) HIST(MC_HTTP_H_DOWNSTREAM_RQ_TIME, "downstream_rq_time")
 /* Response flag counters (MC_RF__COUNT of them; stats/stats.c checks). */
 #define MC_HTTP_RESPONSE_FLAG_SLOTS 18
