@@ -1,7 +1,7 @@
 """The control plane's Envoy flavor with issue 10's translation: a mesh with
 gRPC and HTTP/2 ports (HTTP/2 clusters inbound and outbound), a
 DestinationRule h2UpgradePolicy UPGRADE with maxConcurrentStreams, a
-VirtualService with gRPC retry conditions and a timeout (max_stream_duration),
+VirtualService with gRPC retry conditions and a timeout (timeout, max_grpc_timeout),
 WebSocket upgrade_configs and the h2 ALPN of inbound mTLS chains: the views
 of the server and of the client, put together as static resources, pass
 `envoy --mode validate` (Envoy 1.40)."""

@@ -42,11 +42,14 @@ def test_api_listeners_named_host_port_with_the_routes_and_known_filters():
     for name, rc in rds.items():
         for vh, base_vh in zip(rc.virtual_hosts, base_rds[name].virtual_hosts, strict=True):
             for route, base_route in zip(vh.routes, base_vh.routes, strict=True):
-                assert base_route.route.max_stream_duration.HasField("grpc_timeout_header_max")  # the sidecar's
+                # the sidecar's max_grpc_timeout (or the default route's max_stream_duration) goes
+                assert base_route.route.HasField("max_grpc_timeout") or base_route.route.HasField("max_stream_duration")
+                assert not route.route.HasField("max_grpc_timeout")
                 assert not route.route.max_stream_duration.HasField("grpc_timeout_header_max")
                 assert route.route.max_stream_duration.max_stream_duration == route.route.timeout
-                route.route.ClearField("max_stream_duration")
-                base_route.route.ClearField("max_stream_duration")
+                for r in (route.route, base_route.route):
+                    r.ClearField("max_stream_duration")
+                    r.ClearField("max_grpc_timeout")
     assert rds == base_rds
     assert not view.of(xr.SDS)
 

@@ -143,7 +143,7 @@ def test_inbound_grpc_port_speaks_h2_to_the_application_and_offers_h2_by_alpn():
         assert [u.upgrade_type for u in h.upgrade_configs] == ["websocket"]
         assert h.codec_type == h.AUTO
         action = h.route_config.virtual_hosts[0].routes[0].route
-        assert action.max_stream_duration.HasField("grpc_timeout_header_max")
+        assert action.max_stream_duration.HasField("grpc_timeout_header_max")  # istiod's inbound default route
         for chain in ls.filter_chains:
             if chain.HasField("transport_socket"):
                 tls = xds_types.unpack(chain.transport_socket.typed_config)
@@ -160,7 +160,7 @@ def test_routes_honour_grpc_timeout_and_pass_grpc_retry_names():
     _, h = hcm(b, 9090)
     [route] = h.route_config.virtual_hosts[0].routes
     d = json_format.MessageToDict(route.route, preserving_proto_field_name=True)
-    assert d["timeout"] == "3s" and d["max_stream_duration"] == {"grpc_timeout_header_max": "3s"}
+    assert d["timeout"] == "3s" and d["max_grpc_timeout"] == "3s" and "max_stream_duration" not in d
     assert d["retry_policy"]["retry_on"] == "cancelled,deadline-exceeded,internal,resource-exhausted,unavailable"
     _, h = hcm(b, 9080)  # no VirtualService: the default route, grpc-timeout uncapped
     d = json_format.MessageToDict(h.route_config.virtual_hosts[0].routes[0].route, preserving_proto_field_name=True)

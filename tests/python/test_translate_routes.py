@@ -160,7 +160,7 @@ def test_vs_without_retries_gets_istio_default_retries_and_no_timeout():
     b = xds(vs("{hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v1}}]}]}"))
     [r] = routes(b)
     assert as_dict(r.route) == {"cluster": V1, "timeout": "0s", "retry_policy": DEFAULT_RETRY,
-                                "max_stream_duration": {"grpc_timeout_header_max": "0s"}}
+                                "max_grpc_timeout": "0s"}
 
 
 def test_retries_status_codes_in_retry_on_and_disabling():

@@ -105,8 +105,9 @@ def _routes(view) -> dict:
 
 def _stream_duration(action) -> None:
     """istiod's setTimeout for a proxyless gRPC node: max_stream_duration is the route's
-    timeout (gRFC A31; the sidecar's grpc_timeout_header_max is for Envoy)."""
+    timeout (gRFC A31; the sidecar's max_grpc_timeout is for Envoy)."""
     action.ClearField("max_stream_duration")
+    action.ClearField("max_grpc_timeout")
     if action.HasField("timeout"):
         action.max_stream_duration.max_stream_duration.CopyFrom(action.timeout)
 

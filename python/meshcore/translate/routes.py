@@ -87,11 +87,12 @@ DEFAULT_STREAM_DURATION = {"max_stream_duration": "0s", "grpc_timeout_header_max
 
 
 def grpc_timeout(timeout: str) -> dict:
-    """istiod's setTimeout for sidecars: a gRPC call's grpc-timeout header is honoured,
-    capped by the route's timeout ("0s": uncapped). istiod writes the deprecated
-    RouteAction.max_grpc_timeout; this is its replacement with the same meaning
-    (Envoy: grpc_timeout_header_max). Proxyless gRPC: controlplane/flavor_grpc.py."""
-    return {"grpc_timeout_header_max": timeout}
+    """istiod's setTimeout for sidecars: the route's timeout, and a gRPC call's
+    grpc-timeout header honoured, capped by it ("0s": uncapped). istiod writes the
+    deprecated RouteAction.max_grpc_timeout, not max_stream_duration: with the
+    latter, Envoy's router ignores `timeout` (a VirtualService timeout would not
+    hold for plain HTTP on an Envoy sidecar). Proxyless gRPC: controlplane/flavor_grpc.py."""
+    return {"timeout": timeout, "max_grpc_timeout": timeout}
 
 
 def fraction(value) -> dict:
@@ -365,7 +366,7 @@ class VirtualServiceRoutes:
 
     def route_action(self, http: dict, path: str, authority: str, route: dict) -> dict | None:
         timeout = cl.duration(http["timeout"]) if http.get("timeout") else "0s"
-        action = {"timeout": timeout, "max_stream_duration": grpc_timeout(timeout)}
+        action = grpc_timeout(timeout)
         rewrite = http.get("rewrite")
         if rewrite:
             rr = rewrite.get("uriRegexRewrite")
