@@ -64,8 +64,6 @@ def _connection_pool():
         "useClientProtocol": Bool(to="HttpProtocolOptions.use_downstream_protocol_config"),
         "maxConcurrentStreams": nonneg("max concurrent streams",
                                        "http2_protocol_options.max_concurrent_streams (HTTP/2 clusters, as Istio)"),
-        "http2KeepAlive": Warned(Obj(fields={"interval": Dur(), "timeout": Dur()}),
-                                 "HTTP/2 PING keepalive (connection_keepalive) is not implemented by the core"),
     })
     return Obj(fields={"tcp": tcp, "http": http}, check=_check_pool)
 
