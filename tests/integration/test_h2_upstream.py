@@ -399,3 +399,38 @@ def test_a_slow_reader_holds_the_upstream_back(engine_factory, h2_factory):
             s_file.read(2)
         got = len(data)
     assert got == len(big) and bytes(data) == big and srv.sent == len(big)
+
+
+def test_a_session_to_a_removed_cluster_closes_when_the_engine_stops(engine_factory, h2_factory):
+    """A session busy when its cluster left the config, idle after: no host
+    pool the worker walks holds it any more, and it is still closed on stop
+    (the upstream sees the FIN), not left open in the embedding process."""
+    started = threading.Event()
+
+    def slow(headers, body):
+        started.set()
+        time.sleep(0.5)
+        return ("reply", 200, [], b"done\n", None)
+
+    old, new = h2_factory(slow), h2_factory(lambda headers, body: ("reply", 200, [], b"new\n", None))
+    engine, port = engine_for(engine_factory, h2_cluster("old", [old.port]))
+    result = {}
+
+    def get():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/")
+        result["body"] = c.getresponse().read()
+        c.close()
+
+    t = threading.Thread(target=get)
+    t.start()
+    assert started.wait(10)
+    engine.apply(h.bootstrap([h.hcm_listener("http", routes=[h.route("/", "new")])], [h2_cluster("new", [new.port])]))
+    t.join(10)
+    assert result["body"] == b"done\n"
+    assert old.closed == 0  # the old session is idle, not closed
+    engine.stop()
+    deadline = time.monotonic() + 10
+    while old.closed == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert old.closed == 1, "the removed cluster's session was left open"

@@ -20,6 +20,7 @@ struct mc_h2up {
     mc_worker_t *w;
     nghttp2_session *ng;
     mc_list_t link;    /* in the host's per-worker list of sessions */
+    mc_list_t wlink;   /* in the worker's list of every session (closed on the way out) */
     mc_list_t streams; /* handles riding this session */
     mc_list_t ready;   /* handles with news for their owner */
     mc_host_state_t *host;

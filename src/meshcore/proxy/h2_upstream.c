@@ -109,6 +109,7 @@ static void session_close(mc_h2up_t *h, int event)
         mc_list_push(&gone, &u->h2s.ready_link);
     }
     mc_list_remove(&h->link);
+    mc_list_remove(&h->wlink);
     h->state = H2_CLOSED;
     mc_timer_cancel(&w->loop.timers, &h->timer);
     mc_h2_ka_stop(&h->ka, w);
@@ -422,6 +423,7 @@ static mc_h2up_t *session_open(mc_worker_t *w, const mc_cluster_t *c, uint32_t e
     h->connect_start = mc_now_ns();
     h->state = H2_CONNECTING;
     mc_list_push(&e->host->wpools[w->id].h2, &h->link);
+    mc_list_push(&mc_proxy_of(w)->h2_sessions, &h->wlink);
     mc_stat_inc(STATS(h), c->scope, MC_CLUSTER_UPSTREAM_CX_TOTAL);
     mc_stat_inc(STATS(h), c->scope, MC_CLUSTER_UPSTREAM_CX_ACTIVE);
     mc_stat_inc(STATS(h), e->host_scope, MC_HOST_CX_TOTAL);
@@ -541,6 +543,12 @@ void mc_h2up_release(mc_upconn_t *u)
     mc_hbuf_release(w, &u->in);
     u->state = UP_CLOSED;
     mc_loop_post(&w->loop, &u->task, handle_free);
+}
+
+void mc_h2up_close_all(mc_list_t *all)
+{
+    while (!mc_list_empty(all))
+        session_close(mc_container_of(all->next, mc_h2up_t, wlink), UPEV_IO);
 }
 
 void mc_h2up_close_idle(mc_list_t *sessions)

@@ -79,5 +79,7 @@ ssize_t mc_h2up_write(mc_upconn_t *u, const char *p, uint32_t len);
 ssize_t mc_h2up_fill(mc_upconn_t *u, uint32_t want);
 /* Closes the worker's sessions to a host that carry no stream. */
 void mc_h2up_close_idle(mc_list_t *sessions);
+/* Closes every session in a worker's list (mc_proxy_worker_t.h2_sessions). */
+void mc_h2up_close_all(mc_list_t *all);
 
 #endif

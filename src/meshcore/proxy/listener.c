@@ -212,6 +212,7 @@ static int worker_init(mc_worker_t *w, uint32_t max_connections)
     mc_pool_init(&p->upconns, mc_upconn_size(), 64, 0);
     mc_bc_init(&p->blocks);
     mc_h2_mem_init(&p->h2mem, &p->blocks);
+    mc_list_init(&p->h2_sessions);
     p->w = w;
     mc_timer_init(&p->trim, on_trim);
     mc_timer_arm(&w->loop.timers, &p->trim, w->loop.now + TRIM_PERIOD_NS);
@@ -241,9 +242,17 @@ static void close_idle(mc_host_wpool_t *p)
     mc_h2up_close_idle(&p->h2);
 }
 
+/* A session to a host no snapshot names any more, busy when its cluster
+ * went and idle since, is in no host pool the worker still walks. */
+static void close_upstreams(mc_worker_t *w)
+{
+    mc_h2up_close_all(&mc_proxy_of(w)->h2_sessions);
+}
+
 const mc_worker_hooks_t mc_proxy_hooks = {
     .accept = on_accept,
     .init = worker_init,
     .fini = worker_fini,
     .close_idle = close_idle,
+    .close_upstreams = close_upstreams,
 };

@@ -30,6 +30,7 @@ typedef struct mc_proxy_worker {
     mc_pool_t upconns;      /* HTTP upstream connections */
     mc_block_cache_t blocks; /* nghttp2's small allocations */
     nghttp2_mem h2mem;       /* what the worker's HTTP/2 sessions allocate with */
+    mc_list_t h2_sessions;   /* every upstream HTTP/2 session of the worker */
     mc_worker_t *w;
     mc_timer_t trim;        /* gives pooled memory back after a flood */
 } mc_proxy_worker_t;

@@ -397,6 +397,8 @@ static void *worker_main(void *arg)
     close_idle_upstreams(w, w->ctx);
     for (mc_wctx_t *c = w->retired; c; c = c->next_retired)
         close_idle_upstreams(w, c);
+    if (w->hooks->close_upstreams)
+        w->hooks->close_upstreams(w);
     /* Run the deferred frees the last closes posted. */
     while (w->loop.tasks_head)
         mc_loop_turn(&w->loop, 0);

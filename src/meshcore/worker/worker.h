@@ -94,6 +94,9 @@ struct mc_worker_hooks {
     int (*init)(mc_worker_t *w, uint32_t max_connections); /* sets w->proxy; -1 on failure */
     void (*fini)(mc_worker_t *w);
     void (*close_idle)(mc_host_wpool_t *p); /* closes a host's pooled upstream connections */
+    /* On the way out, once no session is left: closes what close_idle could
+     * not reach (connections to hosts no snapshot names any more). */
+    void (*close_upstreams)(mc_worker_t *w);
 };
 
 mc_worker_t *mc_worker_new(struct mc_worker_control *ctl, mc_stats_t *stats, uint32_t server_scope,

@@ -29,6 +29,7 @@ class H2Server:
         self.accepted = 0
         self.streams = 0
         self.sent = 0  # response body bytes handed to the socket
+        self.closed = 0  # connections ended (the peer closed them, or they failed)
         self.lock = threading.Lock()
         self._stop = False
         self._conns: list[socket.socket] = []
@@ -94,6 +95,8 @@ class H2Server:
             return
         finally:
             conn.close()
+            with self.lock:
+                self.closed += 1
 
     def _send_body(self, c, sid, pending):
         body, trailers = pending[sid]
