@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent import futures
 
 import grpc
 import pytest
 from support import http as h
+from support.grpc_duplex import ping_pong
+from support.grpc_server import GrpcServer
 
 from meshcore import ca
 
@@ -21,7 +22,7 @@ SERVER_ID = "spiffe://cluster.local/ns/default/sa/server"
 CLIENT_ID = "spiffe://cluster.local/ns/default/sa/client"
 
 
-class Server:
+class Server(GrpcServer):
     """A grpcio server (h2c) with every call shape on service t.S, bytes in and out."""
 
     def __init__(self, name, fail=False, delay=0.0):
@@ -54,20 +55,11 @@ class Server:
             for r in reqs:
                 yield r.upper()
 
-        handler = grpc.method_handlers_generic_handler("t.S", {
+        super().__init__("t.S", {
             "Unary": grpc.unary_unary_rpc_method_handler(unary),
             "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
             "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
             "Bidi": grpc.stream_stream_rpc_method_handler(bidi)})
-        self.pool = futures.ThreadPoolExecutor(8)
-        self.server = grpc.server(self.pool)
-        self.server.add_generic_rpc_handlers((handler,))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-
-    def stop(self):
-        self.server.stop(0).wait()
-        self.pool.shutdown(wait=True)
 
 
 @pytest.fixture
@@ -115,6 +107,8 @@ def every_call_shape(ch, name):
     assert list(ch.unary_stream("/t.S/ServerStream")(b"5", timeout=10)) == [b"0", b"1", b"2", b"3", b"4"]
     assert ch.stream_unary("/t.S/ClientStream")(iter([b"a", b"b", b"c"]), timeout=10) == b"a+b+c"
     assert list(ch.stream_stream("/t.S/Bidi")(iter([b"x", b"y"]), timeout=10)) == [b"X", b"Y"]
+    # full duplex: each message sent only once the previous one's answer is back
+    assert ping_pong(ch, "/t.S/Bidi", [b"p", b"q", b"r"], timeout=10)[0] == [b"P", b"Q", b"R"]
 
 
 def test_every_call_shape_through_one_sidecar(engine_factory, servers, channel):
@@ -122,7 +116,7 @@ def test_every_call_shape_through_one_sidecar(engine_factory, servers, channel):
     engine, port = sidecar(engine_factory, [h.route("/", "app")], [h2_cluster("app", [srv.port])])
     every_call_shape(channel(port), "v1")
     st = engine.stats()
-    assert st["cluster.app.upstream_cx_total"] == 1 and st["cluster.app.upstream_rq_total"] == 4
+    assert st["cluster.app.upstream_cx_total"] == 1 and st["cluster.app.upstream_rq_total"] == 5
 
 
 def tls_socket(kind, files, peer):
@@ -155,7 +149,7 @@ def test_every_call_shape_through_two_sidecars_with_mtls(engine_factory, servers
     every_call_shape(ch, "v1")
     st = client_side.stats()
     assert st["cluster.server.ssl.handshake"] == 1 and st["cluster.server.upstream_cx_total"] == 1
-    assert server_side.stats()["cluster.app.upstream_rq_total"] == 4
+    assert server_side.stats()["cluster.app.upstream_rq_total"] == 5
 
 
 def test_a_90_10_split_across_two_versions(engine_factory, servers, channel):

@@ -237,6 +237,23 @@ def test_priority_and_window_update_floods(engine_factory, backend_factory, kind
     c.close()
 
 
+def test_window_updates_that_open_new_streams_are_no_flood(engine_factory, backend_factory):
+    """A client may open each new stream's window before any DATA flows (gRPC
+    clients do): Envoy's bound counts the streams opened, so 40 streams with a
+    WINDOW_UPDATE each are served, not taken for a flood."""
+    engine, backend = engine_with(engine_factory, backend_factory)
+    c = Client(engine.listener_port("http"))
+    ids = list(range(1, 81, 2))
+    for sid in ids:
+        c.conn.send_headers(sid, GET, end_stream=True)
+        c.conn.increment_flow_control_window(65535, stream_id=sid)
+    c.flush()
+    c.pump(lambda ev: {e.stream_id for e in c.events if isinstance(e, h2.events.StreamEnded)} >= set(ids))
+    assert c.goaway() is None
+    assert h.stat(engine, "http.http.http2.inbound_window_update_frames_flood") == 0
+    c.close()
+
+
 def test_zero_window_stall_ends_with_the_stream_idle_timeout(engine_factory, backend_factory):
     """A client that never opens its window: nothing is sent, the stream
     idle timeout resets the stream, and the proxy holds one buffer meanwhile."""

@@ -14,6 +14,7 @@ from concurrent import futures
 import grpc
 import pytest
 from support import http as h
+from support.grpc_server import GrpcServer
 from support.h2_server import H2Server
 
 from meshcore import ca
@@ -39,7 +40,7 @@ def frame(msg: bytes) -> bytes:
     return b"\x00" + struct.pack(">I", len(msg)) + msg
 
 
-class Grpc:
+class Grpc(GrpcServer):
     """A grpcio server with generic unary methods on service t.S."""
 
     def __init__(self, name="a", credentials=None, options=(), delay=0.0, fail=False):
@@ -59,20 +60,10 @@ class Grpc:
                 self.calls += 1
             ctx.abort(grpc.StatusCode.UNAVAILABLE, "down")
 
-        handler = grpc.method_handlers_generic_handler("t.S", {
+        super().__init__("t.S", {
             "Echo": grpc.unary_unary_rpc_method_handler(echo),
-            "Down": grpc.unary_unary_rpc_method_handler(unavailable)})
-        self.pool = futures.ThreadPoolExecutor(16)
-        self.server = grpc.server(self.pool, options=list(options))
-        self.server.add_generic_rpc_handlers((handler,))
-        addr = "127.0.0.1:0"
-        self.port = (self.server.add_secure_port(addr, credentials) if credentials
-                     else self.server.add_insecure_port(addr))
-        self.server.start()
-
-    def stop(self):
-        self.server.stop(0).wait()
-        self.pool.shutdown(wait=True)
+            "Down": grpc.unary_unary_rpc_method_handler(unavailable)},
+            workers=16, options=options, credentials=credentials)
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import shutil
 import socket
 import subprocess
 import time
-from concurrent import futures
 
 import grpc
 import pytest
 from support import http as h
+from support.grpc_server import GrpcServer
 from support.net import wait_until
 
 CURL = shutil.which("curl")
@@ -153,7 +153,7 @@ def test_http2_downstream(engine_factory, backend_factory, tmp_path):
 # ---- gRPC ---------------------------------------------------------------------------------------
 
 
-class GrpcServer:
+class SlowServer(GrpcServer):
     """grpcio (h2c): Unary answers after `delay`; ServerStream sends a message every 50 ms."""
 
     def __init__(self, delay=0.0):
@@ -166,18 +166,9 @@ class GrpcServer:
                 yield b"%d" % i
                 time.sleep(0.05)
 
-        handler = grpc.method_handlers_generic_handler("t.S", {
+        super().__init__("t.S", {
             "Unary": grpc.unary_unary_rpc_method_handler(unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream)})
-        self.pool = futures.ThreadPoolExecutor(4)
-        self.server = grpc.server(self.pool)
-        self.server.add_generic_rpc_handlers((handler,))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-
-    def stop(self):
-        self.server.stop(0).wait()
-        self.pool.shutdown(wait=True)
+            "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream)}, workers=4)
 
 
 @pytest.fixture
@@ -185,7 +176,7 @@ def grpc_server():
     made = []
 
     def make(**kw):
-        made.append(GrpcServer(**kw))
+        made.append(SlowServer(**kw))
         return made[-1]
     yield make
     for s in made:

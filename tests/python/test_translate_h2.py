@@ -168,6 +168,21 @@ def test_routes_honour_grpc_timeout_and_pass_grpc_retry_names():
     assert [u.upgrade_type for u in h.upgrade_configs] == ["websocket"]
 
 
+def test_http2_keep_alive_is_connection_keepalive_on_h2_clusters():
+    """DestinationRule connectionPool.http.http2KeepAlive: PINGs on the HTTP/2
+    clusters (an HTTP/1.1 cluster has no PING frame); a missing timeout is
+    gRPC's 20s, as Envoy requires one."""
+    b = bootstrap(doc("DestinationRule", {"host": "reviews", "trafficPolicy": {
+        "connectionPool": {"http": {"http2KeepAlive": {"interval": "15s", "timeout": "5s"}}}}}))
+    assert options(b, f"outbound|9090||{R}") == {"explicit_http_config": {"http2_protocol_options": {
+        "connection_keepalive": {"interval": "15s", "timeout": "5s"}}}}
+    assert options(b, f"outbound|9080||{R}") == H1
+    b = bootstrap(doc("DestinationRule", {"host": "reviews", "trafficPolicy": {
+        "connectionPool": {"http": {"h2UpgradePolicy": "UPGRADE", "http2KeepAlive": {"interval": "1m"}}}}}))
+    assert options(b, f"outbound|9080||{R}") == {"explicit_http_config": {"http2_protocol_options": {
+        "connection_keepalive": {"interval": "60s", "timeout": "20s"}}}}
+
+
 def test_meshcore_check_accepts_grpc_ports(tmp_path):
     from meshcore.cli import main
 

@@ -122,9 +122,8 @@ ERRORS = [
      "not in range 200-599", fnd.INVALID),
     ("VirtualService", r("{hosts: [a], http: [{$R, retrys: {}}]}"), "spec.http[0]",
      'unknown field "retrys" (did you mean "retries"?)', fnd.INVALID),
-    # not a field of Istio's ConnectionPoolSettings.HTTPSettings (fields 1-8 of destination_rule.proto)
-    ("DestinationRule", "{host: a, trafficPolicy: {connectionPool: {http: {http2KeepAlive: {interval: 10s}}}}}",
-     "spec.trafficPolicy.connectionPool.http", 'unknown field "http2KeepAlive"', fnd.INVALID),
+    ("DestinationRule", "{host: a, trafficPolicy: {connectionPool: {http: {http2KeepAlive: {interval: 0.5ms}}}}}",
+     "spec.trafficPolicy.connectionPool.http.http2KeepAlive.interval", "greater than 1ms", fnd.INVALID),
     ("VirtualService", r("{hosts: [a], tcp: [{match: [{destinationSubnets: [10.0.0.0/8]}], $R}]}"),
      "spec.tcp[0].match[0].destinationSubnets", "per port, not per address", fnd.UNSUPPORTED),
     ("VirtualService", r("{hosts: [a], gateways: [bad/], http: [{$R}]}"), "spec.gateways[0]",

@@ -144,6 +144,21 @@ def is_h2(port: reg.Port, http: dict, mesh_upgrade: bool, outbound: bool = True)
     return mesh_upgrade
 
 
+# KeepaliveSettings.timeout is required by Envoy; an http2KeepAlive without one
+# gets gRPC's default keepalive timeout.
+DEFAULT_KEEPALIVE_TIMEOUT = "20s"
+
+
+def keepalive(http: dict) -> dict:
+    """http2KeepAlive -> Http2ProtocolOptions.connection_keepalive (HTTP/2 clusters only:
+    PINGs are an HTTP/2 frame). No interval: no PINGs, nothing to write."""
+    ka = http.get("http2KeepAlive") or {}
+    if not ka.get("interval"):
+        return {}
+    return {"connection_keepalive": {"interval": duration(ka["interval"]),
+                                     "timeout": duration(ka.get("timeout") or DEFAULT_KEEPALIVE_TIMEOUT)}}
+
+
 def http_options(port: reg.Port, http: dict, mesh_upgrade: bool = False, outbound: bool = True) -> dict:
     """The cluster's envoy.extensions.upstreams.http.v3.HttpProtocolOptions, as istiod's
     applyConnectionPool + setH2Options + setUseDownstreamProtocol write it (meshcore always
@@ -157,9 +172,10 @@ def http_options(port: reg.Port, http: dict, mesh_upgrade: bool = False, outboun
     if common:
         options["common_http_protocol_options"] = common
     if http.get("useClientProtocol") and port.protocol not in reg.H2_PROTOCOLS:
-        options["use_downstream_protocol_config"] = {"http_protocol_options": {}, "http2_protocol_options": {}}
+        options["use_downstream_protocol_config"] = {"http_protocol_options": {},
+                                                     "http2_protocol_options": keepalive(http)}
     elif is_h2(port, http, mesh_upgrade, outbound):
-        h2 = {}
+        h2 = keepalive(http)
         if http.get("maxConcurrentStreams"):
             h2["max_concurrent_streams"] = http["maxConcurrentStreams"]
         options["explicit_http_config"] = {"http2_protocol_options": h2}

@@ -64,6 +64,9 @@ def _connection_pool():
         "useClientProtocol": Bool(to="HttpProtocolOptions.use_downstream_protocol_config"),
         "maxConcurrentStreams": nonneg("max concurrent streams",
                                        "http2_protocol_options.max_concurrent_streams (HTTP/2 clusters, as Istio)"),
+        "http2KeepAlive": Obj(fields={
+            "interval": Dur(to="http2_protocol_options.connection_keepalive.interval (HTTP/2 clusters)"),
+            "timeout": Dur(to="http2_protocol_options.connection_keepalive.timeout (default 20s)")}),
     })
     return Obj(fields={"tcp": tcp, "http": http}, check=_check_pool)
 

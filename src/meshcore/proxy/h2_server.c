@@ -126,8 +126,9 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
         if (++h->priority_frames > MC_H2_PRIORITY_PER_STREAM * (1ull + h->streams_total))
             calm_down(h, MC_HTTP2_INBOUND_PRIORITY_FLOOD);
         break;
-    case NGHTTP2_WINDOW_UPDATE: /* CVE-2019-9517 family */
-        if (++h->window_updates > 1 + MC_H2_WINDOW_UPDATES_PER_DATA * (1ull + h->data_frames_sent))
+    case NGHTTP2_WINDOW_UPDATE: /* CVE-2019-9517 family; Envoy's ProtocolConstraints bound: a
+                                 * client may open each stream's window before any DATA flows */
+        if (++h->window_updates > 5 + 2 * (h->streams_total + MC_H2_WINDOW_UPDATES_PER_DATA * h->data_frames_sent))
             calm_down(h, MC_HTTP2_INBOUND_WINDOW_UPDATE_FLOOD);
         break;
     case NGHTTP2_RST_STREAM:

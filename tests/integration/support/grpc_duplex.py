@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent import futures
 
 import grpc
+
+from .grpc_server import GrpcServer
 
 MAX_MESSAGE = 8 << 20
 OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
 
 
-class Server:
+class Server(GrpcServer):
     """A grpcio server with bidirectional methods on service d.S."""
 
     def __init__(self, name="s", fail_first=False):
@@ -48,19 +49,10 @@ class Server:
             for r in reqs:
                 yield b"x" * int(r[:8]) + r[8:16]
 
-        handler = grpc.method_handlers_generic_handler("d.S", {
+        super().__init__("d.S", {
             name: grpc.stream_stream_rpc_method_handler(fn) for name, fn in
             (("Echo", echo), ("FirstOnly", first_only), ("ThenStream", then_stream), ("Watch", watch),
-             ("Size", size))})
-        self.pool = futures.ThreadPoolExecutor(40)
-        self.server = grpc.server(self.pool, options=OPTIONS)
-        self.server.add_generic_rpc_handlers((handler,))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-
-    def stop(self):
-        self.server.stop(0).wait()
-        self.pool.shutdown(wait=True)
+             ("Size", size))}, workers=40, options=OPTIONS)
 
 
 class Pipe:
