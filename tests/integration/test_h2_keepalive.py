@@ -6,7 +6,6 @@ intervals, generous deadlines, and no assertion on how long anything took."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import h2.config
@@ -14,6 +13,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 from support import http as h
+from support.conn_server import ConnServer
 
 KEEPALIVE = {"interval": "0.2s", "timeout": "0.3s"}
 OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -29,7 +29,7 @@ def engine_for(engine_factory, port, keepalive):
     return engine, engine.listener_port("http")
 
 
-class PingPeer:
+class PingPeer(ConnServer):
     """An h2c upstream answering every request 200 "ok" and counting the
     PINGs each connection gets (`pings[n]`, connections numbered from 1 in
     accept order; the h2 package ACKs them). Connections listed in `deaf`
@@ -38,32 +38,12 @@ class PingPeer:
 
     def __init__(self, deaf=()):
         self.deaf = set(deaf)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
         self.pings: dict[int, int] = {}
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.conns: list[socket.socket] = []
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
+        super().__init__()
 
-    def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-                n = self.accepted
-                self.pings[n] = 0
-                self.conns.append(conn)
-                t = threading.Thread(target=self._serve, args=(conn, n), daemon=True)
-                self.threads.append(t)
-            t.start()
-
-    def _serve(self, conn, n):
+    def serve(self, conn, n):
+        with self.lock:
+            self.pings.setdefault(n, 0)
         c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         c.initiate_connection()
         try:
@@ -86,22 +66,6 @@ class PingPeer:
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.stopping.set()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept()
-        except OSError:
-            pass
-        self.sock.close()
-        with self.lock:
-            for conn in self.conns:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        for t in self.threads:
-            t.join(5)
 
 
 def peer(request, **kw):

@@ -121,9 +121,9 @@ def test_requests_of_one_turn_share_a_send_upstream(engine_factory, upstream):
         client.burst(1)  # the upstream session is up
         client.settle()
         deadline = time.monotonic() + 5
-        while not upstream._conns and time.monotonic() < deadline:
+        while not upstream.conns and time.monotonic() < deadline:
             time.sleep(0.01)
-        (up_sock,) = upstream._conns
+        (up_sock,) = upstream.conns
         time.sleep(0.2)  # the proxy's SETTINGS ACK and WINDOW_UPDATEs are in
         before = data_segs_in(up_sock)
         bodies = client.burst(STREAMS)

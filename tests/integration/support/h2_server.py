@@ -10,46 +10,24 @@ handler(headers: dict, body: bytes) -> one of
 from __future__ import annotations
 
 import socket
-import threading
 
 import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
 
+from .conn_server import ConnServer
 
-class H2Server:
+
+class H2Server(ConnServer):
     def __init__(self, handler):
         self.handler = handler
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
         self.streams = 0
         self.sent = 0  # response body bytes handed to the socket
         self.closed = 0  # connections ended (the peer closed them, or they failed)
-        self.lock = threading.Lock()
-        self._stop = False
-        self._conns: list[socket.socket] = []
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+        super().__init__()
 
-    def _accept(self):
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-                self._conns.append(conn)
-                t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-                self._threads.append(t)
-            t.start()
-
-    def _serve(self, conn: socket.socket):
+    def serve(self, conn: socket.socket, n: int):
         c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
         c.initiate_connection()
         conn.sendall(c.data_to_send())
@@ -113,19 +91,3 @@ class H2Server:
             c.send_headers(sid, list(trailers), end_stream=True)
         else:
             c.end_stream(sid)
-
-    def stop(self):
-        self._stop = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept()
-        except OSError:
-            pass
-        self.sock.close()
-        with self.lock:
-            for conn in self._conns:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        for t in self._threads:
-            t.join(5)
