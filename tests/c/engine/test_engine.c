@@ -13,6 +13,7 @@
 #include "check.h"
 #include "meshcore/balancer.h"
 #include "meshcore/engine.h"
+#include "support/engine_stats.h"
 #include "support/sock.h"
 #include "support/upstream.h"
 
@@ -62,24 +63,6 @@ static int round_trip(uint16_t port, size_t len)
     return ok ? 0 : -1;
 }
 
-static int64_t stat_of(mc_engine_t *e, mc_scope_kind_t want_kind, const char *want, const char *slot)
-{
-    mc_stats_t *st = mc_engine_stats(e);
-    for (uint32_t i = 1; i < mc_stats_scope_count(st); i++) {
-        mc_scope_kind_t kind;
-        char name[MC_STATS_NAME_MAX];
-        mc_stats_scope_info(st, i, &kind, name, sizeof(name));
-        if (kind != want_kind || strcmp(name, want) != 0)
-            continue;
-        int64_t v[MC_STATS_SLOTS];
-        mc_stats_sum(st, i, v);
-        for (uint32_t k = 0; k < mc_stats_slot_count(kind); k++)
-            if (strcmp(mc_stats_slot_name(kind, k), slot) == 0)
-                return v[k];
-    }
-    return -1;
-}
-
 static mc_snapshot_builder_t *config(uint16_t echo_port, uint16_t dead, uint16_t listen_port)
 {
     mc_snapshot_builder_t *b = mc_sb_new();
@@ -122,13 +105,13 @@ static void run_mode(mc_splice_mode_t mode, uint16_t echo_port)
         for (int k = 0; k < 4; k++) /* round robin alternates dead/live */
             CHECK_EQ(round_trip(port, sizes[i]), 0);
     /* Half of the first attempts hit the dead endpoint and were retried. */
-    CHECK(stat_of(e, MC_SCOPE_CLUSTER, "echo", "upstream_cx_connect_fail") >= 8);
-    CHECK(stat_of(e, MC_SCOPE_CLUSTER, "echo", "upstream_cx_connect_retry") >= 8);
-    CHECK_EQ(stat_of(e, MC_SCOPE_TCP, "ingress_tcp", "downstream_cx_total"), 20);
+    CHECK(engine_stat(e, MC_SCOPE_CLUSTER, "echo", "upstream_cx_connect_fail") >= 8);
+    CHECK(engine_stat(e, MC_SCOPE_CLUSTER, "echo", "upstream_cx_connect_retry") >= 8);
+    CHECK_EQ(engine_stat(e, MC_SCOPE_TCP, "ingress_tcp", "downstream_cx_total"), 20);
     if (mode == MC_SPLICE_NEVER)
-        CHECK_EQ(stat_of(e, MC_SCOPE_TCP, "ingress_tcp", "spliced_bytes_total"), 0);
+        CHECK_EQ(engine_stat(e, MC_SCOPE_TCP, "ingress_tcp", "spliced_bytes_total"), 0);
     else
-        CHECK(stat_of(e, MC_SCOPE_TCP, "ingress_tcp", "spliced_bytes_total") > 0);
+        CHECK(engine_stat(e, MC_SCOPE_TCP, "ingress_tcp", "spliced_bytes_total") > 0);
 
     /* Reload on the same address keeps the listen sockets (same port). */
     b = config(echo_port, dead, 0);

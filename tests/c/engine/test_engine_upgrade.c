@@ -16,6 +16,7 @@
 #include "check.h"
 #include "meshcore/balancer.h"
 #include "meshcore/engine.h"
+#include "support/engine_stats.h"
 #include "support/sock.h"
 #include "support/upstream.h"
 
@@ -99,24 +100,6 @@ static int status_of_upgrade(uint16_t port)
     return status;
 }
 
-static int64_t stat_of(mc_engine_t *e, mc_scope_kind_t want_kind, const char *want, const char *slot)
-{
-    mc_stats_t *st = mc_engine_stats(e);
-    for (uint32_t i = 1; i < mc_stats_scope_count(st); i++) {
-        mc_scope_kind_t kind;
-        char name[MC_STATS_NAME_MAX];
-        mc_stats_scope_info(st, i, &kind, name, sizeof(name));
-        if (kind != want_kind || strcmp(name, want) != 0)
-            continue;
-        int64_t v[MC_STATS_SLOTS];
-        mc_stats_sum(st, i, v);
-        for (uint32_t k = 0; k < mc_stats_slot_count(kind); k++)
-            if (strcmp(mc_stats_slot_name(kind, k), slot) == 0)
-                return v[k];
-    }
-    return -1;
-}
-
 static mc_snapshot_builder_t *config(uint16_t upstream_port, int websocket)
 {
     mc_snapshot_builder_t *b = mc_sb_new();
@@ -176,11 +159,11 @@ static void run(uint16_t upstream_port, int websocket)
         size_t sizes[] = {0, 1, 16384, 3 * 1024 * 1024 + 17}; /* past every buffer: backpressure */
         for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
             CHECK_EQ(tunnel_round_trip(port, sizes[i]), 0);
-        CHECK_EQ(stat_of(e, MC_SCOPE_HTTP, "ws", "downstream_cx_upgrades_total"), 4);
-        CHECK_EQ(stat_of(e, MC_SCOPE_CLUSTER, "ws", "upstream_rq_101"), 4);
+        CHECK_EQ(engine_stat(e, MC_SCOPE_HTTP, "ws", "downstream_cx_upgrades_total"), 4);
+        CHECK_EQ(engine_stat(e, MC_SCOPE_CLUSTER, "ws", "upstream_rq_101"), 4);
     } else {
         CHECK_EQ(status_of_upgrade(port), 403);
-        CHECK_EQ(stat_of(e, MC_SCOPE_HTTP, "ws", "downstream_rq_ws_on_non_ws_route"), 1);
+        CHECK_EQ(engine_stat(e, MC_SCOPE_HTTP, "ws", "downstream_rq_ws_on_non_ws_route"), 1);
     }
     /* A tunnel open at stop is torn down at the drain deadline, without leaks. */
     int open = sock_connect_port(port);

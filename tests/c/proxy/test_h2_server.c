@@ -19,6 +19,7 @@
 #include "meshcore/balancer.h"
 #include "meshcore/engine.h"
 #include "proxy/h2_server.h"
+#include "support/engine_stats.h"
 #include "support/sock.h"
 #include "support/upstream.h"
 
@@ -193,24 +194,6 @@ static void client_close(client_t *c)
 
 /* ---- the proxy ----------------------------------------------------------------------- */
 
-static int64_t stat_of(mc_engine_t *e, const char *slot_name)
-{
-    mc_stats_t *st = mc_engine_stats(e);
-    for (uint32_t i = 1; i < mc_stats_scope_count(st); i++) {
-        mc_scope_kind_t kind;
-        char name[MC_STATS_NAME_MAX];
-        mc_stats_scope_info(st, i, &kind, name, sizeof(name));
-        if (kind != MC_SCOPE_HTTP || strcmp(name, "h2") != 0)
-            continue;
-        int64_t v[MC_STATS_SLOTS];
-        mc_stats_sum(st, i, v);
-        for (uint32_t k = 0; k < mc_stats_slot_count(kind); k++)
-            if (strcmp(mc_stats_slot_name(kind, k), slot_name) == 0)
-                return v[k];
-    }
-    return -1;
-}
-
 int main(void)
 {
     CHECK_EQ(mc_h2_preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24), 1);
@@ -293,22 +276,22 @@ int main(void)
     client_run(&c, 1);
     CHECK_EQ(c.status[slot(g)], 200);
     client_close(&c);
-    CHECK_EQ(stat_of(e, "http2.keepalive_timeout"), 0);
+    CHECK_EQ(engine_stat(e, MC_SCOPE_HTTP, "h2", "http2.keepalive_timeout"), 0);
 
     /* ... and a client that never reads is closed once its PING goes unanswered. */
     client_open(&c, port);
     CHECK(client_flush(&c) == 0);
-    for (int i = 0; i < 1000 && stat_of(e, "http2.keepalive_timeout") < 1; i++)
+    for (int i = 0; i < 1000 && engine_stat(e, MC_SCOPE_HTTP, "h2", "http2.keepalive_timeout") < 1; i++)
         usleep(10000);
-    CHECK_EQ(stat_of(e, "http2.keepalive_timeout"), 1);
+    CHECK_EQ(engine_stat(e, MC_SCOPE_HTTP, "h2", "http2.keepalive_timeout"), 1);
     uint8_t sink[4096];
     while (read(c.fd, sink, sizeof(sink)) > 0) /* the SETTINGS and the PING, then EOF */
         ;
     client_close(&c);
 
-    CHECK_EQ(stat_of(e, "downstream_cx_http2_total"), 4);
-    CHECK_EQ(stat_of(e, "downstream_rq_too_many_premature_resets"), 1);
-    CHECK_EQ(stat_of(e, "http2.trailers"), 3); /* the keepalive GET is the third */
+    CHECK_EQ(engine_stat(e, MC_SCOPE_HTTP, "h2", "downstream_cx_http2_total"), 4);
+    CHECK_EQ(engine_stat(e, MC_SCOPE_HTTP, "h2", "downstream_rq_too_many_premature_resets"), 1);
+    CHECK_EQ(engine_stat(e, MC_SCOPE_HTTP, "h2", "http2.trailers"), 3); /* the keepalive GET is the third */
     CHECK_EQ(mc_engine_stop(e, 500), 0);
     mc_engine_free(e);
     CHECK_DONE();
