@@ -103,22 +103,11 @@ static void drain_conn(mc_session_t *base)
 /* Sends c->out; 1 when it is empty, 0 when the socket is full, -1 on error. */
 int mc_h1_flush_out(mc_http_conn_t *c)
 {
-    while (mc_hbuf_len(&c->out)) {
-        if (!c->writable)
-            return 0;
-        ssize_t n = mc_stream_write(&c->st, c->out.data + c->out.start, mc_hbuf_len(&c->out));
-        if (n > 0) {
-            c->out.start += (uint32_t)n;
-            mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, n);
-        } else if (n == MC_IO_AGAIN) {
-            c->writable = 0;
-            return 0;
-        } else {
-            return -1;
-        }
-    }
-    mc_hbuf_release(c->w, &c->out);
-    return 1;
+    uint64_t sent;
+    int r = mc_hbuf_write(c->w, &c->out, &c->st, &c->writable, &sent);
+    if (sent)
+        mc_stat_add(STATS(c), c->hcm->scope, MC_HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL, (int64_t)sent);
+    return r;
 }
 
 int mc_h1_queue_out(mc_http_conn_t *c, const char *data, size_t len)

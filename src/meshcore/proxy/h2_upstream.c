@@ -140,24 +140,13 @@ static void session_close(mc_h2up_t *h, int event)
  * closed) on an error. */
 static int write_out(mc_h2up_t *h)
 {
-    while (mc_hbuf_len(&h->wbuf)) {
-        if (!h->writable)
-            return 0;
-        ssize_t n = mc_stream_write(&h->st, h->wbuf.data + h->wbuf.start, mc_hbuf_len(&h->wbuf));
-        if (n > 0) {
-            h->wbuf.start += (uint32_t)n;
-            mc_stat_add(STATS(h), h->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, n);
-            continue;
-        }
-        if (n == MC_IO_AGAIN) {
-            h->writable = 0;
-            return 0;
-        }
+    uint64_t sent;
+    int r = mc_hbuf_write(h->w, &h->wbuf, &h->st, &h->writable, &sent);
+    if (sent)
+        mc_stat_add(STATS(h), h->cluster_scope, MC_CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL, (int64_t)sent);
+    if (r < 0)
         session_close(h, UPEV_IO);
-        return -1;
-    }
-    mc_hbuf_release(h->w, &h->wbuf);
-    return 1;
+    return r;
 }
 
 /* Sends what nghttp2 has to send, as far as the socket takes it. Frames

@@ -59,3 +59,24 @@ void mc_hbuf_compact(mc_hbuf_t *b)
     b->start = 0;
     b->end = len;
 }
+
+int mc_hbuf_write(mc_worker_t *w, mc_hbuf_t *b, mc_stream_t *st, uint8_t *writable, uint64_t *sent)
+{
+    *sent = 0;
+    while (mc_hbuf_len(b)) {
+        if (!*writable)
+            return 0;
+        ssize_t n = mc_stream_write(st, b->data + b->start, mc_hbuf_len(b));
+        if (n > 0) {
+            b->start += (uint32_t)n;
+            *sent += (uint64_t)n;
+        } else if (n == MC_IO_AGAIN) {
+            *writable = 0;
+            return 0;
+        } else {
+            return -1;
+        }
+    }
+    mc_hbuf_release(w, b);
+    return 1;
+}

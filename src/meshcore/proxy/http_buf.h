@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "net/stream.h"
 #include "worker/worker.h"
 
 #define MC_HTTP_BUF 16384u /* the worker's pooled buffer size */
@@ -24,6 +25,10 @@ static inline uint32_t mc_hbuf_len(const mc_hbuf_t *b)
 {
     return b->end - b->start;
 }
+/* Writes the unread bytes to st until none are left (the buffer goes back:
+ * 1) or the socket is full (*writable cleared: 0); -1 on an error. *sent:
+ * the bytes written, for the caller's counter. */
+int mc_hbuf_write(mc_worker_t *w, mc_hbuf_t *b, mc_stream_t *st, uint8_t *writable, uint64_t *sent);
 /* Moves unread bytes to the front so `end` has room to grow. */
 void mc_hbuf_compact(mc_hbuf_t *b);
 
